@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+  name: "rosepack",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "rosepack", targets: ["rosepack"]),
+    .library(name: "RoseFS", targets: ["RoseFS"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+    .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
+  ],
+  targets: [
+    // C system libraries (Debian: libarchive-dev, libzstd-dev, libssl-dev).
+    .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
+    .target(name: "CChecksum"),
+    // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
+    .target(name: "RoseFS", dependencies: ["CChecksum"]),
+    // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
+    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive"]),
+    // Partition tables and output encoders.
+    .target(name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto"]),
+    // Recipe schema, parser, validation, templates.
+    .target(
+      name: "RoseRecipe",
+      dependencies: [.product(name: "Mustache", package: "swift-mustache")]),
+    .executableTarget(
+      name: "rosepack",
+      dependencies: [
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
+    .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
+    .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
+    .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
+    .testTarget(
+      name: "RosepackTests", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe"]),
+  ],
+  swiftLanguageModes: [.v6]
+)
