@@ -1,0 +1,87 @@
+import CCrypto
+import Foundation
+
+/// Incremental SHA-256 over libcrypto's EVP interface (used by bmap and the manifest).
+public final class SHA256Stream {
+  private let context: OpaquePointer
+
+  /// Starts a new digest. Throws only if libcrypto cannot allocate a context.
+  public init() throws {
+    guard let context = EVP_MD_CTX_new() else {
+      throw DiskError.invalidInput(path: "libcrypto", reason: "cannot allocate a SHA-256 context")
+    }
+    guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+      EVP_MD_CTX_free(context)
+      throw DiskError.invalidInput(path: "libcrypto", reason: "cannot initialise SHA-256")
+    }
+    self.context = context
+  }
+
+  deinit { EVP_MD_CTX_free(context) }
+
+  /// Feeds bytes.
+  public func update(_ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+    EVP_DigestUpdate(context, base, bytes.count)
+  }
+
+  /// Feeds bytes.
+  public func update(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { update($0) }
+  }
+
+  /// Finishes and returns the 32-byte digest. The stream is reset and can be reused.
+  public func finalize() -> [UInt8] {
+    var digest = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+    EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    return digest
+  }
+
+  /// Finishes and returns the lowercase hex digest.
+  public func finalizeHex() -> String { SHA256Stream.hex(finalize()) }
+
+  /// One-shot digest of a byte buffer.
+  public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    var digest = [UInt8](repeating: 0, count: 32)
+    digest.withUnsafeMutableBufferPointer { out in
+      _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
+    }
+    return digest
+  }
+
+  /// One-shot digest of a byte array.
+  public static func digest(_ bytes: [UInt8]) -> [UInt8] {
+    bytes.withUnsafeBytes { digest($0) }
+  }
+
+  /// Lowercase hex string of bytes.
+  public static func hex(_ bytes: [UInt8]) -> String {
+    let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+      out.append(digits[Int(byte >> 4)])
+      out.append(digits[Int(byte & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// SHA-256 (hex) of a whole file, read in 4 MiB chunks.
+  public static func file(path: String) throws -> String {
+    let fd = try FileIO.open(path, flags: O_RDONLY)
+    defer { close(fd) }
+    let stream = try SHA256Stream()
+    let buffer = FileIO.allocate(FileIO.chunkSize)
+    defer { buffer.deallocate() }
+    var offset: UInt64 = 0
+    while true {
+      let n = try FileIO.read(fd, into: buffer, at: offset, path: path)
+      if n == 0 { break }
+      stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+      offset += UInt64(n)
+    }
+    return stream.finalizeHex()
+  }
+}

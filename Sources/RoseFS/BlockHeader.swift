@@ -1,0 +1,126 @@
+/// The 32-byte header at the start of every metadata block except inode pages (FORMAT.md, "Block header").
+///
+///     0x00 u32 magic     kind of block
+///     0x04 u32 crc       checksum of the whole 4096-byte block with this field zero
+///     0x08 u64 cpVer     checkpoint version the block was written under
+///     0x10 u32 blkaddr   the block's own address (catches misdirected writes)
+///     0x14 u32 owner     node: its nid; meta-file block: its index in its level; tail block: 0
+///     0x18 u16 count     records in the block
+///     0x1A u8  level     B+ tree / map level, 0 = leaf
+///     0x1B u8  subtype   meta-file type for map-index blocks, else 0
+///     0x1C u32 aux       tree nodes: the ino that owns the tree; meta blocks: the head index
+public struct BlockHeader: Equatable, Sendable {
+  public var magic: UInt32
+  public var crc: UInt32 = 0
+  public var cpVer: UInt64
+  public var blkaddr: UInt32
+  public var owner: UInt32
+  public var count: UInt16
+  public var level: UInt8
+  public var subtype: UInt8
+  public var aux: UInt32
+
+  public init(
+    magic: UInt32, cpVer: UInt64, blkaddr: UInt32, owner: UInt32, count: UInt16, level: UInt8 = 0,
+    subtype: UInt8 = 0, aux: UInt32 = 0
+  ) {
+    self.magic = magic
+    self.cpVer = cpVer
+    self.blkaddr = blkaddr
+    self.owner = owner
+    self.count = count
+    self.level = level
+    self.subtype = subtype
+    self.aux = aux
+  }
+
+  public func encode(into b: inout ByteWriter) {
+    b.put(magic)
+    b.put(crc)
+    b.put(cpVer)
+    b.put(blkaddr)
+    b.put(owner)
+    b.put(count)
+    b.put(level)
+    b.put(subtype)
+    b.put(aux)
+  }
+
+  public static func decode(_ r: ByteReader) -> BlockHeader {
+    var h = BlockHeader(
+      magic: r.u32(0x00), cpVer: r.u64(0x08), blkaddr: r.u32(0x10), owner: r.u32(0x14),
+      count: r.u16(0x18), level: r.u8(0x1A), subtype: r.u8(0x1B), aux: r.u32(0x1C))
+    h.crc = r.u32(0x04)
+    return h
+  }
+
+  public static let crcOffset = 4
+}
+
+/// Block magics, as little-endian u32 of four ASCII bytes.
+public enum Magic {
+  public static func fourCC(_ s: StaticString) -> UInt32 {
+    let p = s.utf8Start
+    return UInt32(p[0]) | UInt32(p[1]) << 8 | UInt32(p[2]) << 16 | UInt32(p[3]) << 24
+  }
+  public static let superblock = fourCC("ROSE")
+  public static let checkpoint = fourCC("RSCP")
+  public static let nat = fourCC("RNAT")
+  public static let vbm = fourCC("RVBM")
+  public static let ssa = fourCC("RSSA")
+  public static let mapIndex = fourCC("RMAP")
+  public static let dirNode = fourCC("RDIR")
+  public static let extentNode = fourCC("REXT")
+  public static let xattrNode = fourCC("RXAT")
+  public static let tail = fourCC("RTAL")
+}
+
+/// Little-endian writer over a caller-owned buffer (a reused staging block): no allocation per field.
+public struct ByteWriter {
+  public let buf: UnsafeMutableRawBufferPointer
+  public var pos: Int
+  public init(_ buf: UnsafeMutableRawBufferPointer, at pos: Int = 0) {
+    self.buf = buf
+    self.pos = pos
+  }
+  @inline(__always) public mutating func put<T: FixedWidthInteger>(_ v: T) {
+    buf.storeBytes(of: v.littleEndian, toByteOffset: pos, as: T.self)
+    pos += MemoryLayout<T>.size
+  }
+  public mutating func put(bytes: [UInt8]) {
+    bytes.withUnsafeBytes { src in
+      if src.count > 0 { (buf.baseAddress! + pos).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+    }
+    pos += bytes.count
+  }
+  public mutating func put(bytes: [UInt8], paddedTo n: Int) {
+    let start = pos
+    put(bytes: Array(bytes.prefix(n)))
+    pos = start + n
+  }
+}
+
+/// Little-endian reads at absolute offsets of a block held in an array.
+public struct ByteReader {
+  public let bytes: [UInt8]
+  public let base: Int
+  public init(_ bytes: [UInt8], base: Int = 0) {
+    self.bytes = bytes
+    self.base = base
+  }
+  @inline(__always) func load<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
+    let at = base + o
+    guard at >= 0, at + MemoryLayout<T>.size <= bytes.count else { return 0 }
+    return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
+  }
+  public func u8(_ o: Int) -> UInt8 { load(o, UInt8.self) }
+  public func u16(_ o: Int) -> UInt16 { load(o, UInt16.self) }
+  public func u32(_ o: Int) -> UInt32 { load(o, UInt32.self) }
+  public func u64(_ o: Int) -> UInt64 { load(o, UInt64.self) }
+  public func i64(_ o: Int) -> Int64 { load(o, Int64.self) }
+  public func slice(_ o: Int, _ n: Int) -> [UInt8] {
+    let at = base + o
+    guard at >= 0, n >= 0, at + n <= bytes.count else { return [] }
+    return Array(bytes[at..<at + n])
+  }
+}

@@ -1,0 +1,280 @@
+/// Streams file data from an input straight into the image while the tree is being read, so memory is
+/// O(entries), never O(data). Each file becomes inline bytes (small files), contiguous extents of full
+/// blocks, and a tail: the last partial block either packed into a shared tail block (`TailPacker`) or,
+/// when larger than the tail limit, a block of its own.
+///
+/// Use: `beginFile`, then `write` chunks at increasing offsets (a gap is a hole), then `finishFile`.
+public final class DataWriter {
+  let stream: BlockStream
+  let tails: TailPacker
+  public let inlineMax: Int
+  public let tailMax: Int
+
+  // State of the file being written.
+  private var ino: UInt32 = 0
+  private var size: UInt64 = 0
+  private var bodyEnd: UInt64 = 0
+  private var nextOffset: UInt64 = 0
+  private var open = false
+  private var extents: [Extent] = []
+  private var small: [UInt8] = []  // inline bytes or the tail bytes
+  private var curLogical: UInt64 = .max
+  private var curFill = 0
+  private var dead: [(UInt32, UInt32)] = []  // released block ranges (start, count)
+
+  init(stream: BlockStream, tails: TailPacker, inlineMax: Int, tailMax: Int) {
+    self.stream = stream
+    self.tails = tails
+    self.inlineMax = inlineMax
+    self.tailMax = tailMax
+  }
+
+  /// Whether a file of `size` bytes is kept whole in its inode slot.
+  public func isInline(size: UInt64) -> Bool { size <= UInt64(inlineMax) }
+
+  public func beginFile(ino: UInt32, size: UInt64) throws {
+    if open { _ = try finishFile() }
+    self.ino = ino
+    self.size = size
+    open = true
+    nextOffset = 0
+    extents = []
+    small = []
+    curLogical = .max
+    curFill = 0
+    let bs = UInt64(RoseLayout.blockSize)
+    if isInline(size: size) {
+      bodyEnd = 0
+    } else if size % bs != 0 && Int(size % bs) <= tailMax {
+      bodyEnd = size - size % bs
+    } else {
+      bodyEnd = size
+    }
+  }
+
+  /// Bytes at `offset` (not before the end of the previous write). Data past the declared size is
+  /// an error: the caller (ingest) names the entry.
+  public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    guard open, offset >= nextOffset, offset + UInt64(bytes.count) <= size else {
+      throw RoseFSError.invalidOption(
+        "data written out of order or past the declared size (\(offset)+\(bytes.count) of \(size))")
+    }
+    var pos = offset
+    var src = 0
+    let bs = UInt64(RoseLayout.blockSize)
+    while src < bytes.count {
+      if pos < bodyEnd {
+        let logical = pos / bs
+        if logical != curLogical {
+          try flushCurrent()
+          curLogical = logical
+          curFill = 0
+          let dst = stream.reserveNext()
+          dst.initializeMemory(as: UInt8.self, repeating: 0)
+        }
+        let inBlock = Int(pos % bs)
+        let blockEnd = min((logical + 1) * bs, bodyEnd)
+        let n = min(bytes.count - src, Int(blockEnd - pos))
+        let dst = stream.reserveNext()
+        (dst.baseAddress! + inBlock).copyMemory(from: bytes.baseAddress! + src, byteCount: n)
+        curFill = inBlock + n
+        pos += UInt64(n)
+        src += n
+        if pos == blockEnd { try flushCurrent() }
+      } else {
+        let at = Int(pos - bodyEnd)
+        if small.count < at { small.append(contentsOf: repeatElement(0, count: at - small.count)) }
+        let n = bytes.count - src
+        small.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[src..<src + n]))
+        pos += UInt64(n)
+        src += n
+      }
+    }
+    nextOffset = pos
+  }
+
+  public func write(_ bytes: [UInt8], at offset: UInt64) throws {
+    try bytes.withUnsafeBytes { try write($0, at: offset) }
+  }
+
+  private func flushCurrent() throws {
+    guard curLogical != .max else { return }
+    let phys = try stream.commit(dataChecksum: true)
+    let logical = UInt32(curLogical)
+    if var last = extents.last, last.logical + last.count == logical, last.physical + last.count == phys {
+      last.count += 1
+      extents[extents.count - 1] = last
+    } else {
+      extents.append(Extent(logical: logical, physical: phys, count: 1))
+    }
+    curLogical = .max
+  }
+
+  public func finishFile() throws -> FileContent {
+    guard open else { return .empty }
+    open = false
+    try flushCurrent()
+    if bodyEnd == 0 {
+      if small.count < Int(size) { small.append(contentsOf: repeatElement(0, count: Int(size) - small.count)) }
+      return FileContent(size: size, inline: small)
+    }
+    var content = FileContent(size: size, extents: extents)
+    let tailLen = Int(size - bodyEnd)
+    if tailLen > 0 {
+      if small.count < tailLen { small.append(contentsOf: repeatElement(0, count: tailLen - small.count)) }
+      content.tail = try tails.place(ino: ino, bytes: small)
+    }
+    return content
+  }
+
+  /// A whole file from memory (symlink targets, inline text, templates).
+  public func store(_ bytes: [UInt8], ino: UInt32) throws -> FileContent {
+    try beginFile(ino: ino, size: UInt64(bytes.count))
+    try write(bytes, at: 0)
+    return try finishFile()
+  }
+
+  /// The content of a replaced or removed file: its blocks become free space in the image.
+  public func release(_ content: FileContent) {
+    for e in content.extents { dead.append((e.physical, e.count)) }
+    if let t = content.tail { tails.release(t) }
+  }
+
+  /// Released block ranges, sorted.
+  var deadRanges: [(UInt32, UInt32)] { dead.sorted { $0.0 < $1.0 } }
+
+  /// Reads back what was stored (tests, and `cat` of a tree not yet packed).
+  public func readBack(_ content: FileContent) throws -> [UInt8] {
+    if let inline = content.inline { return inline }
+    var out = [UInt8](repeating: 0, count: Int(content.size))
+    let bs = RoseLayout.blockSize
+    for e in content.extents {
+      for i in 0..<Int(e.count) {
+        let block = try stream.readBack(e.physical + UInt32(i))
+        let start = (Int(e.logical) + i) * bs
+        let n = min(bs, out.count - start)
+        if n > 0 { out.replaceSubrange(start..<start + n, with: block[0..<n]) }
+      }
+    }
+    if let t = content.tail {
+      let bytes = try tails.readBack(t)
+      let start = out.count - bytes.count
+      out.replaceSubrange(start..<out.count, with: bytes)
+    }
+    return out
+  }
+}
+
+/// Packs the last partial blocks of files into shared, self-describing tail blocks (FORMAT.md,
+/// "Tail block"). Payloads fill each block from its end, the table grows from the header, so a
+/// fragment's offset is final when it is placed. A few blocks stay open for best-fit placement;
+/// the address of a tail block is known only when it is written, so a `TailRef` holds the tail
+/// block's sequence number until `resolve` maps it.
+final class TailPacker {
+  struct Entry {
+    var ino: UInt32
+    var offset: UInt16
+    var length: UInt16
+    var live = true
+  }
+  final class OpenBlock {
+    let id: UInt32
+    var entries: [Entry] = []
+    var payload = [UInt8](repeating: 0, count: RoseLayout.blockSize)
+    var low = RoseLayout.blockSize
+    init(id: UInt32) { self.id = id }
+    var liveCount: Int { entries.count }
+    func free(adding n: Int) -> Int {
+      low - n - (RoseLayout.headerSize + RoseLayout.tailEntrySize * (entries.count + 1))
+    }
+  }
+
+  let stream: BlockStream
+  let cpVer: UInt64
+  private var open: [OpenBlock] = []
+  private var nextID: UInt32 = 0
+  private(set) var addresses: [UInt32] = []  // by tail block id
+  private let maxOpen = 8
+
+  init(stream: BlockStream, cpVer: UInt64) {
+    self.stream = stream
+    self.cpVer = cpVer
+  }
+
+  func place(ino: UInt32, bytes: [UInt8]) throws -> TailRef {
+    let n = bytes.count
+    var best: OpenBlock?
+    var bestFree = Int.max
+    for b in open {
+      let f = b.free(adding: n)
+      if f >= 0 && f < bestFree {
+        best = b
+        bestFree = f
+      }
+    }
+    if best == nil {
+      if open.count >= maxOpen {
+        // Write out the fullest block to make room.
+        var fullest = 0
+        for (i, b) in open.enumerated() where b.low < open[fullest].low { fullest = i }
+        try flush(open.remove(at: fullest))
+      }
+      let b = OpenBlock(id: nextID)
+      nextID += 1
+      addresses.append(0)
+      open.append(b)
+      best = b
+    }
+    guard let b = best else { throw RoseFSError.corrupt("tail packer") }
+    b.low -= n
+    b.payload.replaceSubrange(b.low..<b.low + n, with: bytes)
+    b.entries.append(Entry(ino: ino, offset: UInt16(b.low), length: UInt16(n)))
+    return TailRef(block: b.id, offset: UInt16(b.low), length: UInt16(n))
+  }
+
+  /// A fragment whose file was replaced: dropped from its block if that block is still open.
+  func release(_ t: TailRef) {
+    guard let b = open.first(where: { $0.id == t.block }) else { return }
+    if let i = b.entries.firstIndex(where: { $0.offset == t.offset && $0.length == t.length }) {
+      b.entries.remove(at: i)
+      b.payload.replaceSubrange(
+        Int(t.offset)..<Int(t.offset) + Int(t.length), with: repeatElement(0, count: Int(t.length)))
+    }
+  }
+
+  func flushAll() throws {
+    for b in open.sorted(by: { $0.id < $1.id }) { try flush(b) }
+    open = []
+  }
+
+  private func flush(_ b: OpenBlock) throws {
+    let addr = stream.nextBlock
+    let dst = stream.reserveNext()
+    // Bytes below `low` are zero in `payload`: released fragments were zeroed, the rest never written.
+    b.payload.withUnsafeBytes { dst.copyMemory(from: $0) }
+    var w = ByteWriter(dst)
+    BlockHeader(
+      magic: Magic.tail, cpVer: cpVer, blkaddr: addr, owner: 0, count: UInt16(b.entries.count)
+    ).encode(into: &w)
+    for e in b.entries {
+      w.put(e.ino)
+      w.put(e.offset)
+      w.put(e.length)
+    }
+    let crc = stream.checksum.checksum(UnsafeRawBufferPointer(dst), zeroingFieldAt: BlockHeader.crcOffset)
+    dst.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
+    try stream.commit(dataChecksum: false)
+    addresses[Int(b.id)] = addr
+  }
+
+  /// Final address of tail block `id` (valid after it was written).
+  func resolve(_ id: UInt32) -> UInt32 { addresses[Int(id)] }
+
+  func readBack(_ t: TailRef) throws -> [UInt8] {
+    if let b = open.first(where: { $0.id == t.block }) {
+      return Array(b.payload[Int(t.offset)..<Int(t.offset) + Int(t.length)])
+    }
+    let block = try stream.readBack(addresses[Int(t.block)])
+    return Array(block[Int(t.offset)..<Int(t.offset) + Int(t.length)])
+  }
+}

@@ -1,0 +1,111 @@
+/// Options of one pack. Everything that affects the bytes of the image is here (R9).
+public struct BuildOptions: Sendable {
+  /// Volume size in bytes; nil packs the smallest volume that holds the content plus the reserve.
+  public var size: UInt64?
+  public var label: String
+  /// 16 bytes; nil derives it from the label and SOURCE_DATE_EPOCH, so rebuilds are identical.
+  public var uuid: [UInt8]?
+  public var sourceDateEpoch: Int64
+  public var tailMax: Int
+  /// Extra hidden slack for the runtime cleaner, in blocks (0: the segment reserve alone).
+  public var overprovisionBlocks: UInt32
+
+  public init(
+    size: UInt64? = nil, label: String = "", uuid: [UInt8]? = nil, sourceDateEpoch: Int64 = 0,
+    tailMax: Int = RoseLayout.defaultTailMax, overprovisionBlocks: UInt32 = 0
+  ) {
+    self.size = size
+    self.label = label
+    self.uuid = uuid
+    self.sourceDateEpoch = sourceDateEpoch
+    self.tailMax = tailMax
+    self.overprovisionBlocks = overprovisionBlocks
+  }
+
+  /// The UUID actually used: given, or derived deterministically.
+  public var effectiveUUID: [UInt8] {
+    if let uuid, uuid.count == 16 { return uuid }
+    var seed = Array("rosefs-uuid\0\(label)\0\(sourceDateEpoch)".utf8)
+    var out: [UInt8] = []
+    for i in 0..<4 {
+      seed.append(UInt8(i))
+      let c = crc32c(seed)
+      out += [UInt8(c & 0xFF), UInt8(c >> 8 & 0xFF), UInt8(c >> 16 & 0xFF), UInt8(c >> 24)]
+    }
+    out[6] = (out[6] & 0x0F) | 0x40
+    out[8] = (out[8] & 0x3F) | 0x80
+    return out
+  }
+}
+
+/// Something that can hand out a file's bytes: the `DataWriter` before the image is finished, the
+/// `ImageReader` after. Chunks come at increasing offsets; holes are not reported.
+public protocol ContentSource: AnyObject {
+  func readContent(_ content: FileContent, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void) throws
+}
+
+extension DataWriter: ContentSource {
+  public func readContent(
+    _ content: FileContent, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void
+  ) throws {
+    let bytes = try readBack(content)
+    try bytes.withUnsafeBytes { try body($0, 0) }
+  }
+}
+
+/// Packs a tree into a fresh RoseFS volume in one sequential pass: file data streams in through
+/// `data` while ingest reads its inputs, then `finish` writes the metadata after it, then the
+/// checkpoint and superblocks at their fixed places.
+public final class ImageBuilder {
+  public let options: BuildOptions
+  public let image: ImageFile
+  public let uuid: [UInt8]
+  let checksum: RoseChecksum
+  let stream: BlockStream
+  let tails: TailPacker
+  public let data: DataWriter
+  private var nextIno: UInt32 = UInt32(RoseLayout.inodesPerPage)  // nid 0 is never used
+  public let cpVer: UInt64 = 1
+
+  public init(image: ImageFile, options: BuildOptions) throws {
+    if let s = options.size {
+      if s < RoseLayout.minVolumeBytes {
+        throw RoseFSError.invalidOption(
+          "--size \(s) is below the RoseFS minimum of 16 MiB (16777216 bytes)")
+      }
+      if s > (UInt64(UInt32.max) + 1) << RoseLayout.blockShift {
+        throw RoseFSError.volumeTooLarge(bytes: s)
+      }
+    }
+    if options.tailMax < 0 || options.tailMax > RoseLayout.blockSize - 64 {
+      throw RoseFSError.invalidOption("tail limit must be between 0 and 4032 bytes")
+    }
+    self.options = options
+    self.image = image
+    uuid = options.effectiveUUID
+    checksum = RoseChecksum(uuid: uuid)
+    stream = try BlockStream(image: image, checksum: checksum, firstBlock: RoseLayout.mainStart)
+    tails = TailPacker(stream: stream, cpVer: cpVer)
+    data = DataWriter(
+      stream: stream, tails: tails, inlineMax: RoseLayout.inlineCapacity, tailMax: options.tailMax)
+  }
+
+  /// A new inode with the next inode number. Ingest calls this for every file it creates, in input
+  /// order, so numbering is deterministic.
+  public func makeInode(
+    kind: FileKind, permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp,
+    atime: Timestamp? = nil, ctime: Timestamp? = nil, xattrs: [Xattr] = []
+  ) -> Inode {
+    let inode = Inode(
+      kind: kind, permissions: permissions, uid: uid, gid: gid, mtime: mtime, atime: atime,
+      ctime: ctime, xattrs: xattrs)
+    inode.ino = nextIno
+    nextIno += 1
+    return inode
+  }
+
+  /// A copy of `inode` for a snapshot to change; it keeps its inode number (same lineage in every head).
+  public func cloneForSnapshot(_ inode: Inode) -> Inode { inode.clone() }
+
+  var allocatedInoLimit: UInt32 { nextIno }
+}

@@ -1,0 +1,334 @@
+import Foundation
+
+/// The value syntax of a key. One table of keys drives parsing, validation, `--help-keys` and
+/// docs/RECIPES.md, so the three can never disagree.
+public enum KeyType: Sendable, Equatable {
+  case string
+  case bool
+  /// Bytes, with optional binary suffix K, M, G or T (`64M` = 64 MiB).
+  case size
+  /// A size or the word `auto`.
+  case sizeOrAuto
+  case int(min: Int64, max: Int64)
+  case enumeration([String])
+  /// A host path relative to the directory of the file that contains the line.
+  case path
+  /// Whitespace-separated words.
+  case list
+  case uuid
+  /// A DPS name (esp, root, root-arm64, …) or a GUID.
+  case partitionType
+  /// A key-specific compound syntax, shown as given (e.g. `HOSTFILE:DEST[:MODE]`).
+  case syntax(String)
+
+  /// How the value is written in help and docs.
+  public var placeholder: String {
+    switch self {
+    case .string: return "STRING"
+    case .bool: return "BOOL"
+    case .size: return "SIZE"
+    case .sizeOrAuto: return "SIZE|auto"
+    case .int: return "INT"
+    case .enumeration(let values): return values.joined(separator: "|")
+    case .path: return "PATH"
+    case .list: return "WORD..."
+    case .uuid: return "UUID"
+    case .partitionType: return "TYPE"
+    case .syntax(let text): return text
+    }
+  }
+}
+
+/// The sections a recipe may contain.
+public enum SectionKind: String, Sendable, Equatable, CaseIterable {
+  case image = "Image"
+  case partition = "Partition"
+  case output = "Output"
+  /// Keys valid in every section and at the top of a file (`Include=`).
+  case any = "*"
+}
+
+/// One entry of the key table.
+public struct KeySpec: Sendable, Equatable {
+  public var section: SectionKind
+  public var name: String
+  public var type: KeyType
+  /// Human-readable default; empty when the key has none.
+  public var defaultValue: String
+  public var repeatable: Bool
+  public var required: Bool
+  /// The name systemd-repart uses for the same meaning, if this key is a repart key.
+  public var fromRepart: Bool
+  public var help: String
+
+  init(
+    _ section: SectionKind, _ name: String, _ type: KeyType, default defaultValue: String = "",
+    repeatable: Bool = false, required: Bool = false, repart: Bool = false, _ help: String
+  ) {
+    self.section = section
+    self.name = name
+    self.type = type
+    self.defaultValue = defaultValue
+    self.repeatable = repeatable
+    self.required = required
+    self.fromRepart = repart
+    self.help = help
+  }
+
+  /// True for keys that add a content layer; their order matters.
+  var isLayer: Bool { layerKeys.contains(name) && section == .partition }
+}
+
+let layerKeys: Set<String> = [
+  "Tarball", "Directory", "CopyFiles", "File", "Inline", "Template", "Symlink",
+  "MakeDirectories", "Remove", "Ownership",
+]
+
+/// Known DPS partition type names and their GUIDs (UAPI Discoverable Partitions
+/// Specification). `root` and `usr` resolve through `[Image] Architecture=`.
+let partitionTypeTable: [(name: String, guid: String)] = [
+  ("esp", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+  ("xbootldr", "BC13C2FF-59E6-4262-A352-B275FD6F7172"),
+  ("swap", "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
+  ("home", "933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
+  ("srv", "3B8F8425-20E0-4F3B-907F-1A25A76F98E8"),
+  ("var", "4D21B016-B534-45C2-A9FB-5C16E091FD2D"),
+  ("tmp", "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1"),
+  ("linux-generic", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+  ("root-x86-64", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"),
+  ("root-arm64", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"),
+  ("root-x86", "44479540-F297-41B2-9AF7-D131D5F0458A"),
+  ("root-arm", "69DAD710-2CE4-4E3C-B16C-21A1D49ABED3"),
+  ("root-riscv64", "72EC70A6-CF74-40E6-BD49-4BDA08E8F224"),
+  ("usr-x86-64", "8484680C-9521-48C6-9C11-B0720656F69E"),
+  ("usr-arm64", "B0E01050-EE5F-4390-949A-9101B17104E9"),
+  ("usr-x86", "75250D76-8CC6-458E-BD66-BD47CC81A812"),
+  ("usr-arm", "7D0359A3-02B3-4F0A-865C-654403E70625"),
+  ("usr-riscv64", "BEAEC34B-8442-439B-A40B-984381ED097D"),
+]
+
+/// All type names accepted by `Type=`, including the architecture-neutral `root` and `usr`.
+let partitionTypeNames: [String] = partitionTypeTable.map(\.name) + ["root", "usr"]
+
+/// Resolves a `Type=` value; nil if it is neither a known name nor a GUID.
+func resolvePartitionType(_ text: String, architecture: Architecture) -> PartitionType? {
+  let lower = text.lowercased()
+  let name = (lower == "root" || lower == "usr") ? "\(lower)-\(architecture.rawValue)" : lower
+  if let entry = partitionTypeTable.first(where: { $0.name == name }),
+    let guid = UUID(uuidString: entry.guid)
+  {
+    return PartitionType(name: lower, guid: guid)
+  }
+  if let guid = UUID(uuidString: text) { return PartitionType(name: nil, guid: guid) }
+  return nil
+}
+
+private let sizeHelp = "Sizes take K, M, G, T suffixes (powers of 1024)."
+
+/// The one table of recipe keys.
+public let recipeKeys: [KeySpec] = [
+  KeySpec(
+    .any, "Include", .path, repeatable: true,
+    "Reads another recipe file at this point, relative to the directory of the file that "
+      + "contains the line. Keys at the top of the included file continue the current section. "
+      + "The value is not subject to %{...} expansion."),
+
+  KeySpec(
+    .image, "Name", .string, default: "the recipe file name without .conf",
+    "Image name; the %{IMAGE_NAME} variable, the default Seed= and output base name."),
+  KeySpec(
+    .image, "Version", .string, default: "0",
+    "Image version; the %{IMAGE_VERSION} variable and part of the output base name."),
+  KeySpec(
+    .image, "Architecture", .enumeration(Architecture.allCases.map(\.rawValue)),
+    default: "x86-64", "Target architecture; decides what Type=root and Type=usr mean."),
+  KeySpec(
+    .image, "SectorSize", .enumeration(["512", "4096"]), default: "512",
+    "Logical sector size of the target device (4096 for UFS and 4Kn disks). Every offset and "
+      + "size must be a multiple of it."),
+  KeySpec(
+    .image, "Alignment", .size, default: "1M",
+    "Partition start alignment; a power of two and a multiple of SectorSize=. " + sizeHelp),
+  KeySpec(
+    .image, "DiskSize", .sizeOrAuto, default: "auto",
+    "Size of the whole disk; auto makes it exactly as large as the partitions need. " + sizeHelp),
+  KeySpec(
+    .image, "Seed", .string, default: "the value of Name=",
+    "Seed for the deterministic disk and partition UUIDs."),
+  KeySpec(
+    .image, "SourceDateEpoch", .int(min: 0, max: Int64(Int32.max) * 4), default: "0",
+    "Timestamp (seconds since 1970) clamping every time written into the image. The "
+      + "SOURCE_DATE_EPOCH environment variable wins over this key."),
+  KeySpec(
+    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", "Partition table type."),
+  KeySpec(
+    .image, "Define", .syntax("NAME=VALUE"), repeatable: true,
+    "Default for a %{NAME} variable; --define NAME=VALUE on the command line wins. The value "
+      + "is taken literally."),
+
+  KeySpec(
+    .partition, "Type", .partitionType, required: true, repart: true,
+    "GPT partition type: a DPS name ("
+      + partitionTypeNames.joined(separator: ", ") + ") or a GUID."),
+  KeySpec(
+    .partition, "Label", .string, default: "the Type= name", repart: true,
+    "GPT partition name (at most 36 characters); unique on the disk."),
+  KeySpec(
+    .partition, "UUID", .uuid, default: "derived from Seed=", repart: true,
+    "GPT partition UUID."),
+  KeySpec(
+    .partition, "Extend", .string,
+    "Adds this section's keys to the earlier partition with this label instead of creating a "
+      + "new partition (for drop-ins)."),
+  KeySpec(
+    .partition, "Format", .enumeration(PartitionFormat.allCases.map(\.rawValue)),
+    default: "empty", repart: true,
+    "rosefs: filled from content layers; vfat: filled from CopyFiles=/File=/Inline=; raw: "
+      + "CopyBlocks= copied verbatim; empty: left unformatted."),
+  KeySpec(
+    .partition, "SizeMinBytes", .size, default: "0", repart: true,
+    "Minimum size. Equal to SizeMaxBytes= makes a fixed size. " + sizeHelp),
+  KeySpec(
+    .partition, "SizeMaxBytes", .size, default: "no limit", repart: true,
+    "Maximum size. " + sizeHelp),
+  KeySpec(
+    .partition, "HeadroomBytes", .size, default: "0",
+    "Free space added above the content size for automatically sized partitions."),
+  KeySpec(
+    .partition, "HeadroomPercent", .int(min: 0, max: 1000), default: "0",
+    "Free space added above the content size, in percent of the content size."),
+  KeySpec(
+    .partition, "Grow", .bool, default: "no",
+    "Take all space left on a fixed-size disk. At most one partition may grow."),
+  KeySpec(
+    .partition, "Offset", .size, default: "after the previous partition",
+    "Pin the partition start (e.g. for boot ROMs); a multiple of Alignment=."),
+  KeySpec(
+    .partition, "PaddingMinBytes", .size, default: "0", repart: true,
+    "Unused space kept after the partition."),
+  KeySpec(
+    .partition, "Weight", .int(min: 0, max: 1_000_000), default: "1000", repart: true,
+    "Accepted for repart compatibility and recorded; rosepack gives spare space only to the "
+      + "Grow=yes partition."),
+  KeySpec(
+    .partition, "Minimize", .enumeration(MinimizeMode.allCases.map(\.rawValue)), default: "off",
+    repart: true,
+    "Accepted for repart compatibility; rosepack always computes the smallest size in one "
+      + "pass for partitions without a fixed size."),
+  KeySpec(
+    .partition, "Flags", .syntax("BITS"), default: "0", repart: true,
+    "GPT attribute bits, decimal or 0x hexadecimal."),
+  KeySpec(
+    .partition, "ReadOnly", .bool, default: "no", repart: true, "Sets GPT attribute bit 60."),
+  KeySpec(
+    .partition, "NoAuto", .bool, default: "no", repart: true, "Sets GPT attribute bit 63."),
+  KeySpec(
+    .partition, "GrowFileSystem", .bool, default: "no", repart: true,
+    "Sets GPT attribute bit 59 (grow the filesystem to the partition on first mount)."),
+  KeySpec(
+    .partition, "SplitName", .string, default: "the Label= value", repart: true,
+    "File name of this partition in the split output."),
+  KeySpec(
+    .partition, "CopyBlocks", .path, repart: true,
+    "Format=raw: host file copied verbatim into the partition (bootloader, kernel, boot.img)."),
+  KeySpec(
+    .partition, "Subvolumes", .list, repart: true,
+    "Format=rosefs: one or two subvolume names; the first is slot A, the second slot B."),
+  KeySpec(
+    .partition, "DefaultSubvolume", .string, repart: true,
+    "Format=rosefs: the subvolume mounted by default; one of Subvolumes=."),
+  KeySpec(
+    .partition, "SlotB", .enumeration(SlotBMode.allCases.map(\.rawValue)), default: "snapshot",
+    "How slot B starts: a snapshot sharing everything with slot A (plus B-only layers and "
+      + "per-slot template output), or empty."),
+  KeySpec(
+    .partition, "Slot", .enumeration(SlotSelector.allCases.map(\.rawValue)), default: "both",
+    repeatable: true,
+    "Selects the slot for the content layers that follow it in this section, until the next "
+      + "Slot=. Needs two Subvolumes=."),
+  KeySpec(
+    .partition, "Tarball", .syntax("PATH[:DEST]"), repeatable: true,
+    "Layer: unpack a tar archive (plain, gz, xz, zst) at DEST (default /)."),
+  KeySpec(
+    .partition, "Directory", .syntax("HOSTDIR[:DEST]"), repeatable: true,
+    "Layer: copy a host directory tree to DEST (default /)."),
+  KeySpec(
+    .partition, "CopyFiles", .syntax("SRC[:DEST]"), repeatable: true, repart: true,
+    "Layer: copy a host file or directory to DEST (default /). Unlike repart, SRC is a host "
+      + "path relative to the recipe, not to --root."),
+  KeySpec(
+    .partition, "File", .syntax("HOSTFILE:DEST[:MODE]"), repeatable: true,
+    "Layer: copy one host file to DEST, with an optional octal MODE."),
+  KeySpec(
+    .partition, "Inline", .syntax("DEST:TEXT"), repeatable: true,
+    "Layer: write TEXT to DEST; \\n, \\t and \\\\ are escapes."),
+  KeySpec(
+    .partition, "Template", .syntax("TEMPLATE:DEST"), repeatable: true,
+    "Layer: render a Mustache template per slot to DEST. A bare file name is looked up in "
+      + "Templates/ next to the recipe file."),
+  KeySpec(
+    .partition, "Symlink", .syntax("DEST:TARGET"), repeatable: true,
+    "Layer: create a symbolic link DEST pointing to TARGET."),
+  KeySpec(
+    .partition, "MakeDirectories", .list, repeatable: true, repart: true,
+    "Layer: create these absolute image directories."),
+  KeySpec(
+    .partition, "Remove", .syntax("GLOB"), repeatable: true,
+    "Layer: remove image paths matching GLOB (* within a name, ** across directories)."),
+  KeySpec(
+    .partition, "Ownership", .path, repeatable: true,
+    "Layer: apply an Android fs_config manifest (path uid gid mode [capabilities=0x...])."),
+
+  KeySpec(
+    .output, "Formats", .list, default: "raw manifest", repeatable: true,
+    "Artifacts to write: " + OutputKind.allCases.map(\.rawValue).joined(separator: ", ")
+      + ". Repeats add; an empty value clears the list."),
+  KeySpec(
+    .output, "CompressLevel", .int(min: 1, max: 22), default: "3", "zstd level for zst."),
+  KeySpec(
+    .output, "SparseCrc", .bool, default: "no",
+    "Add a CRC32 chunk to Android sparse images (some fastboot versions reject it)."),
+  KeySpec(
+    .output, "SparseBlockSize", .size, default: "4K",
+    "Block size of Android sparse images; a multiple of 4 and of SectorSize=."),
+  KeySpec(
+    .output, "BaseName", .string, default: "%{IMAGE_NAME}_%{IMAGE_VERSION}",
+    "File name stem of every artifact."),
+]
+
+func keySpec(section: SectionKind, name: String) -> KeySpec? {
+  recipeKeys.first { ($0.section == section || $0.section == .any) && $0.name == name }
+}
+
+/// `rosepack build --help-keys`: every key, grouped by section, from the key table.
+public func helpKeysText() -> String {
+  var out = "Recipe keys (see docs/RECIPES.md for the full language):\n"
+  for section in [SectionKind.any, .image, .partition, .output] {
+    out += "\n" + (section == .any ? "Any section" : "[\(section.rawValue)]") + "\n"
+    for key in recipeKeys where key.section == section {
+      var head = "  \(key.name)=\(key.type.placeholder)"
+      var notes: [String] = []
+      if key.required { notes.append("required") }
+      if key.repeatable { notes.append("repeatable") }
+      if !key.defaultValue.isEmpty { notes.append("default: \(key.defaultValue)") }
+      if !notes.isEmpty { head += "  (" + notes.joined(separator: "; ") + ")" }
+      out += head + "\n"
+      out += wrap(key.help, width: 88, indent: "      ")
+    }
+  }
+  return out
+}
+
+func wrap(_ text: String, width: Int, indent: String) -> String {
+  var lines: [String] = []
+  var current = ""
+  for word in text.split(separator: " ") {
+    if !current.isEmpty && indent.count + current.count + 1 + word.count > width {
+      lines.append(current)
+      current = ""
+    }
+    current += (current.isEmpty ? "" : " ") + word
+  }
+  if !current.isEmpty { lines.append(current) }
+  return lines.map { indent + $0 + "\n" }.joined()
+}
