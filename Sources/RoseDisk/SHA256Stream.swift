@@ -34,7 +34,7 @@ public final class SHA256Stream {
   public func finalize() -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
     var length: UInt32 = 0
-    digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+    _ = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
     EVP_DigestInit_ex(context, EVP_sha256(), nil)
     return digest
   }

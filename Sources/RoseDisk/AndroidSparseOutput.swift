@@ -1,0 +1,183 @@
+import CChecksum
+import Foundation
+
+/// Android sparse image (`.simg`, libsparse format 1.0): 28-byte file header, 12-byte chunk
+/// headers, little-endian. Used ranges of the AllocationMap become RAW chunks (or FILL chunks
+/// for blocks that repeat one 32-bit word, including zero blocks, when `useFill` is on);
+/// holes become DON'T CARE. A CRC32 chunk (and the header's image checksum) is written only
+/// when `includeCRC` is set, because current fastboot rejects CRC chunks.
+///
+/// An image whose size is not a multiple of `blockSize` is padded with zeros to the next
+/// block, so the expanded image (`simg2img`) is the raw image plus that padding. Plan disks
+/// with automatic size (always a 4 KiB multiple) or a 4 KiB-multiple size to avoid padding.
+public struct AndroidSparseOutput: Sendable {
+  public static let magic: UInt32 = 0xED26_FF3A
+  public static let chunkRaw: UInt16 = 0xCAC1
+  public static let chunkFill: UInt16 = 0xCAC2
+  public static let chunkDontCare: UInt16 = 0xCAC3
+  public static let chunkCRC32: UInt16 = 0xCAC4
+
+  public var blockSize: UInt32
+  public var includeCRC: Bool
+  public var useFill: Bool
+
+  /// What was written.
+  public struct Summary: Sendable, Equatable {
+    public var totalBlocks: UInt32 = 0
+    public var chunks: UInt32 = 0
+    public var rawBlocks: UInt64 = 0
+    public var fillBlocks: UInt64 = 0
+    public var dontCareBlocks: UInt64 = 0
+    /// Zero bytes added to reach a whole block.
+    public var paddingBytes: UInt64 = 0
+    /// CRC32 of the expanded image (only computed with `includeCRC`).
+    public var checksum: UInt32 = 0
+  }
+
+  public init(blockSize: UInt32 = 4096, includeCRC: Bool = false, useFill: Bool = true) {
+    self.blockSize = blockSize
+    self.includeCRC = includeCRC
+    self.useFill = useFill
+  }
+
+  private enum Pending {
+    case none
+    case dontCare(UInt64)
+    case fill(UInt32, UInt64)
+  }
+
+  /// Converts `rawImage` into `output` using `map` for the used ranges.
+  @discardableResult
+  public func write(rawImage: String, map: AllocationMap, to output: String) throws -> Summary {
+    let bs = UInt64(blockSize)
+    guard bs >= 1024, bs % 4 == 0, bs <= UInt64(FileIO.chunkSize) else {
+      throw DiskError.invalidInput(path: output, reason: "sparse block size \(bs) must be a multiple of 4 >= 1024")
+    }
+    let input = try FileIO.open(rawImage, flags: O_RDONLY)
+    defer { close(input) }
+    let imageSize = try FileIO.size(input, path: rawImage)
+    let totalBlocks = (imageSize + bs - 1) / bs
+    guard totalBlocks <= UInt64(UInt32.max) else {
+      throw DiskError.invalidInput(
+        path: rawImage, reason: "image of \(formatSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
+    }
+    var summary = Summary()
+    summary.totalBlocks = UInt32(totalBlocks)
+    summary.paddingBytes = totalBlocks * bs - imageSize
+
+    let file = try AtomicOutputFile(path: output)
+    let writer = BufferedWriter(fd: file.fd, path: file.temporaryPath, offset: 28)
+    let batchBlocks = UInt64(FileIO.chunkSize) / bs
+    let buffer = FileIO.allocate(Int(batchBlocks * bs))
+    defer { buffer.deallocate() }
+    let zeros = FileIO.allocate(Int(bs))
+    defer { zeros.deallocate() }
+    if let zeroBase = zeros.baseAddress { memset(zeroBase, 0, Int(bs)) }
+    var crc: UInt32 = 0xFFFF_FFFF
+    var pending = Pending.none
+
+    func chunkHeader(_ type: UInt16, blocks: UInt64, totalSize: UInt32) throws {
+      var h = [UInt8](repeating: 0, count: 12)
+      h.storeLE(type, at: 0)
+      h.storeLE(UInt32(truncatingIfNeeded: blocks), at: 4)
+      h.storeLE(totalSize, at: 8)
+      try writer.write(h)
+      summary.chunks += 1
+    }
+    func flushPending() throws {
+      switch pending {
+      case .none: break
+      case .dontCare(let count):
+        try chunkHeader(AndroidSparseOutput.chunkDontCare, blocks: count, totalSize: 12)
+        summary.dontCareBlocks += count
+      case .fill(let pattern, let count):
+        try chunkHeader(AndroidSparseOutput.chunkFill, blocks: count, totalSize: 16)
+        try withUnsafeBytes(of: pattern) { try writer.write($0) }
+        summary.fillBlocks += count
+      }
+      pending = .none
+    }
+    func addDontCare(_ count: UInt64) throws {
+      guard count > 0 else { return }
+      if case .dontCare(let n) = pending {
+        pending = .dontCare(n + count)
+      } else {
+        try flushPending()
+        pending = .dontCare(count)
+      }
+      if includeCRC {
+        for _ in 0..<count { crc = rose_crc32_update(crc, zeros.baseAddress, Int(bs)) }
+      }
+    }
+
+    func emitRaw(_ pointer: UnsafeMutableRawPointer, blocks: Int) throws {
+      try chunkHeader(AndroidSparseOutput.chunkRaw, blocks: UInt64(blocks), totalSize: UInt32(12 + blocks * Int(bs)))
+      try writer.write(UnsafeRawBufferPointer(start: pointer, count: blocks * Int(bs)))
+      summary.rawBlocks += UInt64(blocks)
+    }
+
+    var cursor: UInt64 = 0
+    for range in map.blockRanges(blockSize: bs, imageSize: imageSize) {
+      try addDontCare(range.first - cursor)
+      var block = range.first
+      while block <= range.last {
+        let count = min(batchBlocks, range.last - block + 1)
+        let bytes = Int(count * bs)
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes])
+        try RawImageOutput.readMapped(input, path: rawImage, map: nil, offset: block * bs, into: chunk)
+        guard let base = chunk.baseAddress else { break }
+        if includeCRC { crc = rose_crc32_update(crc, base, bytes) }
+        var rawStart: Int? = nil
+        for i in 0..<Int(count) {
+          let p = base + i * Int(bs)
+          let isFill = useFill && memcmp(p, p + 4, Int(bs) - 4) == 0
+          if isFill {
+            if let start = rawStart {
+              try emitRaw(base + start * Int(bs), blocks: i - start)
+              rawStart = nil
+            }
+            let pattern = p.loadUnaligned(as: UInt32.self)
+            if case .fill(let current, let n) = pending, current == pattern {
+              pending = .fill(pattern, n + 1)
+            } else {
+              try flushPending()
+              pending = .fill(pattern, 1)
+            }
+          } else if rawStart == nil {
+            try flushPending()
+            rawStart = i
+          }
+        }
+        if let start = rawStart { try emitRaw(base + start * Int(bs), blocks: Int(count) - start) }
+        block += count
+      }
+      cursor = range.last + 1
+    }
+    try addDontCare(totalBlocks - cursor)
+    try flushPending()
+
+    crc ^= 0xFFFF_FFFF
+    if includeCRC {
+      summary.checksum = crc
+      try chunkHeader(AndroidSparseOutput.chunkCRC32, blocks: 0, totalSize: 16)
+      var value = [UInt8](repeating: 0, count: 4)
+      value.storeLE(crc, at: 0)
+      try writer.write(value)
+    }
+    try writer.flush()
+
+    var header = [UInt8](repeating: 0, count: 28)
+    header.storeLE(AndroidSparseOutput.magic, at: 0)
+    header.storeLE(UInt16(1), at: 4)
+    header.storeLE(UInt16(0), at: 6)
+    header.storeLE(UInt16(28), at: 8)
+    header.storeLE(UInt16(12), at: 10)
+    header.storeLE(blockSize, at: 12)
+    header.storeLE(UInt32(totalBlocks), at: 16)
+    header.storeLE(summary.chunks, at: 20)
+    header.storeLE(includeCRC ? crc : 0, at: 24)
+    try FileIO.write(file.fd, header, at: 0, path: file.temporaryPath)
+    try file.commit()
+    return summary
+  }
+}

@@ -1,0 +1,195 @@
+import Foundation
+
+/// Builds a FAT (ESP) partition image with the host tools `mkfs.vfat` (dosfstools) and
+/// `mmd`/`mcopy` (mtools), with no mounts and no root.
+///
+/// Determinism: `mkfs.vfat --invariant -i VOLID` fixes the boot sector, mtools stamps every
+/// file and directory with `SOURCE_DATE_EPOCH` (in UTC), and files are added in sorted
+/// destination order, one `mcopy` each, so directory entry order does not depend on readdir.
+public struct FATPartition: Sendable {
+  /// One file to put in the image. `destination` is a path inside the filesystem
+  /// ("EFI/BOOT/BOOTX64.EFI"). A directory `source` is copied recursively below `destination`.
+  public struct File: Sendable, Equatable {
+    public var source: String
+    public var destination: String
+
+    public init(source: String, destination: String) {
+      self.source = source
+      self.destination = destination
+    }
+  }
+
+  public var size: UInt64
+  /// Volume label, at most 11 characters (upper-cased).
+  public var label: String
+  public var volumeID: UInt32
+  /// Timestamp for every file; nil uses the SOURCE_DATE_EPOCH environment variable, then
+  /// 315532800 (1980-01-01, the FAT epoch).
+  public var sourceDateEpoch: UInt64?
+  /// Logical sector size of the filesystem (512, or 4096 for 4Kn disks).
+  public var sectorSize: UInt64
+  /// 12, 16 or 32; nil lets mkfs.vfat choose.
+  public var fatBits: Int?
+
+  public init(
+    size: UInt64, label: String = "ESP", volumeID: UInt32, sourceDateEpoch: UInt64? = nil, sectorSize: UInt64 = 512,
+    fatBits: Int? = nil
+  ) {
+    self.size = size
+    self.label = label
+    self.volumeID = volumeID
+    self.sourceDateEpoch = sourceDateEpoch
+    self.sectorSize = sectorSize
+    self.fatBits = fatBits
+  }
+
+  /// A volume ID derived from the seed (first 4 bytes of `GUID.derived(seed:label:)`).
+  public static func volumeID(seed: String, label: String) -> UInt32 {
+    UInt32(truncatingIfNeeded: GUID.derived(seed: seed, label: "fat-volume-id:" + label).high >> 32)
+  }
+
+  /// Builds the image in `directory` and returns its path (the caller removes it).
+  public func build(files: [File], in directory: String) throws -> String {
+    let label = self.label.uppercased()
+    guard !label.isEmpty, label.utf8.count <= 11 else {
+      throw DiskError.invalidLabel(label: self.label, reason: "FAT volume labels have 1 to 11 characters")
+    }
+    guard size % sectorSize == 0, size >= 64 * sectorSize else {
+      throw DiskError.invalidSizeRule(label: self.label, reason: "FAT size \(size) must be a sector multiple and at least 64 sectors")
+    }
+    let mkfs = try Tool.find("mkfs.vfat", package: "dosfstools")
+    let mmd = try Tool.find("mmd", package: "mtools")
+    let mcopy = try Tool.find("mcopy", package: "mtools")
+
+    let epoch =
+      sourceDateEpoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt64($0) } ?? 315_532_800
+    var environment = ProcessInfo.processInfo.environment
+    environment["SOURCE_DATE_EPOCH"] = String(epoch)
+    environment["TZ"] = "UTC"
+    environment["LC_ALL"] = "C"
+    environment["MTOOLS_SKIP_CHECK"] = "1"
+
+    let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    let path = directory + "/.rose-fat-" + token + ".img"
+    let fd = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_EXCL)
+    do {
+      try FileIO.truncate(fd, size: size, path: path)
+      close(fd)
+    } catch {
+      close(fd)
+      unlink(path)
+      throw error
+    }
+    do {
+      var arguments: [String] = []
+      let help = try Tool.run(mkfs, ["--help"], environment: environment, allowFailure: true)
+      if help.contains("--invariant") { arguments.append("--invariant") }
+      let volume = String(volumeID, radix: 16)
+      arguments += ["-i", String(repeating: "0", count: 8 - volume.count) + volume, "-n", label, "-S", String(sectorSize)]
+      if let fatBits { arguments += ["-F", String(fatBits)] }
+      arguments.append(path)
+      _ = try Tool.run(mkfs, arguments, environment: environment)
+
+      let (directories, copies) = try expand(files)
+      if !directories.isEmpty {
+        _ = try Tool.run(mmd, ["-i", path] + directories.map { "::/" + $0 }, environment: environment)
+      }
+      for (source, destination) in copies {
+        _ = try Tool.run(mcopy, ["-i", path, "-o", "-D", "o", source, "::/" + destination], environment: environment)
+      }
+    } catch {
+      unlink(path)
+      throw error
+    }
+    return path
+  }
+
+  /// Sorted list of directories to create (parents first) and files to copy.
+  func expand(_ files: [File]) throws -> ([String], [(String, String)]) {
+    var directories = Set<String>()
+    var copies: [(String, String)] = []
+    func addParents(_ destination: String) {
+      var parts = destination.split(separator: "/").map(String.init)
+      parts.removeLast()
+      var prefix = ""
+      for part in parts {
+        prefix = prefix.isEmpty ? part : prefix + "/" + part
+        directories.insert(prefix)
+      }
+    }
+    for file in files {
+      let destination = file.destination.split(separator: "/").joined(separator: "/")
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: file.source, isDirectory: &isDirectory) else {
+        throw DiskError.invalidInput(path: file.source, reason: "file for the FAT image does not exist")
+      }
+      if isDirectory.boolValue {
+        if !destination.isEmpty { directories.insert(destination) }
+        addParents(destination + "/x")
+        let entries = (try? FileManager.default.subpathsOfDirectory(atPath: file.source)) ?? []
+        for entry in entries.sorted() {
+          let source = file.source + "/" + entry
+          let target = destination.isEmpty ? entry : destination + "/" + entry
+          var entryIsDirectory: ObjCBool = false
+          _ = FileManager.default.fileExists(atPath: source, isDirectory: &entryIsDirectory)
+          if entryIsDirectory.boolValue {
+            directories.insert(target)
+          } else {
+            addParents(target)
+            copies.append((source, target))
+          }
+        }
+      } else {
+        guard !destination.isEmpty else {
+          throw DiskError.invalidInput(path: file.source, reason: "destination path in the FAT image is empty")
+        }
+        addParents(destination)
+        copies.append((file.source, destination))
+      }
+    }
+    directories.remove("")
+    let sortedDirectories = directories.sorted { a, b in
+      let da = a.split(separator: "/").count
+      let db = b.split(separator: "/").count
+      return da != db ? da < db : a < b
+    }
+    return (sortedDirectories, copies.sorted { $0.1 < $1.1 })
+  }
+}
+
+/// Finds and runs external tools.
+enum Tool {
+  static func find(_ name: String, package: String) throws -> String {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+    for directory in directories where !directory.isEmpty {
+      let candidate = directory + "/" + name
+      if access(candidate, X_OK) == 0 { return candidate }
+    }
+    throw DiskError.toolMissing(tool: name, debianPackage: package)
+  }
+
+  /// Runs a tool and returns its combined stdout and stderr.
+  static func run(_ tool: String, _ arguments: [String], environment: [String: String], allowFailure: Bool = false)
+    throws -> String
+  {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    process.environment = environment
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    process.standardInput = FileHandle.nullDevice
+    do { try process.run() } catch {
+      throw DiskError.toolFailed(tool: tool, arguments: arguments, status: -1, output: "\(error)")
+    }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let output = String(decoding: data, as: UTF8.self)
+    if process.terminationStatus != 0 && !allowFailure {
+      throw DiskError.toolFailed(tool: tool, arguments: arguments, status: process.terminationStatus, output: output)
+    }
+    return output
+  }
+}

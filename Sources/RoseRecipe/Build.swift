@@ -1,0 +1,589 @@
+import Foundation
+
+/// Read access to one section's checked entries.
+struct SectionView {
+  var entries: [Entry]
+  func entry(_ key: String) -> Entry? { entries.last { $0.key == key } }
+  func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+  func typed(_ key: String) -> TypedValue? {
+    guard let entry = entry(key), !entry.failed else { return nil }
+    return entry.typed
+  }
+  func text(_ key: String) -> String? { typed(key)?.text }
+  func size(_ key: String) -> UInt64? { typed(key)?.size }
+  func bool(_ key: String) -> Bool? { typed(key)?.bool }
+  func int(_ key: String) -> Int64? { typed(key)?.int }
+}
+
+extension LoadState {
+  mutating func build(
+    userDefines: [String: String], sourceDateEpoch: Int64, architecture: Architecture
+  ) -> Recipe? {
+    let image = SectionView(entries: singletons[.image].map { groups[$0].entries } ?? [])
+    let settings = buildImage(
+      image, defines: userDefines, sourceDateEpoch: sourceDateEpoch, architecture: architecture)
+    var partitions: [(PartitionSpec, SectionView)] = []
+    for group in groups where group.kind == .partition && group.mergedInto == nil {
+      if let partition = buildPartition(group, image: settings, index: partitions.count) {
+        partitions.append((partition, SectionView(entries: group.entries)))
+      }
+    }
+    if !groups.contains(where: { $0.kind == .partition }) {
+      diagnostics.error(
+        SourcePosition(file: mainPath, line: 1, column: 1), "recipe has no [Partition] section",
+        hint: "a disk needs at least one partition")
+    }
+    crossCheck(partitions, image: settings)
+    let output = buildOutput(
+      SectionView(entries: singletons[.output].map { groups[$0].entries } ?? []),
+      image: settings)
+    return Recipe(
+      image: settings, partitions: partitions.map(\.0), output: output,
+      warnings: diagnostics.warnings.sorted(by: RecipeError.sortKey), sourceFiles: filesRead)
+  }
+
+  // MARK: [Image]
+
+  mutating func buildImage(
+    _ image: SectionView, defines: [String: String], sourceDateEpoch: Int64,
+    architecture: Architecture
+  ) -> ImageSettings {
+    let name = image.text("Name") ?? defaultImageName
+    if let entry = image.entry("Name"), name.isEmpty || name.contains("/") {
+      diagnostics.error(
+        entry.valueAt, "invalid image name '\(name)'", hint: "a non-empty name without '/'")
+    }
+    let sectorSize = Int(image.text("SectorSize") ?? "512") ?? 512
+    var alignment: UInt64 = 1 << 20
+    if let entry = image.entry("Alignment"), let value = image.size("Alignment") {
+      if value == 0 || value & (value - 1) != 0 || value % UInt64(sectorSize) != 0 {
+        diagnostics.error(
+          entry.valueAt, "Alignment=\(entry.value) must be a power of two and a multiple of the "
+            + "sector size (\(sectorSize))")
+      } else {
+        alignment = value
+      }
+    }
+    var diskSize = DiskSize.auto
+    if let entry = image.entry("DiskSize"), let value = image.size("DiskSize") {
+      if value == 0 || value % UInt64(sectorSize) != 0 {
+        diagnostics.error(
+          entry.valueAt,
+          "DiskSize=\(entry.value) is not a positive multiple of the sector size (\(sectorSize))")
+      } else {
+        diskSize = .fixed(value)
+      }
+    }
+    return ImageSettings(
+      name: name, version: image.text("Version") ?? "0", architecture: architecture,
+      sectorSize: sectorSize, alignment: alignment, diskSize: diskSize,
+      seed: image.text("Seed") ?? name, sourceDateEpoch: sourceDateEpoch,
+      partitionTable: image.text("PartitionTable") ?? "gpt", defines: defines)
+  }
+
+  // MARK: [Partition]
+
+  mutating func buildPartition(_ group: Group, image: ImageSettings, index: Int)
+    -> PartitionSpec?
+  {
+    let section = SectionView(entries: group.entries)
+    guard section.has("Type") else {
+      diagnostics.error(
+        group.header, "[Partition] is missing required key Type=",
+        hint: "e.g. Type=root, Type=esp or a GUID")
+      return nil
+    }
+    guard let typeText = section.text("Type"),
+      let type = resolvePartitionType(typeText, architecture: image.architecture)
+    else { return nil }
+    let label = section.text("Label") ?? type.name ?? "part\(index + 1)"
+    if let entry = section.entry("Label"), label.isEmpty || label.utf16.count > 36 {
+      diagnostics.error(
+        entry.valueAt, "Label= must be 1 to 36 characters long",
+        hint: "GPT names hold 36 UTF-16 code units")
+    }
+    let format = section.text("Format").flatMap(PartitionFormat.init(rawValue:)) ?? .empty
+    let sector = UInt64(image.sectorSize)
+    for key in ["SizeMinBytes", "SizeMaxBytes", "PaddingMinBytes", "HeadroomBytes", "Offset"] {
+      if let entry = section.entry(key), let value = section.size(key), value % sector != 0 {
+        diagnostics.error(
+          entry.valueAt,
+          "\(key)=\(entry.value) is not a multiple of the sector size (\(image.sectorSize))")
+      }
+    }
+    let minBytes = section.size("SizeMinBytes") ?? 0
+    let maxBytes = section.size("SizeMaxBytes")
+    if let maxBytes, let entry = section.entry("SizeMaxBytes"), maxBytes < minBytes {
+      diagnostics.error(
+        entry.valueAt, "SizeMaxBytes= (\(maxBytes)) is smaller than SizeMinBytes= (\(minBytes))")
+    }
+    let size: SizeRule
+    let headroomKeys = ["HeadroomBytes", "HeadroomPercent"].compactMap { section.entry($0) }
+    if section.bool("Grow") == true {
+      size = .grow(minBytes: minBytes, maxBytes: maxBytes)
+      for entry in headroomKeys {
+        diagnostics.error(entry.keyAt, "\(entry.key)= has no effect with Grow=yes")
+      }
+    } else if let maxBytes, maxBytes == minBytes {
+      size = .fixed(bytes: maxBytes)
+      for entry in headroomKeys {
+        diagnostics.error(
+          entry.keyAt, "\(entry.key)= has no effect with a fixed size",
+          hint: "SizeMinBytes= equals SizeMaxBytes=")
+      }
+    } else {
+      size = .auto(
+        minBytes: minBytes, maxBytes: maxBytes,
+        headroomBytes: section.size("HeadroomBytes") ?? 0,
+        headroomPercent: Int(section.int("HeadroomPercent") ?? 0))
+    }
+    var offset = section.size("Offset")
+    if let value = offset, let entry = section.entry("Offset") {
+      if value % image.alignment != 0 {
+        diagnostics.error(
+          entry.valueAt,
+          "Offset=\(entry.value) is not aligned to Alignment= (\(image.alignment) bytes)",
+          hint: "lower Alignment= in [Image] if the device needs this offset")
+        offset = nil
+      } else if value < firstUsableByte(sectorSize: image.sectorSize) {
+        diagnostics.error(
+          entry.valueAt,
+          "Offset=\(entry.value) is inside the GPT header area (the first usable byte is "
+            + "\(firstUsableByte(sectorSize: image.sectorSize)))")
+        offset = nil
+      }
+    }
+    var flags: UInt64 = 0
+    if let entry = section.entry("Flags"), !entry.failed {
+      if let value = parseUnsigned(entry.value) {
+        flags = value
+      } else {
+        diagnostics.error(
+          entry.valueAt, "invalid Flags= value '\(entry.value)'",
+          hint: "a 64-bit number, decimal or 0x hexadecimal")
+      }
+    }
+
+    var copyBlocks: String?
+    if let entry = section.entry("CopyBlocks"), !entry.failed {
+      if format != .raw {
+        diagnostics.error(entry.keyAt, "CopyBlocks= needs Format=raw")
+      }
+      copyBlocks = checkHostPath(entry, text: entry.value, offset: 0, want: .file)
+    } else if format == .raw && !section.has("CopyBlocks") {
+      diagnostics.error(
+        group.header, "Format=raw partition '\(label)' has no CopyBlocks=",
+        hint: "add CopyBlocks=FILE with the bytes to write")
+    }
+
+    // Subvolumes and slots.
+    var subvolumes: [String] = []
+    if let entry = section.entry("Subvolumes"), !entry.failed {
+      let words = section.typed("Subvolumes")?.words ?? []
+      subvolumes = words.map(\.word)
+      if format != .rosefs {
+        diagnostics.error(entry.keyAt, "Subvolumes= needs Format=rosefs")
+      } else if words.isEmpty || words.count > 2 {
+        diagnostics.error(
+          entry.valueAt, "Subvolumes= takes one or two names",
+          hint: "the first is slot A, the second slot B, e.g. Subvolumes=a b")
+      } else if words.count == 2 && words[0].word == words[1].word {
+        diagnostics.error(entry.position(at: words[1].offset), "duplicate subvolume name")
+      }
+      for word in words where word.word.contains("/") {
+        diagnostics.error(
+          entry.position(at: word.offset), "subvolume name '\(word.word)' contains '/'")
+      }
+    }
+    let defaultSubvolume = section.text("DefaultSubvolume")
+    if let entry = section.entry("DefaultSubvolume"), let name = defaultSubvolume,
+      !subvolumes.contains(name)
+    {
+      diagnostics.error(
+        entry.valueAt, "DefaultSubvolume=\(name) is not one of Subvolumes=",
+        hint: subvolumes.isEmpty
+          ? "add Subvolumes= first" : "Subvolumes= are: " + subvolumes.joined(separator: " "))
+    }
+    let isAB = subvolumes.count == 2
+    if let entry = section.entry("SlotB"), !isAB {
+      diagnostics.error(entry.keyAt, "SlotB= needs two Subvolumes=")
+    }
+
+    let layers = buildLayers(section, format: format, isAB: isAB, label: label)
+
+    if format == .vfat && image.sectorSize == 4096, let entry = section.entry("Format") {
+      diagnostics.warning(
+        entry.valueAt, "vfat with 4096-byte sectors",
+        hint: "the FAT is built with 4096-byte logical sectors; some firmware cannot read it")
+    }
+
+    return PartitionSpec(
+      label: label, type: type, uuid: section.typed("UUID")?.uuid, format: format, size: size,
+      offset: offset, paddingMinBytes: section.size("PaddingMinBytes") ?? 0, flags: flags,
+      readOnly: section.bool("ReadOnly") ?? false, noAuto: section.bool("NoAuto") ?? false,
+      growFileSystem: section.bool("GrowFileSystem") ?? false,
+      weight: Int(section.int("Weight") ?? 1000),
+      minimize: section.text("Minimize").flatMap(MinimizeMode.init(rawValue:)) ?? .off,
+      splitName: section.text("SplitName"), copyBlocks: copyBlocks, subvolumes: subvolumes,
+      defaultSubvolume: defaultSubvolume,
+      slotB: section.text("SlotB").flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
+      layers: layers, position: group.header)
+  }
+
+  func firstUsableByte(sectorSize: Int) -> UInt64 {
+    // Protective MBR + header + a 16 KiB entry array.
+    UInt64(2 * sectorSize + 16384)
+  }
+
+  static let vfatLayerKeys: Set<String> = [
+    "Directory", "CopyFiles", "File", "Inline", "Template", "MakeDirectories",
+  ]
+
+  mutating func buildLayers(_ section: SectionView, format: PartitionFormat, isAB: Bool,
+    label: String
+  ) -> [SlottedLayer] {
+    var layers: [SlottedLayer] = []
+    var slot = SlotSelector.both
+    for entry in section.entries where !entry.failed {
+      if entry.key == "Slot" {
+        slot = entry.typed?.text.flatMap(SlotSelector.init(rawValue:)) ?? .both
+        if slot != .both && !isAB {
+          diagnostics.error(
+            entry.valueAt, "Slot=\(entry.value) needs two Subvolumes=",
+            hint: "e.g. Subvolumes=a b")
+        }
+        continue
+      }
+      guard layerKeys.contains(entry.key) else { continue }
+      switch format {
+      case .rosefs: break
+      case .vfat where Self.vfatLayerKeys.contains(entry.key): break
+      case .vfat:
+        diagnostics.error(
+          entry.keyAt, "\(entry.key)= is not allowed with Format=vfat",
+          hint: "vfat partitions take CopyFiles=, Directory=, File=, Inline=, Template= and "
+            + "MakeDirectories=")
+        continue
+      default:
+        diagnostics.error(
+          entry.keyAt, "\(entry.key)= needs Format=rosefs or Format=vfat",
+          hint: "partition '\(label)' has Format=\(format.rawValue)")
+        continue
+      }
+      if let layer = parseLayer(entry) {
+        layers.append(SlottedLayer(slot: slot, layer: layer))
+      }
+    }
+    return layers
+  }
+
+  enum Want { case file, directory, any }
+
+  /// Resolves and checks a host path; reports and returns nil when it is missing.
+  mutating func checkHostPath(_ entry: Entry, text: String, offset: Int, want: Want) -> String? {
+    let at = entry.position(at: offset)
+    guard !text.isEmpty else {
+      diagnostics.error(at, "\(entry.key)= needs a host path")
+      return nil
+    }
+    let path = joinPath(entry.directory, text)
+    let kind = fileKind(path)
+    if !kind.exists {
+      diagnostics.error(
+        at, "file not found: \(path)",
+        hint: "relative paths are resolved against \(entry.directory)")
+      return nil
+    }
+    if want == .file && kind.isDirectory {
+      diagnostics.error(at, "\(path) is a directory, \(entry.key)= needs a file")
+      return nil
+    }
+    if want == .directory && !kind.isDirectory {
+      diagnostics.error(at, "\(path) is not a directory", hint: "use File= for single files")
+      return nil
+    }
+    return path
+  }
+
+  /// Checks an absolute image path and normalises trailing slashes.
+  mutating func imagePath(_ entry: Entry, _ text: String, offset: Int) -> String? {
+    guard text.hasPrefix("/") else {
+      diagnostics.error(
+        entry.position(at: offset), "image path '\(text)' must be absolute",
+        hint: text.isEmpty ? nil : "write /\(text)")
+      return nil
+    }
+    var path = text
+    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    return path
+  }
+
+  mutating func parseLayer(_ entry: Entry) -> ContentLayer? {
+    let at = entry.keyAt
+    let value = entry.value
+    switch entry.key {
+    case "Tarball", "Directory", "CopyFiles":
+      let parts = splitFields(value, on: ":", limit: 2)
+      let want: Want = entry.key == "Tarball" ? .file : entry.key == "Directory" ? .directory : .any
+      let source = checkHostPath(entry, text: parts[0].field, offset: 0, want: want)
+      let destination =
+        parts.count > 1 ? imagePath(entry, parts[1].field, offset: parts[1].offset) : "/"
+      guard let source, let destination else { return nil }
+      if entry.key == "Tarball" {
+        return .tarball(source: source, destination: destination, at: at)
+      }
+      return .directory(source: source, destination: destination, at: at)
+    case "File":
+      let parts = splitFields(value, on: ":", limit: 3)
+      guard parts.count >= 2 else {
+        diagnostics.error(
+          entry.valueAt, "File= expects HOSTFILE:DEST[:MODE]", hint: "e.g. File=motd:/etc/motd")
+        return nil
+      }
+      let source = checkHostPath(entry, text: parts[0].field, offset: 0, want: .file)
+      let destination = imagePath(entry, parts[1].field, offset: parts[1].offset)
+      var mode: UInt16?
+      if parts.count == 3 {
+        mode = parseOctalMode(parts[2].field)
+        if mode == nil {
+          diagnostics.error(
+            entry.position(at: parts[2].offset), "invalid mode '\(parts[2].field)'",
+            hint: "an octal mode such as 0644")
+          return nil
+        }
+      }
+      guard let source, let destination else { return nil }
+      return .file(source: source, destination: destination, mode: mode, at: at)
+    case "Inline":
+      let parts = splitFields(value, on: ":", limit: 2)
+      guard parts.count == 2 else {
+        diagnostics.error(
+          entry.valueAt, "Inline= expects DEST:TEXT", hint: "e.g. Inline=/etc/hostname:rose\\n")
+        return nil
+      }
+      guard let destination = imagePath(entry, parts[0].field, offset: 0),
+        let text = unescape(entry, parts[1].field, offset: parts[1].offset)
+      else { return nil }
+      return .inline(destination: destination, text: text, at: at)
+    case "Template":
+      let parts = splitFields(value, on: ":", limit: 2)
+      guard parts.count == 2 else {
+        diagnostics.error(
+          entry.valueAt, "Template= expects TEMPLATE:DEST",
+          hint: "e.g. Template=fstab.mustache:/etc/fstab")
+        return nil
+      }
+      var name = parts[0].field
+      if !name.isEmpty && !name.contains("/") { name = "Templates/" + name }
+      let source = checkHostPath(entry, text: name, offset: 0, want: .file)
+      let destination = imagePath(entry, parts[1].field, offset: parts[1].offset)
+      guard let source, let destination else { return nil }
+      filesRead.append(source)
+      do {
+        _ = try TemplateRenderer().parse(templatePath: source)
+      } catch let error as RecipeError {
+        diagnostics.errors.append(error)
+        return nil
+      } catch {
+        diagnostics.error(entry.position(at: 0), "cannot read template \(source): \(error)")
+        return nil
+      }
+      return .template(source: source, destination: destination, at: at)
+    case "Symlink":
+      let parts = splitFields(value, on: ":", limit: 2)
+      guard parts.count == 2, !parts[1].field.isEmpty else {
+        diagnostics.error(
+          entry.valueAt, "Symlink= expects DEST:TARGET",
+          hint: "e.g. Symlink=/etc/localtime:../usr/share/zoneinfo/UTC")
+        return nil
+      }
+      guard let path = imagePath(entry, parts[0].field, offset: 0) else { return nil }
+      return .symlink(path: path, target: parts[1].field, at: at)
+    case "MakeDirectories":
+      let words = splitWords(value)
+      guard !words.isEmpty else {
+        diagnostics.error(entry.valueAt, "MakeDirectories= needs at least one path")
+        return nil
+      }
+      var paths: [String] = []
+      for word in words {
+        guard let path = imagePath(entry, word.word, offset: word.offset) else { return nil }
+        paths.append(path)
+      }
+      return .makeDirectories(paths: paths, at: at)
+    case "Remove":
+      guard value.hasPrefix("/") else {
+        diagnostics.error(
+          entry.valueAt, "Remove= pattern '\(value)' must be an absolute image path",
+          hint: "e.g. Remove=/usr/share/doc/**")
+        return nil
+      }
+      return .remove(glob: value, at: at)
+    case "Ownership":
+      guard let source = checkHostPath(entry, text: value, offset: 0, want: .file) else {
+        return nil
+      }
+      filesRead.append(source)
+      let text = (try? String(contentsOfFile: source, encoding: .utf8)) ?? ""
+      let parsed = FSConfig.parse(text: text, file: source)
+      diagnostics.errors += parsed.errors
+      return .ownership(source: source, overrides: parsed.overrides, at: at)
+    default:
+      return nil
+    }
+  }
+
+  mutating func unescape(_ entry: Entry, _ text: String, offset: Int) -> String? {
+    var out = ""
+    var escaping = false
+    for (index, char) in text.enumerated() {
+      if escaping {
+        switch char {
+        case "n": out.append("\n")
+        case "t": out.append("\t")
+        case "\\": out.append("\\")
+        default:
+          diagnostics.error(
+            entry.position(at: offset + index - 1), "unknown escape '\\\(char)' in Inline=",
+            hint: "escapes are \\n, \\t and \\\\")
+          return nil
+        }
+        escaping = false
+      } else if char == "\\" {
+        escaping = true
+      } else {
+        out.append(char)
+      }
+    }
+    if escaping {
+      diagnostics.error(
+        entry.position(at: offset + text.count - 1), "trailing '\\' in Inline=",
+        hint: "write \\\\ for a backslash")
+      return nil
+    }
+    return out
+  }
+
+  // MARK: Cross-checks
+
+  mutating func crossCheck(_ partitions: [(PartitionSpec, SectionView)], image: ImageSettings) {
+    var labels: [String: PartitionSpec] = [:]
+    var uuids: [UUID: PartitionSpec] = [:]
+    var grower: PartitionSpec?
+    let align = image.alignment
+    // End of the previous partition while it is known (all sizes so far fixed).
+    var cursor: UInt64? = firstUsableByte(sectorSize: image.sectorSize)
+    var previousLabel = ""
+    for (partition, section) in partitions {
+      if let first = labels[partition.label] {
+        diagnostics.error(
+          section.entry("Label")?.valueAt ?? partition.position,
+          "duplicate partition label '\(partition.label)'",
+          hint: "already used by the partition at line \(first.position.line)")
+      } else {
+        labels[partition.label] = partition
+      }
+      if let uuid = partition.uuid {
+        if let first = uuids[uuid] {
+          diagnostics.error(
+            section.entry("UUID")?.valueAt ?? partition.position,
+            "duplicate partition UUID \(uuid.uuidString.lowercased())",
+            hint: "already used by '\(first.label)' at line \(first.position.line)")
+        } else {
+          uuids[uuid] = partition
+        }
+      }
+      if case .grow = partition.size {
+        let at = section.entry("Grow")?.valueAt ?? partition.position
+        if let first = grower {
+          diagnostics.error(
+            at, "more than one partition has Grow=yes",
+            hint: "'\(first.label)' at line \(first.position.line) already grows")
+        } else {
+          grower = partition
+          if image.diskSize == .auto {
+            diagnostics.warning(
+              at, "Grow=yes has no effect with DiskSize=auto",
+              hint: "set DiskSize= in [Image] to the device size")
+          }
+        }
+      }
+      var start: UInt64?
+      if let offset = partition.offset {
+        if let end = cursor, offset < end, !previousLabel.isEmpty {
+          diagnostics.error(
+            section.entry("Offset")?.valueAt ?? partition.position,
+            "partition '\(partition.label)' at offset \(offset) overlaps '\(previousLabel)', "
+              + "which ends at \(end)",
+            hint: "partitions are laid out in file order")
+        }
+        start = offset
+      } else if let end = cursor {
+        start = (end + align - 1) / align * align
+      }
+      if let start, case .fixed(let bytes) = partition.size {
+        cursor = start + bytes + partition.paddingMinBytes
+      } else {
+        cursor = nil
+      }
+      previousLabel = partition.label
+      let backup = firstUsableByte(sectorSize: image.sectorSize) - UInt64(image.sectorSize)
+      if case .fixed(let diskBytes) = image.diskSize, let end = cursor, end + backup > diskBytes {
+        diagnostics.error(
+          partition.position,
+          "partition '\(partition.label)' ends at byte \(end), beyond the usable end of "
+            + "DiskSize= (\(diskBytes - backup))")
+      }
+    }
+  }
+
+  // MARK: [Output]
+
+  mutating func buildOutput(_ output: SectionView, image: ImageSettings) -> OutputSpec {
+    var kinds: [OutputKind]?
+    for entry in output.entries where entry.key == "Formats" && !entry.failed {
+      let words = entry.typed?.words ?? []
+      if words.isEmpty {
+        kinds = []
+        continue
+      }
+      for word in words {
+        guard let kind = OutputKind(rawValue: word.word) else {
+          let allowed = OutputKind.allCases.map(\.rawValue)
+          var hint = "allowed values: " + allowed.joined(separator: ", ")
+          if let match = closestMatch(word.word, in: allowed) {
+            hint = "did you mean \(match)? " + hint
+          }
+          diagnostics.error(
+            entry.position(at: word.offset), "unknown output format '\(word.word)'", hint: hint)
+          continue
+        }
+        kinds = (kinds ?? []) + [kind]
+      }
+    }
+    if let kinds, kinds.isEmpty, let last = output.entries.last(where: { $0.key == "Formats" }) {
+      diagnostics.error(last.valueAt, "no output formats left", hint: "e.g. Formats=raw")
+    }
+    let chosen = Set(kinds ?? [.raw, .manifest])
+    var blockSize: UInt64 = 4096
+    if let entry = output.entry("SparseBlockSize"), let value = output.size("SparseBlockSize") {
+      if value == 0 || value % 4 != 0 || value % UInt64(image.sectorSize) != 0 {
+        diagnostics.error(
+          entry.valueAt,
+          "SparseBlockSize=\(entry.value) must be a multiple of 4 and of the sector size "
+            + "(\(image.sectorSize))")
+      } else {
+        blockSize = value
+      }
+    }
+    let baseName = output.text("BaseName") ?? "\(image.name)_\(image.version)"
+    if let entry = output.entry("BaseName"), baseName.isEmpty || baseName.contains("/") {
+      diagnostics.error(entry.valueAt, "invalid BaseName= '\(baseName)'", hint: "no '/' allowed")
+    }
+    return OutputSpec(
+      kinds: OutputKind.allCases.filter { chosen.contains($0) },
+      zstdLevel: Int(output.int("CompressLevel") ?? 3),
+      sparseCRC: output.bool("SparseCrc") ?? false, sparseBlockSize: blockSize,
+      baseName: baseName)
+  }
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+/// One `Key=Value` line after includes, with its value after `%{...}` expansion.
+struct Entry {
+  var key: String
+  var raw: String
+  var keyAt: SourcePosition
+  var valueAt: SourcePosition
+  /// Directory of the file that contains the line; relative host paths resolve against it.
+  var directory: String
+  var spec: KeySpec?
+  var value: String = ""
+  /// Source column of each character of `value` (expansions map to the `%` that produced them).
+  var columns: [Int] = []
+  var typed: TypedValue?
+  /// True when the value failed to parse; the key still counts as present.
+  var failed = false
+
+  /// Position of the character at `offset` in the expanded value.
+  func position(at offset: Int) -> SourcePosition {
+    let column: Int
+    if offset < columns.count {
+      column = columns[offset]
+    } else if let last = columns.last {
+      column = last + 1
+    } else {
+      column = valueAt.column
+    }
+    return SourcePosition(file: valueAt.file, line: valueAt.line, column: column)
+  }
+}
+
+/// A value after the generic type check of the key table.
+enum TypedValue {
+  case text(String)
+  case bool(Bool)
+  case size(UInt64)
+  case auto
+  case int(Int64)
+  case uuid(UUID)
+  case words([(word: String, offset: Int)])
+
+  var text: String? { if case .text(let s) = self { return s } else { return nil } }
+  var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+  var size: UInt64? { if case .size(let s) = self { return s } else { return nil } }
+  var int: Int64? { if case .int(let i) = self { return i } else { return nil } }
+  var uuid: UUID? { if case .uuid(let u) = self { return u } else { return nil } }
+  var words: [(word: String, offset: Int)] {
+    if case .words(let w) = self { return w } else { return [] }
+  }
+}
+
+let sizeSyntaxHint =
+  "a number of bytes with an optional K, M, G or T suffix (powers of 1024), e.g. 64M"
+
+func parseSize(_ text: String) -> UInt64? {
+  guard !text.isEmpty else { return nil }
+  var digits = Substring(text)
+  var multiplier: UInt64 = 1
+  if let last = digits.last, !last.isNumber {
+    switch last {
+    case "K": multiplier = 1 << 10
+    case "M": multiplier = 1 << 20
+    case "G": multiplier = 1 << 30
+    case "T": multiplier = 1 << 40
+    default: return nil
+    }
+    digits = digits.dropLast()
+  }
+  guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+    let number = UInt64(digits)
+  else { return nil }
+  let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
+  return overflow ? nil : product
+}
+
+func parseBool(_ text: String) -> Bool? {
+  switch text.lowercased() {
+  case "yes", "true", "on", "1": return true
+  case "no", "false", "off", "0": return false
+  default: return nil
+  }
+}
+
+/// Decimal or 0x-prefixed hexadecimal unsigned number.
+func parseUnsigned(_ text: String) -> UInt64? {
+  let lower = text.lowercased()
+  if lower.hasPrefix("0x") { return UInt64(lower.dropFirst(2), radix: 16) }
+  guard lower.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+  return UInt64(lower)
+}
+
+func parseOctalMode(_ text: String) -> UInt16? {
+  guard !text.isEmpty, text.allSatisfy({ ("0"..."7").contains($0) }),
+    let mode = UInt16(text, radix: 8), mode <= 0o7777
+  else { return nil }
+  return mode
+}
+
+/// Splits on whitespace, keeping each word's character offset.
+func splitWords(_ text: String) -> [(word: String, offset: Int)] {
+  var result: [(String, Int)] = []
+  var current = ""
+  var start = 0
+  for (index, char) in text.enumerated() {
+    if char == " " || char == "\t" {
+      if !current.isEmpty { result.append((current, start)) }
+      current = ""
+    } else {
+      if current.isEmpty { start = index }
+      current.append(char)
+    }
+  }
+  if !current.isEmpty { result.append((current, start)) }
+  return result
+}
+
+/// Splits `text` on `separator` into at most `limit` fields, keeping each field's offset.
+func splitFields(_ text: String, on separator: Character, limit: Int) -> [(
+  field: String, offset: Int
+)] {
+  var result: [(String, Int)] = []
+  var current = ""
+  var start = 0
+  for (index, char) in text.enumerated() {
+    if char == separator && result.count < limit - 1 {
+      result.append((current, start))
+      current = ""
+      start = index + 1
+    } else {
+      current.append(char)
+    }
+  }
+  result.append((current, start))
+  return result
+}
+
+func isValidVariableName(_ name: String) -> Bool {
+  guard let first = name.first, first == "_" || (first.isASCII && first.isLetter) else {
+    return false
+  }
+  return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+}
+
+func joinPath(_ directory: String, _ path: String) -> String {
+  if path.hasPrefix("/") { return (path as NSString).standardizingPath }
+  return ((directory as NSString).appendingPathComponent(path) as NSString).standardizingPath
+}
+
+func fileKind(_ path: String) -> (exists: Bool, isDirectory: Bool) {
+  var isDirectory: ObjCBool = false
+  let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+  return (exists, isDirectory.boolValue)
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+
+@testable import RoseDisk
+
+struct TestFailure: Error, CustomStringConvertible {
+  let description: String
+  init(_ message: String) { description = message }
+}
+
+/// A unique temporary directory, removed by `remove()`.
+final class TempDir {
+  let path: String
+
+  init() throws {
+    let base = FileManager.default.temporaryDirectory.path
+    path = base + "/rosedisk-test-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  }
+
+  func file(_ name: String) -> String { path + "/" + name }
+
+  deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct ToolResult {
+  let status: Int32
+  let output: String
+}
+
+/// Runs an external checker. A missing tool fails the test naming the apt package to install.
+@discardableResult
+func runTool(_ name: String, package: String, _ arguments: [String], expectSuccess: Bool = true) throws -> ToolResult {
+  let candidates = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].map { $0 + name }
+  guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+    throw TestFailure("required tool '\(name)' is missing: apt-get install \(package)")
+  }
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: path)
+  process.arguments = arguments
+  var environment = ProcessInfo.processInfo.environment
+  environment["LC_ALL"] = "C"
+  environment["MTOOLS_SKIP_CHECK"] = "1"
+  process.environment = environment
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  process.standardInput = FileHandle.nullDevice
+  try process.run()
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  let result = ToolResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+  if expectSuccess && result.status != 0 {
+    throw TestFailure("\(name) \(arguments.joined(separator: " ")) exited \(result.status): \(result.output)")
+  }
+  return result
+}
+
+func filesEqual(_ a: String, _ b: String) throws -> Bool {
+  let da = try Data(contentsOf: URL(fileURLWithPath: a))
+  let db = try Data(contentsOf: URL(fileURLWithPath: b))
+  return da == db
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
+  var state = seed | 1
+  var out = [UInt8](repeating: 0, count: count)
+  out.withUnsafeMutableBytes { raw in
+    let words = count / 8
+    for i in 0..<words {
+      state ^= state >> 12
+      state ^= state << 25
+      state ^= state >> 27
+      raw.storeBytes(of: state &* 0x2545_F491_4F6C_DD1D, toByteOffset: i * 8, as: UInt64.self)
+    }
+  }
+  return out
+}
+
+struct SampleImage {
+  let layout: DiskLayout
+  let path: String
+  let map: AllocationMap
+}
+
+let mib: UInt64 = 1 << 20
+
+func sampleSpecs(seed: String = "test-seed") throws -> [PartitionSpec] {
+  [
+    PartitionSpec(
+      label: "esp", type: try PartitionTypes.guid(for: "esp"), uuid: GUID.derived(seed: seed, label: "esp"),
+      size: .fixed(4 * mib)),
+    PartitionSpec(
+      label: "root-a", type: try PartitionTypes.guid(for: "root-x86-64"), uuid: GUID.derived(seed: seed, label: "root-a"),
+      attributes: 1 << 59, size: .auto(min: 2 * mib), contentSize: 3 * mib + 5),
+    PartitionSpec(
+      label: "data", type: try PartitionTypes.guid(for: "linux-generic"), uuid: GUID.derived(seed: seed, label: "data"),
+      size: .grow(min: mib)),
+  ]
+}
+
+/// Builds a small disk image: GPT, random data at scattered extents (some not 4 KiB
+/// aligned), a fill-pattern block, a zero block inside a used range, and holes.
+func makeSampleImage(in dir: TempDir, name: String = "disk.img", sectorSize: UInt64 = 512, diskSize: UInt64? = 24 << 20)
+  throws -> SampleImage
+{
+  let layout = try DiskLayout.plan(
+    sectorSize: sectorSize, diskSize: diskSize, diskGUID: GUID.derived(seed: "test-seed", label: "disk"),
+    partitions: try sampleSpecs())
+  let path = dir.file(name)
+  let file = try RawImageOutput.create(path: path, size: layout.diskSize)
+  try GPTWriter.write(layout, to: file.fd, path: path)
+  var map = layout.tableMap
+
+  func put(_ bytes: [UInt8], at offset: UInt64) throws {
+    try bytes.withUnsafeBytes { raw in
+      let n = pwrite(file.fd, raw.baseAddress, raw.count, off_t(offset))
+      if n != raw.count { throw TestFailure("short write") }
+    }
+    map.insert(offset: offset, length: UInt64(bytes.count))
+  }
+  let esp = layout.partitions[0]
+  let root = layout.partitions[1]
+  let data = layout.partitions[2]
+  try put(pseudoRandomBytes(count: 64 * 1024, seed: 1), at: esp.offset)
+  try put(pseudoRandomBytes(count: 1 << 20, seed: 2), at: root.offset)
+  try put(pseudoRandomBytes(count: 512, seed: 3), at: root.offset + 2 * mib + 512)  // partial block
+  try put([UInt8](repeating: 0xA5, count: 8192), at: root.offset + 3 * mib)  // FILL pattern
+  map.insert(offset: root.offset + 3 * mib + 8192, length: 4096)  // used but zero
+  try put(pseudoRandomBytes(count: 12288, seed: 4), at: data.offset + 4096)
+  try file.commit()
+  return SampleImage(layout: layout, path: path, map: map)
+}
