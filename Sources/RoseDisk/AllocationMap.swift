@@ -138,7 +138,9 @@ public struct AllocationMap: Sendable, Equatable, CustomStringConvertible {
     var result: [Extent] = []
     var cursor: UInt64 = 0
     for extent in extents where extent.offset < size {
-      if extent.offset > cursor { result.append(Extent(offset: cursor, length: extent.offset - cursor)) }
+      if extent.offset > cursor {
+        result.append(Extent(offset: cursor, length: extent.offset - cursor))
+      }
       cursor = max(cursor, min(extent.end, size))
     }
     if cursor < size { result.append(Extent(offset: cursor, length: size - cursor)) }

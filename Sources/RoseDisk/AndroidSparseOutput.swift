@@ -51,7 +51,8 @@ public struct AndroidSparseOutput: Sendable {
   public func write(rawImage: String, map: AllocationMap, to output: String) throws -> Summary {
     let bs = UInt64(blockSize)
     guard bs >= 1024, bs % 4 == 0, bs <= UInt64(FileIO.chunkSize) else {
-      throw DiskError.invalidInput(path: output, reason: "sparse block size \(bs) must be a multiple of 4 >= 1024")
+      throw DiskError.invalidInput(
+        path: output, reason: "sparse block size \(bs) must be a multiple of 4 >= 1024")
     }
     let input = try FileIO.open(rawImage, flags: O_RDONLY)
     defer { close(input) }
@@ -59,7 +60,8 @@ public struct AndroidSparseOutput: Sendable {
     let totalBlocks = (imageSize + bs - 1) / bs
     guard totalBlocks <= UInt64(UInt32.max) else {
       throw DiskError.invalidInput(
-        path: rawImage, reason: "image of \(formatSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
+        path: rawImage,
+        reason: "image of \(formatSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
     }
     var summary = Summary()
     summary.totalBlocks = UInt32(totalBlocks)
@@ -111,7 +113,9 @@ public struct AndroidSparseOutput: Sendable {
     }
 
     func emitRaw(_ pointer: UnsafeMutableRawPointer, blocks: Int) throws {
-      try chunkHeader(AndroidSparseOutput.chunkRaw, blocks: UInt64(blocks), totalSize: UInt32(12 + blocks * Int(bs)))
+      try chunkHeader(
+        AndroidSparseOutput.chunkRaw, blocks: UInt64(blocks),
+        totalSize: UInt32(12 + blocks * Int(bs)))
       try writer.write(UnsafeRawBufferPointer(start: pointer, count: blocks * Int(bs)))
       summary.rawBlocks += UInt64(blocks)
     }
@@ -124,7 +128,8 @@ public struct AndroidSparseOutput: Sendable {
         let count = min(batchBlocks, range.last - block + 1)
         let bytes = Int(count * bs)
         let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes])
-        try RawImageOutput.readMapped(input, path: rawImage, map: nil, offset: block * bs, into: chunk)
+        try RawImageOutput.readMapped(
+          input, path: rawImage, map: nil, offset: block * bs, into: chunk)
         guard let base = chunk.baseAddress else { break }
         if includeCRC { crc = rose_crc32_update(crc, base, bytes) }
         var rawStart: Int? = nil

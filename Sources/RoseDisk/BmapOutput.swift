@@ -18,7 +18,9 @@ public struct BmapOutput: Sendable {
     let input = try FileIO.open(rawImage, flags: O_RDONLY)
     defer { close(input) }
     let imageSize = try FileIO.size(input, path: rawImage)
-    guard imageSize > 0 else { throw DiskError.invalidInput(path: rawImage, reason: "image is empty") }
+    guard imageSize > 0 else {
+      throw DiskError.invalidInput(path: rawImage, reason: "image is empty")
+    }
     let bs = BmapOutput.blockSize
     let blocks = (imageSize + bs - 1) / bs
     let ranges = map.blockRanges(blockSize: bs, imageSize: imageSize)

@@ -44,10 +44,12 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
     switch self {
     case .io(let path, let operation, let code):
       let message = String(cString: strerror(code))
-      return "\(path): \(operation) failed: \(message) (errno \(code)); check that the path exists, "
+      return
+        "\(path): \(operation) failed: \(message) (errno \(code)); check that the path exists, "
         + "is writable and that the disk has space"
     case .invalidGUID(let text):
-      return "'\(text)' is not a GUID; write it as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)"
+      return
+        "'\(text)' is not a GUID; write it as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)"
     case .unknownPartitionType(let name, let matches):
       let hint =
         matches.isEmpty
@@ -59,13 +61,15 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
     case .invalidAlignment(let alignment, let sectorSize):
       return "alignment \(alignment) must be a non-zero multiple of the sector size \(sectorSize)"
     case .tooManyPartitions(let count, let maximum):
-      return "\(count) partitions requested but a GPT holds at most \(maximum); remove \(count - maximum)"
+      return
+        "\(count) partitions requested but a GPT holds at most \(maximum); remove \(count - maximum)"
     case .invalidLabel(let label, let reason):
       return "partition '\(label)': \(reason)"
     case .invalidSizeRule(let label, let reason):
       return "partition '\(label)': \(reason)"
     case .partitionDoesNotFit(let label, let needed, let available):
-      return "partition '\(label)' does not fit: needs \(formatSize(needed)), has \(formatSize(available)); "
+      return
+        "partition '\(label)' does not fit: needs \(formatSize(needed)), has \(formatSize(available)); "
         + "raise its size/max or the disk size"
     case .diskTooSmall(let needed, let given):
       return "disk size \(formatSize(given)) is too small: the layout needs \(formatSize(needed)); "
@@ -74,14 +78,16 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
       return "partition '\(label)': \(what) \(value) is not a multiple of \(alignment) bytes; "
         + "round it to a multiple of \(alignment)"
     case .overlap(let label, let other, let offset, let otherEnd):
-      return "partition '\(label)' at offset \(offset) overlaps \(other) which ends at \(otherEnd); "
+      return
+        "partition '\(label)' at offset \(offset) overlaps \(other) which ends at \(otherEnd); "
         + "move it to \(otherEnd) or later, or drop the fixed offset"
     case .invalidGPT(let path, let reason):
       return "\(path): invalid GPT: \(reason)"
     case .partitionNotFound(let path, let selector, let available):
       return "\(path): no partition '\(selector)'; available: \(available.joined(separator: ", "))"
     case .toolMissing(let tool, let package):
-      return "'\(tool)' was not found in PATH; install the Debian package '\(package)' (apt-get install \(package))"
+      return
+        "'\(tool)' was not found in PATH; install the Debian package '\(package)' (apt-get install \(package))"
     case .toolFailed(let tool, let arguments, let status, let output):
       let trimmed = output.trimmingCharacters(in: .whitespacesAndNewlines)
       return "\(tool) \(arguments.joined(separator: " ")) failed with status \(status): \(trimmed)"
@@ -95,7 +101,9 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// Human-readable binary size: "412 MiB", "1.5 GiB", "512 bytes".
 public func formatSize(_ value: UInt64) -> String {
-  let units: [(UInt64, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+  let units: [(UInt64, String)] = [
+    (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"),
+  ]
   for (unit, name) in units where value >= unit {
     if value % unit == 0 { return "\(value / unit) \(name)" }
     let tenths = UInt64((Double(value) / Double(unit) * 10).rounded())

@@ -111,7 +111,9 @@ public struct DiskLayout: Sendable, Equatable {
     sectorSize: UInt64 = 512, alignment: UInt64 = 1 << 20, diskSize: UInt64? = nil, diskGUID: GUID,
     partitions specs: [PartitionSpec]
   ) throws -> DiskLayout {
-    guard [512, 1024, 2048, 4096].contains(sectorSize) else { throw DiskError.invalidSectorSize(sectorSize) }
+    guard [512, 1024, 2048, 4096].contains(sectorSize) else {
+      throw DiskError.invalidSectorSize(sectorSize)
+    }
     guard alignment > 0, alignment % sectorSize == 0 else {
       throw DiskError.invalidAlignment(alignment: alignment, sectorSize: sectorSize)
     }
@@ -122,13 +124,16 @@ public struct DiskLayout: Sendable, Equatable {
     for spec in specs {
       if spec.label.utf16.count > 36 {
         throw DiskError.invalidLabel(
-          label: spec.label, reason: "GPT labels hold at most 36 UTF-16 units, this one has \(spec.label.utf16.count)")
+          label: spec.label,
+          reason: "GPT labels hold at most 36 UTF-16 units, this one has \(spec.label.utf16.count)")
       }
       if !spec.label.isEmpty && !seen.insert(spec.label).inserted {
-        throw DiskError.invalidLabel(label: spec.label, reason: "label is used by more than one partition")
+        throw DiskError.invalidLabel(
+          label: spec.label, reason: "label is used by more than one partition")
       }
       if let offset = spec.offset, offset % sectorSize != 0 {
-        throw DiskError.misaligned(label: spec.label, what: "offset", value: offset, alignment: sectorSize)
+        throw DiskError.misaligned(
+          label: spec.label, what: "offset", value: offset, alignment: sectorSize)
       }
     }
 
@@ -151,25 +156,32 @@ public struct DiskLayout: Sendable, Equatable {
       }
     }
 
-    var (starts, neededEnd) = try place(specs, sizes, firstUsableByte: firstUsableByte, alignment: alignment)
+    var (starts, neededEnd) = try place(
+      specs, sizes, firstUsableByte: firstUsableByte, alignment: alignment)
 
     let finalDiskSize: UInt64
     if let diskSize {
       guard diskSize % sectorSize == 0 else {
-        throw DiskError.misaligned(label: "(disk)", what: "disk size", value: diskSize, alignment: sectorSize)
+        throw DiskError.misaligned(
+          label: "(disk)", what: "disk size", value: diskSize, alignment: sectorSize)
       }
       let minimum = firstUsableByte + sectorSize + backupBytes
-      guard diskSize >= minimum else { throw DiskError.diskTooSmall(needed: max(minimum, neededEnd + backupBytes), given: diskSize) }
+      guard diskSize >= minimum else {
+        throw DiskError.diskTooSmall(needed: max(minimum, neededEnd + backupBytes), given: diskSize)
+      }
       let usableEnd = diskSize - backupBytes
       for (i, spec) in specs.enumerated() where starts[i] + sizes[i] > usableEnd {
         throw DiskError.partitionDoesNotFit(
-          label: spec.label, needed: sizes[i], available: usableEnd > starts[i] ? usableEnd - starts[i] : 0)
+          label: spec.label, needed: sizes[i],
+          available: usableEnd > starts[i] ? usableEnd - starts[i] : 0)
       }
       if !growIndices.isEmpty && usableEnd > neededEnd {
         let units = (usableEnd - neededEnd) / alignment
-        let grants = distribute(units: units, among: growIndices, specs: specs, sizes: sizes, alignment: alignment)
+        let grants = distribute(
+          units: units, among: growIndices, specs: specs, sizes: sizes, alignment: alignment)
         for (i, grant) in grants { sizes[i] += grant * alignment }
-        (starts, neededEnd) = try place(specs, sizes, firstUsableByte: firstUsableByte, alignment: alignment)
+        (starts, neededEnd) = try place(
+          specs, sizes, firstUsableByte: firstUsableByte, alignment: alignment)
       }
       finalDiskSize = diskSize
     } else {
@@ -181,19 +193,26 @@ public struct DiskLayout: Sendable, Equatable {
 
     let planned = specs.enumerated().map { i, spec in
       PlannedPartition(
-        index: i + 1, label: spec.label, type: spec.type, uuid: spec.uuid, attributes: spec.attributes,
-        firstLBA: starts[i] / sectorSize, lastLBA: (starts[i] + sizes[i]) / sectorSize - 1, offset: starts[i],
+        index: i + 1, label: spec.label, type: spec.type, uuid: spec.uuid,
+        attributes: spec.attributes,
+        firstLBA: starts[i] / sectorSize, lastLBA: (starts[i] + sizes[i]) / sectorSize - 1,
+        offset: starts[i],
         size: sizes[i], contentSize: spec.contentSize)
     }
     return DiskLayout(
-      sectorSize: sectorSize, alignment: alignment, diskSize: finalDiskSize, diskGUID: diskGUID, partitions: planned)
+      sectorSize: sectorSize, alignment: alignment, diskSize: finalDiskSize, diskGUID: diskGUID,
+      partitions: planned)
   }
 
-  static func minimumSize(_ spec: PartitionSpec, sectorSize: UInt64, alignment: UInt64) throws -> UInt64 {
+  static func minimumSize(_ spec: PartitionSpec, sectorSize: UInt64, alignment: UInt64) throws
+    -> UInt64
+  {
     let label = spec.label
     switch spec.size {
     case .fixed(let size):
-      guard size > 0 else { throw DiskError.invalidSizeRule(label: label, reason: "fixed size is 0") }
+      guard size > 0 else {
+        throw DiskError.invalidSizeRule(label: label, reason: "fixed size is 0")
+      }
       guard size % sectorSize == 0 else {
         throw DiskError.misaligned(label: label, what: "size", value: size, alignment: sectorSize)
       }
@@ -204,12 +223,15 @@ public struct DiskLayout: Sendable, Equatable {
     case .auto(let min, let max), .grow(let min, let max, _):
       if let max, max < min {
         throw DiskError.invalidSizeRule(
-          label: label, reason: "minimum size \(formatSize(min)) is above maximum \(formatSize(max))")
+          label: label,
+          reason: "minimum size \(formatSize(min)) is above maximum \(formatSize(max))")
       }
       let needed = Swift.max(spec.contentSize, min, 1)
       if let max {
         let cap = alignDown(max, sectorSize)
-        guard needed <= cap else { throw DiskError.partitionDoesNotFit(label: label, needed: needed, available: cap) }
+        guard needed <= cap else {
+          throw DiskError.partitionDoesNotFit(label: label, needed: needed, available: cap)
+        }
         return Swift.min(alignUp(needed, alignment) ?? cap, cap)
       }
       guard let size = alignUp(needed, alignment) else {
@@ -234,7 +256,8 @@ public struct DiskLayout: Sendable, Equatable {
         }
         if offset < cursor {
           throw DiskError.overlap(
-            label: spec.label, other: "partition '\(specs[i - 1].label)'", offset: offset, otherEnd: cursor)
+            label: spec.label, other: "partition '\(specs[i - 1].label)'", offset: offset,
+            otherEnd: cursor)
         }
         start = offset
       } else {
@@ -244,7 +267,9 @@ public struct DiskLayout: Sendable, Equatable {
         start = aligned
       }
       let (end, overflow) = start.addingReportingOverflow(sizes[i])
-      if overflow { throw DiskError.invalidSizeRule(label: spec.label, reason: "partition end overflows") }
+      if overflow {
+        throw DiskError.invalidSizeRule(label: spec.label, reason: "partition end overflows")
+      }
       starts.append(start)
       cursor = end
     }

@@ -32,7 +32,8 @@ public struct FATPartition: Sendable {
   public var fatBits: Int?
 
   public init(
-    size: UInt64, label: String = "ESP", volumeID: UInt32, sourceDateEpoch: UInt64? = nil, sectorSize: UInt64 = 512,
+    size: UInt64, label: String = "ESP", volumeID: UInt32, sourceDateEpoch: UInt64? = nil,
+    sectorSize: UInt64 = 512,
     fatBits: Int? = nil
   ) {
     self.size = size
@@ -52,17 +53,22 @@ public struct FATPartition: Sendable {
   public func build(files: [File], in directory: String) throws -> String {
     let label = self.label.uppercased()
     guard !label.isEmpty, label.utf8.count <= 11 else {
-      throw DiskError.invalidLabel(label: self.label, reason: "FAT volume labels have 1 to 11 characters")
+      throw DiskError.invalidLabel(
+        label: self.label, reason: "FAT volume labels have 1 to 11 characters")
     }
     guard size % sectorSize == 0, size >= 64 * sectorSize else {
-      throw DiskError.invalidSizeRule(label: self.label, reason: "FAT size \(size) must be a sector multiple and at least 64 sectors")
+      throw DiskError.invalidSizeRule(
+        label: self.label,
+        reason: "FAT size \(size) must be a sector multiple and at least 64 sectors")
     }
     let mkfs = try Tool.find("mkfs.vfat", package: "dosfstools")
     let mmd = try Tool.find("mmd", package: "mtools")
     let mcopy = try Tool.find("mcopy", package: "mtools")
 
     let epoch =
-      sourceDateEpoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt64($0) } ?? 315_532_800
+      sourceDateEpoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap {
+        UInt64($0)
+      } ?? 315_532_800
     var environment = ProcessInfo.processInfo.environment
     environment["SOURCE_DATE_EPOCH"] = String(epoch)
     environment["TZ"] = "UTC"
@@ -85,17 +91,23 @@ public struct FATPartition: Sendable {
       let help = try Tool.run(mkfs, ["--help"], environment: environment, allowFailure: true)
       if help.contains("--invariant") { arguments.append("--invariant") }
       let volume = String(volumeID, radix: 16)
-      arguments += ["-i", String(repeating: "0", count: 8 - volume.count) + volume, "-n", label, "-S", String(sectorSize)]
+      arguments += [
+        "-i", String(repeating: "0", count: 8 - volume.count) + volume, "-n", label, "-S",
+        String(sectorSize),
+      ]
       if let fatBits { arguments += ["-F", String(fatBits)] }
       arguments.append(path)
       _ = try Tool.run(mkfs, arguments, environment: environment)
 
       let (directories, copies) = try expand(files)
       if !directories.isEmpty {
-        _ = try Tool.run(mmd, ["-i", path] + directories.map { "::/" + $0 }, environment: environment)
+        _ = try Tool.run(
+          mmd, ["-i", path] + directories.map { "::/" + $0 }, environment: environment)
       }
       for (source, destination) in copies {
-        _ = try Tool.run(mcopy, ["-i", path, "-o", "-D", "o", source, "::/" + destination], environment: environment)
+        _ = try Tool.run(
+          mcopy, ["-i", path, "-o", "-D", "o", source, "::/" + destination],
+          environment: environment)
       }
     } catch {
       unlink(path)
@@ -121,7 +133,8 @@ public struct FATPartition: Sendable {
       let destination = file.destination.split(separator: "/").joined(separator: "/")
       var isDirectory: ObjCBool = false
       guard FileManager.default.fileExists(atPath: file.source, isDirectory: &isDirectory) else {
-        throw DiskError.invalidInput(path: file.source, reason: "file for the FAT image does not exist")
+        throw DiskError.invalidInput(
+          path: file.source, reason: "file for the FAT image does not exist")
       }
       if isDirectory.boolValue {
         if !destination.isEmpty { directories.insert(destination) }
@@ -141,7 +154,8 @@ public struct FATPartition: Sendable {
         }
       } else {
         guard !destination.isEmpty else {
-          throw DiskError.invalidInput(path: file.source, reason: "destination path in the FAT image is empty")
+          throw DiskError.invalidInput(
+            path: file.source, reason: "destination path in the FAT image is empty")
         }
         addParents(destination)
         copies.append((file.source, destination))
@@ -161,7 +175,8 @@ public struct FATPartition: Sendable {
 enum Tool {
   static func find(_ name: String, package: String) throws -> String {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-    let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+    let directories =
+      path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
     for directory in directories where !directory.isEmpty {
       let candidate = directory + "/" + name
       if access(candidate, X_OK) == 0 { return candidate }
@@ -170,7 +185,9 @@ enum Tool {
   }
 
   /// Runs a tool and returns its combined stdout and stderr.
-  static func run(_ tool: String, _ arguments: [String], environment: [String: String], allowFailure: Bool = false)
+  static func run(
+    _ tool: String, _ arguments: [String], environment: [String: String], allowFailure: Bool = false
+  )
     throws -> String
   {
     let process = Process()
@@ -188,7 +205,8 @@ enum Tool {
     process.waitUntilExit()
     let output = String(decoding: data, as: UTF8.self)
     if process.terminationStatus != 0 && !allowFailure {
-      throw DiskError.toolFailed(tool: tool, arguments: arguments, status: process.terminationStatus, output: output)
+      throw DiskError.toolFailed(
+        tool: tool, arguments: arguments, status: process.terminationStatus, output: output)
     }
     return output
   }

@@ -22,7 +22,8 @@ enum FileIO {
       let n = pread(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
       if n < 0 {
         if errno == EINTR { continue }
-        throw DiskError.io(path: path, operation: "read at offset \(offset + UInt64(done))", code: errno)
+        throw DiskError.io(
+          path: path, operation: "read at offset \(offset + UInt64(done))", code: errno)
       }
       if n == 0 { break }
       done += n
@@ -37,18 +38,23 @@ enum FileIO {
     let n = try read(fd, into: buffer, at: offset, path: path)
     if n != buffer.count {
       throw DiskError.invalidInput(
-        path: path, reason: "file ends at \(offset + UInt64(n)) but \(buffer.count) bytes are needed at \(offset)")
+        path: path,
+        reason:
+          "file ends at \(offset + UInt64(n)) but \(buffer.count) bytes are needed at \(offset)")
     }
   }
 
-  static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
+  static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: UInt64, path: String)
+    throws
+  {
     guard let base = buffer.baseAddress else { return }
     var done = 0
     while done < buffer.count {
       let n = pwrite(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
       if n < 0 {
         if errno == EINTR { continue }
-        throw DiskError.io(path: path, operation: "write at offset \(offset + UInt64(done))", code: errno)
+        throw DiskError.io(
+          path: path, operation: "write at offset \(offset + UInt64(done))", code: errno)
       }
       done += n
     }
@@ -187,7 +193,9 @@ final class BufferedWriter {
 
 extension Array where Element == UInt8 {
   mutating func storeLE<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-    withUnsafeMutableBytes { $0.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self) }
+    withUnsafeMutableBytes {
+      $0.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+    }
   }
 
   func loadLE<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {

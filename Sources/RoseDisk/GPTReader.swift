@@ -69,7 +69,8 @@ public enum GPTReader {
     }
     guard let ss = detected else {
       let tried = candidates.map { "byte \($0)" }.joined(separator: " or ")
-      throw DiskError.invalidGPT(path: path, reason: "no 'EFI PART' signature at \(tried); not a GPT disk image")
+      throw DiskError.invalidGPT(
+        path: path, reason: "no 'EFI PART' signature at \(tried); not a GPT disk image")
     }
     let totalSectors = imageSize / ss
     var warnings: [String] = []
@@ -79,19 +80,23 @@ public enum GPTReader {
       warnings.append("protective MBR is missing or has no 0xEE partition")
     }
 
-    let primary = try readHeader(fd, path: path, lba: 1, sectorSize: ss, totalSectors: totalSectors, name: "primary")
+    let primary = try readHeader(
+      fd, path: path, lba: 1, sectorSize: ss, totalSectors: totalSectors, name: "primary")
     let backup = try readHeader(
-      fd, path: path, lba: primary.alternateLBA, sectorSize: ss, totalSectors: totalSectors, name: "backup")
+      fd, path: path, lba: primary.alternateLBA, sectorSize: ss, totalSectors: totalSectors,
+      name: "backup")
     if backup.alternateLBA != 1 || backup.firstUsable != primary.firstUsable
       || backup.lastUsable != primary.lastUsable || backup.diskGUID != primary.diskGUID
       || backup.entryCount != primary.entryCount || backup.entrySize != primary.entrySize
       || backup.entriesCRC != primary.entriesCRC
     {
-      throw DiskError.invalidGPT(path: path, reason: "backup GPT header does not match the primary header")
+      throw DiskError.invalidGPT(
+        path: path, reason: "backup GPT header does not match the primary header")
     }
     if primary.alternateLBA != totalSectors - 1 {
       warnings.append(
-        "backup GPT header is at LBA \(primary.alternateLBA), not at the last LBA \(totalSectors - 1)")
+        "backup GPT header is at LBA \(primary.alternateLBA), not at the last LBA \(totalSectors - 1)"
+      )
     }
 
     var partitions: [GPTPartition] = []
@@ -101,7 +106,8 @@ public enum GPTReader {
       let base = i * Int(primary.entrySize)
       let typeBytes = Array(entries[base..<(base + 16)])
       if typeBytes == zero { continue }
-      guard let type = GUID(gptBytes: typeBytes), let uuid = GUID(gptBytes: Array(entries[(base + 16)..<(base + 32)]))
+      guard let type = GUID(gptBytes: typeBytes),
+        let uuid = GUID(gptBytes: Array(entries[(base + 16)..<(base + 32)]))
       else { continue }
       let first = entries.loadLE(UInt64.self, at: base + 32)
       let last = entries.loadLE(UInt64.self, at: base + 40)
@@ -116,13 +122,16 @@ public enum GPTReader {
       guard first <= last, first >= primary.firstUsable, last <= primary.lastUsable else {
         throw DiskError.invalidGPT(
           path: path,
-          reason: "partition \(i + 1) '\(label)' spans LBA \(first)-\(last), outside the usable LBAs "
+          reason:
+            "partition \(i + 1) '\(label)' spans LBA \(first)-\(last), outside the usable LBAs "
             + "\(primary.firstUsable)-\(primary.lastUsable)")
       }
       partitions.append(
         GPTPartition(
-          index: i + 1, label: label, type: type, typeName: PartitionTypes.name(for: type), uuid: uuid,
-          firstLBA: first, lastLBA: last, attributes: attributes, offset: first * ss, size: (last - first + 1) * ss))
+          index: i + 1, label: label, type: type, typeName: PartitionTypes.name(for: type),
+          uuid: uuid,
+          firstLBA: first, lastLBA: last, attributes: attributes, offset: first * ss,
+          size: (last - first + 1) * ss))
     }
     let sorted = partitions.sorted { $0.firstLBA < $1.firstLBA }
     for (a, b) in zip(sorted, sorted.dropFirst()) where b.firstLBA <= a.lastLBA {
@@ -130,8 +139,10 @@ public enum GPTReader {
     }
     return GPTTable(
       path: path, sectorSize: ss, imageSize: imageSize, diskGUID: primary.diskGUID,
-      firstUsableLBA: primary.firstUsable, lastUsableLBA: primary.lastUsable, alternateLBA: primary.alternateLBA,
-      entryCount: primary.entryCount, entrySize: primary.entrySize, partitions: partitions, warnings: warnings)
+      firstUsableLBA: primary.firstUsable, lastUsableLBA: primary.lastUsable,
+      alternateLBA: primary.alternateLBA,
+      entryCount: primary.entryCount, entrySize: primary.entrySize, partitions: partitions,
+      warnings: warnings)
   }
 
   struct Header {
@@ -147,44 +158,57 @@ public enum GPTReader {
 
   static func readBytes(_ fd: Int32, path: String, offset: UInt64, count: Int) throws -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
-    try bytes.withUnsafeMutableBytes { try FileIO.readExactly(fd, into: $0, at: offset, path: path) }
+    try bytes.withUnsafeMutableBytes {
+      try FileIO.readExactly(fd, into: $0, at: offset, path: path)
+    }
     return bytes
   }
 
   static func readHeader(
-    _ fd: Int32, path: String, lba: UInt64, sectorSize ss: UInt64, totalSectors: UInt64, name: String
+    _ fd: Int32, path: String, lba: UInt64, sectorSize ss: UInt64, totalSectors: UInt64,
+    name: String
   ) throws -> Header {
     func fail(_ reason: String) -> DiskError {
       DiskError.invalidGPT(path: path, reason: "\(name) header at LBA \(lba): \(reason)")
     }
-    guard lba < totalSectors else { throw fail("beyond the end of the image (\(totalSectors) sectors)") }
+    guard lba < totalSectors else {
+      throw fail("beyond the end of the image (\(totalSectors) sectors)")
+    }
     var h = try readBytes(fd, path: path, offset: lba * ss, count: Int(ss))
     guard Array(h[0..<8]) == Array("EFI PART".utf8) else { throw fail("no 'EFI PART' signature") }
     let headerSize = h.loadLE(UInt32.self, at: 12)
-    guard headerSize >= 92, UInt64(headerSize) <= ss else { throw fail("header size \(headerSize) is invalid") }
+    guard headerSize >= 92, UInt64(headerSize) <= ss else {
+      throw fail("header size \(headerSize) is invalid")
+    }
     let storedCRC = h.loadLE(UInt32.self, at: 16)
     h.storeLE(UInt32(0), at: 16)
     let computedCRC = gptCRC32(h[0..<Int(headerSize)])
     guard storedCRC == computedCRC else {
       throw fail(
-        "header CRC32 mismatch (stored 0x\(String(storedCRC, radix: 16)), computed 0x\(String(computedCRC, radix: 16)))")
+        "header CRC32 mismatch (stored 0x\(String(storedCRC, radix: 16)), computed 0x\(String(computedCRC, radix: 16)))"
+      )
     }
     let myLBA = h.loadLE(UInt64.self, at: 24)
     guard myLBA == lba else { throw fail("MyLBA is \(myLBA)") }
     let header = Header(
       alternateLBA: h.loadLE(UInt64.self, at: 32), firstUsable: h.loadLE(UInt64.self, at: 40),
-      lastUsable: h.loadLE(UInt64.self, at: 48), diskGUID: GUID(gptBytes: Array(h[56..<72])) ?? .zero,
+      lastUsable: h.loadLE(UInt64.self, at: 48),
+      diskGUID: GUID(gptBytes: Array(h[56..<72])) ?? .zero,
       entryCount: h.loadLE(UInt32.self, at: 80), entrySize: h.loadLE(UInt32.self, at: 84),
       entriesCRC: h.loadLE(UInt32.self, at: 88), entries: [])
     let entriesLBA = h.loadLE(UInt64.self, at: 72)
     guard header.firstUsable <= header.lastUsable, header.lastUsable < totalSectors else {
-      throw fail("usable LBAs \(header.firstUsable)-\(header.lastUsable) do not fit a disk of \(totalSectors) sectors")
+      throw fail(
+        "usable LBAs \(header.firstUsable)-\(header.lastUsable) do not fit a disk of \(totalSectors) sectors"
+      )
     }
     guard header.entrySize >= 128, header.entrySize.nonzeroBitCount == 1 else {
       throw fail("partition entry size \(header.entrySize) is not 128 times a power of two")
     }
     let arrayBytes = UInt64(header.entryCount) * UInt64(header.entrySize)
-    guard arrayBytes <= 1 << 24 else { throw fail("partition entry array of \(arrayBytes) bytes is too large") }
+    guard arrayBytes <= 1 << 24 else {
+      throw fail("partition entry array of \(arrayBytes) bytes is too large")
+    }
     let arraySectors = (arrayBytes + ss - 1) / ss
     guard entriesLBA >= 2, entriesLBA + arraySectors <= totalSectors else {
       throw fail("partition entry array at LBA \(entriesLBA) lies outside the image")

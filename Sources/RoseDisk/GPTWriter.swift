@@ -60,7 +60,8 @@ public enum GPTWriter {
   }
 
   static func encodeHeader(
-    _ layout: DiskLayout, myLBA: UInt64, alternateLBA: UInt64, entriesLBA: UInt64, entriesCRC: UInt32
+    _ layout: DiskLayout, myLBA: UInt64, alternateLBA: UInt64, entriesLBA: UInt64,
+    entriesCRC: UInt32
   ) -> [UInt8] {
     var h = [UInt8](repeating: 0, count: 92)
     h.replaceSubrange(0..<8, with: Array("EFI PART".utf8))

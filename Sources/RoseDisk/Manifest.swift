@@ -54,11 +54,14 @@ public struct Manifest: Codable, Sendable, Equatable {
     diskSize = layout.diskSize
     partitions = layout.partitions.map { p in
       let used = map.usedBytes(inRange: p.offset, length: p.size)
-      let basisPoints = p.size == 0 ? 0 : p.size.dividingFullWidth(used.multipliedFullWidth(by: 10000)).quotient
+      let basisPoints =
+        p.size == 0 ? 0 : p.size.dividingFullWidth(used.multipliedFullWidth(by: 10000)).quotient
       let fill = Double(basisPoints) / 100
       return Partition(
-        index: p.index, label: p.label, type: p.type, typeName: PartitionTypes.name(for: p.type), uuid: p.uuid,
-        attributes: p.attributes, firstLBA: p.firstLBA, lastLBA: p.lastLBA, offset: p.offset, size: p.size,
+        index: p.index, label: p.label, type: p.type, typeName: PartitionTypes.name(for: p.type),
+        uuid: p.uuid,
+        attributes: p.attributes, firstLBA: p.firstLBA, lastLBA: p.lastLBA, offset: p.offset,
+        size: p.size,
         usedBytes: used, fill: fill)
     }
     self.outputs = outputs
@@ -67,7 +70,8 @@ public struct Manifest: Codable, Sendable, Equatable {
   /// Describes an output file (size and SHA-256); `file` in the entry is its last path component.
   public static func describeOutput(path: String, format: String) throws -> Output {
     Output(
-      file: URL(fileURLWithPath: path).lastPathComponent, format: format, size: try FileIO.size(path: path),
+      file: URL(fileURLWithPath: path).lastPathComponent, format: format,
+      size: try FileIO.size(path: path),
       sha256: try SHA256Stream.file(path: path))
   }
 

@@ -153,7 +153,9 @@ public enum PartitionTypes {
   ]
 
   /// Names that resolve through the host architecture.
-  static let hostAliases = ["root", "usr", "root-verity", "usr-verity", "root-verity-sig", "usr-verity-sig"]
+  static let hostAliases = [
+    "root", "usr", "root-verity", "usr-verity", "root-verity-sig", "usr-verity-sig",
+  ]
 
   /// All known names with their GUIDs (explicit names first, then host aliases), sorted by name.
   public static let all: [(name: String, guid: GUID)] = {

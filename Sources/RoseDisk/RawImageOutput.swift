@@ -17,7 +17,8 @@ public enum RawImageOutput {
   /// of bytes of the source; the caller marks `[offset, offset + capacity)` used.
   @discardableResult
   public static func copyFile(
-    _ source: String, into fd: Int32, imagePath: String, offset: UInt64, capacity: UInt64, label: String
+    _ source: String, into fd: Int32, imagePath: String, offset: UInt64, capacity: UInt64,
+    label: String
   ) throws -> UInt64 {
     let input = try FileIO.open(source, flags: O_RDONLY)
     defer { close(input) }
@@ -32,7 +33,8 @@ public enum RawImageOutput {
       let n = try FileIO.read(input, into: buffer, at: position, path: source)
       if n == 0 { break }
       try writeSkippingZeroBlocks(
-        UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: fd, path: imagePath, at: offset + position)
+        UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: fd, path: imagePath,
+        at: offset + position)
       position += UInt64(n)
     }
     guard position == size else {
@@ -42,7 +44,9 @@ public enum RawImageOutput {
   }
 
   /// Writes `data` at `offset`, leaving out runs of all-zero 4 KiB blocks.
-  static func writeSkippingZeroBlocks(_ data: UnsafeRawBufferPointer, to fd: Int32, path: String, at offset: UInt64)
+  static func writeSkippingZeroBlocks(
+    _ data: UnsafeRawBufferPointer, to fd: Int32, path: String, at offset: UInt64
+  )
     throws
   {
     guard let base = data.baseAddress else { return }
@@ -53,7 +57,9 @@ public enum RawImageOutput {
       let length = min(block, data.count - i)
       let zero = isZero(base + i, length)
       if zero, let start = runStart {
-        try FileIO.write(fd, UnsafeRawBufferPointer(start: base + start, count: i - start), at: offset + UInt64(start), path: path)
+        try FileIO.write(
+          fd, UnsafeRawBufferPointer(start: base + start, count: i - start),
+          at: offset + UInt64(start), path: path)
         runStart = nil
       } else if !zero && runStart == nil {
         runStart = i
@@ -62,7 +68,8 @@ public enum RawImageOutput {
     }
     if let start = runStart {
       try FileIO.write(
-        fd, UnsafeRawBufferPointer(start: base + start, count: data.count - start), at: offset + UInt64(start), path: path)
+        fd, UnsafeRawBufferPointer(start: base + start, count: data.count - start),
+        at: offset + UInt64(start), path: path)
     }
   }
 
@@ -76,7 +83,8 @@ public enum RawImageOutput {
   /// Fills `buffer` with the image bytes at `offset`, reading only the ranges the map marks
   /// used; holes (and bytes past the end of the file) are zeros. With `map` nil, reads all.
   static func readMapped(
-    _ fd: Int32, path: String, map: AllocationMap?, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    _ fd: Int32, path: String, map: AllocationMap?, offset: UInt64,
+    into buffer: UnsafeMutableRawBufferPointer
   ) throws {
     guard let base = buffer.baseAddress else { return }
     guard let map else {

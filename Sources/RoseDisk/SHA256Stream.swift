@@ -34,7 +34,9 @@ public final class SHA256Stream {
   public func finalize() -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
     var length: UInt32 = 0
-    _ = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+    _ = digest.withUnsafeMutableBufferPointer {
+      EVP_DigestFinal_ex(context, $0.baseAddress, &length)
+    }
     EVP_DigestInit_ex(context, EVP_sha256(), nil)
     return digest
   }
@@ -46,7 +48,8 @@ public final class SHA256Stream {
   public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
     digest.withUnsafeMutableBufferPointer { out in
-      _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
+      _ = SHA256(
+        bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
     }
     return digest
   }

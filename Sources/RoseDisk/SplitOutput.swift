@@ -17,7 +17,8 @@ public struct SplitOutput: Sendable {
   /// Writes one file per partition into `directory`; returns their paths in table order.
   @discardableResult
   public func write(
-    rawImage: String, partitions: [PlannedPartition], map: AllocationMap, directory: String, baseName: String
+    rawImage: String, partitions: [PlannedPartition], map: AllocationMap, directory: String,
+    baseName: String
   ) throws -> [String] {
     let input = try FileIO.open(rawImage, flags: O_RDONLY)
     defer { close(input) }
@@ -25,16 +26,20 @@ public struct SplitOutput: Sendable {
     defer { buffer.deallocate() }
     var paths: [String] = []
     for partition in partitions {
-      let path = directory + "/" + SplitOutput.fileName(baseName: baseName, label: partition.label, index: partition.index)
+      let path =
+        directory + "/"
+        + SplitOutput.fileName(baseName: baseName, label: partition.label, index: partition.index)
       let file = try AtomicOutputFile(path: path, size: partition.size)
       for extent in map.extents(inRange: partition.offset, length: partition.size) {
         var offset = extent.offset
         while offset < extent.end {
           let count = Int(min(UInt64(buffer.count), extent.end - offset))
           let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-          try RawImageOutput.readMapped(input, path: rawImage, map: nil, offset: offset, into: chunk)
+          try RawImageOutput.readMapped(
+            input, path: rawImage, map: nil, offset: offset, into: chunk)
           try RawImageOutput.writeSkippingZeroBlocks(
-            UnsafeRawBufferPointer(chunk), to: file.fd, path: file.temporaryPath, at: offset - partition.offset)
+            UnsafeRawBufferPointer(chunk), to: file.fd, path: file.temporaryPath,
+            at: offset - partition.offset)
           offset += UInt64(count)
         }
       }

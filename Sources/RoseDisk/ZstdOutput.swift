@@ -10,7 +10,9 @@ public struct ZstdOutput: Sendable {
   public var level: Int32
   public var workers: Int32
 
-  public init(level: Int32 = 3, workers: Int32 = Int32(ProcessInfo.processInfo.activeProcessorCount)) {
+  public init(
+    level: Int32 = 3, workers: Int32 = Int32(ProcessInfo.processInfo.activeProcessorCount)
+  ) {
     self.level = level
     self.workers = max(1, workers)
   }
@@ -21,17 +23,21 @@ public struct ZstdOutput: Sendable {
     defer { close(input) }
     let size = try FileIO.size(input, path: rawImage)
     let file = try AtomicOutputFile(path: output)
-    guard let cctx = ZSTD_createCCtx() else { throw DiskError.compression(path: output, reason: "out of memory") }
+    guard let cctx = ZSTD_createCCtx() else {
+      throw DiskError.compression(path: output, reason: "out of memory")
+    }
     defer { ZSTD_freeCCtx(cctx) }
 
     func check(_ code: Int, _ what: String) throws {
       if ZSTD_isError(code) != 0 {
-        throw DiskError.compression(path: output, reason: "\(what): \(String(cString: ZSTD_getErrorName(code)))")
+        throw DiskError.compression(
+          path: output, reason: "\(what): \(String(cString: ZSTD_getErrorName(code)))")
       }
     }
     try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level), "level \(level)")
     try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1), "checksum flag")
-    try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, max(1, workers)), "nbWorkers \(workers)")
+    try check(
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, max(1, workers)), "nbWorkers \(workers)")
     try check(ZSTD_CCtx_setPledgedSrcSize(cctx, size), "pledged size")
 
     let inBuffer = FileIO.allocate(FileIO.chunkSize)
@@ -47,7 +53,8 @@ public struct ZstdOutput: Sendable {
       try check(remaining, "compress")
       if out.pos > 0 {
         try FileIO.write(
-          file.fd, UnsafeRawBufferPointer(rebasing: outBuffer[0..<out.pos]), at: written, path: file.temporaryPath)
+          file.fd, UnsafeRawBufferPointer(rebasing: outBuffer[0..<out.pos]), at: written,
+          path: file.temporaryPath)
         written += UInt64(out.pos)
       }
       return remaining

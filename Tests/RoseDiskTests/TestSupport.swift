@@ -30,9 +30,12 @@ struct ToolResult {
 
 /// Runs an external checker. A missing tool fails the test naming the apt package to install.
 @discardableResult
-func runTool(_ name: String, package: String, _ arguments: [String], expectSuccess: Bool = true) throws -> ToolResult {
+func runTool(_ name: String, package: String, _ arguments: [String], expectSuccess: Bool = true)
+  throws -> ToolResult
+{
   let candidates = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].map { $0 + name }
-  guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+  guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+  else {
     throw TestFailure("required tool '\(name)' is missing: apt-get install \(package)")
   }
   let process = Process()
@@ -49,9 +52,11 @@ func runTool(_ name: String, package: String, _ arguments: [String], expectSucce
   try process.run()
   let data = pipe.fileHandleForReading.readDataToEndOfFile()
   process.waitUntilExit()
-  let result = ToolResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+  let result = ToolResult(
+    status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
   if expectSuccess && result.status != 0 {
-    throw TestFailure("\(name) \(arguments.joined(separator: " ")) exited \(result.status): \(result.output)")
+    throw TestFailure(
+      "\(name) \(arguments.joined(separator: " ")) exited \(result.status): \(result.output)")
   }
   return result
 }
@@ -89,24 +94,30 @@ let mib: UInt64 = 1 << 20
 func sampleSpecs(seed: String = "test-seed") throws -> [PartitionSpec] {
   [
     PartitionSpec(
-      label: "esp", type: try PartitionTypes.guid(for: "esp"), uuid: GUID.derived(seed: seed, label: "esp"),
+      label: "esp", type: try PartitionTypes.guid(for: "esp"),
+      uuid: GUID.derived(seed: seed, label: "esp"),
       size: .fixed(4 * mib)),
     PartitionSpec(
-      label: "root-a", type: try PartitionTypes.guid(for: "root-x86-64"), uuid: GUID.derived(seed: seed, label: "root-a"),
+      label: "root-a", type: try PartitionTypes.guid(for: "root-x86-64"),
+      uuid: GUID.derived(seed: seed, label: "root-a"),
       attributes: 1 << 59, size: .auto(min: 2 * mib), contentSize: 3 * mib + 5),
     PartitionSpec(
-      label: "data", type: try PartitionTypes.guid(for: "linux-generic"), uuid: GUID.derived(seed: seed, label: "data"),
+      label: "data", type: try PartitionTypes.guid(for: "linux-generic"),
+      uuid: GUID.derived(seed: seed, label: "data"),
       size: .grow(min: mib)),
   ]
 }
 
 /// Builds a small disk image: GPT, random data at scattered extents (some not 4 KiB
 /// aligned), a fill-pattern block, a zero block inside a used range, and holes.
-func makeSampleImage(in dir: TempDir, name: String = "disk.img", sectorSize: UInt64 = 512, diskSize: UInt64? = 24 << 20)
+func makeSampleImage(
+  in dir: TempDir, name: String = "disk.img", sectorSize: UInt64 = 512, diskSize: UInt64? = 24 << 20
+)
   throws -> SampleImage
 {
   let layout = try DiskLayout.plan(
-    sectorSize: sectorSize, diskSize: diskSize, diskGUID: GUID.derived(seed: "test-seed", label: "disk"),
+    sectorSize: sectorSize, diskSize: diskSize,
+    diskGUID: GUID.derived(seed: "test-seed", label: "disk"),
     partitions: try sampleSpecs())
   let path = dir.file(name)
   let file = try RawImageOutput.create(path: path, size: layout.diskSize)
