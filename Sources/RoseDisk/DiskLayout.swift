@@ -1,5 +1,5 @@
 /// How big a partition should be.
-public enum SizeRule: Sendable, Equatable {
+public enum PartitionSizeRule: Sendable, Equatable {
   /// Exactly this many bytes (a multiple of the sector size).
   case fixed(UInt64)
   /// Big enough for the content and at least `min`, rounded up to the alignment, at most `max`.
@@ -11,14 +11,14 @@ public enum SizeRule: Sendable, Equatable {
 }
 
 /// One requested partition, in table order.
-public struct PartitionSpec: Sendable, Equatable {
+public struct PartitionRequest: Sendable, Equatable {
   public var label: String
   public var type: GUID
   public var uuid: GUID
   /// GPT attribute bits (0 required, 2 legacy BIOS bootable, 59 grow-fs, 60 read-only,
   /// 62 hidden, 63 no-auto).
   public var attributes: UInt64
-  public var size: SizeRule
+  public var size: PartitionSizeRule
   /// Bytes the partition must hold (filesystem image, raw file).
   public var contentSize: UInt64
   /// Fixed byte offset (a multiple of the sector size); nil places it after the previous
@@ -26,7 +26,8 @@ public struct PartitionSpec: Sendable, Equatable {
   public var offset: UInt64?
 
   public init(
-    label: String, type: GUID, uuid: GUID, attributes: UInt64 = 0, size: SizeRule = .auto(),
+    label: String, type: GUID, uuid: GUID, attributes: UInt64 = 0,
+    size: PartitionSizeRule = .auto(),
     contentSize: UInt64 = 0, offset: UInt64? = nil
   ) {
     self.label = label
@@ -109,7 +110,7 @@ public struct DiskLayout: Sendable, Equatable {
   ///   - partitions: the partitions in table order.
   public static func plan(
     sectorSize: UInt64 = 512, alignment: UInt64 = 1 << 20, diskSize: UInt64? = nil, diskGUID: GUID,
-    partitions specs: [PartitionSpec]
+    partitions specs: [PartitionRequest]
   ) throws -> DiskLayout {
     guard [512, 1024, 2048, 4096].contains(sectorSize) else {
       throw DiskError.invalidSectorSize(sectorSize)
@@ -204,7 +205,7 @@ public struct DiskLayout: Sendable, Equatable {
       partitions: planned)
   }
 
-  static func minimumSize(_ spec: PartitionSpec, sectorSize: UInt64, alignment: UInt64) throws
+  static func minimumSize(_ spec: PartitionRequest, sectorSize: UInt64, alignment: UInt64) throws
     -> UInt64
   {
     let label = spec.label
@@ -242,7 +243,7 @@ public struct DiskLayout: Sendable, Equatable {
   }
 
   static func place(
-    _ specs: [PartitionSpec], _ sizes: [UInt64], firstUsableByte: UInt64, alignment: UInt64
+    _ specs: [PartitionRequest], _ sizes: [UInt64], firstUsableByte: UInt64, alignment: UInt64
   ) throws -> ([UInt64], UInt64) {
     var starts: [UInt64] = []
     var cursor = firstUsableByte
@@ -278,7 +279,8 @@ public struct DiskLayout: Sendable, Equatable {
 
   /// Splits `units` alignment units among grow partitions by weight, honouring max sizes.
   static func distribute(
-    units: UInt64, among indices: [Int], specs: [PartitionSpec], sizes: [UInt64], alignment: UInt64
+    units: UInt64, among indices: [Int], specs: [PartitionRequest], sizes: [UInt64],
+    alignment: UInt64
   ) -> [(Int, UInt64)] {
     var grants = [Int: UInt64]()
     var capacity = [Int: UInt64]()

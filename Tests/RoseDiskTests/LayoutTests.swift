@@ -4,10 +4,10 @@ import Testing
 @testable import RoseDisk
 
 @Suite struct LayoutTests {
-  func spec(_ label: String, _ size: SizeRule, content: UInt64 = 0, offset: UInt64? = nil)
-    -> PartitionSpec
+  func spec(_ label: String, _ size: PartitionSizeRule, content: UInt64 = 0, offset: UInt64? = nil)
+    -> PartitionRequest
   {
-    PartitionSpec(
+    PartitionRequest(
       label: label, type: GUID.derived(seed: "t", label: "type"),
       uuid: GUID.derived(seed: "t", label: label),
       size: size, contentSize: content, offset: offset)

@@ -91,17 +91,17 @@ struct SampleImage {
 
 let mib: UInt64 = 1 << 20
 
-func sampleSpecs(seed: String = "test-seed") throws -> [PartitionSpec] {
+func sampleSpecs(seed: String = "test-seed") throws -> [PartitionRequest] {
   [
-    PartitionSpec(
+    PartitionRequest(
       label: "esp", type: try PartitionTypes.guid(for: "esp"),
       uuid: GUID.derived(seed: seed, label: "esp"),
       size: .fixed(4 * mib)),
-    PartitionSpec(
+    PartitionRequest(
       label: "root-a", type: try PartitionTypes.guid(for: "root-x86-64"),
       uuid: GUID.derived(seed: seed, label: "root-a"),
       attributes: 1 << 59, size: .auto(min: 2 * mib), contentSize: 3 * mib + 5),
-    PartitionSpec(
+    PartitionRequest(
       label: "data", type: try PartitionTypes.guid(for: "linux-generic"),
       uuid: GUID.derived(seed: seed, label: "data"),
       size: .grow(min: mib)),
