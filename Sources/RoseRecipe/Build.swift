@@ -58,7 +58,8 @@ extension LoadState {
     if let entry = image.entry("Alignment"), let value = image.size("Alignment") {
       if value == 0 || value & (value - 1) != 0 || value % UInt64(sectorSize) != 0 {
         diagnostics.error(
-          entry.valueAt, "Alignment=\(entry.value) must be a power of two and a multiple of the "
+          entry.valueAt,
+          "Alignment=\(entry.value) must be a power of two and a multiple of the "
             + "sector size (\(sectorSize))")
       } else {
         alignment = value
@@ -239,7 +240,8 @@ extension LoadState {
     "Directory", "CopyFiles", "File", "Inline", "Template", "MakeDirectories",
   ]
 
-  mutating func buildLayers(_ section: SectionView, format: PartitionFormat, isAB: Bool,
+  mutating func buildLayers(
+    _ section: SectionView, format: PartitionFormat, isAB: Bool,
     label: String
   ) -> [SlottedLayer] {
     var layers: [SlottedLayer] = []

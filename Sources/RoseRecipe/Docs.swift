@@ -17,7 +17,9 @@ public func recipesMarkdown() -> String {
         "`\(key.name)=`", "`\(key.type.placeholder)`",
         key.defaultValue.isEmpty ? "" : key.defaultValue, notes.joined(separator: ", "), key.help,
       ]
-      out += "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }
+      out +=
+        "| "
+        + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }
         .joined(separator: " | ") + " |\n"
     }
   }

@@ -24,7 +24,8 @@ public enum FSConfig {
       guard fields.count == 4 || fields.count == 5 else {
         errors.append(
           RecipeError(
-            at(first.offset), "expected 'path uid gid mode [capabilities=0x...]', got "
+            at(first.offset),
+            "expected 'path uid gid mode [capabilities=0x...]', got "
               + "\(fields.count) fields"))
         continue
       }
@@ -55,7 +56,8 @@ public enum FSConfig {
       if fields.count == 5 {
         let word = fields[4].word
         let prefix = "capabilities="
-        guard word.hasPrefix(prefix), let value = parseUnsigned(String(word.dropFirst(prefix.count)))
+        guard word.hasPrefix(prefix),
+          let value = parseUnsigned(String(word.dropFirst(prefix.count)))
         else {
           errors.append(
             RecipeError(

@@ -269,7 +269,8 @@ struct LoadState {
     // everything else may also use the built-ins they define.
     let early: Set<String> = ["Name", "Version", "SourceDateEpoch", "Architecture"]
     if let imageIndex {
-      for i in groups[imageIndex].entries.indices where early.contains(groups[imageIndex].entries[i].key) {
+      for i in groups[imageIndex].entries.indices
+      where early.contains(groups[imageIndex].entries[i].key) {
         var entry = groups[imageIndex].entries[i]
         expand(&entry, variables: variables)
         groups[imageIndex].entries[i] = entry
