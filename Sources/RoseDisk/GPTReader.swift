@@ -49,22 +49,37 @@ public struct GPTTable: Sendable, Equatable {
 /// overlaps). Any inconsistency is an error; the backup is compared with the primary.
 public enum GPTReader {
   /// Reads the GPT of the image at `path`. With `sectorSize` nil, 512 then 4096 are tried.
-  public static func read(path: String, sectorSize: UInt64? = nil) throws -> GPTTable {
+  /// With `recoverFromBackup`, an invalid primary GPT is reported in `warnings` and the
+  /// backup GPT in the last sector is used instead (for `inspect` of damaged images).
+  public static func read(path: String, sectorSize: UInt64? = nil, recoverFromBackup: Bool = false)
+    throws -> GPTTable
+  {
     let fd = try FileIO.open(path, flags: O_RDONLY)
     defer { close(fd) }
-    return try read(fd: fd, path: path, sectorSize: sectorSize)
+    return try read(
+      fd: fd, path: path, sectorSize: sectorSize, recoverFromBackup: recoverFromBackup)
   }
 
   /// Reads the GPT of an open image.
-  public static func read(fd: Int32, path: String, sectorSize: UInt64? = nil) throws -> GPTTable {
+  public static func read(
+    fd: Int32, path: String, sectorSize: UInt64? = nil, recoverFromBackup: Bool = false
+  ) throws -> GPTTable {
     let imageSize = try FileIO.size(fd, path: path)
     let candidates: [UInt64] = sectorSize.map { [$0] } ?? [512, 4096]
+    let signature = Array("EFI PART".utf8)
     var detected: UInt64? = nil
     for ss in candidates where imageSize >= 2 * ss {
-      let sector = try readBytes(fd, path: path, offset: ss, count: 8)
-      if sector == Array("EFI PART".utf8) {
+      if try readBytes(fd, path: path, offset: ss, count: 8) == signature {
         detected = ss
         break
+      }
+    }
+    if detected == nil && recoverFromBackup {
+      for ss in candidates where imageSize >= 2 * ss {
+        if try readBytes(fd, path: path, offset: (imageSize / ss - 1) * ss, count: 8) == signature {
+          detected = ss
+          break
+        }
       }
     }
     guard let ss = detected else {
@@ -80,23 +95,32 @@ public enum GPTReader {
       warnings.append("protective MBR is missing or has no 0xEE partition")
     }
 
-    let primary = try readHeader(
-      fd, path: path, lba: 1, sectorSize: ss, totalSectors: totalSectors, name: "primary")
-    let backup = try readHeader(
-      fd, path: path, lba: primary.alternateLBA, sectorSize: ss, totalSectors: totalSectors,
-      name: "backup")
-    if backup.alternateLBA != 1 || backup.firstUsable != primary.firstUsable
-      || backup.lastUsable != primary.lastUsable || backup.diskGUID != primary.diskGUID
-      || backup.entryCount != primary.entryCount || backup.entrySize != primary.entrySize
-      || backup.entriesCRC != primary.entriesCRC
-    {
-      throw DiskError.invalidGPT(
-        path: path, reason: "backup GPT header does not match the primary header")
-    }
-    if primary.alternateLBA != totalSectors - 1 {
-      warnings.append(
-        "backup GPT header is at LBA \(primary.alternateLBA), not at the last LBA \(totalSectors - 1)"
-      )
+    var primary: Header
+    do {
+      let header = try readHeader(
+        fd, path: path, lba: 1, sectorSize: ss, totalSectors: totalSectors, name: "primary")
+      primary = header
+      let backup = try readHeader(
+        fd, path: path, lba: primary.alternateLBA, sectorSize: ss, totalSectors: totalSectors,
+        name: "backup")
+      if backup.alternateLBA != 1 || backup.firstUsable != primary.firstUsable
+        || backup.lastUsable != primary.lastUsable || backup.diskGUID != primary.diskGUID
+        || backup.entryCount != primary.entryCount || backup.entrySize != primary.entrySize
+        || backup.entriesCRC != primary.entriesCRC
+      {
+        throw DiskError.invalidGPT(
+          path: path, reason: "backup GPT header does not match the primary header")
+      }
+      if primary.alternateLBA != totalSectors - 1 {
+        warnings.append(
+          "backup GPT header is at LBA \(primary.alternateLBA), not at the last LBA \(totalSectors - 1)"
+        )
+      }
+    } catch let error as DiskError where recoverFromBackup {
+      primary = try readHeader(
+        fd, path: path, lba: totalSectors - 1, sectorSize: ss, totalSectors: totalSectors,
+        name: "backup")
+      warnings.append("\(error.description); using the backup GPT at LBA \(totalSectors - 1)")
     }
 
     var partitions: [GPTPartition] = []

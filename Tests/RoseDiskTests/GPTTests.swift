@@ -109,6 +109,9 @@ import Testing
     } catch let error as DiskError {
       #expect(error.description.contains("primary header at LBA 1: header CRC32 mismatch"))
     }
+    let recovered = try GPTReader.read(path: image.path, recoverFromBackup: true)
+    #expect(recovered.partitions.map(\.label) == ["esp", "root-a", "data"])
+    #expect(recovered.warnings.contains { $0.contains("using the backup GPT") })
     _ = pwrite(fd, &byte, 1, 512 + 56)
     #expect(throws: Never.self) { try GPTReader.read(path: image.path) }
     // Corrupt a partition name in the backup entry array.
