@@ -104,6 +104,8 @@ extension LoadState {
         hint: "GPT names hold 36 UTF-16 code units")
     }
     let format = section.text("Format").flatMap(PartitionFormat.init(rawValue:)) ?? .empty
+    // After a bad Format= value, format-dependent checks would only add noise.
+    let formatKnown = section.entry("Format")?.failed != true
     let sector = UInt64(image.sectorSize)
     for key in ["SizeMinBytes", "SizeMaxBytes", "PaddingMinBytes", "HeadroomBytes", "Offset"] {
       if let entry = section.entry(key), let value = section.size(key), value % sector != 0 {
@@ -167,7 +169,7 @@ extension LoadState {
 
     var copyBlocks: String?
     if let entry = section.entry("CopyBlocks"), !entry.failed {
-      if format != .raw {
+      if format != .raw && formatKnown {
         diagnostics.error(entry.keyAt, "CopyBlocks= needs Format=raw")
       }
       copyBlocks = checkHostPath(entry, text: entry.value, offset: 0, want: .file)
@@ -182,7 +184,7 @@ extension LoadState {
     if let entry = section.entry("Subvolumes"), !entry.failed {
       let words = section.typed("Subvolumes")?.words ?? []
       subvolumes = words.map(\.word)
-      if format != .rosefs {
+      if format != .rosefs && formatKnown {
         diagnostics.error(entry.keyAt, "Subvolumes= needs Format=rosefs")
       } else if words.isEmpty || words.count > 2 {
         diagnostics.error(
@@ -210,7 +212,8 @@ extension LoadState {
       diagnostics.error(entry.keyAt, "SlotB= needs two Subvolumes=")
     }
 
-    let layers = buildLayers(section, format: format, isAB: isAB, label: label)
+    let layers = buildLayers(
+      section, format: formatKnown ? format : .rosefs, isAB: isAB, label: label)
 
     if format == .vfat && image.sectorSize == 4096, let entry = section.entry("Format") {
       diagnostics.warning(

@@ -24,10 +24,10 @@ public struct Recipe: Sendable, Equatable {
     self.sourceFiles = sourceFiles
   }
 
-  /// Which files the recipe came from is provenance, not meaning.
+  /// Which files (and lines) the recipe came from is provenance, not meaning.
   public static func == (lhs: Recipe, rhs: Recipe) -> Bool {
     lhs.image == rhs.image && lhs.partitions == rhs.partitions && lhs.output == rhs.output
-      && lhs.warnings == rhs.warnings
+      && lhs.warnings.map(\.message) == rhs.warnings.map(\.message)
   }
 }
 

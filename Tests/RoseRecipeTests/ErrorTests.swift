@@ -66,6 +66,14 @@ import Testing
       hint: "did you mean rosefs? allowed values: rosefs, vfat, raw, empty")
   }
 
+  @Test func badFormatDoesNotCascade() {
+    dir.write("root.tar", "")
+    let path = recipe("[Partition]\nType=root\nFormat=ext4\nTarball=root.tar\nSubvolumes=a b\n")
+    expectSingle(
+      errors(path), file: path, line: 6, column: 8, message: "invalid value 'ext4' for Format=",
+      hint: "allowed values: rosefs, vfat, raw, empty")
+  }
+
   @Test func badPartitionType() {
     let path = recipe("[Partition]\nType=rot\n")
     let found = errors(path)

@@ -240,6 +240,8 @@ import Testing
       recipe.warnings.map { "\($0.line):\($0.column) \($0.message)" } == [
         "5:8 vfat with 4096-byte sectors"
       ])
+    let again = try load(dir.write("dump/w.conf", dumpConfig(recipe)))
+    #expect(again == recipe)
     let bad = dir.write(
       "v.conf", "[Image]\nSectorSize=4096\n[Partition]\nType=root\nSizeMinBytes=2K\n")
     #expect(

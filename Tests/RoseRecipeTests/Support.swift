@@ -20,7 +20,7 @@ final class TempDir {
     let full = ((path as NSString).appendingPathComponent(relative) as NSString).standardizingPath
     try? FileManager.default.createDirectory(
       atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: full, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: full, contents: Data(text.utf8))
     return full
   }
 
