@@ -168,7 +168,8 @@ public struct DiskLayout: Sendable, Equatable {
       }
       let minimum = firstUsableByte + sectorSize + backupBytes
       guard diskSize >= minimum else {
-        throw DiskError.diskTooSmall(needed: max(minimum, neededEnd + backupBytes), given: diskSize)
+        throw DiskError.diskTooSmall(
+          needed: max(minimum, neededEnd &+ backupBytes), given: diskSize)
       }
       let usableEnd = diskSize - backupBytes
       for (i, spec) in specs.enumerated() where starts[i] + sizes[i] > usableEnd {
@@ -186,7 +187,9 @@ public struct DiskLayout: Sendable, Equatable {
       }
       finalDiskSize = diskSize
     } else {
-      guard let rounded = alignUp(neededEnd + backupBytes, max(sectorSize, 4096)) else {
+      guard neededEnd <= UInt64.max - backupBytes,
+        let rounded = alignUp(neededEnd + backupBytes, max(sectorSize, 4096))
+      else {
         throw DiskError.diskTooSmall(needed: UInt64.max, given: 0)
       }
       finalDiskSize = rounded

@@ -234,7 +234,8 @@ public enum GPTReader {
       throw fail("partition entry array of \(arrayBytes) bytes is too large")
     }
     let arraySectors = (arrayBytes + ss - 1) / ss
-    guard entriesLBA >= 2, entriesLBA + arraySectors <= totalSectors else {
+    guard entriesLBA >= 2, entriesLBA < totalSectors, arraySectors <= totalSectors - entriesLBA
+    else {
       throw fail("partition entry array at LBA \(entriesLBA) lies outside the image")
     }
     let entries = try readBytes(fd, path: path, offset: entriesLBA * ss, count: Int(arrayBytes))
