@@ -61,7 +61,7 @@ public struct AndroidSparseOutput: Sendable {
     guard totalBlocks <= UInt64(UInt32.max) else {
       throw DiskError.invalidInput(
         path: rawImage,
-        reason: "image of \(formatSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
+        reason: "image of \(formatDiskSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
     }
     var summary = Summary()
     summary.totalBlocks = UInt32(totalBlocks)

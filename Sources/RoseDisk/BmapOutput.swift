@@ -52,7 +52,7 @@ public struct BmapOutput: Sendable {
       <?xml version="1.0" ?>
       <!-- Block map written by rosepack from its allocation map (bmaptool format 2.0). -->
       <bmap version="2.0">
-          <!-- Image size in bytes: \(formatSize(imageSize)) -->
+          <!-- Image size in bytes: \(formatDiskSize(imageSize)) -->
           <ImageSize> \(imageSize) </ImageSize>
 
           <!-- Size of a block in bytes -->
@@ -61,7 +61,7 @@ public struct BmapOutput: Sendable {
           <!-- Count of blocks in the image file -->
           <BlocksCount> \(blocks) </BlocksCount>
 
-          <!-- Count of mapped blocks: \(formatSize(mapped * bs)) or \(percent / 10).\(percent % 10)% -->
+          <!-- Count of mapped blocks: \(formatDiskSize(mapped * bs)) or \(percent / 10).\(percent % 10)% -->
           <MappedBlocksCount> \(mapped) </MappedBlocksCount>
 
           <!-- Type of checksum used in this file -->

@@ -69,10 +69,10 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
       return "partition '\(label)': \(reason)"
     case .partitionDoesNotFit(let label, let needed, let available):
       return
-        "partition '\(label)' does not fit: needs \(formatSize(needed)), has \(formatSize(available)); "
+        "partition '\(label)' does not fit: needs \(formatDiskSize(needed)), has \(formatDiskSize(available)); "
         + "raise its size/max or the disk size"
     case .diskTooSmall(let needed, let given):
-      return "disk size \(formatSize(given)) is too small: the layout needs \(formatSize(needed)); "
+      return "disk size \(formatDiskSize(given)) is too small: the layout needs \(formatDiskSize(needed)); "
         + "raise the disk size or leave it unset for automatic sizing"
     case .misaligned(let label, let what, let value, let alignment):
       return "partition '\(label)': \(what) \(value) is not a multiple of \(alignment) bytes; "
@@ -100,7 +100,7 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
 }
 
 /// Human-readable binary size: "412 MiB", "1.5 GiB", "512 bytes".
-public func formatSize(_ value: UInt64) -> String {
+public func formatDiskSize(_ value: UInt64) -> String {
   let units: [(UInt64, String)] = [
     (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"),
   ]

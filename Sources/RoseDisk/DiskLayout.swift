@@ -228,7 +228,7 @@ public struct DiskLayout: Sendable, Equatable {
       if let max, max < min {
         throw DiskError.invalidSizeRule(
           label: label,
-          reason: "minimum size \(formatSize(min)) is above maximum \(formatSize(max))")
+          reason: "minimum size \(formatDiskSize(min)) is above maximum \(formatDiskSize(max))")
       }
       let needed = Swift.max(spec.contentSize, min, 1)
       if let max {
