@@ -72,7 +72,8 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
         "partition '\(label)' does not fit: needs \(formatDiskSize(needed)), has \(formatDiskSize(available)); "
         + "raise its size/max or the disk size"
     case .diskTooSmall(let needed, let given):
-      return "disk size \(formatDiskSize(given)) is too small: the layout needs \(formatDiskSize(needed)); "
+      return
+        "disk size \(formatDiskSize(given)) is too small: the layout needs \(formatDiskSize(needed)); "
         + "raise the disk size or leave it unset for automatic sizing"
     case .misaligned(let label, let what, let value, let alignment):
       return "partition '\(label)': \(what) \(value) is not a multiple of \(alignment) bytes; "
