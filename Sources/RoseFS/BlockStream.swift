@@ -37,13 +37,15 @@ final class BlockStream {
   }
 
   /// Commits the block filled through `reserveNext`; `dataChecksum` is recorded for DATA blocks.
+  /// Whether blocks still get an entry in the checksum spool: true during the data phase (data and
+  /// tail blocks); the metadata written after it needs no SSA checksum.
+  var recordsChecksums = true
+
   @discardableResult
   func commit(dataChecksum: Bool) throws -> UInt32 {
     let addr = nextBlock
-    if dataChecksum {
-      crcSpool.append(checksum.checksum(UnsafeRawBufferPointer(reserveNext())))
-    } else {
-      crcSpool.append(0)
+    if recordsChecksums {
+      crcSpool.append(dataChecksum ? checksum.checksum(UnsafeRawBufferPointer(reserveNext())) : 0)
     }
     stagedBlocks += 1
     nextBlock += 1
@@ -107,17 +109,28 @@ final class CRCSpool {
     buffer.removeAll(keepingCapacity: true)
   }
 
-  /// Calls `body` with every recorded value in order.
-  func forEach(_ body: (UInt32) throws -> Void) throws {
+  private var readChunk: [UInt32] = []
+  private var readPos = 0
+
+  /// Switches to reading: the values come back in order through `next`.
+  func rewindForReading() {
     spill()
     fflush(file)
     rewind(file)
-    var chunk = [UInt32](repeating: 0, count: 65536)
-    while true {
-      let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 4, 65536, file) }
-      if n == 0 { break }
-      for i in 0..<n { try body(chunk[i]) }
+    readChunk = []
+    readPos = 0
+  }
+
+  /// The next recorded value; 0 past the end.
+  func next() -> UInt32 {
+    if readPos == readChunk.count {
+      readChunk = [UInt32](repeating: 0, count: 65536)
+      let n = readChunk.withUnsafeMutableBytes { fread($0.baseAddress, 4, 65536, file) }
+      readChunk.removeLast(65536 - n)
+      readPos = 0
+      if n == 0 { return 0 }
     }
-    fseek(file, 0, SEEK_END)
+    readPos += 1
+    return readChunk[readPos - 1]
   }
 }
