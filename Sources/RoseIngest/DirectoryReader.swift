@@ -8,10 +8,25 @@ import RoseFS
 
 /// Streams a host file's bytes into the image: pread in 1 MiB chunks; files with fewer blocks than
 /// their size are read region by region with SEEK_DATA/SEEK_HOLE so holes stay holes.
+@_silgen_name("llistxattr")
+private func sysLlistxattr(
+  _ path: UnsafePointer<CChar>, _ list: UnsafeMutablePointer<CChar>?, _ size: Int
+) -> Int
+@_silgen_name("lgetxattr")
+private func sysLgetxattr(
+  _ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafeMutableRawPointer?,
+  _ size: Int
+) -> Int
+
+private let seekData: Int32 = 3  // SEEK_DATA (Linux), not exported by Glibc's Swift module
+private let seekHole: Int32 = 4  // SEEK_HOLE
+
 enum HostData {
   static let chunk = 1 << 20
 
-  static func copy(fd: Int32, size: UInt64, allocated: Int64, path: String, to data: DataWriter) throws {
+  static func copy(fd: Int32, size: UInt64, allocated: Int64, path: String, to data: DataWriter)
+    throws
+  {
     guard size > 0 else { return }
     let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
     defer { buf.deallocate() }
@@ -20,13 +35,13 @@ enum HostData {
       regions = []
       var pos: off_t = 0
       while UInt64(pos) < size {
-        let d = lseek(fd, pos, SEEK_DATA)
+        let d = lseek(fd, pos, seekData)
         if d < 0 {
           if errno == ENXIO { break }  // only a hole is left
           regions = [(0, size)]  // SEEK_DATA unsupported: read it all
           break
         }
-        var h = lseek(fd, d, SEEK_HOLE)
+        var h = lseek(fd, d, seekHole)
         if h < 0 { h = off_t(size) }
         let end = min(UInt64(h), size)
         if UInt64(d) >= end { break }
@@ -83,7 +98,9 @@ public final class DirectoryReader {
   public func read(into editor: TreeEditor, at prefix: [UInt8] = []) throws {
     let top = Array(path.utf8)
     var st = stat()
-    guard lstat(path, &st) == 0 else { throw IngestError.io(path: path, operation: "lstat", errno: errno) }
+    guard lstat(path, &st) == 0 else {
+      throw IngestError.io(path: path, operation: "lstat", errno: errno)
+    }
     guard (st.st_mode & S_IFMT) == S_IFDIR else {
       throw IngestError.invalid(input: path, detail: "not a directory")
     }
@@ -102,12 +119,16 @@ public final class DirectoryReader {
   private func walk(_ host: [UInt8], image: [UInt8], editor: TreeEditor) throws {
     var names: [[UInt8]] = []
     let dp: OpaquePointer? = cpath(host) { opendir($0) }
-    guard let dir = dp else { throw IngestError.io(path: printable(host), operation: "opendir", errno: errno) }
+    guard let dir = dp else {
+      throw IngestError.io(path: printable(host), operation: "opendir", errno: errno)
+    }
     defer { closedir(dir) }
     while true {
       errno = 0
       guard let ent = readdir(dir) else {
-        if errno != 0 { throw IngestError.io(path: printable(host), operation: "readdir", errno: errno) }
+        if errno != 0 {
+          throw IngestError.io(path: printable(host), operation: "readdir", errno: errno)
+        }
         break
       }
       let name: [UInt8] = withUnsafeBytes(of: &ent.pointee.d_name) { raw in
@@ -151,20 +172,24 @@ public final class DirectoryReader {
         defer { close(fd) }
         let size = UInt64(st.st_size)
         made = try editor.file(at: i, size: size, meta, input: input) { data in
-          try HostData.copy(fd: fd, size: size, allocated: Int64(st.st_blocks) * 512, path: input, to: data)
+          try HostData.copy(
+            fd: fd, size: size, allocated: Int64(st.st_blocks) * 512, path: input, to: data)
         }
         bytes += Int64(size)
       case S_IFLNK:
-        var target = [UInt8](repeating: 0, count: 4097)
-        let n = cpath(h) { p in target.withUnsafeMutableBufferPointer { readlink(p, $0.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) }, 4097) } }
+        var target = [CChar](repeating: 0, count: 4097)
+        let n = cpath(h) { readlink($0, &target, target.count) }
         guard n >= 0 else { throw IngestError.io(path: input, operation: "readlink", errno: errno) }
-        made = try editor.symlink(at: i, target: Array(target[0..<n]), meta, input: path)
+        made = try editor.symlink(
+          at: i, target: target[0..<n].map { UInt8(bitPattern: $0) }, meta, input: path)
       case S_IFCHR, S_IFBLK:
         let dev = UInt64(st.st_rdev)
-        let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~UInt64(0xFFF)))
+        let major = UInt32(
+          truncatingIfNeeded: ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~UInt64(0xFFF)))
         let minor = UInt32(truncatingIfNeeded: (dev & 0xFF) | ((dev >> 12) & ~UInt64(0xFF)))
         made = try editor.node(
-          at: i, kind: kindBits == S_IFCHR ? .characterDevice : .blockDevice, meta, rdevMajor: major,
+          at: i, kind: kindBits == S_IFCHR ? .characterDevice : .blockDevice, meta,
+          rdevMajor: major,
           rdevMinor: minor, input: path)
       case S_IFIFO:
         made = try editor.node(at: i, kind: .fifo, meta, input: path)
@@ -189,15 +214,17 @@ public final class DirectoryReader {
 
   private func readXattrs(_ h: [UInt8]) throws -> [Xattr] {
     try cpath(h) { p in
-      var size = llistxattr(p, nil, 0)
+      var size = sysLlistxattr(p, nil, 0)
       if size < 0 {
         if errno == ENOTSUP || errno == ENOSYS { return [] }
         throw IngestError.io(path: printable(h), operation: "llistxattr", errno: errno)
       }
       if size == 0 { return [] }
       var list = [CChar](repeating: 0, count: size + 256)
-      size = llistxattr(p, &list, list.count)
-      if size < 0 { throw IngestError.io(path: printable(h), operation: "llistxattr", errno: errno) }
+      size = sysLlistxattr(p, &list, list.count)
+      if size < 0 {
+        throw IngestError.io(path: printable(h), operation: "llistxattr", errno: errno)
+      }
       var out: [Xattr] = []
       var start = 0
       for i in 0..<size where list[i] == 0 {
@@ -205,14 +232,14 @@ public final class DirectoryReader {
         start = i + 1
         if name.isEmpty { continue }
         var v = [UInt8]()
-        var cname = list[(i - name.count)...i].map { $0 }
-        var n = lgetxattr(p, &cname, nil, 0)
+        let cname = Array(list[(i - name.count)...i])
+        var n = sysLgetxattr(p, cname, nil, 0)
         if n < 0 {
           if errno == ENODATA { continue }
           throw IngestError.io(path: printable(h), operation: "lgetxattr", errno: errno)
         }
         v = [UInt8](repeating: 0, count: n + 64)
-        n = lgetxattr(p, &cname, &v, v.count)
+        n = sysLgetxattr(p, cname, &v, v.count)
         if n < 0 { throw IngestError.io(path: printable(h), operation: "lgetxattr", errno: errno) }
         out.append(Xattr(name: name, value: Array(v[0..<n])))
       }

@@ -48,12 +48,14 @@ public enum IngestError: Error, CustomStringConvertible, Equatable {
       return
         "\(i): entry \(Self.p(e)) has a name component of \(n) bytes; RoseFS allows at most 255. Rename it"
     case .emptyName(let i, let pos):
-      return "\(i): entry with an empty name at \(pos); refused. The archive is damaged or was made oddly"
+      return
+        "\(i): entry with an empty name at \(pos); refused. The archive is damaged or was made oddly"
     case .hardLinkTargetMissing(let i, let e, let t):
       return
         "\(i): hard link \(Self.p(e)) points to \(Self.p(t)), which is not in the tree (hard link targets must come earlier in the input)"
     case .hardLinkToDirectory(let i, let e, let t):
-      return "\(i): hard link \(Self.p(e)) points to directory \(Self.p(t)); hard links to directories are refused"
+      return
+        "\(i): hard link \(Self.p(e)) points to directory \(Self.p(t)); hard links to directories are refused"
     case .symlinkTargetTooLong(let i, let e, let n):
       return "\(i): symlink \(Self.p(e)) has a target of \(n) bytes; at most 4095 are allowed"
     case .notAnArchive(let i, let d):
@@ -64,7 +66,8 @@ public enum IngestError: Error, CustomStringConvertible, Equatable {
       return
         "\(i): archive is truncated or corrupt\(at), near byte \(off) of the input: \(d). Check the download (checksum) or recreate the archive"
     case .unsupportedType(let i, let e, let m):
-      return "\(i): entry \(Self.p(e)) has file type 0o\(String(m, radix: 8)), which RoseFS cannot store"
+      return
+        "\(i): entry \(Self.p(e)) has file type 0o\(String(m, radix: 8)), which RoseFS cannot store"
     case .io(let path, let op, let e):
       return "\(path): \(op) failed: \(String(cString: strerror(e)))"
     case .image(let i, let e, let u):

@@ -16,7 +16,8 @@ public enum ImagePath {
         let n = i - start
         if n == 1 && path[start] == UInt8(ascii: ".") {
           // "." collapses
-        } else if n == 2 && path[start] == UInt8(ascii: ".") && path[start + 1] == UInt8(ascii: ".") {
+        } else if n == 2 && path[start] == UInt8(ascii: ".") && path[start + 1] == UInt8(ascii: ".")
+        {
           throw IngestError.dotDotComponent(input: input, entry: path)
         } else if n > maxNameLength {
           throw IngestError.nameTooLong(input: input, entry: path, length: n)

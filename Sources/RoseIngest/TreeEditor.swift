@@ -16,7 +16,8 @@ public struct EntryMetadata: Sendable {
   public var ctime: Timestamp?
   public var xattrs: [Xattr]
   public init(
-    permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp, atime: Timestamp? = nil,
+    permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp,
+    atime: Timestamp? = nil,
     ctime: Timestamp? = nil, xattrs: [Xattr] = []
   ) {
     self.permissions = permissions & 0o7777
@@ -44,7 +45,8 @@ public final class TreeEditor {
     self.root =
       root
       ?? builder.makeInode(
-        kind: .directory, permissions: 0o755, mtime: Timestamp(seconds: builder.options.sourceDateEpoch))
+        kind: .directory, permissions: 0o755,
+        mtime: Timestamp(seconds: builder.options.sourceDateEpoch))
   }
 
   public var epoch: Timestamp { Timestamp(seconds: builder.options.sourceDateEpoch) }
@@ -171,7 +173,8 @@ public final class TreeEditor {
   /// fills; replaces what was at `path`.
   @discardableResult
   public func node(
-    at path: [UInt8], kind: FileKind, _ meta: EntryMetadata, rdevMajor: UInt32 = 0, rdevMinor: UInt32 = 0,
+    at path: [UInt8], kind: FileKind, _ meta: EntryMetadata, rdevMajor: UInt32 = 0,
+    rdevMinor: UInt32 = 0,
     input: String
   ) throws -> Inode {
     let comps = try split(path, input: input, allowRoot: false)
@@ -219,9 +222,14 @@ public final class TreeEditor {
 
   /// A symlink to `target` (1...4095 bytes).
   @discardableResult
-  public func symlink(at path: [UInt8], target: [UInt8], _ meta: EntryMetadata, input: String) throws -> Inode {
+  public func symlink(at path: [UInt8], target: [UInt8], _ meta: EntryMetadata, input: String)
+    throws -> Inode
+  {
     let comps = try split(path, input: input, allowRoot: false)
-    guard !target.isEmpty else { throw IngestError.emptyName(input: input, position: "symlink target of '\(Name.printable(path))'") }
+    guard !target.isEmpty else {
+      throw IngestError.emptyName(
+        input: input, position: "symlink target of '\(Name.printable(path))'")
+    }
     guard target.count <= 4095 else {
       throw IngestError.symlinkTargetTooLong(input: input, entry: path, length: target.count)
     }
@@ -246,7 +254,9 @@ public final class TreeEditor {
     } catch IngestError.dotDotComponent {
       throw IngestError.dotDotComponent(input: input, entry: path)
     }
-    guard !tcomps.isEmpty else { throw IngestError.hardLinkToDirectory(input: input, entry: path, target: target) }
+    guard !tcomps.isEmpty else {
+      throw IngestError.hardLinkToDirectory(input: input, entry: path, target: target)
+    }
     guard let t = lookup(tcomps) else {
       throw IngestError.hardLinkTargetMissing(input: input, entry: path, target: target)
     }
@@ -271,31 +281,39 @@ public final class TreeEditor {
   /// Metadata defaults to root:root 0644 with mtime SOURCE_DATE_EPOCH.
   @discardableResult
   public func addFile(
-    hostPath: String, at path: [UInt8], permissions: UInt16 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0,
+    hostPath: String, at path: [UInt8], permissions: UInt16 = 0o644, uid: UInt32 = 0,
+    gid: UInt32 = 0,
     mtime: Timestamp? = nil
   ) throws -> Inode {
     let fd = open(hostPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     guard fd >= 0 else { throw IngestError.io(path: hostPath, operation: "open", errno: errno) }
     defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw IngestError.io(path: hostPath, operation: "stat", errno: errno) }
+    guard fstat(fd, &st) == 0 else {
+      throw IngestError.io(path: hostPath, operation: "stat", errno: errno)
+    }
     guard (st.st_mode & S_IFMT) == S_IFREG else {
       throw IngestError.invalid(input: hostPath, detail: "not a regular file")
     }
     let meta = EntryMetadata(permissions: permissions, uid: uid, gid: gid, mtime: mtime ?? epoch)
     return try file(at: path, size: UInt64(st.st_size), meta, input: hostPath) { data in
-      try HostData.copy(fd: fd, size: UInt64(st.st_size), allocated: Int64(st.st_blocks) * 512, path: hostPath, to: data)
+      try HostData.copy(
+        fd: fd, size: UInt64(st.st_size), allocated: Int64(st.st_blocks) * 512, path: hostPath,
+        to: data)
     }
   }
 
   /// A file whose bytes the recipe gives inline.
   @discardableResult
   public func addInline(
-    _ bytes: [UInt8], at path: [UInt8], permissions: UInt16 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0,
+    _ bytes: [UInt8], at path: [UInt8], permissions: UInt16 = 0o644, uid: UInt32 = 0,
+    gid: UInt32 = 0,
     mtime: Timestamp? = nil, input: String = "recipe"
   ) throws -> Inode {
     let meta = EntryMetadata(permissions: permissions, uid: uid, gid: gid, mtime: mtime ?? epoch)
-    return try file(at: path, size: UInt64(bytes.count), meta, input: input) { try $0.write(bytes, at: 0) }
+    return try file(at: path, size: UInt64(bytes.count), meta, input: input) {
+      try $0.write(bytes, at: 0)
+    }
   }
 
   @discardableResult
@@ -304,14 +322,16 @@ public final class TreeEditor {
     input: String = "recipe"
   ) throws -> Inode {
     try symlink(
-      at: path, target: target, EntryMetadata(permissions: 0o777, uid: uid, gid: gid, mtime: mtime ?? epoch),
+      at: path, target: target,
+      EntryMetadata(permissions: 0o777, uid: uid, gid: gid, mtime: mtime ?? epoch),
       input: input)
   }
 
   /// `mkdir -p`: creates missing directories with the given metadata; existing ones are kept as they are.
   @discardableResult
   public func makeDirectories(
-    _ path: [UInt8], permissions: UInt16 = 0o755, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp? = nil,
+    _ path: [UInt8], permissions: UInt16 = 0o755, uid: UInt32 = 0, gid: UInt32 = 0,
+    mtime: Timestamp? = nil,
     input: String = "recipe"
   ) throws -> Inode {
     let comps = try split(path, input: input, allowRoot: true)
@@ -338,7 +358,8 @@ public final class TreeEditor {
     try TreeEditor.walk(root, prefix: [], body)
   }
 
-  static func walk(_ dir: Inode, prefix: [UInt8], _ body: ([UInt8], Inode) throws -> Void) rethrows {
+  static func walk(_ dir: Inode, prefix: [UInt8], _ body: ([UInt8], Inode) throws -> Void) rethrows
+  {
     for name in dir.children.keys.sorted() {
       guard let child = dir.children[name] else { continue }
       let path = prefix.isEmpty ? name.bytes : prefix + [UInt8(ascii: "/")] + name.bytes
@@ -428,14 +449,17 @@ public final class TreeEditor {
   public func applyFsConfig(_ text: String, input: String) throws -> [String] {
     var missing: [String] = []
     for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+      let line =
+        raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
       let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
       if f.isEmpty { continue }
       func bad(_ why: String) -> IngestError {
         IngestError.invalid(
-          input: input, detail: "line \(n + 1): \(why); expected 'path uid gid mode [capabilities=0x...]'")
+          input: input,
+          detail: "line \(n + 1): \(why); expected 'path uid gid mode [capabilities=0x...]'")
       }
-      guard f.count >= 4, let uid = UInt32(f[1]), let gid = UInt32(f[2]), let mode = UInt16(f[3], radix: 8),
+      guard f.count >= 4, let uid = UInt32(f[1]), let gid = UInt32(f[2]),
+        let mode = UInt16(f[3], radix: 8),
         mode <= 0o7777
       else { throw bad("cannot parse '\(line)'") }
       var caps: UInt64?
@@ -464,9 +488,13 @@ public final class TreeEditor {
 public enum Capabilities {
   /// VFS_CAP_REVISION_2 with the effective flag, permitted = `permitted`, inheritable = 0: what
   /// Android's fs_config / e2fsdroid write.
-  public static func xattr(permitted: UInt64, inheritable: UInt64 = 0, effective: Bool = true) -> Xattr {
+  public static func xattr(permitted: UInt64, inheritable: UInt64 = 0, effective: Bool = true)
+    -> Xattr
+  {
     var v: [UInt8] = []
-    func le32(_ x: UInt32) { v += [UInt8(x & 0xFF), UInt8(x >> 8 & 0xFF), UInt8(x >> 16 & 0xFF), UInt8(x >> 24)] }
+    func le32(_ x: UInt32) {
+      v += [UInt8(x & 0xFF), UInt8(x >> 8 & 0xFF), UInt8(x >> 16 & 0xFF), UInt8(x >> 24)]
+    }
     le32(0x0200_0000 | (effective ? 1 : 0))
     le32(UInt32(truncatingIfNeeded: permitted))
     le32(UInt32(truncatingIfNeeded: inheritable))

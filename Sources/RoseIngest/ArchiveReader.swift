@@ -1,0 +1,358 @@
+import CArchive
+import RoseFS
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Reads tar (ustar, pax, GNU, with GNU and pax sparse files), cpio and zip archives, plain or
+/// compressed with gzip, xz, zstd, bzip2 or lz4, into a `TreeEditor`. File data streams straight into
+/// the image. Only these formats and filters are enabled: formats such as mtree could make libarchive
+/// read host files named inside the input.
+public final class ArchiveReader {
+  public let path: String
+  public var progress: ((IngestProgress) -> Void)?
+  /// Non-fatal libarchive warnings (e.g. names that are not valid UTF-8), for the CLI to show.
+  public private(set) var warnings: [String] = []
+  /// Bytes of file data between progress reports inside one big file.
+  public var progressInterval: Int64 = 16 << 20
+
+  public init(path: String, progress: ((IngestProgress) -> Void)? = nil) {
+    self.path = path
+    self.progress = progress
+  }
+
+  /// Reads every entry of the archive into `editor`, under `prefix` (empty: the image root).
+  public func read(into editor: TreeEditor, at prefix: [UInt8] = []) throws {
+    ArchiveReader.setLocale()
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+      throw IngestError.io(path: path, operation: "stat", errno: errno)
+    }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+      throw IngestError.notAnArchive(input: path, detail: "it is a directory")
+    }
+    if (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 0 {
+      throw IngestError.notAnArchive(input: path, detail: "the file is empty")
+    }
+    let total: Int64? = (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : nil
+    guard let a = archive_read_new() else {
+      throw IngestError.invalid(input: path, detail: "libarchive: out of memory")
+    }
+    defer { archive_read_free(a) }
+    archive_read_support_filter_gzip(a)
+    archive_read_support_filter_xz(a)
+    archive_read_support_filter_lzma(a)
+    archive_read_support_filter_zstd(a)
+    archive_read_support_filter_bzip2(a)
+    archive_read_support_filter_lz4(a)
+    archive_read_support_filter_compress(a)
+    archive_read_support_format_tar(a)
+    archive_read_support_format_gnutar(a)
+    archive_read_support_format_cpio(a)
+    archive_read_support_format_zip(a)
+    func message() -> String {
+      archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
+    guard archive_read_open_filename(a, path, 1 << 20) == ARCHIVE_OK else {
+      let e = archive_errno(a)
+      if e != 0 && e != EILSEQ && e != -1 {
+        throw IngestError.io(path: path, operation: "open", errno: e)
+      }
+      throw IngestError.notAnArchive(input: path, detail: message())
+    }
+    var entries = 0
+    var lastName: [UInt8]? = nil
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    while true {
+      var entryPtr: OpaquePointer?
+      let r = archive_read_next_header(a, &entryPtr)
+      if r == ARCHIVE_EOF { break }
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) || entryPtr == nil {
+        if entries == 0 && archive_format(a) == 0 && archive_errno(a) == EILSEQ {
+          throw IngestError.notAnArchive(input: path, detail: message())
+        }
+        throw IngestError.corruptArchive(
+          input: path, entry: lastName, offset: archive_filter_bytes(a, -1),
+          detail: (lastName == nil ? "" : "after this entry: ") + message())
+      }
+      guard let entry = entryPtr else { break }
+      entries += 1
+      guard let pathPtr = archive_entry_pathname(entry) else {
+        throw IngestError.emptyName(
+          input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
+      }
+      let raw = ArchiveReader.bytes(pathPtr)
+      lastName = raw
+      if r == ARCHIVE_WARN { warnings.append("\(path): \(Name.printable(raw)): \(message())") }
+      if raw.isEmpty {
+        throw IngestError.emptyName(
+          input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
+      }
+      let name = ArchiveReader.prefixed(prefix, raw)
+      let meta = try metadata(entry, name: raw)
+      let hardlink = archive_entry_hardlink(entry).map { ArchiveReader.bytes($0) }
+      let hasSize = archive_entry_size_is_set(entry) != 0
+      let size = hasSize ? archive_entry_size(entry) : 0
+      if size < 0 {
+        throw IngestError.corruptArchive(
+          input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "negative size")
+      }
+
+      func streamData(_ data: DataWriter) throws {
+        var buf: UnsafeRawPointer?
+        var len = 0
+        var off: la_int64_t = 0
+        var sinceReport: Int64 = 0
+        while true {
+          let rr = archive_read_data_block(a, &buf, &len, &off)
+          if rr == ARCHIVE_EOF { break }
+          if rr != ARCHIVE_OK {
+            throw IngestError.corruptArchive(
+              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
+          }
+          guard len > 0, let b = buf else { continue }
+          guard off >= 0, UInt64(off) + UInt64(len) <= UInt64(size) else {
+            throw IngestError.corruptArchive(
+              input: path, entry: raw, offset: archive_filter_bytes(a, -1),
+              detail: "data at \(off)+\(len) lies past the entry size \(size)")
+          }
+          do {
+            try data.write(UnsafeRawBufferPointer(start: b, count: len), at: UInt64(off))
+          } catch {
+            throw IngestError.corruptArchive(
+              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(error)")
+          }
+          sinceReport += Int64(len)
+          if sinceReport >= progressInterval, let progress {
+            sinceReport = 0
+            progress(
+              IngestProgress(
+                bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+          }
+        }
+      }
+
+      if let target = hardlink, !target.isEmpty {
+        let t = ArchiveReader.prefixed(prefix, target)
+        let inode = try editor.hardLink(at: name, target: t, input: path)
+        // cpio (newc) stores the data with the last name of a hard-linked file.
+        if size > 0 && inode.kind == .regular {
+          try editor.stream(
+            into: inode, size: UInt64(size), path: name, input: path, fill: streamData)
+        }
+      } else {
+        let type = archive_entry_filetype(entry) & CA_IFMT
+        switch type {
+        case CA_IFDIR:
+          try editor.directory(at: name, meta, input: path)
+        case CA_IFREG:
+          try editor.file(at: name, size: UInt64(size), meta, input: path, fill: streamData)
+        case CA_IFLNK:
+          guard let t = archive_entry_symlink(entry) else {
+            throw IngestError.emptyName(
+              input: path, position: "symlink target of '\(Name.printable(raw))'")
+          }
+          try editor.symlink(at: name, target: ArchiveReader.bytes(t), meta, input: path)
+        case CA_IFCHR, CA_IFBLK:
+          try editor.node(
+            at: name, kind: type == CA_IFCHR ? .characterDevice : .blockDevice, meta,
+            rdevMajor: UInt32(truncatingIfNeeded: archive_entry_rdevmajor(entry)),
+            rdevMinor: UInt32(truncatingIfNeeded: archive_entry_rdevminor(entry)), input: path)
+        case CA_IFIFO:
+          try editor.node(at: name, kind: .fifo, meta, input: path)
+        case CA_IFSOCK:
+          try editor.node(at: name, kind: .socket, meta, input: path)
+        default:
+          throw IngestError.unsupportedType(
+            input: path, entry: raw, mode: UInt32(archive_entry_mode(entry)))
+        }
+      }
+      // Skip data not consumed (e.g. a hard link entry with a body), surfacing corruption.
+      if archive_read_data_skip(a) < ARCHIVE_WARN {
+        throw IngestError.corruptArchive(
+          input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
+      }
+      progress?(
+        IngestProgress(bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+    }
+    if entries == 0 && archive_format(a) == 0 {
+      throw IngestError.notAnArchive(input: path, detail: message())
+    }
+    progress?(
+      IngestProgress(bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+  }
+
+  private func metadata(_ entry: OpaquePointer, name: [UInt8]) throws -> EntryMetadata {
+    let uid = archive_entry_uid(entry)
+    let gid = archive_entry_gid(entry)
+    guard uid >= 0, uid <= Int64(UInt32.max), gid >= 0, gid <= Int64(UInt32.max) else {
+      throw IngestError.corruptArchive(
+        input: path, entry: name, offset: -1,
+        detail: "uid \(uid) / gid \(gid) out of the 32-bit range")
+    }
+    func ts(_ s: Int64, _ ns: Int) -> Timestamp {
+      Timestamp(seconds: s, nanoseconds: UInt32(clamping: max(0, min(ns, 999_999_999))))
+    }
+    let mtime = ts(Int64(archive_entry_mtime(entry)), archive_entry_mtime_nsec(entry))
+    let atime =
+      archive_entry_atime_is_set(entry) != 0
+      ? ts(Int64(archive_entry_atime(entry)), archive_entry_atime_nsec(entry)) : nil
+    let ctime =
+      archive_entry_ctime_is_set(entry) != 0
+      ? ts(Int64(archive_entry_ctime(entry)), archive_entry_ctime_nsec(entry)) : nil
+    var xattrs: [[UInt8]: [UInt8]] = [:]
+    if archive_entry_xattr_reset(entry) > 0 {
+      var n: UnsafePointer<CChar>?
+      var v: UnsafeRawPointer?
+      var s = 0
+      while archive_entry_xattr_next(entry, &n, &v, &s) == ARCHIVE_OK {
+        guard let n else { continue }
+        let key = ArchiveReader.bytes(n)
+        if key.isEmpty { continue }
+        xattrs[key] = v.map { Array(UnsafeRawBufferPointer(start: $0, count: s)) } ?? []
+      }
+    }
+    for (type, xname) in [
+      (ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"),
+      (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default"),
+    ] {
+      if let value = PosixACL.read(entry, type: Int32(type)) { xattrs[Array(xname.utf8)] = value }
+    }
+    var permissions = UInt16(truncatingIfNeeded: archive_entry_perm(entry) & 0o7777)
+    // With an ACL mask, Linux keeps the mask in the group bits of the mode; libarchive put group::.
+    if let v = xattrs[Array("system.posix_acl_access".utf8)],
+      let m = PosixACL.decode(v)?.first(where: { $0.tag == PosixACL.mask })
+    {
+      permissions = (permissions & ~0o070) | ((m.perm & 7) << 3)
+    }
+    return EntryMetadata(
+      permissions: permissions,
+      uid: UInt32(uid), gid: UInt32(gid), mtime: mtime, atime: atime, ctime: ctime,
+      xattrs: xattrs.map { Xattr(name: $0.key, value: $0.value) }.sorted {
+        $0.name.lexicographicallyPrecedes($1.name)
+      })
+  }
+
+  static func bytes(_ p: UnsafePointer<CChar>) -> [UInt8] {
+    let n = strlen(p)
+    return p.withMemoryRebound(to: UInt8.self, capacity: n) {
+      Array(UnsafeBufferPointer(start: $0, count: n))
+    }
+  }
+
+  static func prefixed(_ prefix: [UInt8], _ p: [UInt8]) -> [UInt8] {
+    prefix.isEmpty ? p : prefix + [UInt8(ascii: "/")] + p
+  }
+
+  nonisolated(unsafe) private static var localeSet = false
+  /// libarchive converts names through the C locale; without UTF-8 it mangles non-ASCII names.
+  static func setLocale() {
+    if !localeSet {
+      setlocale(LC_CTYPE, "C.UTF-8")
+      localeSet = true
+    }
+  }
+}
+
+/// POSIX ACLs between libarchive's ACL API and the Linux xattr format (`system.posix_acl_*`,
+/// version 2: a u32 header, then {u16 tag, u16 perm, u32 id} entries sorted by tag, then id).
+public enum PosixACL {
+  static let userObj: UInt16 = 0x01, user: UInt16 = 0x02, groupObj: UInt16 = 0x04,
+    group: UInt16 = 0x08
+  static let mask: UInt16 = 0x10, other: UInt16 = 0x20
+  static let undefinedID: UInt32 = 0xFFFF_FFFF
+
+  public struct Entry: Hashable, Sendable {
+    public var tag: UInt16
+    public var perm: UInt16
+    public var id: UInt32
+  }
+
+  public static func encode(_ entries: [Entry]) -> [UInt8] {
+    var out: [UInt8] = [2, 0, 0, 0]
+    for e in entries.sorted(by: { ($0.tag, $0.id) < ($1.tag, $1.id) }) {
+      out += [UInt8(e.tag & 0xFF), UInt8(e.tag >> 8), UInt8(e.perm & 0xFF), UInt8(e.perm >> 8)]
+      out += [
+        UInt8(e.id & 0xFF), UInt8(e.id >> 8 & 0xFF), UInt8(e.id >> 16 & 0xFF), UInt8(e.id >> 24),
+      ]
+    }
+    return out
+  }
+
+  public static func decode(_ v: [UInt8]) -> [Entry]? {
+    guard v.count >= 4, (v.count - 4) % 8 == 0, v[0] == 2, v[1] == 0, v[2] == 0, v[3] == 0 else {
+      return nil
+    }
+    var out: [Entry] = []
+    var i = 4
+    while i < v.count {
+      let tag = UInt16(v[i]) | UInt16(v[i + 1]) << 8
+      let perm = UInt16(v[i + 2]) | UInt16(v[i + 3]) << 8
+      let id =
+        UInt32(v[i + 4]) | UInt32(v[i + 5]) << 8 | UInt32(v[i + 6]) << 16 | UInt32(v[i + 7]) << 24
+      out.append(Entry(tag: tag, perm: perm, id: id))
+      i += 8
+    }
+    return out
+  }
+
+  /// Adds a Linux ACL xattr value to `entry` through libarchive's ACL API (after its mode is set),
+  /// so the pax writer stores SCHILY.acl.access/default, which GNU tar and bsdtar restore.
+  /// Returns false when the value is not a valid version-2 ACL (then it stays a plain xattr).
+  static func write(_ entry: OpaquePointer, value: [UInt8], type: Int32) -> Bool {
+    guard let entries = decode(value) else { return false }
+    for e in entries {
+      let tag: Int32
+      switch e.tag {
+      case userObj: tag = ARCHIVE_ENTRY_ACL_USER_OBJ
+      case user: tag = ARCHIVE_ENTRY_ACL_USER
+      case groupObj: tag = ARCHIVE_ENTRY_ACL_GROUP_OBJ
+      case group: tag = ARCHIVE_ENTRY_ACL_GROUP
+      case mask: tag = ARCHIVE_ENTRY_ACL_MASK
+      case other: tag = ARCHIVE_ENTRY_ACL_OTHER
+      default: return false
+      }
+      let qual: Int32 = (e.tag == user || e.tag == group) ? Int32(bitPattern: e.id) : -1
+      if archive_entry_acl_add_entry(entry, type, Int32(e.perm & 7), tag, qual, nil) != ARCHIVE_OK {
+        return false
+      }
+    }
+    return true
+  }
+
+  /// The entry's ACL of `type` as a Linux xattr value; nil when it has none beyond the mode bits.
+  static func read(_ entry: OpaquePointer, type: Int32) -> [UInt8]? {
+    guard archive_entry_acl_reset(entry, type) > 0 else { return nil }
+    var out: [Entry] = []
+    var t: Int32 = 0
+    var perm: Int32 = 0
+    var tag: Int32 = 0
+    var qual: Int32 = 0
+    var name: UnsafePointer<CChar>?
+    var extended = false
+    while archive_entry_acl_next(entry, type, &t, &perm, &tag, &qual, &name) == ARCHIVE_OK {
+      let p = UInt16(perm & 7)
+      switch tag {
+      case ARCHIVE_ENTRY_ACL_USER_OBJ: out.append(Entry(tag: userObj, perm: p, id: undefinedID))
+      case ARCHIVE_ENTRY_ACL_USER:
+        out.append(Entry(tag: user, perm: p, id: UInt32(truncatingIfNeeded: qual)))
+        extended = true
+      case ARCHIVE_ENTRY_ACL_GROUP_OBJ: out.append(Entry(tag: groupObj, perm: p, id: undefinedID))
+      case ARCHIVE_ENTRY_ACL_GROUP:
+        out.append(Entry(tag: group, perm: p, id: UInt32(truncatingIfNeeded: qual)))
+        extended = true
+      case ARCHIVE_ENTRY_ACL_MASK:
+        out.append(Entry(tag: mask, perm: p, id: undefinedID))
+        extended = true
+      case ARCHIVE_ENTRY_ACL_OTHER: out.append(Entry(tag: other, perm: p, id: undefinedID))
+      default: continue  // NFSv4 entries have no POSIX form
+      }
+    }
+    if out.isEmpty || (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS && !extended) { return nil }
+    return encode(out)
+  }
+}
