@@ -65,8 +65,6 @@ public final class ArchiveReader {
     }
     var entries = 0
     var lastName: [UInt8]? = nil
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buffer.deallocate() }
     while true {
       var entryPtr: OpaquePointer?
       let r = archive_read_next_header(a, &entryPtr)

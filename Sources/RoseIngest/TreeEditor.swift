@@ -212,10 +212,10 @@ public final class TreeEditor {
       inode.content = try data.finishFile()
       data.release(old)
     } catch let e as IngestError {
-      _ = try? data.finishFile()
+      if let partial = try? data.finishFile() { data.release(partial) }
       throw e
     } catch {
-      _ = try? data.finishFile()
+      if let partial = try? data.finishFile() { data.release(partial) }
       throw IngestError.image(input: input, entry: path, underlying: "\(error)")
     }
   }
@@ -252,7 +252,8 @@ public final class TreeEditor {
     do {
       tcomps = try ImagePath.components(target, input: input)
     } catch IngestError.dotDotComponent {
-      throw IngestError.dotDotComponent(input: input, entry: path)
+      throw IngestError.dotDotComponent(
+        input: input, entry: path + Array(" (hard link to ".utf8) + target + [0x29])
     }
     guard !tcomps.isEmpty else {
       throw IngestError.hardLinkToDirectory(input: input, entry: path, target: target)

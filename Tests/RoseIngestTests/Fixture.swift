@@ -73,6 +73,7 @@ final class Fixture: Sendable {
     }
     dir = d
     failure = f
+    atexit { try? FileManager.default.removeItem(atPath: sharedFixture.dir) }
   }
   /// Throws when the fixture could not be made (the tests using it then fail instead of crashing).
   func ready() throws -> Fixture {
@@ -108,6 +109,8 @@ final class Fixture: Sendable {
     touch -h -d '1999-12-31 23:59:59.5' f1 d/rel
     cd '\(d)'
     tar --format=pax --xattrs --xattrs-include='*' --acls --sparse --numeric-owner -cf pax.tar -C src .
+    tar --format=pax --sparse --sparse-version=0.1 --numeric-owner -cf pax01.tar -C src .
+    tar --format=pax --sparse --sparse-version=1.0 --numeric-owner -cf pax10.tar -C src .
     tar --format=gnu --sparse --numeric-owner -cf gnu.tar -C src .
     tar --format=ustar --numeric-owner --exclude=./sparse --exclude=./longlink --exclude=./\(n255) -cf ustar.tar -C src .
     LC_ALL=C.UTF-8 bsdtar --format=pax --numeric-owner -cf bsd.tar -C src . 2>/dev/null || test -s bsd.tar
