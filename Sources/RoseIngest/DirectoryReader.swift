@@ -98,8 +98,9 @@ public final class DirectoryReader {
   public func read(into editor: TreeEditor, at prefix: [UInt8] = []) throws {
     let top = Array(path.utf8)
     var st = stat()
-    guard lstat(path, &st) == 0 else {
-      throw IngestError.io(path: path, operation: "lstat", errno: errno)
+    // The top directory itself may be a symlink (a rootfs path given on the command line).
+    guard stat(path, &st) == 0 else {
+      throw IngestError.io(path: path, operation: "stat", errno: errno)
     }
     guard (st.st_mode & S_IFMT) == S_IFDIR else {
       throw IngestError.invalid(input: path, detail: "not a directory")

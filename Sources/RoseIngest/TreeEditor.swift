@@ -504,3 +504,25 @@ public enum Capabilities {
     return Xattr("security.capability", v)
   }
 }
+
+extension TreeEditor {
+  /// Adds one input: a host directory (read with `DirectoryReader`) or an archive file (read with
+  /// `ArchiveReader`), under `prefix` in the image. Inputs applied in order: later entries replace
+  /// earlier ones. Returns libarchive's non-fatal warnings.
+  @discardableResult
+  public func ingest(
+    _ path: String, at prefix: [UInt8] = [], progress: ((IngestProgress) -> Void)? = nil
+  ) throws -> [String] {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+      throw IngestError.io(path: path, operation: "stat", errno: errno)
+    }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+      try DirectoryReader(path: path, progress: progress).read(into: self, at: prefix)
+      return []
+    }
+    let reader = ArchiveReader(path: path, progress: progress)
+    try reader.read(into: self, at: prefix)
+    return reader.warnings
+  }
+}

@@ -140,3 +140,30 @@ func b(_ s: String) -> [UInt8] { Array(s.utf8) }
     #expect(e.root.children.isEmpty)
   }
 }
+
+@Suite struct LayeredInputTests {
+  /// Several inputs in order, tar semantics across them: a later entry (in the same archive or a
+  /// later input) replaces an earlier one; directories merge.
+  @Test func laterInputsAndAppendedEntriesWin() throws {
+    let dir = try tempDir("layers")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      cd '\(dir)' && mkdir -p a/etc b/etc && echo one > a/etc/conf && echo keep > a/etc/other
+      chmod 700 a/etc && tar -cf base.tar -C a . && echo two > a/etc/conf && tar -rf base.tar -C a ./etc/conf
+      echo three > b/etc/conf && chmod 750 b/etc && ln -s conf b/etc/link && tar -czf layer.tgz -C b .
+      """)
+    let s = try Scratch()
+    try s.editor.ingest(dir + "/base.tar")
+    #expect(try s.builder.data.readBack(s.editor.lookup("etc/conf")!.content) == b("two\n"))
+    try s.editor.ingest(dir + "/layer.tgz")
+    try s.editor.ingest(dir + "/b", at: b("opt/copy"))
+    let e = s.editor
+    #expect(try s.builder.data.readBack(e.lookup("etc/conf")!.content) == b("three\n"))
+    #expect(try s.builder.data.readBack(e.lookup("etc/other")!.content) == b("keep\n"))
+    #expect(e.lookup("etc")?.permissions == 0o750)
+    #expect(e.lookup("etc/link")?.kind == .symlink)
+    #expect(e.lookup("opt/copy/etc/link")?.kind == .symlink)
+    #expect(throws: IngestError.self) { try e.ingest(dir + "/missing") }
+  }
+}
