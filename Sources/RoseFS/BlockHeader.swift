@@ -88,6 +88,7 @@ public struct ByteWriter {
     pos += MemoryLayout<T>.size
   }
   public mutating func put(bytes: [UInt8]) {
+    precondition(pos + bytes.count <= buf.count, "ByteWriter overflow: \(pos)+\(bytes.count) > \(buf.count)")
     bytes.withUnsafeBytes { src in
       if src.count > 0 { (buf.baseAddress! + pos).copyMemory(from: src.baseAddress!, byteCount: src.count) }
     }

@@ -16,6 +16,7 @@ public final class DataWriter {
   private var bodyEnd: UInt64 = 0
   private var nextOffset: UInt64 = 0
   private var open = false
+  private var inlineFile = false
   private var extents: [Extent] = []
   private var small: [UInt8] = []  // inline bytes or the tail bytes
   private var curLogical: UInt64 = .max
@@ -43,7 +44,8 @@ public final class DataWriter {
     curLogical = .max
     curFill = 0
     let bs = UInt64(RoseLayout.blockSize)
-    if isInline(size: size) {
+    inlineFile = isInline(size: size)
+    if inlineFile {
       bodyEnd = 0
     } else if size % bs != 0 && Int(size % bs) <= tailMax {
       bodyEnd = size - size % bs
@@ -114,7 +116,7 @@ public final class DataWriter {
     guard open else { return .empty }
     open = false
     try flushCurrent()
-    if bodyEnd == 0 {
+    if inlineFile {
       if small.count < Int(size) { small.append(contentsOf: repeatElement(0, count: Int(size) - small.count)) }
       return FileContent(size: size, inline: small)
     }
@@ -194,7 +196,7 @@ final class TailPacker {
   private var open: [OpenBlock] = []
   private var nextID: UInt32 = 0
   private(set) var addresses: [UInt32] = []  // by tail block id
-  private let maxOpen = 8
+  private let maxOpen = 32
 
   init(stream: BlockStream, cpVer: UInt64) {
     self.stream = stream

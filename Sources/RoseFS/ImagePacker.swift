@@ -489,6 +489,10 @@ extension ImageBuilder {
     default:
       break
     }
+    guard a.inline.count <= RoseLayout.inlineCapacity else {
+      throw RoseFSError.invalidOption(
+        "internal: inode \(inode.ino) (\(inode.kind), \(a.size) bytes) has \(a.inline.count) inline bytes")
+    }
     if !inode.xattrs.isEmpty {
       let x = encodeXattrs(inode.xattrs)
       if x.count <= RoseLayout.inlineCapacity - a.inline.count {

@@ -14,7 +14,7 @@ public enum RoseLayout {
   public static let inlineCapacity = 368
   public static let inlineOffset = 0x90
   /// Tails of at most this many bytes share tail blocks; larger tails get a block of their own.
-  public static let defaultTailMax = 2048
+  public static let defaultTailMax = 4032
   public static let headerSize = 32
   /// u32 entries after the 32-byte header of a NAT or map-index block.
   public static let addressesPerBlock = (blockSize - headerSize) / 4  // 1016

@@ -1,0 +1,122 @@
+import Foundation
+import RoseFS
+
+/// Errors of the command-line layer itself (bad arguments the parser cannot see).
+enum CLIError: Error, CustomStringConvertible {
+  case usage(String)
+  case failed(String)
+  var description: String {
+    switch self {
+    case .usage(let m), .failed(let m): return m
+    }
+  }
+}
+
+/// "64M", "2G", "1048576", "auto": binary suffixes, as mkfs tools take them.
+func parseSize(_ text: String, option: String) throws -> UInt64? {
+  let t = text.trimmingCharacters(in: .whitespaces)
+  if t == "auto" { return nil }
+  let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+  var digits = t
+  var mult: UInt64 = 1
+  if let last = t.last?.uppercased().first, let m = units[last] {
+    mult = m
+    digits = String(t.dropLast())
+    if digits.hasSuffix("i") || digits.hasSuffix("I") { digits = String(digits.dropLast()) }
+  } else if t.uppercased().hasSuffix("IB"), let u = t.dropLast(2).last?.uppercased().first, let m = units[u] {
+    mult = m
+    digits = String(t.dropLast(3))
+  }
+  guard let n = UInt64(digits), n.multipliedReportingOverflow(by: mult).overflow == false else {
+    throw CLIError.usage(
+      "\(option) '\(text)' is not a size: use a number of bytes or one with K, M, G or T (binary: 64M = 64 MiB), or auto")
+  }
+  return n * mult
+}
+
+/// SOURCE_DATE_EPOCH from the environment (reproducible builds convention), 0 if unset.
+func sourceDateEpoch() throws -> Int64 {
+  guard let s = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], !s.isEmpty else { return 0 }
+  guard let v = Int64(s) else {
+    throw CLIError.usage("SOURCE_DATE_EPOCH='\(s)' is not a whole number of seconds since 1970")
+  }
+  return v
+}
+
+/// An output written under a temporary name in the same directory and renamed at the end, so that a
+/// failed run never leaves a half-written file under the final name.
+final class PendingOutput {
+  let finalPath: String
+  let tempPath: String
+  let fd: Int32
+  private var committed = false
+
+  init(path: String) throws {
+    finalPath = path
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent().path
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+      throw CLIError.usage("\(path): the directory \(dir) does not exist")
+    }
+    tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+    fd = open(tempPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(errno)))")
+    }
+  }
+
+  func commit() throws {
+    guard fsync(fd) == 0 || errno == EINVAL else {
+      throw CLIError.failed("\(tempPath): fsync failed: \(String(cString: strerror(errno)))")
+    }
+    guard rename(tempPath, finalPath) == 0 else {
+      throw CLIError.failed("\(finalPath): rename failed: \(String(cString: strerror(errno)))")
+    }
+    committed = true
+  }
+
+  deinit {
+    close(fd)
+    if !committed { unlink(tempPath) }
+  }
+}
+
+/// Progress on stderr when it is a terminal; silent in pipes and CI logs.
+final class Progress {
+  let enabled: Bool
+  private var lastDraw = Date.distantPast
+  private var drawn = false
+
+  init(quiet: Bool = false) { enabled = !quiet && isatty(2) == 1 }
+
+  func update(_ text: @autoclosure () -> String) {
+    guard enabled else { return }
+    let now = Date()
+    guard now.timeIntervalSince(lastDraw) > 0.1 else { return }
+    lastDraw = now
+    var line = text()
+    if line.count > 100 { line = String(line.prefix(100)) }
+    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    drawn = true
+  }
+
+  func done() {
+    guard enabled, drawn else { return }
+    FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    drawn = false
+  }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+  let enc = JSONEncoder()
+  enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+  let data = try enc.encode(value)
+  FileHandle.standardOutput.write(data)
+  FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+func isDirectory(_ path: String) -> Bool {
+  var st = stat()
+  return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
