@@ -204,6 +204,11 @@ public final class TreeEditor {
   func stream(
     into inode: Inode, size: UInt64, path: [UInt8], input: String, fill: (DataWriter) throws -> Void
   ) throws {
+    guard size <= RoseLayout.maxFileSize else {
+      throw IngestError.image(
+        input: input, entry: path,
+        underlying: "file of \(size) bytes is larger than RoseFS v1 supports (2^40 bytes)")
+    }
     let data = builder.data
     do {
       try data.beginFile(ino: inode.ino, size: size)

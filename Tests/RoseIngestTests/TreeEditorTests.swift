@@ -79,7 +79,7 @@ func b(_ s: String) -> [UInt8] { Array(s.utf8) }
     let dir = try tempDir("edit")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let content = (0..<20000).map { UInt8($0 % 251) }
-    FileManager.default.createFile(atPath: dir + "/host", contents: Data(content))
+    _ = FileManager.default.createFile(atPath: dir + "/host", contents: Data(content))
     let i = try s.editor.addFile(hostPath: dir + "/host", at: b("usr/bin/tool"), permissions: 0o755)
     #expect(try s.builder.data.readBack(i.content) == content)
     #expect(i.permissions == 0o755 && i.mtime == Timestamp(seconds: 77))
