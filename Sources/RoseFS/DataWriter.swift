@@ -136,8 +136,14 @@ public final class DataWriter {
     return try finishFile()
   }
 
+  private var releasesFrozen = false
+
+  /// After a snapshot, data may be shared by subvolumes: `release` then does nothing.
+  public func freezeReleases() { releasesFrozen = true }
+
   /// The content of a replaced or removed file: its blocks become free space in the image.
   public func release(_ content: FileContent) {
+    guard !releasesFrozen else { return }
     for e in content.extents { dead.append((e.physical, e.count)) }
     if let t = content.tail { tails.release(t) }
   }

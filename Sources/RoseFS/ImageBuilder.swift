@@ -107,5 +107,19 @@ public final class ImageBuilder {
   /// A copy of `inode` for a snapshot to change; it keeps its inode number (same lineage in every head).
   public func cloneForSnapshot(_ inode: Inode) -> Inode { inode.clone() }
 
+  /// A snapshot of a tree for another subvolume (B of A): every directory is copied (same inode
+  /// numbers), every other inode is shared, so the snapshot's directories can be edited freely while
+  /// unchanged parts still pack to shared blocks. From now on, replaced files no longer free their
+  /// data, because the other subvolume may still use it.
+  public func snapshot(_ root: Inode) -> Inode {
+    data.freezeReleases()
+    func copy(_ dir: Inode) -> Inode {
+      let c = dir.clone()
+      for (name, child) in dir.children where child.kind == .directory { c.children[name] = copy(child) }
+      return c
+    }
+    return copy(root)
+  }
+
   var allocatedInoLimit: UInt32 { nextIno }
 }

@@ -70,9 +70,25 @@ extension ImageBuilder {
     var aux: [ObjectIdentifier: AuxNodes] = [:]
     var auxNodes: [PendingNode] = []
     var auxOwner: [ObjectIdentifier] = []
+    var auxSharers: [UInt32: [ObjectIdentifier]] = [:]
+    // Objects with the same ino (a snapshot's copy of a directory) whose nodes come out identical
+    // share them: same nids, written once.
+    var auxByIno: [UInt32: [(AuxNodes, [ObjectIdentifier])]] = [:]
     for inode in objects {
-      let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &nextNid)
+      var probe = nextNid
+      let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &probe)
+      if !a.nodes.isEmpty, let candidates = auxByIno[inode.ino],
+        let match = candidates.firstIndex(where: { $0.0.sameNodes(as: a) })
+      {
+        let shared = candidates[match].0
+        aux[ObjectIdentifier(inode)] = shared
+        auxByIno[inode.ino]?[match].1.append(ObjectIdentifier(inode))
+        for n in shared.nodes { auxSharers[n.nid, default: []].append(ObjectIdentifier(inode)) }
+        continue
+      }
+      nextNid = probe
       aux[ObjectIdentifier(inode)] = a
+      auxByIno[inode.ino, default: []].append((a, [ObjectIdentifier(inode)]))
       for n in a.nodes {
         auxNodes.append(n)
         auxOwner.append(ObjectIdentifier(inode))
@@ -117,7 +133,10 @@ extension ImageBuilder {
       let addr = stream.nextBlock
       sealHeader(&bytes, blkaddr: addr)
       _ = try bytes.withUnsafeBytes { try stream.append($0, dataChecksum: false) }
-      for (h, v) in views.enumerated() where v.objects.contains(owner) { nat[h][Int(n.nid)] = addr }
+      let owners = [owner] + (auxSharers[n.nid] ?? [])
+      for (h, v) in views.enumerated() where owners.contains(where: { v.objects.contains($0) }) {
+        nat[h][Int(n.nid)] = addr
+      }
       nodeRuns.append(OwnerRun(start: addr, count: 1, kind: SSAKind.node, owner: n.nid, index: 0))
     }
     let nodesEnd = stream.nextBlock
@@ -431,6 +450,38 @@ extension ImageBuilder {
     var xattrInline: [UInt8] = []
     var xattrNid: UInt32 = 0
     var size: UInt64 = 0
+
+    /// Same nodes apart from nid numbering: compare bodies with the header's owner field masked.
+    func sameNodes(as other: AuxNodes) -> Bool {
+      guard nodes.count == other.nodes.count, inline == other.inline, flags == other.flags,
+        xattrInline == other.xattrInline, treeDepth == other.treeDepth
+      else { return false }
+      let base = nodes.first?.nid ?? 0
+      let otherBase = other.nodes.first?.nid ?? 0
+      for (a, b) in zip(nodes, other.nodes) {
+        guard a.nid - base == b.nid - otherBase else { return false }
+        if a.bytes[0x18...] != b.bytes[0x18...] && !sameInteriorModuloNids(a.bytes, b.bytes, shift: Int64(base) - Int64(otherBase)) {
+          return false
+        }
+      }
+      return true
+    }
+
+    /// Interior nodes hold child nids, which differ by the numbering shift between the two sets.
+    private func sameInteriorModuloNids(_ a: [UInt8], _ b: [UInt8], shift: Int64) -> Bool {
+      let ra = ByteReader(a)
+      let rb = ByteReader(b)
+      guard ra.u8(0x1A) > 0, ra.u8(0x1A) == rb.u8(0x1A), ra.u16(0x18) == rb.u16(0x18) else { return false }
+      let width = ra.u32(0) == Magic.dirNode ? 12 : 8
+      let keyWidth = width - 4
+      for i in 0..<Int(ra.u16(0x18)) {
+        let o = 0x20 + i * width
+        guard ra.slice(o, keyWidth) == rb.slice(o, keyWidth),
+          Int64(ra.u32(o + keyWidth)) - Int64(rb.u32(o + keyWidth)) == shift
+        else { return false }
+      }
+      return true
+    }
   }
 
   /// Decides the storage form of an inode's content and xattrs; builds its tree and xattr nodes.
