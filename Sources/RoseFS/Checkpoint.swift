@@ -4,7 +4,7 @@
 ///     0x4 u32 nblocks  content blocks of the meta-file
 ///     0x8 u8  depth    levels of map-index blocks above the content blocks (0..3)
 ///     0x9 u8[7] zero
-public struct MetaRoot: Equatable, Sendable {
+public struct MetaRoot: Hashable, Sendable {
   public var root: UInt32 = 0
   public var nblocks: UInt32 = 0
   public var depth: UInt8 = 0
