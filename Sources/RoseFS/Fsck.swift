@@ -754,7 +754,7 @@ final class FsckRun {
     let isDir = magic == Magic.dirNode
     let recSize = isDir ? 12 : 8
     let maxCount = isDir ? ImageReader.maxDirInteriorRecords : ImageReader.maxExtentInteriorRecords
-    var lastKey: UInt64?
+    var lastKeyAt: [Int: UInt64] = [:]
     func visit(_ nid: UInt32, _ level: Int) -> UInt64? {
       guard let (a, b) = node(h, nid: nid, ino: rec.ino, magic: magic, level: level, w) else {
         return nil
@@ -773,10 +773,10 @@ final class FsckRun {
       for i in 0..<count {
         let o = 0x20 + recSize * i
         let key = isDir ? r.u64(o) : UInt64(r.u32(o))
-        if let lastKey, key <= lastKey {
+        if let lastKey = lastKeyAt[level], key <= lastKey {
           problem("\(w) nid \(nid) (block \(a)): interior key \(i) is not ascending")
         }
-        lastKey = key
+        lastKeyAt[level] = key
         let childFirst = visit(r.u32(o + recSize - 4), level - 1)
         if let childFirst, childFirst != key {
           problem(
