@@ -755,9 +755,10 @@ public final class ImageReader: ContentSource {
     }
     var out = [UInt8](repeating: 0, count: Int(rec.size))
     try readFile(ino: ino, head: h) { buf, off in
-      out.withUnsafeMutableBytes { dst in
-        (dst.baseAddress! + Int(off)).copyMemory(from: buf.baseAddress!, byteCount: buf.count)
+      guard off <= UInt64(out.count), buf.count <= out.count - Int(off) else {
+        throw RoseFSError.corrupt("ino \(ino): content past its size \(rec.size)")
       }
+      out.replaceSubrange(Int(off)..<Int(off) + buf.count, with: buf)
     }
     return out
   }
