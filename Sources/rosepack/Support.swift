@@ -66,10 +66,9 @@ final class PendingOutput {
     }
   }
 
+  /// No fsync: like mkfs tools, durability is left to the caller (`sync`); what matters here is that
+  /// the final name never holds a partial image, which the rename guarantees.
   func commit() throws {
-    guard fsync(fd) == 0 || errno == EINVAL else {
-      throw CLIError.failed("\(tempPath): fsync failed: \(String(cString: strerror(errno)))")
-    }
     guard rename(tempPath, finalPath) == 0 else {
       throw CLIError.failed("\(finalPath): rename failed: \(String(cString: strerror(errno)))")
     }
