@@ -1,0 +1,451 @@
+import Foundation
+import RoseDisk
+import RoseFS
+import RoseIngest
+import RoseRecipe
+
+/// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
+struct BuildFailure: Error, CustomStringConvertible {
+  var errors: [RecipeError]
+
+  init(_ errors: [RecipeError]) { self.errors = errors }
+
+  static func at(_ position: SourcePosition, _ message: String, hint: String? = nil) -> BuildFailure {
+    BuildFailure([
+      RecipeError(
+        file: position.file, line: position.line, column: position.column, message: message, hint: hint)
+    ])
+  }
+
+  var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// What one partition holds before the disk is planned.
+enum BuildContent {
+  /// `measured`: the smallest volume, built to learn the content size of an automatically sized
+  /// partition (nil for a fixed size, built straight into the disk image).
+  case rosefs(measured: String?, report: BuildReport?)
+  case vfat(estimate: UInt64)
+  case raw(path: String, size: UInt64)
+  case empty
+
+  /// The content size the planner sees.
+  var size: UInt64 {
+    switch self {
+    case .rosefs(_, let report): return report?.volumeBytes ?? 0
+    case .vfat(let estimate): return estimate
+    case .raw(_, let size): return size
+    case .empty: return 0
+    }
+  }
+}
+
+/// recipe -> inputs -> trees -> RoseFS volumes -> disk plan -> raw disk -> output encoders.
+///
+/// Everything is written into a staging directory inside the output directory and renamed into
+/// place only when every output is complete, so a failure leaves no file under a final name.
+final class BuildPipeline {
+  let recipe: Recipe
+  let outputDirectory: String
+  let progress: Progress
+  let staging: String
+  private(set) var contents: [BuildContent] = []
+  /// The final RoseFS report of each RoseFS partition, by partition index.
+  private(set) var reports: [Int: BuildReport] = [:]
+
+  init(recipe: Recipe, outputDirectory: String, progress: Progress) throws {
+    self.recipe = recipe
+    self.outputDirectory = outputDirectory
+    self.progress = progress
+    do {
+      try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+    } catch {
+      throw CLIError.failed("\(outputDirectory): cannot create the output directory: \(error.localizedDescription)")
+    }
+    var template = Array((outputDirectory + "/.rosepack-build-XXXXXX").utf8CString)
+    guard let made = mkdtemp(&template) else {
+      throw CLIError.failed(
+        "\(outputDirectory): cannot create a staging directory: \(String(cString: strerror(errno)))")
+    }
+    staging = String(cString: made)
+  }
+
+  deinit { try? FileManager.default.removeItem(atPath: staging) }
+
+  var seed: String { recipe.image.seed }
+  var epoch: Int64 { recipe.image.sourceDateEpoch }
+
+  // MARK: run
+
+  func run() throws -> BuildSummary {
+    let start = Date()
+    for (i, spec) in recipe.partitions.enumerated() {
+      contents.append(try prepare(spec, index: i))
+    }
+    progress.update("planning the disk")
+    let layout = try plan()
+    let base = recipe.output.baseName
+    let rawPath = staging + "/" + base + ".img"
+    let map = try writeDisk(layout, to: rawPath)
+
+    var outputs: [(file: String, format: String)] = []
+    let kinds = recipe.output.kinds
+    if kinds.contains(.raw) { outputs.append((base + ".img", "raw")) }
+    if kinds.contains(.zst) {
+      progress.update("writing \(base).img.zst")
+      try ZstdOutput(level: Int32(clamping: recipe.output.zstdLevel))
+        .write(rawImage: rawPath, map: map, to: staging + "/" + base + ".img.zst")
+      outputs.append((base + ".img.zst", "zstd"))
+    }
+    if kinds.contains(.bmap) {
+      progress.update("writing \(base).bmap")
+      try BmapOutput().write(rawImage: rawPath, map: map, to: staging + "/" + base + ".bmap")
+      outputs.append((base + ".bmap", "bmap"))
+    }
+    if kinds.contains(.simg) {
+      progress.update("writing \(base).simg")
+      try AndroidSparseOutput(
+        blockSize: UInt32(clamping: recipe.output.sparseBlockSize), includeCRC: recipe.output.sparseCRC
+      ).write(rawImage: rawPath, map: map, to: staging + "/" + base + ".simg")
+      outputs.append((base + ".simg", "android-sparse"))
+    }
+    if kinds.contains(.split) {
+      progress.update("writing split images")
+      let written = try SplitOutput().write(
+        rawImage: rawPath, partitions: layout.partitions, map: map, directory: staging, baseName: base)
+      for (n, (path, spec)) in zip(written, recipe.partitions).enumerated() {
+        let name = SplitOutput.fileName(baseName: base, label: spec.splitName, index: n + 1)
+        if (path as NSString).lastPathComponent != name {
+          guard rename(path, staging + "/" + name) == 0 else {
+            throw CLIError.failed("\(path): rename failed: \(String(cString: strerror(errno)))")
+          }
+        }
+        outputs.append((name, "split"))
+      }
+    }
+    if !kinds.contains(.raw) { unlink(rawPath) }
+
+    progress.update("checksumming outputs")
+    var described: [Manifest.Output] = []
+    for output in outputs {
+      described.append(try Manifest.describeOutput(path: staging + "/" + output.file, format: output.format))
+    }
+    let manifest = Manifest(layout: layout, map: map, outputs: described)
+    var files = outputs.map(\.file)
+    if kinds.contains(.manifest) {
+      try manifest.write(to: staging + "/manifest.json")
+      files.append("manifest.json")
+    }
+    // Commit: every output is complete; move them into place.
+    for file in files {
+      guard rename(staging + "/" + file, outputDirectory + "/" + file) == 0 else {
+        throw CLIError.failed("\(outputDirectory)/\(file): rename failed: \(String(cString: strerror(errno)))")
+      }
+    }
+    progress.done()
+    return BuildSummary(
+      recipe: recipe, layout: layout, map: map, reports: reports, outputs: described,
+      outputDirectory: outputDirectory, manifestWritten: kinds.contains(.manifest),
+      seconds: Date().timeIntervalSince(start))
+  }
+
+  // MARK: contents
+
+  func prepare(_ spec: PartitionSpec, index: Int) throws -> BuildContent {
+    switch spec.format {
+    case .rosefs:
+      if case .fixed = spec.size { return .rosefs(measured: nil, report: nil) }
+      let fd = try createFile(staging + "/.measure-\(index).rosefs")
+      defer { close(fd.fd) }
+      let report = try buildVolume(spec, into: ImageFile(fd: fd.fd, path: fd.path), size: nil)
+      return .rosefs(measured: fd.path, report: report)
+    case .vfat:
+      return .vfat(estimate: try vfatEstimate(spec))
+    case .raw:
+      guard let path = spec.copyBlocks else {
+        throw BuildFailure.at(spec.position, "partition '\(spec.label)': Format=raw needs CopyBlocks=")
+      }
+      var st = stat()
+      guard stat(path, &st) == 0 else {
+        throw BuildFailure.at(
+          spec.position, "partition '\(spec.label)': \(path): \(String(cString: strerror(errno)))")
+      }
+      return .raw(path: path, size: UInt64(st.st_size))
+    case .empty:
+      return .empty
+    }
+  }
+
+  func createFile(_ path: String) throws -> (fd: Int32, path: String) {
+    let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(errno)))")
+    }
+    return (fd, path)
+  }
+
+  /// Builds one RoseFS volume into `image`; `size` nil packs the smallest volume.
+  func buildVolume(_ spec: PartitionSpec, into image: ImageFile, size: UInt64?) throws -> BuildReport {
+    let uuid = GUID.derived(seed: seed, label: "rosefs:" + spec.label).canonicalBytes
+    let label = String(decoding: Array(spec.label.utf8.prefix(32)), as: UTF8.self)
+    do {
+      let builder = try ImageBuilder(
+        image: image, options: BuildOptions(size: size, label: label, uuid: uuid, sourceDateEpoch: epoch))
+      progress.update("\(spec.label): reading inputs")
+      let subvolumes = try BuildSlotFiller(recipe: recipe, spec: spec, builder: builder, progress: progress)
+        .fill()
+      progress.update("\(spec.label): writing metadata")
+      let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
+      return try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
+    } catch let error as BuildFailure {
+      throw error
+    } catch RoseFSError.volumeTooSmall(let needed, let have) {
+      throw doesNotFit(spec, needed: needed, has: have)
+    } catch {
+      throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+    }
+  }
+
+  /// `partition 'root' needs 412 MiB, has 256 MiB; the largest inputs are ...`
+  func doesNotFit(_ spec: PartitionSpec, needed: UInt64, has: UInt64) -> BuildFailure {
+    var inputs: [(String, UInt64, SourcePosition)] = []
+    for slotted in spec.layers {
+      switch slotted.layer {
+      case .tarball(let source, _, let at), .directory(let source, _, let at), .file(let source, _, _, let at):
+        inputs.append(((source as NSString).lastPathComponent, hostSize(source), at))
+      case .inline(let destination, let text, let at):
+        inputs.append((destination, UInt64(text.utf8.count), at))
+      default: break
+      }
+    }
+    if let path = spec.copyBlocks { inputs.append(((path as NSString).lastPathComponent, hostSize(path), spec.position)) }
+    inputs.sort { $0.1 > $1.1 }
+    var message = "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
+    if !inputs.isEmpty {
+      message +=
+        "; the largest inputs are "
+        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(separator: ", ")
+    }
+    return BuildFailure.at(
+      spec.position, message, hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
+  }
+
+  /// Apparent size of a host file or directory tree.
+  func hostSize(_ path: String) -> UInt64 {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return 0 }
+    if (st.st_mode & S_IFMT) != S_IFDIR { return UInt64(max(st.st_size, 0)) }
+    var total: UInt64 = 0
+    let enumerator = FileManager.default.enumerator(atPath: path)
+    while let entry = enumerator?.nextObject() as? String {
+      var est = stat()
+      if lstat(path + "/" + entry, &est) == 0, (est.st_mode & S_IFMT) == S_IFREG {
+        total += UInt64(max(est.st_size, 0))
+      }
+    }
+    return total
+  }
+
+  // MARK: planning
+
+  func plan() throws -> DiskLayout {
+    var requests: [PartitionRequest] = []
+    for (i, spec) in recipe.partitions.enumerated() {
+      let type: GUID
+      let uuid: GUID
+      do {
+        type = try GUID(parsing: spec.type.guid.uuidString)
+        uuid = try spec.uuid.map { try GUID(parsing: $0.uuidString) } ?? GUID.derived(seed: seed, label: spec.label)
+      } catch {
+        throw BuildFailure.at(spec.position, "\(error)")
+      }
+      let content = contents[i].size
+      let rule: PartitionSizeRule
+      switch spec.size {
+      case .fixed(let bytes):
+        rule = .fixed(bytes)
+      case .auto(let minBytes, let maxBytes, let headroomBytes, let headroomPercent):
+        let percent = content.multipliedReportingOverflow(by: UInt64(max(headroomPercent, 0)))
+        let wanted = content &+ headroomBytes &+ (percent.overflow ? 0 : percent.partialValue / 100)
+        var low = max(minBytes, wanted)
+        if let maxBytes { low = min(low, maxBytes) }
+        rule = .auto(min: max(low, minBytes), max: maxBytes)
+      case .grow(let minBytes, let maxBytes):
+        rule = .grow(min: minBytes, max: maxBytes, weight: 1)
+      }
+      requests.append(
+        PartitionRequest(
+          label: spec.label, type: type, uuid: uuid, attributes: spec.gptAttributes, size: rule,
+          contentSize: content, offset: spec.offset))
+    }
+    var diskSize: UInt64?
+    if case .fixed(let bytes) = recipe.image.diskSize { diskSize = bytes }
+    do {
+      return try DiskLayout.plan(
+        sectorSize: UInt64(recipe.image.sectorSize), alignment: recipe.image.alignment, diskSize: diskSize,
+        diskGUID: GUID.derived(seed: seed, label: "\u{0}rosepack-disk"), partitions: requests)
+    } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
+      guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
+        throw CLIError.failed("partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+      }
+      throw doesNotFit(spec, needed: needed, has: available)
+    } catch let error as DiskError {
+      let file = recipe.sourceFiles.first ?? "recipe"
+      for spec in recipe.partitions where "\(error)".contains("'\(spec.label)'") {
+        throw BuildFailure.at(spec.position, "\(error)")
+      }
+      throw BuildFailure([RecipeError(file: file, line: 0, column: 0, message: "\(error)")])
+    }
+  }
+
+  // MARK: the raw disk
+
+  func writeDisk(_ layout: DiskLayout, to path: String) throws -> AllocationMap {
+    progress.update("writing the disk image")
+    let image = try RawImageOutput.create(path: path, size: layout.diskSize)
+    try GPTWriter.write(layout, to: image.fd, path: image.temporaryPath)
+    var map = layout.tableMap
+    for (i, spec) in recipe.partitions.enumerated() {
+      let part = layout.partitions[i]
+      switch contents[i] {
+      case .rosefs(let measured, let measuredReport):
+        // A fixed size, or an automatic one that leaves at least a segment free, is built straight
+        // into the disk at the partition's size, so headroom and Grow= space are free space inside
+        // the file system; otherwise the measured volume is copied in.
+        let size = part.size / 4096 * 4096
+        var report: BuildReport
+        if let measured, let measuredReport,
+          size < measuredReport.volumeBytes + UInt64(measuredReport.blocksPerSegment) * 4096
+        {
+          progress.update("\(spec.label): copying the volume")
+          try RawImageOutput.copyFile(
+            measured, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
+            capacity: part.size, label: spec.label)
+          report = measuredReport
+        } else {
+          report = try buildVolume(
+            spec, into: ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset), size: size)
+        }
+        if let measured { unlink(measured) }
+        reports[i] = report
+        for range in report.usedRanges where range.count == 2 {
+          let start = range[0] * 4096
+          guard start < part.size else { continue }
+          map.insert(offset: part.offset + start, length: min(range[1] * 4096, part.size - start))
+        }
+      case .vfat:
+        progress.update("\(spec.label): building the FAT file system")
+        let fat = try buildFAT(spec, index: i, size: part.size, sectorSize: layout.sectorSize)
+        defer { unlink(fat) }
+        try RawImageOutput.copyFile(
+          fat, into: image.fd, imagePath: image.temporaryPath, offset: part.offset, capacity: part.size,
+          label: spec.label)
+        map.insert(offset: part.offset, length: part.size)
+      case .raw(let source, let size):
+        do {
+          try RawImageOutput.copyFile(
+            source, into: image.fd, imagePath: image.temporaryPath, offset: part.offset, capacity: part.size,
+            label: spec.label)
+        } catch DiskError.partitionDoesNotFit(_, let needed, let available) {
+          throw doesNotFit(spec, needed: needed, has: available)
+        }
+        if size > 0 { map.insert(offset: part.offset, length: min(size, part.size)) }
+      case .empty:
+        break
+      }
+    }
+    try image.commit()
+    return map
+  }
+
+  // MARK: FAT
+
+  /// Host files for a vfat partition: destination (no leading slash) -> host path, in layer order
+  /// (later layers win), plus the directories to create.
+  func vfatFiles(_ spec: PartitionSpec, scratch: String?) throws -> (files: [String: String], directories: Set<String>) {
+    var files: [String: String] = [:]
+    var directories = Set<String>()
+    func relative(_ path: String) -> String { path.split(separator: "/").joined(separator: "/") }
+    for (n, slotted) in spec.layers.enumerated() {
+      let at = slotted.layer.position
+      switch slotted.layer {
+      case .directory(let source, let destination, _):
+        let dest = relative(destination)
+        if isDirectory(source) {
+          if !dest.isEmpty { directories.insert(dest) }
+          let entries = (try? FileManager.default.subpathsOfDirectory(atPath: source)) ?? []
+          for entry in entries.sorted() {
+            let target = dest.isEmpty ? entry : dest + "/" + entry
+            if isDirectory(source + "/" + entry) {
+              directories.insert(target)
+            } else {
+              files[target] = source + "/" + entry
+            }
+          }
+        } else {
+          files[dest.isEmpty ? (source as NSString).lastPathComponent : dest] = source
+        }
+      case .file(let source, let destination, _, _):
+        files[relative(destination)] = source
+      case .inline(let destination, let text, _):
+        let path = (scratch ?? staging) + "/inline-\(n)"
+        if scratch != nil { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) }
+        files[relative(destination)] = path
+      case .template(let source, let destination, _):
+        let path = (scratch ?? staging) + "/template-\(n)"
+        if scratch != nil {
+          let text: String
+          do {
+            text = try TemplateRenderer().render(
+              templatePath: source, variables: TemplateVariables.make(recipe: recipe, partition: spec, slot: .a))
+          } catch let error as RecipeError {
+            throw BuildFailure([error])
+          }
+          try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        }
+        files[relative(destination)] = path
+      case .makeDirectories(let paths, _):
+        for p in paths where !relative(p).isEmpty { directories.insert(relative(p)) }
+      default:
+        throw BuildFailure.at(at, "this layer is not supported on a vfat partition")
+      }
+    }
+    return (files, directories)
+  }
+
+  /// Content estimate for an automatically sized FAT partition: files in 4 KiB clusters plus
+  /// 10% and 2 MiB for the tables.
+  func vfatEstimate(_ spec: PartitionSpec) throws -> UInt64 {
+    let (files, directories) = try vfatFiles(spec, scratch: nil)
+    var total = UInt64(directories.count) * 4096
+    for (_, source) in files {
+      let size = source.hasPrefix(staging) ? 4096 : hostSize(source)
+      total += (size + 4095) / 4096 * 4096
+    }
+    if case .fixed(let bytes) = spec.size { return min(total, bytes) }
+    return (total + total / 10 + (2 << 20) + (1 << 20) - 1) / (1 << 20) * (1 << 20)
+  }
+
+  func buildFAT(_ spec: PartitionSpec, index: Int, size: UInt64, sectorSize: UInt64) throws -> String {
+    let scratch = staging + "/.fat-\(index)"
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let (files, directories) = try vfatFiles(spec, scratch: scratch)
+    let empty = scratch + "/empty"
+    try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+    var list = directories.sorted().map { FATPartition.File(source: empty, destination: $0) }
+    list += files.keys.sorted().compactMap { key in files[key].map { FATPartition.File(source: $0, destination: key) } }
+    var label = String(
+      spec.label.uppercased().map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_" }
+        .prefix(11))
+    if label.isEmpty { label = "ESP" }
+    do {
+      return try FATPartition(
+        size: size, label: label, volumeID: FATPartition.volumeID(seed: seed, label: spec.label),
+        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize
+      ).build(files: list, in: staging)
+    } catch {
+      throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+    }
+  }
+}
