@@ -1,22 +1,294 @@
 import ArgumentParser
+import Foundation
+import RoseDisk
+import RoseFS
+import RoseIngest
+
+/// Which volume of a file to read: a bare RoseFS image, or a RoseFS partition of a GPT disk image.
+struct VolumeOptions: ParsableArguments {
+  @Argument(help: "A RoseFS image, or a GPT disk image holding RoseFS partitions.") var image: String
+  @Option(help: "On a disk image: the partition, by GPT label or number (1-based).") var partition: String?
+
+  /// Opens the volume: the bare image, the partition asked for, or the only RoseFS partition.
+  func open() throws -> (volume: ImageFile, description: String) {
+    let file = try ImageFile(openPath: image)
+    if partition == nil, isRoseFS(file, at: 0) { return (file, image) }
+    let table: GPTTable
+    do {
+      table = try GPTReader.read(path: image)
+    } catch {
+      if partition != nil { throw error }
+      throw CLIError.failed("\(image): neither a RoseFS image (no superblock at byte 1024) nor a GPT disk image")
+    }
+    if let p = partition {
+      let part = try table.partition(p)
+      let vol = try ImageFile(openPath: image, baseOffset: part.offset)
+      guard isRoseFS(vol, at: 0) else {
+        throw CLIError.failed("\(image): partition \(part.index) '\(part.label)' holds no RoseFS volume")
+      }
+      return (vol, "\(image) partition \(part.index) '\(part.label)'")
+    }
+    let rose = table.partitions.filter { isRoseFS(file, at: $0.offset) }
+    guard rose.count == 1, let only = rose.first else {
+      let labels = rose.map { "\($0.index) '\($0.label)'" }.joined(separator: ", ")
+      throw CLIError.usage(
+        "\(image) is a disk image with \(rose.count) RoseFS partitions\(labels.isEmpty ? "" : " (\(labels))"); pick one with --partition LABEL|N")
+    }
+    return (try ImageFile(openPath: image, baseOffset: only.offset), "\(image) partition \(only.index) '\(only.label)'")
+  }
+
+  private func isRoseFS(_ f: ImageFile, at offset: UInt64) -> Bool {
+    guard let b = try? f.read(count: 4, atByte: offset + 1024) else { return false }
+    return b == [0x52, 0x4F, 0x53, 0x45]
+  }
+}
+
+struct FsckCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "fsck", abstract: "Check every structure and checksum of a RoseFS volume (FORMAT.md section 14).")
+  @OptionGroup var volume: VolumeOptions
+  @Flag(help: "Skip the data block checksums (metadata only).") var noData = false
+
+  func run() throws {
+    let (vol, name) = try volume.open()
+    let problems = Fsck.check(image: vol, verifyData: !noData)
+    if problems.isEmpty {
+      print("\(name): clean")
+      return
+    }
+    for p in problems { FileHandle.standardError.write(Data("\(name): \(p)\n".utf8)) }
+    throw ExitCode(1)
+  }
+}
+
+struct LsCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a directory of a subvolume.")
+  @OptionGroup var volume: VolumeOptions
+  @Argument(help: "Path inside the subvolume.") var path: String = "/"
+  @Flag(name: .short, help: "Long format: mode, links, owner, size, time.") var l = false
+  @Flag(name: .customShort("R"), help: "Recurse into directories.") var recursive = false
+  @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+
+  func run() throws {
+    let (vol, _) = try volume.open()
+    let reader = try ImageReader(image: vol)
+    let head = try reader.headIndex(named: subvolume)
+    let ino = try reader.lookup(path, head: head)
+    var out = ""
+    try list(reader, head: head, ino: ino, path: path, into: &out, header: recursive)
+    FileHandle.standardOutput.write(Data(out.utf8))
+  }
+
+  private func list(_ r: ImageReader, head: Int, ino: UInt32, path: String, into out: inout String, header: Bool) throws {
+    let rec = try r.readInodeRecord(ino, head: head)
+    guard rec.kind == .directory else {
+      out += try line(r, head: head, rec: rec, name: Array(path.utf8)) + "\n"
+      return
+    }
+    let entries = try r.entries(ofDirectory: ino, head: head).sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    if header { out += "\(path):\n" }
+    for e in entries {
+      out += (l ? try line(r, head: head, rec: r.readInodeRecord(e.ino, head: head), name: e.name) : Name.printable(e.name)) + "\n"
+    }
+    if recursive {
+      for e in entries where e.type == FileKind.directory.rawValue {
+        out += "\n"
+        let child = (path.hasSuffix("/") ? path : path + "/") + Name.printable(e.name)
+        try list(r, head: head, ino: e.ino, path: child, into: &out, header: true)
+      }
+    }
+  }
+
+  private func line(_ r: ImageReader, head: Int, rec: InodeRecord, name: [UInt8]) throws -> String {
+    guard l else { return Name.printable(name) }
+    let kind = rec.kind ?? .regular
+    var s = modeString(kind: kind, permissions: rec.permissions)
+    s += " \(rec.nlink) \(rec.uid) \(rec.gid) "
+    if kind == .characterDevice || kind == .blockDevice {
+      s += "\(rec.rdevMajor), \(rec.rdevMinor)"
+    } else {
+      s += "\(rec.size)"
+    }
+    s += " " + isoTime(rec.mtime) + " " + Name.printable(name)
+    if kind == .symlink { s += " -> " + Name.printable(try r.readAll(ino: rec.ino, head: head, limit: 4096)) }
+    return s
+  }
+}
+
+func modeString(kind: FileKind, permissions p: UInt16) -> String {
+  let t: Character =
+    switch kind {
+    case .regular: "-"
+    case .directory: "d"
+    case .symlink: "l"
+    case .characterDevice: "c"
+    case .blockDevice: "b"
+    case .fifo: "p"
+    case .socket: "s"
+    }
+  var s = String(t)
+  let bits: [(UInt16, Character)] = [
+    (0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"), (0o004, "r"), (0o002, "w"),
+    (0o001, "x"),
+  ]
+  for (i, (bit, c)) in bits.enumerated() {
+    var ch: Character = p & bit != 0 ? c : "-"
+    if i == 2 && p & 0o4000 != 0 { ch = p & bit != 0 ? "s" : "S" }
+    if i == 5 && p & 0o2000 != 0 { ch = p & bit != 0 ? "s" : "S" }
+    if i == 8 && p & 0o1000 != 0 { ch = p & bit != 0 ? "t" : "T" }
+    s.append(ch)
+  }
+  return s
+}
+
+func isoTime(_ t: Timestamp) -> String {
+  let f = ISO8601DateFormatter()
+  f.timeZone = TimeZone(identifier: "UTC")
+  return f.string(from: Date(timeIntervalSince1970: TimeInterval(t.seconds)))
+}
+
+struct CatCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "cat", abstract: "Write a file of a subvolume to stdout.")
+  @OptionGroup var volume: VolumeOptions
+  @Argument(help: "Path of a regular file inside the subvolume.") var path: String
+  @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+
+  func run() throws {
+    let (vol, _) = try volume.open()
+    let reader = try ImageReader(image: vol)
+    let head = try reader.headIndex(named: subvolume)
+    let ino = try reader.lookup(path, head: head)
+    let rec = try reader.readInodeRecord(ino, head: head)
+    guard rec.kind == .regular else { throw CLIError.usage("\(path) is not a regular file") }
+    // Holes are written as zeros: stdout may be a pipe, so seeking is not an option.
+    var written: UInt64 = 0
+    let zeros = [UInt8](repeating: 0, count: 1 << 16)
+    func writeZeros(upTo end: UInt64) {
+      while written < end {
+        let n = Int(min(UInt64(zeros.count), end - written))
+        zeros.withUnsafeBytes { _ = writeAll(1, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        written += UInt64(n)
+      }
+    }
+    try reader.readFile(ino: ino, head: head) { buf, off in
+      writeZeros(upTo: off)
+      guard writeAll(1, buf) else {
+        throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+      }
+      written = off + UInt64(buf.count)
+    }
+    writeZeros(upTo: rec.size)
+  }
+}
+
+/// write(2) until done; false on error (a closed pipe).
+func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> Bool {
+  var done = 0
+  while done < buf.count {
+    let n = write(fd, buf.baseAddress! + done, buf.count - done)
+    if n < 0 {
+      if errno == EINTR { continue }
+      return false
+    }
+    done += n
+  }
+  return true
+}
+
+struct ExportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export",
+    abstract: "Write a subvolume as a pax tarball (numeric owners, xattrs, hard links, devices, sparse files).")
+  @OptionGroup var volume: VolumeOptions
+  @Option(name: .shortAndLong, help: "The tarball to write (.tar, .tar.gz, .tar.xz, .tar.zst).") var output: String
+  @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+
+  func run() throws {
+    let (vol, _) = try volume.open()
+    let reader = try ImageReader(image: vol)
+    let head = try reader.headIndex(named: subvolume)
+    let root = try reader.loadTree(head: head)
+    let compression: TarExporter.Compression =
+      output.hasSuffix(".gz") ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
+    try TarExporter(compression: compression).export(root: root, source: reader, to: output)
+  }
+}
 
 struct InspectCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Describe an image.")
-  func run() throws { throw CLIError.failed("not wired yet") }
+  static let configuration = CommandConfiguration(
+    commandName: "inspect", abstract: "Describe a RoseFS image or a disk image: geometry, subvolumes, space.")
+  @Argument(help: "A RoseFS image or a GPT disk image.") var image: String
+  @Option(help: "On a disk image: only this partition, by label or number.") var partition: String?
+  @Flag(help: "One JSON document on stdout.") var json = false
+
+  func run() throws {
+    let file = try ImageFile(openPath: image)
+    let bare = (try? file.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
+    if bare && partition == nil {
+      let report = try ImageReader(image: file).spaceReport()
+      if json { try printJSON(report) } else { print(spaceText(report)) }
+      return
+    }
+    let table = try GPTReader.read(path: image)
+    var disk = DiskInspection(image: image, partitions: [])
+    for p in table.partitions {
+      if let want = partition, want != p.label && want != String(p.index) { continue }
+      let vol = try ImageFile(openPath: image, baseOffset: p.offset)
+      let isRose = (try? vol.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
+      disk.partitions.append(
+        PartitionInspection(
+          index: p.index, label: p.label, type: p.typeName ?? p.type.description, uuid: p.uuid.description,
+          offset: p.offset, size: p.size, rosefs: isRose ? try ImageReader(image: vol).spaceReport() : nil))
+    }
+    if json {
+      try printJSON(disk)
+      return
+    }
+    print("\(image): GPT, \(table.partitions.count) partitions")
+    for p in disk.partitions {
+      print("  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatBytes(p.size)) uuid \(p.uuid)")
+      if let r = p.rosefs { print(spaceText(r).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")) }
+    }
+  }
 }
-struct FsckCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "fsck", abstract: "Check an image.")
-  func run() throws { throw CLIError.failed("not wired yet") }
+
+struct DiskInspection: Encodable {
+  var image: String
+  var partitions: [PartitionInspection]
 }
-struct LsCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a directory.")
-  func run() throws { throw CLIError.failed("not wired yet") }
+
+struct PartitionInspection: Encodable {
+  var index: Int
+  var label: String
+  var type: String
+  var uuid: String
+  var offset: UInt64
+  var size: UInt64
+  var rosefs: SpaceReport?
 }
-struct CatCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "cat", abstract: "Print a file.")
-  func run() throws { throw CLIError.failed("not wired yet") }
-}
-struct ExportCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a subvolume as a pax tarball.")
-  func run() throws { throw CLIError.failed("not wired yet") }
+
+/// The human-readable form of `inspect`.
+func spaceText(_ r: SpaceReport) -> String {
+  func b(_ n: UInt64) -> String { "\(formatBytes(n)) (\(n))" }
+  var s = "RoseFS v1, label '\(r.label)', uuid \(r.uuid)\n"
+  s += "volume \(b(r.volumeBytes)): \(r.segmentCount) segments of \(r.blocksPerSegment) blocks, "
+  s += "reserve \(r.reserveSegments) segments + \(r.overprovisionBlocks) blocks\n"
+  s += "features: \(r.features.joined(separator: " "))\n"
+  for (i, h) in r.heads.enumerated() {
+    s += "subvolume \(h.name)\(i == r.defaultHead ? " (default)" : ""): root ino \(h.rootIno), \(h.inodeCount) inodes, "
+    s += "\(formatBytes(h.validBlocks * 4096)) live, \(formatBytes(h.privateBytes)) private"
+    if let src = h.vbmSameAs { s += ", bitmap same as \(r.heads[src].name)" }
+    s += "\n"
+  }
+  s += "used \(b(r.usedBytes)):\n"
+  let rows: [(String, UInt64)] = [
+    ("file data blocks", r.fileDataBytes), ("tail blocks", r.tailBlockBytes), ("inode pages", r.inodePageBytes),
+    ("directory nodes", r.directoryNodeBytes), ("extent nodes", r.extentNodeBytes), ("xattr nodes", r.xattrNodeBytes),
+    ("NAT", r.natBytes), ("validity bitmaps", r.vbmBytes), ("segment summary", r.ssaBytes),
+    ("map index", r.mapIndexBytes), ("superblocks and checkpoints", r.fixedAreaBytes),
+  ]
+  for (name, n) in rows where n > 0 { s += "  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(b(n))\n" }
+  s += "shared by all subvolumes \(b(r.sharedByAllHeadsBytes))\n"
+  s += "free \(b(r.freeBytes)), of which reserve \(b(r.reserveBytes)); available to files \(b(r.availableBytes))"
+  return s
 }

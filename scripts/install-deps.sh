@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rosepack builds against and its tests check with (idempotent).
+set -euo pipefail
+pkgs=(
+  # build: C libraries
+  pkg-config libarchive-dev libzstd-dev libssl-dev
+  # tests: independent tools that check our outputs and make test inputs
+  libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
+  gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
