@@ -16,8 +16,11 @@ struct BuildCommand: ParsableCommand {
       """)
 
   @Argument(help: "The recipe file (NAME.conf).") var recipe: String
-  @Option(name: .shortAndLong, help: "Output directory (created if missing).") var output: String = "."
-  @Option(name: .customLong("define"), help: "NAME=VALUE for %{NAME} in the recipe (repeatable; wins over Define=).")
+  @Option(name: .shortAndLong, help: "Output directory (created if missing).") var output: String =
+    "."
+  @Option(
+    name: .customLong("define"),
+    help: "NAME=VALUE for %{NAME} in the recipe (repeatable; wins over Define=).")
   var defines: [String] = []
   @Flag(help: "Print the result as one JSON document on stdout.") var json = false
   @Flag(help: "Print the fully resolved recipe and exit.") var dumpConfig = false
@@ -92,11 +95,13 @@ func report(_ diagnostics: [RecipeError], kind: String) {
 struct InitCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "init", abstract: "Create a recipe project from a starter template.",
-    discussion: StarterTemplates.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
+    discussion: StarterTemplates.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(
+      separator: "\n"))
 
   @Option(help: "Starter: \(StarterTemplates.allCases.map(\.rawValue).joined(separator: ", ")).")
   var template: String = StarterTemplates.minimal.rawValue
-  @Argument(help: "Directory to create the project in (created if missing; files are never overwritten).")
+  @Argument(
+    help: "Directory to create the project in (created if missing; files are never overwritten).")
   var directory: String
 
   func run() throws {
@@ -112,7 +117,9 @@ struct InitCommand: ParsableCommand {
       throw CLIError.failed(error.description)
     }
     print("created \(path) (\(starter.summary))")
-    print("build it with: rosepack build \(path) -o \((directory as NSString).appendingPathComponent("out"))")
+    print(
+      "build it with: rosepack build \(path) -o \((directory as NSString).appendingPathComponent("out"))"
+    )
   }
 }
 

@@ -10,10 +10,12 @@ struct BuildFailure: Error, CustomStringConvertible {
 
   init(_ errors: [RecipeError]) { self.errors = errors }
 
-  static func at(_ position: SourcePosition, _ message: String, hint: String? = nil) -> BuildFailure {
+  static func at(_ position: SourcePosition, _ message: String, hint: String? = nil) -> BuildFailure
+  {
     BuildFailure([
       RecipeError(
-        file: position.file, line: position.line, column: position.column, message: message, hint: hint)
+        file: position.file, line: position.line, column: position.column, message: message,
+        hint: hint)
     ])
   }
 
@@ -58,14 +60,17 @@ final class BuildPipeline {
     self.outputDirectory = outputDirectory
     self.progress = progress
     do {
-      try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(
+        atPath: outputDirectory, withIntermediateDirectories: true)
     } catch {
-      throw CLIError.failed("\(outputDirectory): cannot create the output directory: \(error.localizedDescription)")
+      throw CLIError.failed(
+        "\(outputDirectory): cannot create the output directory: \(error.localizedDescription)")
     }
     var template = Array((outputDirectory + "/.rosepack-build-XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else {
       throw CLIError.failed(
-        "\(outputDirectory): cannot create a staging directory: \(String(cString: strerror(errno)))")
+        "\(outputDirectory): cannot create a staging directory: \(String(cString: strerror(errno)))"
+      )
     }
     staging = String(cString: made)
   }
@@ -105,14 +110,16 @@ final class BuildPipeline {
     if kinds.contains(.simg) {
       progress.update("writing \(base).simg")
       try AndroidSparseOutput(
-        blockSize: UInt32(clamping: recipe.output.sparseBlockSize), includeCRC: recipe.output.sparseCRC
+        blockSize: UInt32(clamping: recipe.output.sparseBlockSize),
+        includeCRC: recipe.output.sparseCRC
       ).write(rawImage: rawPath, map: map, to: staging + "/" + base + ".simg")
       outputs.append((base + ".simg", "android-sparse"))
     }
     if kinds.contains(.split) {
       progress.update("writing split images")
       let written = try SplitOutput().write(
-        rawImage: rawPath, partitions: layout.partitions, map: map, directory: staging, baseName: base)
+        rawImage: rawPath, partitions: layout.partitions, map: map, directory: staging,
+        baseName: base)
       for (n, (path, spec)) in zip(written, recipe.partitions).enumerated() {
         let name = SplitOutput.fileName(baseName: base, label: spec.splitName, index: n + 1)
         if (path as NSString).lastPathComponent != name {
@@ -128,7 +135,8 @@ final class BuildPipeline {
     progress.update("checksumming outputs")
     var described: [Manifest.Output] = []
     for output in outputs {
-      described.append(try Manifest.describeOutput(path: staging + "/" + output.file, format: output.format))
+      described.append(
+        try Manifest.describeOutput(path: staging + "/" + output.file, format: output.format))
     }
     let manifest = Manifest(layout: layout, map: map, outputs: described)
     var files = outputs.map(\.file)
@@ -139,7 +147,8 @@ final class BuildPipeline {
     // Commit: every output is complete; move them into place.
     for file in files {
       guard rename(staging + "/" + file, outputDirectory + "/" + file) == 0 else {
-        throw CLIError.failed("\(outputDirectory)/\(file): rename failed: \(String(cString: strerror(errno)))")
+        throw CLIError.failed(
+          "\(outputDirectory)/\(file): rename failed: \(String(cString: strerror(errno)))")
       }
     }
     progress.done()
@@ -163,7 +172,8 @@ final class BuildPipeline {
       return .vfat(estimate: try vfatEstimate(spec))
     case .raw:
       guard let path = spec.copyBlocks else {
-        throw BuildFailure.at(spec.position, "partition '\(spec.label)': Format=raw needs CopyBlocks=")
+        throw BuildFailure.at(
+          spec.position, "partition '\(spec.label)': Format=raw needs CopyBlocks=")
       }
       var st = stat()
       guard stat(path, &st) == 0 else {
@@ -185,15 +195,20 @@ final class BuildPipeline {
   }
 
   /// Builds one RoseFS volume into `image`; `size` nil packs the smallest volume.
-  func buildVolume(_ spec: PartitionSpec, into image: ImageFile, size: UInt64?) throws -> BuildReport {
+  func buildVolume(_ spec: PartitionSpec, into image: ImageFile, size: UInt64?) throws
+    -> BuildReport
+  {
     let uuid = GUID.derived(seed: seed, label: "rosefs:" + spec.label).canonicalBytes
     let label = String(decoding: Array(spec.label.utf8.prefix(32)), as: UTF8.self)
     do {
       let builder = try ImageBuilder(
-        image: image, options: BuildOptions(size: size, label: label, uuid: uuid, sourceDateEpoch: epoch))
+        image: image,
+        options: BuildOptions(size: size, label: label, uuid: uuid, sourceDateEpoch: epoch))
       progress.update("\(spec.label): reading inputs")
-      let subvolumes = try BuildSlotFiller(recipe: recipe, spec: spec, builder: builder, progress: progress)
-        .fill()
+      let subvolumes = try BuildSlotFiller(
+        recipe: recipe, spec: spec, builder: builder, progress: progress
+      )
+      .fill()
       progress.update("\(spec.label): writing metadata")
       let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
       return try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
@@ -211,23 +226,29 @@ final class BuildPipeline {
     var inputs: [(String, UInt64, SourcePosition)] = []
     for slotted in spec.layers {
       switch slotted.layer {
-      case .tarball(let source, _, let at), .directory(let source, _, let at), .file(let source, _, _, let at):
+      case .tarball(let source, _, let at), .directory(let source, _, let at),
+        .file(let source, _, _, let at):
         inputs.append(((source as NSString).lastPathComponent, hostSize(source), at))
       case .inline(let destination, let text, let at):
         inputs.append((destination, UInt64(text.utf8.count), at))
       default: break
       }
     }
-    if let path = spec.copyBlocks { inputs.append(((path as NSString).lastPathComponent, hostSize(path), spec.position)) }
+    if let path = spec.copyBlocks {
+      inputs.append(((path as NSString).lastPathComponent, hostSize(path), spec.position))
+    }
     inputs.sort { $0.1 > $1.1 }
-    var message = "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
+    var message =
+      "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
     if !inputs.isEmpty {
       message +=
         "; the largest inputs are "
-        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(separator: ", ")
+        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(
+          separator: ", ")
     }
     return BuildFailure.at(
-      spec.position, message, hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
+      spec.position, message,
+      hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
   }
 
   /// Apparent size of a host file or directory tree.
@@ -255,7 +276,9 @@ final class BuildPipeline {
       let uuid: GUID
       do {
         type = try GUID(parsing: spec.type.guid.uuidString)
-        uuid = try spec.uuid.map { try GUID(parsing: $0.uuidString) } ?? GUID.derived(seed: seed, label: spec.label)
+        uuid =
+          try spec.uuid.map { try GUID(parsing: $0.uuidString) }
+          ?? GUID.derived(seed: seed, label: spec.label)
       } catch {
         throw BuildFailure.at(spec.position, "\(error)")
       }
@@ -282,11 +305,13 @@ final class BuildPipeline {
     if case .fixed(let bytes) = recipe.image.diskSize { diskSize = bytes }
     do {
       return try DiskLayout.plan(
-        sectorSize: UInt64(recipe.image.sectorSize), alignment: recipe.image.alignment, diskSize: diskSize,
+        sectorSize: UInt64(recipe.image.sectorSize), alignment: recipe.image.alignment,
+        diskSize: diskSize,
         diskGUID: GUID.derived(seed: seed, label: "\u{0}rosepack-disk"), partitions: requests)
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
-        throw CLIError.failed("partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+        throw CLIError.failed(
+          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
       }
       throw doesNotFit(spec, needed: needed, has: available)
     } catch let error as DiskError {
@@ -324,7 +349,8 @@ final class BuildPipeline {
           report = measuredReport
         } else {
           report = try buildVolume(
-            spec, into: ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset), size: size)
+            spec, into: ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset),
+            size: size)
         }
         if let measured { unlink(measured) }
         reports[i] = report
@@ -338,13 +364,15 @@ final class BuildPipeline {
         let fat = try buildFAT(spec, index: i, size: part.size, sectorSize: layout.sectorSize)
         defer { unlink(fat) }
         try RawImageOutput.copyFile(
-          fat, into: image.fd, imagePath: image.temporaryPath, offset: part.offset, capacity: part.size,
+          fat, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
+          capacity: part.size,
           label: spec.label)
         map.insert(offset: part.offset, length: part.size)
       case .raw(let source, let size):
         do {
           try RawImageOutput.copyFile(
-            source, into: image.fd, imagePath: image.temporaryPath, offset: part.offset, capacity: part.size,
+            source, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
+            capacity: part.size,
             label: spec.label)
         } catch DiskError.partitionDoesNotFit(_, let needed, let available) {
           throw doesNotFit(spec, needed: needed, has: available)
@@ -362,7 +390,9 @@ final class BuildPipeline {
 
   /// Host files for a vfat partition: destination (no leading slash) -> host path, in layer order
   /// (later layers win), plus the directories to create.
-  func vfatFiles(_ spec: PartitionSpec, scratch: String?) throws -> (files: [String: String], directories: Set<String>) {
+  func vfatFiles(_ spec: PartitionSpec, scratch: String?) throws -> (
+    files: [String: String], directories: Set<String>
+  ) {
     var files: [String: String] = [:]
     var directories = Set<String>()
     func relative(_ path: String) -> String { path.split(separator: "/").joined(separator: "/") }
@@ -397,7 +427,8 @@ final class BuildPipeline {
           let text: String
           do {
             text = try TemplateRenderer().render(
-              templatePath: source, variables: TemplateVariables.make(recipe: recipe, partition: spec, slot: .a))
+              templatePath: source,
+              variables: TemplateVariables.make(recipe: recipe, partition: spec, slot: .a))
           } catch let error as RecipeError {
             throw BuildFailure([error])
           }
@@ -426,7 +457,9 @@ final class BuildPipeline {
     return (total + total / 10 + (2 << 20) + (1 << 20) - 1) / (1 << 20) * (1 << 20)
   }
 
-  func buildFAT(_ spec: PartitionSpec, index: Int, size: UInt64, sectorSize: UInt64) throws -> String {
+  func buildFAT(_ spec: PartitionSpec, index: Int, size: UInt64, sectorSize: UInt64) throws
+    -> String
+  {
     let scratch = staging + "/.fat-\(index)"
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -434,10 +467,14 @@ final class BuildPipeline {
     let empty = scratch + "/empty"
     try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
     var list = directories.sorted().map { FATPartition.File(source: empty, destination: $0) }
-    list += files.keys.sorted().compactMap { key in files[key].map { FATPartition.File(source: $0, destination: key) } }
+    list += files.keys.sorted().compactMap { key in
+      files[key].map { FATPartition.File(source: $0, destination: key) }
+    }
     var label = String(
-      spec.label.uppercased().map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_" }
-        .prefix(11))
+      spec.label.uppercased().map {
+        $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_"
+      }
+      .prefix(11))
     if label.isEmpty { label = "ESP" }
     do {
       return try FATPartition(

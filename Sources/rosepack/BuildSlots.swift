@@ -129,12 +129,17 @@ final class BuildSlotFiller {
         try b.link(inode, at: Array(destination(layer).utf8), input: at.description)
       case .template(_, let destination, _):
         guard let r = try rendered(index, layer) else { return }
-        let inode = try a.addInline(Array(r.a.utf8), at: Array(destination.utf8), input: at.description)
+        let inode = try a.addInline(
+          Array(r.a.utf8), at: Array(destination.utf8), input: at.description)
         if r.a == r.b {
           try b.link(inode, at: Array(destination.utf8), input: at.description)
         } else {
           try b.addInline(Array(r.b.utf8), at: Array(destination.utf8), input: at.description)
         }
+      case .ownership(_, let overrides, _):
+        // The same values in both slots: shared inodes are changed once, in place.
+        try applyOwnership(overrides, to: a, other: nil)
+        try applyOwnership(overrides, to: b, other: nil)
       case .directory(let source, let destination, _) where isDirectory(source):
         let scratch = try hostDirectory(source)
         try overlay(scratch, onto: a, at: destination, input: source)
@@ -147,7 +152,9 @@ final class BuildSlotFiller {
   }
 
   /// Applies one layer to one tree; `other` is the other slot's tree when it may share inodes.
-  func apply(index: Int, _ layer: ContentLayer, to editor: TreeEditor, slot: SlotSelector, other: TreeEditor?)
+  func apply(
+    index: Int, _ layer: ContentLayer, to editor: TreeEditor, slot: SlotSelector, other: TreeEditor?
+  )
     throws
   {
     let at = layer.position
@@ -157,15 +164,19 @@ final class BuildSlotFiller {
         let label = spec.label
         let name = (source as NSString).lastPathComponent
         try editor.ingest(source, at: imagePath(destination)) { [progress] p in
-          var s = "\(label): \(name): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
-          if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
+          var s =
+            "\(label): \(name): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
+          if let t = p.totalBytes, t > 0 {
+            s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)"
+          }
           progress.update(s)
         }
       case .directory(let source, let destination, _):
         if isDirectory(source) {
           try overlay(try hostDirectory(source), onto: editor, at: destination, input: source)
         } else {
-          let target = destination == "/" ? "/" + (source as NSString).lastPathComponent : destination
+          let target =
+            destination == "/" ? "/" + (source as NSString).lastPathComponent : destination
           let inode = try editor.addFile(
             hostPath: source, at: Array(target.utf8), permissions: try hostPermissions(source))
           inode.mtime = epoch
@@ -248,7 +259,8 @@ final class BuildSlotFiller {
     try DirectoryReader(
       path: source,
       progress: { [progress] p in
-        progress.update("\(label): \(name)/: \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))")
+        progress.update(
+          "\(label): \(name)/: \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))")
       }
     ).read(into: scratch)
     let uid = getuid()
@@ -264,7 +276,9 @@ final class BuildSlotFiller {
 
   /// Puts a scratch tree at `destination` with tar semantics: directories merge (taking the
   /// scratch metadata), everything else replaces what was there and is shared, not copied.
-  func overlay(_ scratch: Inode, onto editor: TreeEditor, at destination: String, input: String) throws {
+  func overlay(_ scratch: Inode, onto editor: TreeEditor, at destination: String, input: String)
+    throws
+  {
     func meta(_ i: Inode) -> EntryMetadata {
       EntryMetadata(
         permissions: i.permissions, uid: i.uid, gid: i.gid, mtime: i.mtime, atime: i.atime,
@@ -289,31 +303,35 @@ final class BuildSlotFiller {
 
   // MARK: ownership
 
-  /// fs_config overrides; inodes shared with `other` are copied for this tree first.
-  func applyOwnership(_ overrides: [OwnershipOverride], to editor: TreeEditor, other: TreeEditor?) throws {
+  /// fs_config overrides. A file shared with `other` (the other slot) gets its own copy in this
+  /// tree first: a new inode with the same metadata and a copy of the data (every hard link of it
+  /// in this tree moves to the copy), so the change stays in this slot.
+  func applyOwnership(_ overrides: [OwnershipOverride], to editor: TreeEditor, other: TreeEditor?)
+    throws
+  {
     var shared = Set<ObjectIdentifier>()
-    if let other { other.walk { _, inode in if inode.kind != .directory { shared.insert(ObjectIdentifier(inode)) } } }
-    var names: [ObjectIdentifier: [(Inode, Name)]] = [:]
+    if let other {
+      other.walk { _, inode in
+        if inode.kind != .directory { shared.insert(ObjectIdentifier(inode)) }
+      }
+    }
+    var names: [ObjectIdentifier: [[UInt8]]] = [:]
     if !shared.isEmpty {
-      func index(_ dir: Inode) {
-        for (name, child) in dir.children {
-          if child.kind == .directory {
-            index(child)
-          } else if shared.contains(ObjectIdentifier(child)) {
-            names[ObjectIdentifier(child), default: []].append((dir, name))
-          }
+      editor.walk { path, inode in
+        if shared.contains(ObjectIdentifier(inode)) {
+          names[ObjectIdentifier(inode), default: []].append(path)
         }
       }
-      index(editor.root)
     }
     for o in overrides {
       guard var inode = editor.lookup(o.path) else { continue }
-      if shared.contains(ObjectIdentifier(inode)) {
-        let copy = builder.cloneForSnapshot(inode)
-        for (dir, name) in names[ObjectIdentifier(inode)] ?? [] { dir.children[name] = copy }
-        names[ObjectIdentifier(copy)] = names.removeValue(forKey: ObjectIdentifier(inode))
-        shared.remove(ObjectIdentifier(inode))
-        inode = copy
+      if shared.contains(ObjectIdentifier(inode)), let paths = names[ObjectIdentifier(inode)],
+        let first = paths.first
+      {
+        inode = try privateCopy(of: inode, at: first, in: editor)
+        for path in paths.dropFirst() {
+          try editor.link(inode, at: path, input: o.position.description)
+        }
       }
       inode.uid = o.uid
       inode.gid = o.gid
@@ -324,6 +342,35 @@ final class BuildSlotFiller {
       } else {
         inode.setXattr(Capabilities.xattr(permitted: o.capabilities))
       }
+    }
+  }
+
+  /// A new inode at `path` with the metadata and a copy of the content of `inode`.
+  func privateCopy(of inode: Inode, at path: [UInt8], in editor: TreeEditor) throws -> Inode {
+    let meta = EntryMetadata(
+      permissions: inode.permissions, uid: inode.uid, gid: inode.gid, mtime: inode.mtime,
+      atime: inode.atime,
+      ctime: inode.ctime, xattrs: inode.xattrs)
+    var bytes = [UInt8](repeating: 0, count: Int(inode.content.size))
+    if inode.kind == .regular || inode.kind == .symlink {
+      try builder.data.readContent(inode.content) { chunk, offset in
+        let start = Int(offset)
+        let end = min(bytes.count, start + chunk.count)
+        if start < end { bytes.replaceSubrange(start..<end, with: chunk[0..<(end - start)]) }
+      }
+    }
+    let input = "fs_config"
+    switch inode.kind {
+    case .regular:
+      return try editor.file(at: path, size: UInt64(bytes.count), meta, input: input) {
+        try $0.write(bytes, at: 0)
+      }
+    case .symlink:
+      return try editor.symlink(at: path, target: bytes, meta, input: input)
+    default:
+      return try editor.node(
+        at: path, kind: inode.kind, meta, rdevMajor: inode.rdevMajor, rdevMinor: inode.rdevMinor,
+        input: input)
     }
   }
 

@@ -54,7 +54,8 @@ struct BuildSummary: Encodable {
       let (spec, part) = pair
       let used = map.usedBytes(inRange: part.offset, length: part.size)
       var p = Partition(
-        index: part.index, label: part.label, type: spec.type.name ?? spec.type.guid.uuidString.lowercased(),
+        index: part.index, label: part.label,
+        type: spec.type.name ?? spec.type.guid.uuidString.lowercased(),
         format: spec.format.rawValue, offset: part.offset, size: part.size, usedBytes: used,
         fill: part.size == 0 ? 0 : (Double(used) * 10000 / Double(part.size)).rounded() / 100)
       if let report = reports[i] {
@@ -74,7 +75,8 @@ struct BuildSummary: Encodable {
   var text: String {
     var lines: [String] = []
     lines.append(
-      "\(image) \(version): \(formatDiskSize(diskSize)) GPT disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)")
+      "\(image) \(version): \(formatDiskSize(diskSize)) GPT disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)"
+    )
     var rows = [["#", "LABEL", "TYPE", "FORMAT", "OFFSET", "SIZE", "FILL", "CONTENT"]]
     for p in partitions {
       var content = ""
@@ -95,7 +97,9 @@ struct BuildSummary: Encodable {
     lines += table(rows)
     lines.append("outputs in \(outputDirectory):")
     var outRows: [[String]] = []
-    for o in outputs { outRows.append([o.file, o.format, short(o.size), String(o.sha256.prefix(16))]) }
+    for o in outputs {
+      outRows.append([o.file, o.format, short(o.size), String(o.sha256.prefix(16))])
+    }
     if let manifest { outRows.append([manifest, "manifest", "", ""]) }
     lines += table(outRows).map { "  " + $0 }
     lines.append(String(format: "built in %.2f s", seconds))
@@ -103,7 +107,9 @@ struct BuildSummary: Encodable {
   }
 
   func short(_ n: UInt64) -> String {
-    let units: [(UInt64, String)] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")]
+    let units: [(UInt64, String)] = [
+      (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K"),
+    ]
     for (unit, name) in units where n >= unit {
       if n % unit == 0 { return "\(n / unit)\(name)" }
       return String(format: "%.1f", Double(n) / Double(unit)) + name
