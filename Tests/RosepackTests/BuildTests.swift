@@ -169,6 +169,42 @@ struct DemoBuildTests {
     for bytes in root.privateBytes ?? [] { #expect(bytes < 64 << 10) }
   }
 
+  @Test func fsckAndExportOfTheRootPartition() throws {
+    let d = try demo()
+    let fsck = try CLI.rosepack(["fsck", d.image, "--partition", "root"])
+    #expect(fsck.status == 0, "\(fsck.stdout)\(fsck.stderr)")
+    #expect(fsck.stdout.contains("clean"))
+    let scratch = try CLI.temporaryDirectory("export")
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    var listings: [String: [String]] = [:]
+    for slot in ["a", "b"] {
+      let tar = scratch + "/\(slot).tar"
+      let export = try CLI.rosepack([
+        "export", d.image, "--partition", "root", "--subvolume", slot, "-o", tar,
+      ])
+      #expect(export.status == 0, "\(export.stderr)")
+      let list = try CLI.tool("tar", ["-tf", tar])
+      listings[slot] = list.stdout.split(separator: "\n").map {
+        String($0.drop { $0 == "." || $0 == "/" })
+      }.filter { !$0.isEmpty }.sorted()
+      let dir = scratch + "/" + slot
+      try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+      #expect(try CLI.tool("tar", ["-xf", tar, "-C", dir]).status == 0)
+      #expect(try String(contentsOfFile: dir + "/etc/rose/slot", encoding: .utf8) == slot + "\n")
+    }
+    let a = Set(listings["a"] ?? [])
+    let b = Set(listings["b"] ?? [])
+    #expect(
+      b.subtracting(a).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } == [
+        "etc/rose/first-boot"
+      ])
+    #expect(a.subtracting(b).isEmpty)
+    #expect(a.contains("usr/lib/rose/words.txt"))
+    #expect(
+      try CLI.filesEqual(
+        scratch + "/a/usr/lib/rose/words.txt", scratch + "/b/usr/lib/rose/words.txt"))
+  }
+
   @Test func ownershipTimestampsAndCapabilities() throws {
     let d = try demo()
     let r = try d.reader()
