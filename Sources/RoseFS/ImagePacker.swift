@@ -229,7 +229,12 @@ extension ImageBuilder {
     let tailRuns = tails.addresses.map { OwnerRun(start: $0, count: 1, kind: SSAKind.tail, owner: 0, index: 0) }
     let liveUnion = mergeRanges(live.flatMap { $0 })
     var ssaRuns = (allRuns + tailRuns).filter { run in rangeIntersects(liveUnion, run.start, run.count) }
-    ssaRuns.sort { $0.start < $1.start }
+    ssaRuns.sort { ($0.start, $0.count) < ($1.start, $1.count) }
+    // A file cloned into another head (same ino, same extents) yields the same run twice: keep one.
+    ssaRuns = ssaRuns.enumerated().compactMap { i, r in
+      i > 0 && ssaRuns[i - 1].start == r.start && ssaRuns[i - 1].count == r.count
+        && ssaRuns[i - 1].owner == r.owner && ssaRuns[i - 1].kind == r.kind ? nil : r
+    }
     stream.crcSpool.rewindForReading()
     var vbmRoots = [MetaRoot](repeating: MetaRoot(), count: views.count)
     var ssaRoot = MetaRoot()
@@ -272,7 +277,8 @@ extension ImageBuilder {
         Head(
           flags: flags, rootIno: s.root.ino, createdCpVer: cpVer,
           validBlocks: live[h].reduce(0) { $0 + UInt64($1.1) }, inodeCount: UInt32(views[h].inodes.count),
-          parentHead: h == 0 ? 0xFFFF_FFFF : 0, name: Array(s.name.utf8), nat: natRoots[h],
+          parentHead: h > 0 && !views[h].objects.isDisjoint(with: views[0].objects) ? 0 : 0xFFFF_FFFF,
+          name: Array(s.name.utf8), nat: natRoots[h],
           vbm: vbmRoots[h]))
     }
     let validCount = liveUnion.reduce(0) { $0 + UInt64($1.1) }
@@ -284,7 +290,7 @@ extension ImageBuilder {
       userBlockCount: UInt64(geometry.segmentCount - geometry.rsvSegments) * UInt64(bps)
         - UInt64(options.overprovisionBlocks),
       validBlockCount: validCount,
-      freeSegments: geometry.segmentCount - usedSegments - 3,
+      freeSegments: freeSegments(live: liveUnion, geometry: geometry, logs: logs),
       flags: Checkpoint.flagUmount | Checkpoint.flagFresh, nextFreeNid: nextFreeNid, logs: logs,
       ssa: ssaRoot, defaultHead: UInt8(defaultSubvolume), heads: heads)
     var featuresIncompat = Feature.incompatKnown
@@ -324,6 +330,19 @@ extension ImageBuilder {
       },
       inodeCount: UInt64(Set(views.flatMap { $0.inodes.keys }).count),
       uuid: uuidString(uuid), usedRanges: used)
+  }
+
+  /// Segments with no live block in any head, not counting the open log segments (FORMAT.md 4).
+  func freeSegments(live: [(UInt32, UInt32)], geometry: Geometry, logs: [LogHead]) -> UInt32 {
+    var busy = Set<UInt32>()
+    let shift = UInt32(geometry.logBPS)
+    for (s, c) in live where s >= RoseLayout.mainStart {
+      let first = (s - RoseLayout.mainStart) >> shift
+      let last = (s + c - 1 - RoseLayout.mainStart) >> shift
+      for seg in first...last { busy.insert(seg) }
+    }
+    for l in logs { busy.insert(l.segment) }
+    return geometry.segmentCount - UInt32(busy.count)
   }
 
   func deriveSeed(_ purpose: String) -> [UInt8] {

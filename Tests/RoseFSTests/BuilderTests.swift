@@ -100,3 +100,25 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
     }
   }
 }
+
+@Suite struct SnapshotCloneTests {
+  /// B's copy of a file (same ino, same data, other metadata) shares the data blocks; fsck stays clean.
+  @Test func clonedFileSharesDataAndChecksClean() throws {
+    let tmp = TempImage()
+    let b = try ImageBuilder(image: tmp.image, options: BuildOptions(sourceDateEpoch: 1))
+    let rootA = try makeSmallTree(b)
+    let rootB = b.snapshot(rootA)
+    let f = try #require(rootA.children[Name("f100000")])
+    let clone = b.cloneForSnapshot(f)
+    clone.permissions = 0o600
+    rootB.children[Name("f100000")] = clone
+    let report = try b.finish(subvolumes: [Subvolume(name: "a", root: rootA), Subvolume(name: "b", root: rootB)])
+    #expect(Fsck.check(image: tmp.image).isEmpty, "\(Fsck.check(image: tmp.image).prefix(3))")
+    // B's private blocks: its inode page and its NAT block, not the 25 data blocks.
+    #expect(report.privateBlocksPerHead[1] <= 4)
+    let r = try ImageReader(image: tmp.image)
+    let ino = try r.lookup("/f100000", head: 1)
+    #expect(try r.readInodeRecord(ino, head: 1).permissions == 0o600)
+    #expect(try r.readInodeRecord(ino, head: 0).permissions == 0o644)
+  }
+}
