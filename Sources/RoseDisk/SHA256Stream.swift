@@ -102,7 +102,9 @@ public final class SHA256Stream {
       let holeStart = min(UInt64(max(lseek(fd, off_t(offset), seekHole), off_t(offset + 1))), size)
       while offset < holeStart {
         let want = Int(min(UInt64(buffer.count), holeStart - offset))
-        let n = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset, path: path)
+        let n = try FileIO.read(
+          fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset,
+          path: path)
         if n == 0 { break }
         stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         offset += UInt64(n)

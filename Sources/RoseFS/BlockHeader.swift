@@ -88,9 +88,12 @@ public struct ByteWriter {
     pos += MemoryLayout<T>.size
   }
   public mutating func put(bytes: [UInt8]) {
-    precondition(pos + bytes.count <= buf.count, "ByteWriter overflow: \(pos)+\(bytes.count) > \(buf.count)")
+    precondition(
+      pos + bytes.count <= buf.count, "ByteWriter overflow: \(pos)+\(bytes.count) > \(buf.count)")
     bytes.withUnsafeBytes { src in
-      if src.count > 0 { (buf.baseAddress! + pos).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+      if src.count > 0 {
+        (buf.baseAddress! + pos).copyMemory(from: src.baseAddress!, byteCount: src.count)
+      }
     }
     pos += bytes.count
   }
@@ -112,7 +115,9 @@ public struct ByteReader {
   @inline(__always) func load<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
     let at = base + o
     guard at >= 0, at + MemoryLayout<T>.size <= bytes.count else { return 0 }
-    return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
+    return bytes.withUnsafeBytes {
+      T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self))
+    }
   }
   public func u8(_ o: Int) -> UInt8 { load(o, UInt8.self) }
   public func u16(_ o: Int) -> UInt16 { load(o, UInt16.self) }

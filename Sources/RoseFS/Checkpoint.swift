@@ -163,7 +163,8 @@ public struct Checkpoint: Equatable, Sendable {
         Head(
           flags: r.u32(o), rootIno: r.u32(o + 4), createdCpVer: r.u64(o + 8),
           validBlocks: r.u64(o + 0x10), inodeCount: r.u32(o + 0x18), parentHead: r.u32(o + 0x1C),
-          name: r.slice(o + 0x20, 16), nat: MetaRoot.decode(r, o + 0x30), vbm: MetaRoot.decode(r, o + 0x40)))
+          name: r.slice(o + 0x20, 16), nat: MetaRoot.decode(r, o + 0x30),
+          vbm: MetaRoot.decode(r, o + 0x40)))
     }
     var cp = Checkpoint(
       cpVer: r.u64(8), userBlockCount: r.u64(0x10), validBlockCount: r.u64(0x18),

@@ -103,7 +103,9 @@ public final class DataWriter {
     guard curLogical != .max else { return }
     let phys = try stream.commit(dataChecksum: true)
     let logical = UInt32(curLogical)
-    if var last = extents.last, last.logical + last.count == logical, last.physical + last.count == phys {
+    if var last = extents.last, last.logical + last.count == logical,
+      last.physical + last.count == phys
+    {
       last.count += 1
       extents[extents.count - 1] = last
     } else {
@@ -117,13 +119,17 @@ public final class DataWriter {
     open = false
     try flushCurrent()
     if inlineFile {
-      if small.count < Int(size) { small.append(contentsOf: repeatElement(0, count: Int(size) - small.count)) }
+      if small.count < Int(size) {
+        small.append(contentsOf: repeatElement(0, count: Int(size) - small.count))
+      }
       return FileContent(size: size, inline: small)
     }
     var content = FileContent(size: size, extents: extents)
     let tailLen = Int(size - bodyEnd)
     if tailLen > 0 {
-      if small.count < tailLen { small.append(contentsOf: repeatElement(0, count: tailLen - small.count)) }
+      if small.count < tailLen {
+        small.append(contentsOf: repeatElement(0, count: tailLen - small.count))
+      }
       content.tail = try tails.place(ino: ino, bytes: small)
     }
     return content
@@ -269,7 +275,8 @@ final class TailPacker {
       w.put(e.offset)
       w.put(e.length)
     }
-    let crc = stream.checksum.checksum(UnsafeRawBufferPointer(dst), zeroingFieldAt: BlockHeader.crcOffset)
+    let crc = stream.checksum.checksum(
+      UnsafeRawBufferPointer(dst), zeroingFieldAt: BlockHeader.crcOffset)
     dst.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
     try stream.commit(dataChecksum: false)
     addresses[Int(b.id)] = addr

@@ -17,11 +17,13 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
       return
         "image too small: the content needs \(formatBytes(need)) (\(need) bytes) but the size given is \(formatBytes(have)); use --size \(suggestSize(need)) or --size auto"
     case .volumeTooLarge(let b):
-      return "volume of \(b) bytes is larger than RoseFS v1 supports (16 TiB with 32-bit block addresses)"
+      return
+        "volume of \(b) bytes is larger than RoseFS v1 supports (16 TiB with 32-bit block addresses)"
     case .fileTooLarge(let p, let s):
       return "\(p): file of \(s) bytes is larger than RoseFS v1 supports (2^40 bytes)"
     case .xattrsTooLarge(let p, let b):
-      return "\(p): extended attributes take \(b) bytes; RoseFS v1 stores at most 4064 bytes of xattrs per inode"
+      return
+        "\(p): extended attributes take \(b) bytes; RoseFS v1 stores at most 4064 bytes of xattrs per inode"
     case .invalidOption(let m): return m
     case .corrupt(let m): return "corrupt image: \(m)"
     case .notFound(let m): return m

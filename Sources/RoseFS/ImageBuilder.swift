@@ -41,7 +41,8 @@ public struct BuildOptions: Sendable {
 /// Something that can hand out a file's bytes: the `DataWriter` before the image is finished, the
 /// `ImageReader` after. Chunks come at increasing offsets; holes are not reported.
 public protocol ContentSource: AnyObject {
-  func readContent(_ content: FileContent, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void) throws
+  func readContent(_ content: FileContent, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void)
+    throws
 }
 
 extension DataWriter: ContentSource {
@@ -115,7 +116,9 @@ public final class ImageBuilder {
     data.freezeReleases()
     func copy(_ dir: Inode) -> Inode {
       let c = dir.clone()
-      for (name, child) in dir.children where child.kind == .directory { c.children[name] = copy(child) }
+      for (name, child) in dir.children where child.kind == .directory {
+        c.children[name] = copy(child)
+      }
       return c
     }
     return copy(root)

@@ -53,13 +53,15 @@ public final class ImageFile {
     var done = 0
     while done < buffer.count {
       let n = pread(
-        fd, buffer.baseAddress! + done, buffer.count - done, off_t(baseOffset + offset) + off_t(done))
+        fd, buffer.baseAddress! + done, buffer.count - done,
+        off_t(baseOffset + offset) + off_t(done))
       if n < 0 {
         if errno == EINTR { continue }
         throw RoseFSError.io(path: path, operation: "read", errno: errno)
       }
       if n == 0 {
-        (buffer.baseAddress! + done).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count - done)
+        (buffer.baseAddress! + done).initializeMemory(
+          as: UInt8.self, repeating: 0, count: buffer.count - done)
         return
       }
       done += n
@@ -68,7 +70,9 @@ public final class ImageFile {
 
   public func readBlock(_ block: UInt32) throws -> [UInt8] {
     var b = [UInt8](repeating: 0, count: RoseLayout.blockSize)
-    try b.withUnsafeMutableBytes { try read(into: $0, atByte: UInt64(block) * UInt64(RoseLayout.blockSize)) }
+    try b.withUnsafeMutableBytes {
+      try read(into: $0, atByte: UInt64(block) * UInt64(RoseLayout.blockSize))
+    }
     return b
   }
 

@@ -34,14 +34,16 @@ extension ImageBuilder {
   /// `Inode` objects with an earlier one shares their blocks on disk (FORMAT.md section 11).
   public func finish(subvolumes: [Subvolume], defaultSubvolume: Int = 0) throws -> BuildReport {
     guard !subvolumes.isEmpty, subvolumes.count <= RoseLayout.maxHeads else {
-      throw RoseFSError.invalidOption("a RoseFS volume has 1 to 4 subvolumes, not \(subvolumes.count)")
+      throw RoseFSError.invalidOption(
+        "a RoseFS volume has 1 to 4 subvolumes, not \(subvolumes.count)")
     }
     guard defaultSubvolume >= 0 && defaultSubvolume < subvolumes.count else {
       throw RoseFSError.invalidOption("default subvolume \(defaultSubvolume) does not exist")
     }
     for (i, s) in subvolumes.enumerated() {
       guard !s.name.isEmpty, s.name.utf8.count <= 16, s.root.kind == .directory else {
-        throw RoseFSError.invalidOption("subvolume name '\(s.name)' must be 1 to 16 bytes with a directory root")
+        throw RoseFSError.invalidOption(
+          "subvolume name '\(s.name)' must be 1 to 16 bytes with a directory root")
       }
       if subvolumes[..<i].contains(where: { $0.name == s.name }) {
         throw RoseFSError.invalidOption("subvolume '\(s.name)' given twice")
@@ -95,7 +97,8 @@ extension ImageBuilder {
       }
     }
     let nextFreeNid = nextNid
-    var nat = [[UInt32]](repeating: [UInt32](repeating: 0, count: Int(nextFreeNid)), count: views.count)
+    var nat = [[UInt32]](
+      repeating: [UInt32](repeating: 0, count: Int(nextFreeNid)), count: views.count)
 
     // 3. Inode pages, per nid; a page identical in several heads is written once.
     var nodeRuns: [OwnerRun] = []
@@ -142,7 +145,8 @@ extension ImageBuilder {
     let nodesEnd = stream.nextBlock
 
     // 5. Geometry, then the meta-files placed after the nodes.
-    let natLeafCount = (Int(nextFreeNid) + RoseLayout.addressesPerBlock - 1) / RoseLayout.addressesPerBlock
+    let natLeafCount =
+      (Int(nextFreeNid) + RoseLayout.addressesPerBlock - 1) / RoseLayout.addressesPerBlock
     var natShared = [Bool](repeating: false, count: views.count)
     for h in 1..<max(views.count, 1) where nat[h] == nat[0] { natShared[h] = true }
     let geometry = try chooseGeometry(
@@ -161,7 +165,9 @@ extension ImageBuilder {
       }
       var leaves: [(index: Int, body: [UInt8])] = []
       for i in 0..<natLeafCount {
-        let slice = nat[h][(i * RoseLayout.addressesPerBlock)..<min((i + 1) * RoseLayout.addressesPerBlock, nat[h].count)]
+        let slice = nat[h][
+          (i * RoseLayout.addressesPerBlock)..<min(
+            (i + 1) * RoseLayout.addressesPerBlock, nat[h].count)]
         var body: [UInt8] = []
         body.reserveCapacity(RoseLayout.blockSize - RoseLayout.headerSize)
         for a in slice { appendLE(&body, a) }
@@ -171,7 +177,8 @@ extension ImageBuilder {
       let sharedFrom: [UInt32]? = h > 0 ? natBlockAddrs[0] : nil
       let (root, addrs) = try metaWriter.writeMetaFile(
         type: MetaType.nat, head: h, nblocks: natLeafCount, leaves: leaves, magic: Magic.nat,
-        countNonZero: true, reuse: sharedFrom.map { addrsA in
+        countNonZero: true,
+        reuse: sharedFrom.map { addrsA in
           { i, body in
             let lo = i * RoseLayout.addressesPerBlock
             let hi = min(lo + RoseLayout.addressesPerBlock, nat[0].count)
@@ -188,8 +195,12 @@ extension ImageBuilder {
     for (h, v) in views.enumerated() {
       var r: [(UInt32, UInt32)] = []
       for inode in v.objects.compactMap({ v.objectByID[$0] }) {
-        for e in inode.content.extents where inode.content.inline == nil { r.append((e.physical, e.count)) }
-        if let t = inode.content.tail, inode.content.inline == nil { r.append((tails.resolve(t.block), 1)) }
+        for e in inode.content.extents where inode.content.inline == nil {
+          r.append((e.physical, e.count))
+        }
+        if let t = inode.content.tail, inode.content.inline == nil {
+          r.append((tails.resolve(t.block), 1))
+        }
       }
       for a in nat[h] where a != 0 { r.append((a, 1)) }
       for a in natBlockAddrs[natShared[h] ? 0 : h] { r.append((a, 1)) }
@@ -197,7 +208,9 @@ extension ImageBuilder {
     }
     var vbmSameAs = [Int?](repeating: nil, count: views.count)
     for h in 1..<max(views.count, 1) {
-      if let g = (0..<h).first(where: { live[$0] == live[h] && vbmSameAs[$0] == nil }) { vbmSameAs[h] = g }
+      if let g = (0..<h).first(where: { live[$0] == live[h] && vbmSameAs[$0] == nil }) {
+        vbmSameAs[h] = g
+      }
     }
     // VBM and SSA blocks: addresses are planned before their contents so that the bitmaps include them.
     let mainBlocks = Int(geometry.segmentCount) << Int(geometry.logBPS)
@@ -208,12 +221,14 @@ extension ImageBuilder {
       start: stream.nextBlock, ownVBMHeads: ownVBM, vbmCount: vbmCount, ssaCount: ssaCount,
       mainStart: RoseLayout.mainStart)
     for p in plan.blocks {
-      metaRuns.append(OwnerRun(start: p.addr, count: 1, kind: SSAKind.meta, owner: p.ownerField, index: p.index))
+      metaRuns.append(
+        OwnerRun(start: p.addr, count: 1, kind: SSAKind.meta, owner: p.ownerField, index: p.index))
     }
     for h in 0..<views.count {
       let source = vbmSameAs[h] ?? h
       var r = live[h]
-      for p in plan.blocks where p.type == MetaType.ssa || (p.type == MetaType.vbm && p.head == source) {
+      for p in plan.blocks
+      where p.type == MetaType.ssa || (p.type == MetaType.vbm && p.head == source) {
         r.append((p.addr, 1))
       }
       live[h] = mergeRanges(r)
@@ -226,9 +241,13 @@ extension ImageBuilder {
     // Write VBM content and index blocks, then SSA, in plan order.
     var allRuns = nodeRuns + metaRuns + dataRuns
     allRuns.sort { $0.start < $1.start }
-    let tailRuns = tails.addresses.map { OwnerRun(start: $0, count: 1, kind: SSAKind.tail, owner: 0, index: 0) }
+    let tailRuns = tails.addresses.map {
+      OwnerRun(start: $0, count: 1, kind: SSAKind.tail, owner: 0, index: 0)
+    }
     let liveUnion = mergeRanges(live.flatMap { $0 })
-    var ssaRuns = (allRuns + tailRuns).filter { run in rangeIntersects(liveUnion, run.start, run.count) }
+    var ssaRuns = (allRuns + tailRuns).filter { run in
+      rangeIntersects(liveUnion, run.start, run.count)
+    }
     ssaRuns.sort { ($0.start, $0.count) < ($1.start, $1.count) }
     // A file cloned into another head (same ino, same extents) yields the same run twice: keep one.
     ssaRuns = ssaRuns.enumerated().compactMap { i, r in
@@ -244,14 +263,21 @@ extension ImageBuilder {
       switch p.role {
       case .vbmLeaf:
         fillVBM(&block, index: Int(p.index), live: live[p.head])
-        writeHeader(&block, magic: Magic.vbm, addr: p.addr, owner: p.index, count: 0, level: 0, subtype: 0, aux: UInt32(p.head))
+        writeHeader(
+          &block, magic: Magic.vbm, addr: p.addr, owner: p.index, count: 0, level: 0, subtype: 0,
+          aux: UInt32(p.head))
       case .ssaLeaf:
         let n = fillSSA(
-          &block, index: Int(p.index), runs: ssaRuns, live: liveUnion, dataEnd: dataEnd, spoolPos: &spoolPos)
-        writeHeader(&block, magic: Magic.ssa, addr: p.addr, owner: p.index, count: UInt16(n), level: 0, subtype: 0, aux: 0)
+          &block, index: Int(p.index), runs: ssaRuns, live: liveUnion, dataEnd: dataEnd,
+          spoolPos: &spoolPos)
+        writeHeader(
+          &block, magic: Magic.ssa, addr: p.addr, owner: p.index, count: UInt16(n), level: 0,
+          subtype: 0, aux: 0)
       case .index(let children):
         for (i, c) in children.enumerated() {
-          block.withUnsafeMutableBytes { $0.storeBytes(of: c.littleEndian, toByteOffset: 32 + 4 * i, as: UInt32.self) }
+          block.withUnsafeMutableBytes {
+            $0.storeBytes(of: c.littleEndian, toByteOffset: 32 + 4 * i, as: UInt32.self)
+          }
         }
         writeHeader(
           &block, magic: Magic.mapIndex, addr: p.addr, owner: p.index,
@@ -260,7 +286,9 @@ extension ImageBuilder {
       }
       sealHeader(&block, blkaddr: p.addr)
       let a = try block.withUnsafeBytes { try stream.append($0, dataChecksum: false) }
-      guard a == p.addr else { throw RoseFSError.corrupt("internal: meta block planned at \(p.addr), written at \(a)") }
+      guard a == p.addr else {
+        throw RoseFSError.corrupt("internal: meta block planned at \(p.addr), written at \(a)")
+      }
     }
     for h in ownVBM { vbmRoots[h] = plan.root(type: MetaType.vbm, head: h) }
     ssaRoot = plan.root(type: MetaType.ssa, head: 0)
@@ -276,8 +304,10 @@ extension ImageBuilder {
       heads.append(
         Head(
           flags: flags, rootIno: s.root.ino, createdCpVer: cpVer,
-          validBlocks: live[h].reduce(0) { $0 + UInt64($1.1) }, inodeCount: UInt32(views[h].inodes.count),
-          parentHead: h > 0 && !views[h].objects.isDisjoint(with: views[0].objects) ? 0 : 0xFFFF_FFFF,
+          validBlocks: live[h].reduce(0) { $0 + UInt64($1.1) },
+          inodeCount: UInt32(views[h].inodes.count),
+          parentHead: h > 0 && !views[h].objects.isDisjoint(with: views[0].objects)
+            ? 0 : 0xFFFF_FFFF,
           name: Array(s.name.utf8), nat: natRoots[h],
           vbm: vbmRoots[h]))
     }
@@ -299,7 +329,8 @@ extension ImageBuilder {
       featureIncompat: featuresIncompat, featureRoCompat: Feature.roCompatDataChecksum,
       logBlocksPerSegment: geometry.logBPS, blockCount: geometry.blockCount,
       segmentCount: geometry.segmentCount, rsvSegments: geometry.rsvSegments,
-      opBlocks: options.overprovisionBlocks, uuid: uuid, label: Array(options.label.utf8.prefix(32)),
+      opBlocks: options.overprovisionBlocks, uuid: uuid,
+      label: Array(options.label.utf8.prefix(32)),
       hashSeed: hashSeed, tailMax: UInt32(options.tailMax), mkfsTime: options.sourceDateEpoch)
     var head = [UInt8](repeating: 0, count: Int(RoseLayout.mainStart) * RoseLayout.blockSize)
     let sbBytes = sb.encode(checksum: checksum)
@@ -326,7 +357,8 @@ extension ImageBuilder {
       treeNodes: UInt64(auxNodes.count), metaBlocks: UInt64(metaRuns.count),
       liveBlocks: validCount,
       privateBlocksPerHead: live.map { l in
-        l.reduce(0) { $0 + UInt64($1.1) } - UInt64(rangeOverlapCount(l, others: live.filter { $0 != l }))
+        l.reduce(0) { $0 + UInt64($1.1) }
+          - UInt64(rangeOverlapCount(l, others: live.filter { $0 != l }))
       },
       inodeCount: UInt64(Set(views.flatMap { $0.inodes.keys }).count),
       uuid: uuidString(uuid), usedRanges: used)
@@ -358,7 +390,8 @@ extension ImageBuilder {
   func sealHeader(_ bytes: inout [UInt8], blkaddr: UInt32) {
     bytes.withUnsafeMutableBytes { buf in
       buf.storeBytes(of: blkaddr.littleEndian, toByteOffset: 0x10, as: UInt32.self)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
     }
   }
@@ -396,7 +429,8 @@ extension ImageBuilder {
 
   /// Picks the volume geometry: from `--size`, or the smallest that holds everything written plus the
   /// meta-files (whose size depends on the geometry, hence the fixpoint) plus the reserve.
-  func chooseGeometry(usedBeforeMeta: UInt32, natLeafCount: Int, heads: Int, ownNATHeads: Int) throws
+  func chooseGeometry(usedBeforeMeta: UInt32, natLeafCount: Int, heads: Int, ownNATHeads: Int)
+    throws
     -> Geometry
   {
     let rsv = UInt32(RoseLayout.nrLogs + 2)
@@ -418,7 +452,9 @@ extension ImageBuilder {
       let segs = UInt32((blockCount - UInt64(RoseLayout.mainStart)) >> UInt64(log))
       let mainBlocks = Int(segs) << Int(log)
       var end = UInt64(usedBeforeMeta)
-      for _ in 0..<8 { end = UInt64(usedBeforeMeta) + metaEstimate(mainBlocks: mainBlocks, usedEnd: end) }
+      for _ in 0..<8 {
+        end = UInt64(usedBeforeMeta) + metaEstimate(mainBlocks: mainBlocks, usedEnd: end)
+      }
       let capacity = segs > rsv ? (UInt64(segs - rsv) << UInt64(log)) : 0
       let need = end - UInt64(RoseLayout.mainStart) + op
       if need > capacity {
@@ -433,7 +469,8 @@ extension ImageBuilder {
     for _ in 0..<16 {
       let log = Self.logBlocksPerSegment(volumeBytes: volume)
       let bps = UInt64(1) << UInt64(log)
-      var segs = UInt64((volume >> RoseLayout.blockShift) - UInt64(RoseLayout.mainStart)) >> UInt64(log)
+      var segs =
+        UInt64((volume >> RoseLayout.blockShift) - UInt64(RoseLayout.mainStart)) >> UInt64(log)
       var end = UInt64(usedBeforeMeta)
       for _ in 0..<8 {
         end = UInt64(usedBeforeMeta) + metaEstimate(mainBlocks: Int(segs * bps), usedEnd: end)
@@ -442,15 +479,21 @@ extension ImageBuilder {
       let segNeed = (need + bps - 1) / bps + UInt64(rsv)
       if segNeed <= segs {
         // Fits: shrink to exactly what is needed, but keep the 16 MiB minimum.
-        let minSegs = ((RoseLayout.minVolumeBytes >> RoseLayout.blockShift) - UInt64(RoseLayout.mainStart) + bps - 1) / bps
+        let minSegs =
+          ((RoseLayout.minVolumeBytes >> RoseLayout.blockShift) - UInt64(RoseLayout.mainStart) + bps
+            - 1) / bps
         segs = max(segNeed, minSegs)
         let blocks = UInt64(RoseLayout.mainStart) + segs * bps
         if Self.logBlocksPerSegment(volumeBytes: blocks << RoseLayout.blockShift) == log {
-          return Geometry(logBPS: log, segmentCount: UInt32(segs), rsvSegments: rsv, blockCount: blocks)
+          return Geometry(
+            logBPS: log, segmentCount: UInt32(segs), rsvSegments: rsv, blockCount: blocks)
         }
       }
-      volume = max(volume * 2, (UInt64(RoseLayout.mainStart) + segNeed * bps) << RoseLayout.blockShift)
-      if volume > (UInt64(UInt32.max) << RoseLayout.blockShift) { throw RoseFSError.volumeTooLarge(bytes: volume) }
+      volume = max(
+        volume * 2, (UInt64(RoseLayout.mainStart) + segNeed * bps) << RoseLayout.blockShift)
+      if volume > (UInt64(UInt32.max) << RoseLayout.blockShift) {
+        throw RoseFSError.volumeTooLarge(bytes: volume)
+      }
     }
     throw RoseFSError.volumeTooLarge(bytes: volume)
   }
@@ -479,7 +522,9 @@ extension ImageBuilder {
       let otherBase = other.nodes.first?.nid ?? 0
       for (a, b) in zip(nodes, other.nodes) {
         guard a.nid - base == b.nid - otherBase else { return false }
-        if a.bytes[0x18...] != b.bytes[0x18...] && !sameInteriorModuloNids(a.bytes, b.bytes, shift: Int64(base) - Int64(otherBase)) {
+        if a.bytes[0x18...] != b.bytes[0x18...]
+          && !sameInteriorModuloNids(a.bytes, b.bytes, shift: Int64(base) - Int64(otherBase))
+        {
           return false
         }
       }
@@ -490,7 +535,9 @@ extension ImageBuilder {
     private func sameInteriorModuloNids(_ a: [UInt8], _ b: [UInt8], shift: Int64) -> Bool {
       let ra = ByteReader(a)
       let rb = ByteReader(b)
-      guard ra.u8(0x1A) > 0, ra.u8(0x1A) == rb.u8(0x1A), ra.u16(0x18) == rb.u16(0x18) else { return false }
+      guard ra.u8(0x1A) > 0, ra.u8(0x1A) == rb.u8(0x1A), ra.u16(0x18) == rb.u16(0x18) else {
+        return false
+      }
       let width = ra.u32(0) == Magic.dirNode ? 12 : 8
       let keyWidth = width - 4
       for i in 0..<Int(ra.u16(0x18)) {
@@ -523,7 +570,8 @@ extension ImageBuilder {
         a.size = UInt64(inlineBytes.count)
       } else {
         let leaves = directoryLeaves(entries)
-        let loader = BTreeBulkLoader(magic: Magic.dirNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
+        let loader = BTreeBulkLoader(
+          magic: Magic.dirNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
         let t = loader.build(leaves: leaves, allocateNid: alloc)
         a.nodes = t.nodes
         a.treeRoot = t.root
@@ -547,7 +595,8 @@ extension ImageBuilder {
           a.flags = InodeFlag.extents
           a.inline = ext
         } else {
-          let loader = BTreeBulkLoader(magic: Magic.extentNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 4)
+          let loader = BTreeBulkLoader(
+            magic: Magic.extentNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 4)
           let t = loader.build(leaves: extentLeaves(c.extents), allocateNid: alloc)
           a.nodes = t.nodes
           a.treeRoot = t.root
@@ -561,7 +610,8 @@ extension ImageBuilder {
     }
     guard a.inline.count <= RoseLayout.inlineCapacity else {
       throw RoseFSError.invalidOption(
-        "internal: inode \(inode.ino) (\(inode.kind), \(a.size) bytes) has \(a.inline.count) inline bytes")
+        "internal: inode \(inode.ino) (\(inode.kind), \(a.size) bytes) has \(a.inline.count) inline bytes"
+      )
     }
     if !inode.xattrs.isEmpty {
       let x = encodeXattrs(inode.xattrs)
@@ -569,8 +619,11 @@ extension ImageBuilder {
         a.xattrInline = x
       } else if x.count <= RoseLayout.maxXattrBytes {
         let nid = alloc()
-        let loader = BTreeBulkLoader(magic: Magic.xattrNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
-        a.nodes.append(PendingNode(nid: nid, bytes: loader.block(nid: nid, level: 0, count: inode.xattrs.count, body: x)))
+        let loader = BTreeBulkLoader(
+          magic: Magic.xattrNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
+        a.nodes.append(
+          PendingNode(
+            nid: nid, bytes: loader.block(nid: nid, level: 0, count: inode.xattrs.count, body: x)))
         a.xattrNid = nid
         a.flags |= InodeFlag.xattrNode
       } else {
@@ -592,8 +645,9 @@ extension ImageBuilder {
       w.put(inode.gid)
       w.put(view.nlink[inode.ino] ?? 1)
       w.put(a.size)
-      w.put(inode.content.inline == nil && (inode.kind == .regular || inode.kind == .symlink)
-        ? inode.content.blockCount * 8 : UInt64(0))
+      w.put(
+        inode.content.inline == nil && (inode.kind == .regular || inode.kind == .symlink)
+          ? inode.content.blockCount * 8 : UInt64(0))
       w.put(inode.atime.seconds)
       w.put(inode.mtime.seconds)
       w.put(inode.ctime.seconds)
@@ -640,7 +694,10 @@ extension ImageBuilder {
     var runs: [OwnerRun] = []
     for inode in objects where inode.content.inline == nil {
       for e in inode.content.extents {
-        runs.append(OwnerRun(start: e.physical, count: e.count, kind: SSAKind.data, owner: inode.ino, index: e.logical))
+        runs.append(
+          OwnerRun(
+            start: e.physical, count: e.count, kind: SSAKind.data, owner: inode.ino,
+            index: e.logical))
       }
     }
     return runs
@@ -657,7 +714,8 @@ extension ImageBuilder {
         if lo >= hi { continue }
         for b in (lo - first)..<(hi - first) {
           bits.storeBytes(
-            of: bits.load(fromByteOffset: b >> 3, as: UInt8.self) | UInt8(1 << (b & 7)), toByteOffset: b >> 3,
+            of: bits.load(fromByteOffset: b >> 3, as: UInt8.self) | UInt8(1 << (b & 7)),
+            toByteOffset: b >> 3,
             as: UInt8.self)
         }
       }
@@ -699,7 +757,9 @@ extension ImageBuilder {
             let off = RoseLayout.headerSize + Int(addr - first) * RoseLayout.ssaEntrySize
             let idx = run.index + (addr - run.start)
             buf.storeBytes(of: run.owner.littleEndian, toByteOffset: off, as: UInt32.self)
-            buf.storeBytes(of: (UInt32(run.kind) << 28 | (idx & 0x0FFF_FFFF)).littleEndian, toByteOffset: off + 4, as: UInt32.self)
+            buf.storeBytes(
+              of: (UInt32(run.kind) << 28 | (idx & 0x0FFF_FFFF)).littleEndian,
+              toByteOffset: off + 4, as: UInt32.self)
             let crc = run.kind == SSAKind.data ? crcs[Int(addr - first)] : 0
             buf.storeBytes(of: crc.littleEndian, toByteOffset: off + 8, as: UInt32.self)
             n += 1
@@ -757,7 +817,8 @@ struct HeadView {
       for (name, child) in dir.children.sorted(by: { $0.key < $1.key }) {
         if let existing = inodes[child.ino] {
           guard existing === child else {
-            throw RoseFSError.invalidOption("internal: two inodes numbered \(child.ino) ('\(name)')")
+            throw RoseFSError.invalidOption(
+              "internal: two inodes numbered \(child.ino) ('\(name)')")
           }
           guard child.kind != .directory else {
             throw RoseFSError.invalidOption("directory '\(name)' appears twice in the tree")

@@ -73,7 +73,9 @@ struct MetaPlan {
     var head: Int
     var level: UInt8
     var index: UInt32
-    var ownerField: UInt32 { UInt32(type) | UInt32(type == MetaType.ssa ? 0 : head) << 8 | UInt32(level) << 16 }
+    var ownerField: UInt32 {
+      UInt32(type) | UInt32(type == MetaType.ssa ? 0 : head) << 8 | UInt32(level) << 16
+    }
   }
   var blocks: [Block] = []
   var roots: [String: MetaRoot] = [:]
@@ -86,14 +88,18 @@ struct MetaPlan {
   }
 
   /// Stored content blocks cover [mainStart, end) where `end` includes the plan itself: iterate.
-  static func make(start: UInt32, ownVBMHeads: [Int], vbmCount: Int, ssaCount: Int, mainStart: UInt32)
+  static func make(
+    start: UInt32, ownVBMHeads: [Int], vbmCount: Int, ssaCount: Int, mainStart: UInt32
+  )
     -> MetaPlan
   {
     var end = start
     for _ in 0..<16 {
       let used = Int(end - mainStart)
-      let vbmUsed = min(vbmCount, (used + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock)
-      let ssaUsed = min(ssaCount, (used + RoseLayout.ssaEntriesPerBlock - 1) / RoseLayout.ssaEntriesPerBlock)
+      let vbmUsed = min(
+        vbmCount, (used + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock)
+      let ssaUsed = min(
+        ssaCount, (used + RoseLayout.ssaEntriesPerBlock - 1) / RoseLayout.ssaEntriesPerBlock)
       let total =
         ownVBMHeads.count * (vbmUsed + indexCount(nblocks: vbmCount, used: vbmUsed)) + ssaUsed
         + indexCount(nblocks: ssaCount, used: ssaUsed)
@@ -102,8 +108,10 @@ struct MetaPlan {
       end = newEnd
     }
     let used = Int(end - mainStart)
-    let vbmUsed = min(vbmCount, (used + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock)
-    let ssaUsed = min(ssaCount, (used + RoseLayout.ssaEntriesPerBlock - 1) / RoseLayout.ssaEntriesPerBlock)
+    let vbmUsed = min(
+      vbmCount, (used + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock)
+    let ssaUsed = min(
+      ssaCount, (used + RoseLayout.ssaEntriesPerBlock - 1) / RoseLayout.ssaEntriesPerBlock)
     var plan = MetaPlan(end: end)
     var next = start
     let alloc = { () -> UInt32 in
@@ -115,16 +123,21 @@ struct MetaPlan {
       for i in 0..<used {
         let a = alloc()
         leafAddrs.append(a)
-        plan.blocks.append(Block(addr: a, role: leafRole, type: type, head: head, level: 0, index: UInt32(i)))
+        plan.blocks.append(
+          Block(addr: a, role: leafRole, type: type, head: head, level: 0, index: UInt32(i)))
       }
       let t = MapTree.build(nblocks: nblocks, leafAddrs: leafAddrs, allocate: alloc)
       for ix in t.index {
         plan.blocks.append(
-          Block(addr: ix.addr, role: .index(ix.children), type: type, head: head, level: ix.level, index: ix.index))
+          Block(
+            addr: ix.addr, role: .index(ix.children), type: type, head: head, level: ix.level,
+            index: ix.index))
       }
       plan.roots["\(type)/\(head)"] = t.root
     }
-    for h in ownVBMHeads { add(type: MetaType.vbm, head: h, nblocks: vbmCount, used: vbmUsed, leafRole: .vbmLeaf) }
+    for h in ownVBMHeads {
+      add(type: MetaType.vbm, head: h, nblocks: vbmCount, used: vbmUsed, leafRole: .vbmLeaf)
+    }
     add(type: MetaType.ssa, head: 0, nblocks: ssaCount, used: ssaUsed, leafRole: .ssaLeaf)
     plan.end = next
     return plan
@@ -135,11 +148,6 @@ struct MetaPlan {
 struct MetaFileWriter {
   let builder: ImageBuilder
   let cpVer: UInt64
-
-  init(builder: ImageBuilder, cpVer: UInt64) {
-    self.builder = builder
-    self.cpVer = cpVer
-  }
 
   /// `reuse(i, body)` may return the address of an identical block already written (a snapshot's
   /// shared NAT block). Returns the root and every block address this head's map references.
@@ -159,20 +167,23 @@ struct MetaFileWriter {
       block.replaceSubrange(RoseLayout.headerSize..<RoseLayout.headerSize + body.count, with: body)
       var count = 0
       if countNonZero {
-        for j in stride(from: 0, to: body.count, by: 4) where body[j] | body[j + 1] | body[j + 2] | body[j + 3] != 0 {
+        for j in stride(from: 0, to: body.count, by: 4)
+        where body[j] | body[j + 1] | body[j + 2] | body[j + 3] != 0 {
           count += 1
         }
       }
       let addr = builder.stream.nextBlock
       builder.writeHeader(
-        &block, magic: magic, addr: addr, owner: UInt32(i), count: UInt16(count), level: 0, subtype: 0, aux: 0)
+        &block, magic: magic, addr: addr, owner: UInt32(i), count: UInt16(count), level: 0,
+        subtype: 0, aux: 0)
       builder.sealHeader(&block, blkaddr: addr)
       _ = try block.withUnsafeBytes { try builder.stream.append($0, dataChecksum: false) }
       leafAddrs.append(addr)
       refs.append(addr)
       runs.append(
         OwnerRun(
-          start: addr, count: 1, kind: SSAKind.meta, owner: UInt32(type) | UInt32(head) << 8, index: UInt32(i),
+          start: addr, count: 1, kind: SSAKind.meta, owner: UInt32(type) | UInt32(head) << 8,
+          index: UInt32(i),
           head: head, type: type))
     }
     var next = builder.stream.nextBlock
@@ -184,12 +195,14 @@ struct MetaFileWriter {
       var block = [UInt8](repeating: 0, count: RoseLayout.blockSize)
       block.withUnsafeMutableBytes { buf in
         for (i, c) in ix.children.enumerated() {
-          buf.storeBytes(of: c.littleEndian, toByteOffset: RoseLayout.headerSize + 4 * i, as: UInt32.self)
+          buf.storeBytes(
+            of: c.littleEndian, toByteOffset: RoseLayout.headerSize + 4 * i, as: UInt32.self)
         }
       }
       builder.writeHeader(
         &block, magic: Magic.mapIndex, addr: ix.addr, owner: ix.index,
-        count: UInt16(ix.children.filter { $0 != 0 }.count), level: ix.level, subtype: type, aux: UInt32(head))
+        count: UInt16(ix.children.filter { $0 != 0 }.count), level: ix.level, subtype: type,
+        aux: UInt32(head))
       builder.sealHeader(&block, blkaddr: ix.addr)
       let a = try block.withUnsafeBytes { try builder.stream.append($0, dataChecksum: false) }
       guard a == ix.addr else { throw RoseFSError.corrupt("internal: index block placement") }
@@ -197,7 +210,8 @@ struct MetaFileWriter {
       runs.append(
         OwnerRun(
           start: a, count: 1, kind: SSAKind.meta,
-          owner: UInt32(type) | UInt32(head) << 8 | UInt32(ix.level) << 16, index: ix.index, head: head, type: type))
+          owner: UInt32(type) | UInt32(head) << 8 | UInt32(ix.level) << 16, index: ix.index,
+          head: head, type: type))
     }
     return (t.root, refs)
   }

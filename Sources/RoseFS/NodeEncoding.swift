@@ -96,7 +96,8 @@ struct BTreeBulkLoader {
     var level: [(UInt64, UInt32)] = []
     for leaf in leaves {
       let nid = allocateNid()
-      nodes.append(PendingNode(nid: nid, bytes: block(nid: nid, level: 0, count: leaf.count, body: leaf.body)))
+      nodes.append(
+        PendingNode(nid: nid, bytes: block(nid: nid, level: 0, count: leaf.count, body: leaf.body)))
       level.append((leaf.firstKey, nid))
     }
     var depth: UInt8 = 0
@@ -109,11 +110,17 @@ struct BTreeBulkLoader {
         let group = level[i..<min(i + perInterior, level.count)]
         var body: [UInt8] = []
         for (k, child) in group {
-          if keyWidth == 8 { appendLE(&body, k) } else { appendLE(&body, UInt32(truncatingIfNeeded: k)) }
+          if keyWidth == 8 {
+            appendLE(&body, k)
+          } else {
+            appendLE(&body, UInt32(truncatingIfNeeded: k))
+          }
           appendLE(&body, child)
         }
         let nid = allocateNid()
-        nodes.append(PendingNode(nid: nid, bytes: block(nid: nid, level: depth, count: group.count, body: body)))
+        nodes.append(
+          PendingNode(
+            nid: nid, bytes: block(nid: nid, level: depth, count: group.count, body: body)))
         next.append((group.first!.0, nid))
         i += perInterior
       }
@@ -137,7 +144,8 @@ struct BTreeBulkLoader {
 }
 
 /// Directory leaves: 16-byte records from 0x20, names packed downward from the block end.
-func directoryLeaves(_ entries: [EncodedDirent]) -> [(firstKey: UInt64, count: Int, body: [UInt8])] {
+func directoryLeaves(_ entries: [EncodedDirent]) -> [(firstKey: UInt64, count: Int, body: [UInt8])]
+{
   var leaves: [(UInt64, Int, [UInt8])] = []
   let space = RoseLayout.blockSize - RoseLayout.headerSize
   var i = 0

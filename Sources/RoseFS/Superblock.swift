@@ -117,7 +117,9 @@ public struct Superblock: Equatable, Sendable {
       segmentCount: r.u32(0x34), rsvSegments: r.u32(0x38), opBlocks: r.u32(0x3C), uuid: uuid,
       label: r.slice(0x50, 32), hashSeed: r.slice(0x70, 16), inodeSize: r.u16(0x80),
       inlineMax: r.u16(0x82), tailMax: r.u32(0x84), mkfsTime: r.i64(0x88))
-    guard sb.major == 1 else { throw RoseFSError.corrupt("unsupported RoseFS major version \(sb.major)") }
+    guard sb.major == 1 else {
+      throw RoseFSError.corrupt("unsupported RoseFS major version \(sb.major)")
+    }
     guard sb.featureIncompat & ~Feature.incompatKnown == 0 else {
       throw RoseFSError.corrupt("unknown incompatible features \(hex32(sb.featureIncompat))")
     }
@@ -138,7 +140,8 @@ public struct Superblock: Equatable, Sendable {
 
 extension Superblock {
   public init(
-    featureIncompat: UInt32, featureRoCompat: UInt32, logBlocksPerSegment: UInt8, blockCount: UInt64,
+    featureIncompat: UInt32, featureRoCompat: UInt32, logBlocksPerSegment: UInt8,
+    blockCount: UInt64,
     segmentCount: UInt32, rsvSegments: UInt32, opBlocks: UInt32, uuid: [UInt8], label: [UInt8],
     hashSeed: [UInt8], tailMax: UInt32, mkfsTime: Int64
   ) {

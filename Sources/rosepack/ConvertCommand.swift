@@ -16,12 +16,18 @@ struct ConvertCommand: ParsableCommand {
 
   @Argument(help: "Tarballs or directories, applied in order.") var inputs: [String]
   @Option(name: .shortAndLong, help: "The image to write.") var output: String
-  @Option(help: "Volume size (64M, 2G, bytes) or auto: the smallest that holds the content and the reserve.")
+  @Option(
+    help:
+      "Volume size (64M, 2G, bytes) or auto: the smallest that holds the content and the reserve.")
   var size: String = "auto"
-  @Option(help: "Comma-separated subvolume names, e.g. a,b: the first holds the inputs, the others are snapshots of it.")
+  @Option(
+    help:
+      "Comma-separated subvolume names, e.g. a,b: the first holds the inputs, the others are snapshots of it."
+  )
   var subvolumes: String = "a"
   @Option(help: "Volume label (up to 32 bytes).") var label: String = ""
-  @Option(help: "Volume UUID (default: derived from the label and SOURCE_DATE_EPOCH).") var uuid: String?
+  @Option(help: "Volume UUID (default: derived from the label and SOURCE_DATE_EPOCH).") var uuid:
+    String?
   @Option(help: "Tails up to this many bytes share tail blocks (0 disables tail packing).")
   var tailMax: Int = RoseLayout.defaultTailMax
   @Option(help: "Extra slack for the runtime cleaner, in blocks.") var overprovision: UInt32 = 0
@@ -29,11 +35,15 @@ struct ConvertCommand: ParsableCommand {
   @Flag(name: .shortAndLong, help: "No progress display.") var quiet = false
 
   func run() throws {
-    let names = subvolumes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-    guard !names.isEmpty, names.count <= 4, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 16 }),
+    let names = subvolumes.split(separator: ",").map {
+      String($0).trimmingCharacters(in: .whitespaces)
+    }
+    guard !names.isEmpty, names.count <= 4,
+      names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 16 }),
       Set(names).count == names.count
     else {
-      throw CLIError.usage("--subvolumes '\(subvolumes)': give 1 to 4 distinct names of 1 to 16 bytes, e.g. a,b")
+      throw CLIError.usage(
+        "--subvolumes '\(subvolumes)': give 1 to 4 distinct names of 1 to 16 bytes, e.g. a,b")
     }
     guard label.utf8.count <= 32 else { throw CLIError.usage("--label is longer than 32 bytes") }
     let options = BuildOptions(
@@ -44,7 +54,8 @@ struct ConvertCommand: ParsableCommand {
     }
     let start = Date()
     let out = try PendingOutput(path: output)
-    let builder = try ImageBuilder(image: ImageFile(fd: out.fd, path: out.tempPath), options: options)
+    let builder = try ImageBuilder(
+      image: ImageFile(fd: out.fd, path: out.tempPath), options: options)
     let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
     for input in inputs {
@@ -90,7 +101,9 @@ func parseUUID(_ s: String) throws -> [UInt8] {
   var i = hex.startIndex
   while i < hex.endIndex {
     let j = hex.index(i, offsetBy: 2)
-    guard let b = UInt8(hex[i..<j], radix: 16) else { throw CLIError.usage("--uuid '\(s)' is not a UUID") }
+    guard let b = UInt8(hex[i..<j], radix: 16) else {
+      throw CLIError.usage("--uuid '\(s)' is not a UUID")
+    }
     out.append(b)
     i = j
   }

@@ -6,8 +6,10 @@ import RoseIngest
 
 /// Which volume of a file to read: a bare RoseFS image, or a RoseFS partition of a GPT disk image.
 struct VolumeOptions: ParsableArguments {
-  @Argument(help: "A RoseFS image, or a GPT disk image holding RoseFS partitions.") var image: String
-  @Option(help: "On a disk image: the partition, by GPT label or number (1-based).") var partition: String?
+  @Argument(help: "A RoseFS image, or a GPT disk image holding RoseFS partitions.") var image:
+    String
+  @Option(help: "On a disk image: the partition, by GPT label or number (1-based).") var partition:
+    String?
 
   /// Opens the volume: the bare image, the partition asked for, or the only RoseFS partition.
   func open() throws -> (volume: ImageFile, description: String) {
@@ -18,13 +20,15 @@ struct VolumeOptions: ParsableArguments {
       table = try GPTReader.read(path: image)
     } catch {
       if partition != nil { throw error }
-      throw CLIError.failed("\(image): neither a RoseFS image (no superblock at byte 1024) nor a GPT disk image")
+      throw CLIError.failed(
+        "\(image): neither a RoseFS image (no superblock at byte 1024) nor a GPT disk image")
     }
     if let p = partition {
       let part = try table.partition(p)
       let vol = try ImageFile(openPath: image, baseOffset: part.offset)
       guard isRoseFS(vol, at: 0) else {
-        throw CLIError.failed("\(image): partition \(part.index) '\(part.label)' holds no RoseFS volume")
+        throw CLIError.failed(
+          "\(image): partition \(part.index) '\(part.label)' holds no RoseFS volume")
       }
       return (vol, "\(image) partition \(part.index) '\(part.label)'")
     }
@@ -32,9 +36,13 @@ struct VolumeOptions: ParsableArguments {
     guard rose.count == 1, let only = rose.first else {
       let labels = rose.map { "\($0.index) '\($0.label)'" }.joined(separator: ", ")
       throw CLIError.usage(
-        "\(image) is a disk image with \(rose.count) RoseFS partitions\(labels.isEmpty ? "" : " (\(labels))"); pick one with --partition LABEL|N")
+        "\(image) is a disk image with \(rose.count) RoseFS partitions\(labels.isEmpty ? "" : " (\(labels))"); pick one with --partition LABEL|N"
+      )
     }
-    return (try ImageFile(openPath: image, baseOffset: only.offset), "\(image) partition \(only.index) '\(only.label)'")
+    return (
+      try ImageFile(openPath: image, baseOffset: only.offset),
+      "\(image) partition \(only.index) '\(only.label)'"
+    )
   }
 
   private func isRoseFS(_ f: ImageFile, at offset: UInt64) -> Bool {
@@ -45,7 +53,8 @@ struct VolumeOptions: ParsableArguments {
 
 struct FsckCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "fsck", abstract: "Check every structure and checksum of a RoseFS volume (FORMAT.md section 14).")
+    commandName: "fsck",
+    abstract: "Check every structure and checksum of a RoseFS volume (FORMAT.md section 14).")
   @OptionGroup var volume: VolumeOptions
   @Flag(help: "Skip the data block checksums (metadata only).") var noData = false
 
@@ -62,7 +71,8 @@ struct FsckCommand: ParsableCommand {
 }
 
 struct LsCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a directory of a subvolume.")
+  static let configuration = CommandConfiguration(
+    commandName: "ls", abstract: "List a directory of a subvolume.")
   @OptionGroup var volume: VolumeOptions
   @Argument(help: "Path inside the subvolume.") var path: String = "/"
   @Flag(name: .short, help: "Long format: mode, links, owner, size, time.") var l = false
@@ -79,16 +89,23 @@ struct LsCommand: ParsableCommand {
     FileHandle.standardOutput.write(Data(out.utf8))
   }
 
-  private func list(_ r: ImageReader, head: Int, ino: UInt32, path: String, into out: inout String, header: Bool) throws {
+  private func list(
+    _ r: ImageReader, head: Int, ino: UInt32, path: String, into out: inout String, header: Bool
+  ) throws {
     let rec = try r.readInodeRecord(ino, head: head)
     guard rec.kind == .directory else {
       out += try line(r, head: head, rec: rec, name: Array(path.utf8)) + "\n"
       return
     }
-    let entries = try r.entries(ofDirectory: ino, head: head).sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    let entries = try r.entries(ofDirectory: ino, head: head).sorted {
+      $0.name.lexicographicallyPrecedes($1.name)
+    }
     if header { out += "\(path):\n" }
     for e in entries {
-      out += (l ? try line(r, head: head, rec: r.readInodeRecord(e.ino, head: head), name: e.name) : Name.printable(e.name)) + "\n"
+      out +=
+        (l
+          ? try line(r, head: head, rec: r.readInodeRecord(e.ino, head: head), name: e.name)
+          : Name.printable(e.name)) + "\n"
     }
     if recursive {
       for e in entries where e.type == FileKind.directory.rawValue {
@@ -110,7 +127,9 @@ struct LsCommand: ParsableCommand {
       s += "\(rec.size)"
     }
     s += " " + isoTime(rec.mtime) + " " + Name.printable(name)
-    if kind == .symlink { s += " -> " + Name.printable(try r.readAll(ino: rec.ino, head: head, limit: 4096)) }
+    if kind == .symlink {
+      s += " -> " + Name.printable(try r.readAll(ino: rec.ino, head: head, limit: 4096))
+    }
     return s
   }
 }
@@ -128,7 +147,8 @@ func modeString(kind: FileKind, permissions p: UInt16) -> String {
     }
   var s = String(t)
   let bits: [(UInt16, Character)] = [
-    (0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"), (0o004, "r"), (0o002, "w"),
+    (0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"),
+    (0o004, "r"), (0o002, "w"),
     (0o001, "x"),
   ]
   for (i, (bit, c)) in bits.enumerated() {
@@ -148,7 +168,8 @@ func isoTime(_ t: Timestamp) -> String {
 }
 
 struct CatCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "cat", abstract: "Write a file of a subvolume to stdout.")
+  static let configuration = CommandConfiguration(
+    commandName: "cat", abstract: "Write a file of a subvolume to stdout.")
   @OptionGroup var volume: VolumeOptions
   @Argument(help: "Path of a regular file inside the subvolume.") var path: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
@@ -198,9 +219,12 @@ func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> Bool {
 struct ExportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "export",
-    abstract: "Write a subvolume as a pax tarball (numeric owners, xattrs, hard links, devices, sparse files).")
+    abstract:
+      "Write a subvolume as a pax tarball (numeric owners, xattrs, hard links, devices, sparse files)."
+  )
   @OptionGroup var volume: VolumeOptions
-  @Option(name: .shortAndLong, help: "The tarball to write (.tar, .tar.gz, .tar.xz, .tar.zst).") var output: String
+  @Option(name: .shortAndLong, help: "The tarball to write (.tar, .tar.gz, .tar.xz, .tar.zst).")
+  var output: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
 
   func run() throws {
@@ -209,14 +233,16 @@ struct ExportCommand: ParsableCommand {
     let head = try reader.headIndex(named: subvolume)
     let root = try reader.loadTree(head: head)
     let compression: TarExporter.Compression =
-      output.hasSuffix(".gz") ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
+      output.hasSuffix(".gz")
+      ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
     try TarExporter(compression: compression).export(root: root, source: reader, to: output)
   }
 }
 
 struct InspectCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "inspect", abstract: "Describe a RoseFS image or a disk image: geometry, subvolumes, space.")
+    commandName: "inspect",
+    abstract: "Describe a RoseFS image or a disk image: geometry, subvolumes, space.")
   @Argument(help: "A RoseFS image or a GPT disk image.") var image: String
   @Option(help: "On a disk image: only this partition, by label or number.") var partition: String?
   @Flag(help: "One JSON document on stdout.") var json = false
@@ -237,8 +263,10 @@ struct InspectCommand: ParsableCommand {
       let isRose = (try? vol.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
       disk.partitions.append(
         PartitionInspection(
-          index: p.index, label: p.label, type: p.typeName ?? p.type.description, uuid: p.uuid.description,
-          offset: p.offset, size: p.size, rosefs: isRose ? try ImageReader(image: vol).spaceReport() : nil))
+          index: p.index, label: p.label, type: p.typeName ?? p.type.description,
+          uuid: p.uuid.description,
+          offset: p.offset, size: p.size,
+          rosefs: isRose ? try ImageReader(image: vol).spaceReport() : nil))
     }
     if json {
       try printJSON(disk)
@@ -246,8 +274,12 @@ struct InspectCommand: ParsableCommand {
     }
     print("\(image): GPT, \(table.partitions.count) partitions")
     for p in disk.partitions {
-      print("  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatBytes(p.size)) uuid \(p.uuid)")
-      if let r = p.rosefs { print(spaceText(r).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")) }
+      print(
+        "  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatBytes(p.size)) uuid \(p.uuid)"
+      )
+      if let r = p.rosefs {
+        print(spaceText(r).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+      }
     }
   }
 }
@@ -275,20 +307,26 @@ func spaceText(_ r: SpaceReport) -> String {
   s += "reserve \(r.reserveSegments) segments + \(r.overprovisionBlocks) blocks\n"
   s += "features: \(r.features.joined(separator: " "))\n"
   for (i, h) in r.heads.enumerated() {
-    s += "subvolume \(h.name)\(i == r.defaultHead ? " (default)" : ""): root ino \(h.rootIno), \(h.inodeCount) inodes, "
+    s +=
+      "subvolume \(h.name)\(i == r.defaultHead ? " (default)" : ""): root ino \(h.rootIno), \(h.inodeCount) inodes, "
     s += "\(formatBytes(h.validBlocks * 4096)) live, \(formatBytes(h.privateBytes)) private"
     if let src = h.vbmSameAs { s += ", bitmap same as \(r.heads[src].name)" }
     s += "\n"
   }
   s += "used \(b(r.usedBytes)):\n"
   let rows: [(String, UInt64)] = [
-    ("file data blocks", r.fileDataBytes), ("tail blocks", r.tailBlockBytes), ("inode pages", r.inodePageBytes),
-    ("directory nodes", r.directoryNodeBytes), ("extent nodes", r.extentNodeBytes), ("xattr nodes", r.xattrNodeBytes),
+    ("file data blocks", r.fileDataBytes), ("tail blocks", r.tailBlockBytes),
+    ("inode pages", r.inodePageBytes),
+    ("directory nodes", r.directoryNodeBytes), ("extent nodes", r.extentNodeBytes),
+    ("xattr nodes", r.xattrNodeBytes),
     ("NAT", r.natBytes), ("validity bitmaps", r.vbmBytes), ("segment summary", r.ssaBytes),
     ("map index", r.mapIndexBytes), ("superblocks and checkpoints", r.fixedAreaBytes),
   ]
-  for (name, n) in rows where n > 0 { s += "  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(b(n))\n" }
+  for (name, n) in rows where n > 0 {
+    s += "  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(b(n))\n"
+  }
   s += "shared by all subvolumes \(b(r.sharedByAllHeadsBytes))\n"
-  s += "free \(b(r.freeBytes)), of which reserve \(b(r.reserveBytes)); available to files \(b(r.availableBytes))"
+  s +=
+    "free \(b(r.freeBytes)), of which reserve \(b(r.reserveBytes)); available to files \(b(r.availableBytes))"
   return s
 }

@@ -6,7 +6,8 @@ struct Rosepack: ParsableCommand {
     commandName: "rosepack",
     abstract: "Pack root filesystems into RoseFS images and flashable A/B disk images, offline.",
     subcommands: [
-      ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self, InspectCommand.self,
+      ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
+      InspectCommand.self,
       FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self,
     ])
 }

@@ -23,20 +23,25 @@ func parseSize(_ text: String, option: String) throws -> UInt64? {
     mult = m
     digits = String(t.dropLast())
     if digits.hasSuffix("i") || digits.hasSuffix("I") { digits = String(digits.dropLast()) }
-  } else if t.uppercased().hasSuffix("IB"), let u = t.dropLast(2).last?.uppercased().first, let m = units[u] {
+  } else if t.uppercased().hasSuffix("IB"), let u = t.dropLast(2).last?.uppercased().first,
+    let m = units[u]
+  {
     mult = m
     digits = String(t.dropLast(3))
   }
   guard let n = UInt64(digits), n.multipliedReportingOverflow(by: mult).overflow == false else {
     throw CLIError.usage(
-      "\(option) '\(text)' is not a size: use a number of bytes or one with K, M, G or T (binary: 64M = 64 MiB), or auto")
+      "\(option) '\(text)' is not a size: use a number of bytes or one with K, M, G or T (binary: 64M = 64 MiB), or auto"
+    )
   }
   return n * mult
 }
 
 /// SOURCE_DATE_EPOCH from the environment (reproducible builds convention), 0 if unset.
 func sourceDateEpoch() throws -> Int64 {
-  guard let s = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], !s.isEmpty else { return 0 }
+  guard let s = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], !s.isEmpty else {
+    return 0
+  }
   guard let v = Int64(s) else {
     throw CLIError.usage("SOURCE_DATE_EPOCH='\(s)' is not a whole number of seconds since 1970")
   }

@@ -8,7 +8,9 @@ final class TempImage {
   let path: String
   let fd: Int32
   init() {
-    path = FileManager.default.temporaryDirectory.appendingPathComponent("rose-\(UUID().uuidString).img").path
+    path =
+      FileManager.default.temporaryDirectory.appendingPathComponent("rose-\(UUID().uuidString).img")
+      .path
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
   }
   deinit {
@@ -41,15 +43,18 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
 @Suite struct BuilderTests {
   @Test func packsAndWritesValidSuperblockAndCheckpoint() throws {
     let tmp = TempImage()
-    let b = try ImageBuilder(image: tmp.image, options: BuildOptions(label: "t", sourceDateEpoch: 1_700_000_000))
+    let b = try ImageBuilder(
+      image: tmp.image, options: BuildOptions(label: "t", sourceDateEpoch: 1_700_000_000))
     let root = try makeSmallTree(b)
     let report = try b.finish(subvolumes: [Subvolume(name: "a", root: root)])
     #expect(report.volumeBytes == (16 + 64 * 64) * 4096)  // smallest volume >= 16 MiB
     let img = tmp.image
     let sb = try Superblock.decode(try img.read(count: 256, atByte: 1024))
     #expect(sb.blockCount == 16 + 64 * 64)
-    #expect(try img.read(count: 256, atByte: 4096 + 1024) == (try img.read(count: 256, atByte: 1024)))
-    let cp = try #require(Checkpoint.decode(try img.readBlock(2), checksum: RoseChecksum(uuid: sb.uuid)))
+    #expect(
+      try img.read(count: 256, atByte: 4096 + 1024) == (try img.read(count: 256, atByte: 1024)))
+    let cp = try #require(
+      Checkpoint.decode(try img.readBlock(2), checksum: RoseChecksum(uuid: sb.uuid)))
     #expect(cp.cpVer == 1)
     #expect(cp.heads.count == 1)
     #expect(cp.heads[0].rootIno == root.ino)
@@ -59,9 +64,12 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
     var digests: [[UInt8]] = []
     for _ in 0..<2 {
       let tmp = TempImage()
-      let b = try ImageBuilder(image: tmp.image, options: BuildOptions(label: "t", sourceDateEpoch: 1_700_000_000))
+      let b = try ImageBuilder(
+        image: tmp.image, options: BuildOptions(label: "t", sourceDateEpoch: 1_700_000_000))
       let root = try makeSmallTree(b)
-      _ = try b.finish(subvolumes: [Subvolume(name: "a", root: root), Subvolume(name: "b", root: root)])
+      _ = try b.finish(subvolumes: [
+        Subvolume(name: "a", root: root), Subvolume(name: "b", root: root),
+      ])
       digests.append(try tmp.image.read(count: Int(tmp.image.fileSize), atByte: 0))
     }
     #expect(digests[0] == digests[1])
@@ -74,17 +82,21 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
     let t2 = TempImage()
     let b2 = try ImageBuilder(image: t2.image, options: BuildOptions(sourceDateEpoch: 1))
     let root = try makeSmallTree(b2)
-    let r2 = try b2.finish(subvolumes: [Subvolume(name: "a", root: root), Subvolume(name: "b", root: root)])
+    let r2 = try b2.finish(subvolumes: [
+      Subvolume(name: "a", root: root), Subvolume(name: "b", root: root),
+    ])
     #expect(r1.liveBlocks == r2.liveBlocks)
     let sb = try Superblock.decode(try t2.image.read(count: 256, atByte: 1024))
-    let cp = try #require(Checkpoint.decode(try t2.image.readBlock(2), checksum: RoseChecksum(uuid: sb.uuid)))
+    let cp = try #require(
+      Checkpoint.decode(try t2.image.readBlock(2), checksum: RoseChecksum(uuid: sb.uuid)))
     #expect(cp.heads[1].vbmSource == 0)
     #expect(cp.heads[1].nat == cp.heads[0].nat)
   }
 
   @Test func tooSmallSizeNamesTheSizeNeeded() throws {
     let tmp = TempImage()
-    let b = try ImageBuilder(image: tmp.image, options: BuildOptions(size: 16 << 20, sourceDateEpoch: 1))
+    let b = try ImageBuilder(
+      image: tmp.image, options: BuildOptions(size: 16 << 20, sourceDateEpoch: 1))
     let root = b.makeInode(kind: .directory, permissions: 0o755, mtime: Timestamp(seconds: 0))
     let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: Timestamp(seconds: 0))
     try b.data.beginFile(ino: f.ino, size: 20 << 20)
@@ -112,7 +124,9 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
     let clone = b.cloneForSnapshot(f)
     clone.permissions = 0o600
     rootB.children[Name("f100000")] = clone
-    let report = try b.finish(subvolumes: [Subvolume(name: "a", root: rootA), Subvolume(name: "b", root: rootB)])
+    let report = try b.finish(subvolumes: [
+      Subvolume(name: "a", root: rootA), Subvolume(name: "b", root: rootB),
+    ])
     #expect(Fsck.check(image: tmp.image).isEmpty, "\(Fsck.check(image: tmp.image).prefix(3))")
     // B's private blocks: its inode page and its NAT block, not the 25 data blocks.
     #expect(report.privateBlocksPerHead[1] <= 4)

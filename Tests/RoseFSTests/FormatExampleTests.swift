@@ -6,8 +6,11 @@ import Testing
 /// FORMAT.md section 16: the annotated dump of a tiny image, regenerated here and compared with the
 /// page, so the example cannot go stale. `ROSEPACK_UPDATE_DOCS=1 swift test` rewrites it.
 @Suite struct FormatExampleTests {
-  static let docPath = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/FORMAT.md").path
+  static let docPath = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+    .deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+      "docs/FORMAT.md"
+    ).path
 
   @Test func workedExampleMatchesFormatMD() throws {
     let dump = try Self.exampleDump()
@@ -22,7 +25,8 @@ import Testing
         toFile: Self.docPath, atomically: true, encoding: .utf8)
       return
     }
-    #expect(current == dump, "docs/FORMAT.md section 16 is stale: run ROSEPACK_UPDATE_DOCS=1 swift test")
+    #expect(
+      current == dump, "docs/FORMAT.md section 16 is stale: run ROSEPACK_UPDATE_DOCS=1 swift test")
   }
 
   /// Packs the example tree and renders every used block.
@@ -35,14 +39,20 @@ import Testing
     let hello = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     hello.content = try b.data.store(Array("hello, rose\n".utf8), ino: hello.ino)
     let tail = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
-    tail.content = try b.data.store([UInt8](repeating: 0x41, count: 4096) + Array("tail".utf8), ino: tail.ino)
+    tail.content = try b.data.store(
+      [UInt8](repeating: 0x41, count: 4096) + Array("tail".utf8), ino: tail.ino)
     root.children[Name("hello.txt")] = hello
     root.children[Name("tail.bin")] = tail
-    let report = try b.finish(subvolumes: [Subvolume(name: "a", root: root), Subvolume(name: "b", root: root)])
+    let report = try b.finish(subvolumes: [
+      Subvolume(name: "a", root: root), Subvolume(name: "b", root: root),
+    ])
     let img = tmp.image
-    var out = "Volume: \(report.blockCount) blocks (\(report.volumeBytes) bytes), \(report.segmentCount) segments of "
-    out += "\(report.blocksPerSegment) blocks, reserve \(report.reserveSegments) segments. Used blocks: "
-    out += report.usedRanges.map { $0[1] == 1 ? "\($0[0])" : "\($0[0])-\($0[0] + $0[1] - 1)" }.joined(separator: ", ")
+    var out =
+      "Volume: \(report.blockCount) blocks (\(report.volumeBytes) bytes), \(report.segmentCount) segments of "
+    out +=
+      "\(report.blocksPerSegment) blocks, reserve \(report.reserveSegments) segments. Used blocks: "
+    out += report.usedRanges.map { $0[1] == 1 ? "\($0[0])" : "\($0[0])-\($0[0] + $0[1] - 1)" }
+      .joined(separator: ", ")
     out += ". Blocks 4-15 are zero. Rows of zeros are left out (`*`).\n\n"
     // SSA kinds of the main-area blocks, to tell data blocks from inode pages.
     var ssaKind: [UInt64: UInt32] = [:]
@@ -51,7 +61,8 @@ import Testing
         let r = ByteReader(try img.readBlock(UInt32(blk)))
         guard r.u32(0) == Magic.ssa else { continue }
         for e in 0..<RoseLayout.ssaEntriesPerBlock {
-          ssaKind[UInt64(16 + Int(r.u32(0x14)) * RoseLayout.ssaEntriesPerBlock + e)] = r.u32(0x20 + 12 * e + 4) >> 28
+          ssaKind[UInt64(16 + Int(r.u32(0x14)) * RoseLayout.ssaEntriesPerBlock + e)] =
+            r.u32(0x20 + 12 * e + 4) >> 28
         }
       }
     }
@@ -59,7 +70,8 @@ import Testing
       for blk in range[0]..<(range[0] + range[1]) where blk == 0 || blk == 2 || blk >= 16 {
         let block = try img.readBlock(UInt32(blk))
         let isData = ssaKind[blk] == UInt32(SSAKind.data)
-        out += "### Block \(blk): \(isData ? "data block of /tail.bin (logical block 0: 4096 x 'A')" : kind(block, blk))\n\n```\n"
+        out +=
+          "### Block \(blk): \(isData ? "data block of /tail.bin (logical block 0: 4096 x 'A')" : kind(block, blk))\n\n```\n"
         if !isData { out += annotate(block, blk) }
         out += hexdump(block, skip: blk == 0 ? [0..<1024] : [])
         out += "```\n\n"
@@ -79,9 +91,11 @@ import Testing
     case Magic.ssa: return "SSA content block"
     case Magic.tail: return "tail block"
     case Magic.dirNode: return "directory node"
-    case Magic.mapIndex: return "map-index block of the SSA (level 1; the SSA has 13 content blocks, 1 stored)"
+    case Magic.mapIndex:
+      return "map-index block of the SSA (level 1; the SSA has 13 content blocks, 1 stored)"
     default:
-      return "inode page, nid 1 (slots 0-2: ino 8 /, 9 /hello.txt, 10 /tail.bin); its NAT entry is nat[1]"
+      return
+        "inode page, nid 1 (slots 0-2: ino 8 /, 9 /hello.txt, 10 /tail.bin); its NAT entry is nat[1]"
     }
   }
 
@@ -99,9 +113,13 @@ import Testing
       f(0x008, "major.minor", "\(sb.u16(8)).\(sb.u16(0xA))")
       f(0x010, "feature_incompat", hex32(sb.u32(0x10)))
       f(0x014, "feature_ro_compat", hex32(sb.u32(0x14)))
-      f(0x018, "log_block_size, log_blocks_per_seg, nr_logs, max_heads", "\(sb.u8(0x18)), \(sb.u8(0x19)), \(sb.u8(0x1A)), \(sb.u8(0x1B))")
+      f(
+        0x018, "log_block_size, log_blocks_per_seg, nr_logs, max_heads",
+        "\(sb.u8(0x18)), \(sb.u8(0x19)), \(sb.u8(0x1A)), \(sb.u8(0x1B))")
       f(0x020, "block_count", sb.u64(0x20))
-      f(0x030, "main_blkaddr, segment_count, rsv_segments", "\(sb.u32(0x30)), \(sb.u32(0x34)), \(sb.u32(0x38))")
+      f(
+        0x030, "main_blkaddr, segment_count, rsv_segments",
+        "\(sb.u32(0x30)), \(sb.u32(0x34)), \(sb.u32(0x38))")
       f(0x040, "uuid", uuidString(sb.slice(0x40, 16)))
       f(0x050, "label", "\"example\"")
       f(0x082, "inline_max, tail_max", "\(sb.u16(0x82)), \(sb.u32(0x84))")
@@ -112,23 +130,38 @@ import Testing
     case Magic.checkpoint:
       f(0x008, "cp_ver", r.u64(8))
       f(0x010, "user_block_count, valid_block_count", "\(r.u64(0x10)), \(r.u64(0x18))")
-      f(0x020, "free_segments, flags, next_free_nid", "\(r.u32(0x20)), \(r.u32(0x24)), \(r.u32(0x28))")
-      f(0x030, "logs (segno, blkoff, type)", (0..<3).map { "(\(r.u32(0x30 + 8 * $0)), \(r.u16(0x34 + 8 * $0)), \(r.u8(0x36 + 8 * $0)))" }.joined(separator: " "))
-      f(0x050, "ssa MetaRoot (root, nblocks, depth)", "(\(r.u32(0x50)), \(r.u32(0x54)), \(r.u8(0x58)))")
+      f(
+        0x020, "free_segments, flags, next_free_nid",
+        "\(r.u32(0x20)), \(r.u32(0x24)), \(r.u32(0x28))")
+      f(
+        0x030, "logs (segno, blkoff, type)",
+        (0..<3).map { "(\(r.u32(0x30 + 8 * $0)), \(r.u16(0x34 + 8 * $0)), \(r.u8(0x36 + 8 * $0)))" }
+          .joined(separator: " "))
+      f(
+        0x050, "ssa MetaRoot (root, nblocks, depth)",
+        "(\(r.u32(0x50)), \(r.u32(0x54)), \(r.u8(0x58)))")
       f(0x060, "n_heads, default_head", "\(r.u8(0x60)), \(r.u8(0x61))")
       for h in 0..<2 {
         let o = 0x80 + 128 * h
         f(o, "head \(h) flags, root_ino", "\(hex32(r.u32(o))), \(r.u32(o + 4))")
         f(o + 0x10, "head \(h) valid_blocks, inode_count", "\(r.u64(o + 0x10)), \(r.u32(o + 0x18))")
-        f(o + 0x20, "head \(h) name", "\"\(String(decoding: r.slice(o + 0x20, 16).prefix { $0 != 0 }, as: UTF8.self))\"")
-        f(o + 0x30, "head \(h) nat (root, nblocks, depth)", "(\(r.u32(o + 0x30)), \(r.u32(o + 0x34)), \(r.u8(o + 0x38)))")
-        f(o + 0x40, "head \(h) vbm (root, nblocks, depth)", "(\(r.u32(o + 0x40)), \(r.u32(o + 0x44)), \(r.u8(o + 0x48)))")
+        f(
+          o + 0x20, "head \(h) name",
+          "\"\(String(decoding: r.slice(o + 0x20, 16).prefix { $0 != 0 }, as: UTF8.self))\"")
+        f(
+          o + 0x30, "head \(h) nat (root, nblocks, depth)",
+          "(\(r.u32(o + 0x30)), \(r.u32(o + 0x34)), \(r.u8(o + 0x38)))")
+        f(
+          o + 0x40, "head \(h) vbm (root, nblocks, depth)",
+          "(\(r.u32(o + 0x40)), \(r.u32(o + 0x44)), \(r.u8(o + 0x48)))")
       }
     case Magic.nat, Magic.vbm, Magic.ssa, Magic.tail, Magic.dirNode, Magic.mapIndex:
       f(0x000, "magic", hex32(r.u32(0)))
       f(0x004, "crc", hex32(r.u32(4)))
       f(0x008, "cp_ver, blkaddr, owner", "\(r.u64(8)), \(r.u32(0x10)), \(r.u32(0x14))")
-      f(0x018, "count, level, subtype, aux", "\(r.u16(0x18)), \(r.u8(0x1A)), \(r.u8(0x1B)), \(r.u32(0x1C))")
+      f(
+        0x018, "count, level, subtype, aux",
+        "\(r.u16(0x18)), \(r.u8(0x1A)), \(r.u8(0x1B)), \(r.u32(0x1C))")
       if r.u32(0) == Magic.mapIndex {
         f(0x020, "child[0..1]", "\(r.u32(0x20)), \(r.u32(0x24))")
       } else if r.u32(0) == Magic.nat {
@@ -137,7 +170,9 @@ import Testing
         for e in 0..<Int(r.u16(0x18)) {
           let o = 0x20 + 12 * e
           let info = r.u32(o + 4)
-          f(o, "entry \(e) (block \(16 + e)) owner, kind, index, crc", "\(r.u32(o)), \(info >> 28), \(info & 0x0FFF_FFFF), \(hex32(r.u32(o + 8)))")
+          f(
+            o, "entry \(e) (block \(16 + e)) owner, kind, index, crc",
+            "\(r.u32(o)), \(info >> 28), \(info & 0x0FFF_FFFF), \(hex32(r.u32(o + 8)))")
         }
       } else if r.u32(0) == Magic.tail {
         for e in 0..<Int(r.u16(0x18)) {
@@ -151,12 +186,20 @@ import Testing
           let o = slot * 512
           guard r.u32(o + 0x80) != 0 else { continue }
           s += "slot \(slot) (block offset 0x\(String(o, radix: 16))):\n"
-          f(o + 0x000, "mode, flags", "0o\(String(r.u16(o), radix: 8)), \(hex32(UInt32(r.u16(o + 2))))")
-          f(o + 0x00C, "nlink, size, blocks", "\(r.u32(o + 0xC)), \(r.u64(o + 0x10)), \(r.u64(o + 0x18))")
+          f(
+            o + 0x000, "mode, flags",
+            "0o\(String(r.u16(o), radix: 8)), \(hex32(UInt32(r.u16(o + 2))))")
+          f(
+            o + 0x00C, "nlink, size, blocks",
+            "\(r.u32(o + 0xC)), \(r.u64(o + 0x10)), \(r.u64(o + 0x18))")
           f(o + 0x028, "mtime", r.i64(o + 0x28))
           f(o + 0x054, "parent", r.u32(o + 0x54))
-          f(o + 0x070, "tail_blk, tail_off, tail_len", "\(r.u32(o + 0x70)), \(r.u16(o + 0x74)), \(r.u16(o + 0x76))")
-          f(o + 0x078, "inline_len, xattr_len, nitems", "\(r.u16(o + 0x78)), \(r.u16(o + 0x7A)), \(r.u32(o + 0x7C))")
+          f(
+            o + 0x070, "tail_blk, tail_off, tail_len",
+            "\(r.u32(o + 0x70)), \(r.u16(o + 0x74)), \(r.u16(o + 0x76))")
+          f(
+            o + 0x078, "inline_len, xattr_len, nitems",
+            "\(r.u16(o + 0x78)), \(r.u16(o + 0x7A)), \(r.u32(o + 0x7C))")
           f(o + 0x080, "ino, crc", "\(r.u32(o + 0x80)), \(hex32(r.u32(o + 0x84)))")
         }
       }
@@ -178,7 +221,9 @@ import Testing
       starred = false
       s += String(row, radix: 16).leftPadded(to: 4) + "  "
       s += bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " ")
-      s += "  |" + String(bytes.map { $0 >= 0x20 && $0 < 0x7F ? Character(Unicode.Scalar($0)) : "." }) + "|\n"
+      s +=
+        "  |" + String(bytes.map { $0 >= 0x20 && $0 < 0x7F ? Character(Unicode.Scalar($0)) : "." })
+        + "|\n"
     }
     return s
   }

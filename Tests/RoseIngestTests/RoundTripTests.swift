@@ -11,7 +11,9 @@ import Testing
   /// Packs the scratch tree as subvolumes a and b (b a snapshot) and reopens it.
   func pack(_ s: Scratch, root: Inode? = nil) throws -> ImageReader {
     let r = root ?? s.editor.root
-    _ = try s.builder.finish(subvolumes: [Subvolume(name: "a", root: r), Subvolume(name: "b", root: r)])
+    _ = try s.builder.finish(subvolumes: [
+      Subvolume(name: "a", root: r), Subvolume(name: "b", root: r),
+    ])
     let image = try ImageFile(openPath: s.dir + "/image")
     let problems = Fsck.check(image: image)
     #expect(problems.isEmpty, "fsck: \(problems.prefix(5))")
@@ -32,15 +34,21 @@ import Testing
     }
     // Export the image's subvolume b and ingest the tarball again: the same tree.
     let out = try tempDir("export") + "/b.tar"
-    defer { try? FileManager.default.removeItem(atPath: (out as NSString).deletingLastPathComponent) }
-    try TarExporter().export(root: try reader.loadTree(head: reader.headIndex(named: "b")), source: reader, to: out)
+    defer {
+      try? FileManager.default.removeItem(atPath: (out as NSString).deletingLastPathComponent)
+    }
+    try TarExporter().export(
+      root: try reader.loadTree(head: reader.headIndex(named: "b")), source: reader, to: out)
     let again = try Scratch()
     try ArchiveReader(path: out).read(into: again.editor)
     let back = try describe(again.editor.root, again.builder.data, fields)
     #expect(diff(want, back).isEmpty, "export: \(diff(want, back).prefix(5))")
     // bsdtar, an independent reader, sees the same paths.
-    let listed = try sh("bsdtar -tf '\(out)' | sed -e 's,^\\./,,' -e 's,/$,,' | grep -v '^\\.\\?$' | LC_ALL=C sort")
-    let paths = want.keys.filter { $0 != "." }.map { $0 }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    let listed = try sh(
+      "bsdtar -tf '\(out)' | sed -e 's,^\\./,,' -e 's,/$,,' | grep -v '^\\.\\?$' | LC_ALL=C sort")
+    let paths = want.keys.filter { $0 != "." }.map { $0 }.sorted {
+      Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8))
+    }
     #expect(listed.split(separator: "\n").count == paths.count)
   }
 
@@ -49,9 +57,12 @@ import Testing
     let b = s.builder
     let t = Timestamp(seconds: 1_600_000_000, nanoseconds: 999_999_999)
     let root = s.editor.root
-    for size in [0, 1, 367, 368, 369, 2048, 4031, 4032, 4033, 4095, 4096, 4097, 8191, 8192, 8193, 65537] {
+    for size in [
+      0, 1, 367, 368, 369, 2048, 4031, 4032, 4033, 4095, 4096, 4097, 8191, 8192, 8193, 65537,
+    ] {
       let f = b.makeInode(kind: .regular, permissions: 0o640, uid: 4_000_000_000, gid: 7, mtime: t)
-      f.content = try b.data.store((0..<size).map { UInt8(truncatingIfNeeded: $0 * 31 + size) }, ino: f.ino)
+      f.content = try b.data.store(
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 * 31 + size) }, ino: f.ino)
       root.children[Name("f\(size)")] = f
     }
     // Directories of 0, 1, the inline limit (368 bytes of 8-byte headers + names), and 100,000 entries.
@@ -92,8 +103,11 @@ import Testing
 }
 
 /// `../shared/datasets/minbase.tar.zst` beside the repository.
-let minbaseTarball = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/datasets/minbase.tar.zst").path
+let minbaseTarball = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+    "shared/datasets/minbase.tar.zst"
+  ).path
 
 /// Like `describe`, with CRC-32C of the content (fast enough for 200 MB in a debug build).
 func fastDescribe(_ root: Inode, _ source: ContentSource) throws -> [String: String] {
@@ -101,7 +115,8 @@ func fastDescribe(_ root: Inode, _ source: ContentSource) throws -> [String: Str
   var firstName: [ObjectIdentifier: String] = [:]
   try TreeEditor.walk(root, prefix: []) { path, i in
     let p = Name.printable(path)
-    var s = "\(i.kind) \(String(i.permissions, radix: 8)) \(i.uid):\(i.gid) \(i.mtime.seconds).\(i.mtime.nanoseconds)"
+    var s =
+      "\(i.kind) \(String(i.permissions, radix: 8)) \(i.uid):\(i.gid) \(i.mtime.seconds).\(i.mtime.nanoseconds)"
     s += " x=\(i.xattrs.count) dev=\(i.rdevMajor),\(i.rdevMinor)"
     if i.kind == .regular || i.kind == .symlink {
       var crc: UInt32 = 0xFFFF_FFFF
