@@ -178,7 +178,7 @@ struct CatCommand: ParsableCommand {
     let (vol, _) = try volume.open()
     let reader = try ImageReader(image: vol)
     let head = try reader.headIndex(named: subvolume)
-    let ino = try reader.lookup(path, head: head)
+    let ino = try resolve(reader, path, head: head)
     let rec = try reader.readInodeRecord(ino, head: head)
     guard rec.kind == .regular else { throw CLIError.usage("\(path) is not a regular file") }
     // Holes are written as zeros: stdout may be a pipe, so seeking is not an option.
@@ -329,4 +329,39 @@ func spaceText(_ r: SpaceReport) -> String {
   s +=
     "free \(b(r.freeBytes)), of which reserve \(b(r.reserveBytes)); available to files \(b(r.availableBytes))"
   return s
+}
+
+/// Resolves `path` inside a subvolume the way the kernel would, following symlinks (absolute targets
+/// start at the subvolume root) at most 40 times, as `cat` users expect for /etc/os-release and the like.
+func resolve(_ r: ImageReader, _ path: String, head: Int) throws -> UInt32 {
+  let root = r.checkpoint.heads[head].rootIno
+  var pending = Array(path.utf8).split(separator: UInt8(ascii: "/")).map { Array($0) }
+  var stack: [UInt32] = [root]  // directories from the root to the current one
+  var hops = 0
+  while !pending.isEmpty {
+    let name = pending.removeFirst()
+    if name == [UInt8(ascii: ".")] { continue }
+    if name == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+      if stack.count > 1 { stack.removeLast() }
+      continue
+    }
+    let dir = try r.readInodeRecord(stack[stack.count - 1], head: head)
+    guard dir.kind == .directory else {
+      throw CLIError.usage("\(path): a component is not a directory")
+    }
+    guard let entry = try r.lookup(name: name, inDirectory: dir, head: head) else {
+      throw CLIError.usage("\(path): no such file or directory in the image")
+    }
+    let rec = try r.readInodeRecord(entry.ino, head: head)
+    if rec.kind == .symlink {
+      hops += 1
+      guard hops <= 40 else { throw CLIError.usage("\(path): too many levels of symbolic links") }
+      let target = try r.readAll(ino: entry.ino, head: head, limit: 4096)
+      if target.first == UInt8(ascii: "/") { stack = [root] }
+      pending = target.split(separator: UInt8(ascii: "/")).map { Array($0) } + pending
+      continue
+    }
+    stack.append(entry.ino)
+  }
+  return stack[stack.count - 1]
 }
