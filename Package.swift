@@ -22,7 +22,7 @@ let package = Package(
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
     .target(name: "RoseFS", dependencies: ["CChecksum"]),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
-    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive"]),
+    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd"]),
     // Partition tables and output encoders.
     .target(name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto"]),
     // Recipe schema, parser, validation, templates.

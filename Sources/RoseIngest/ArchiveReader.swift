@@ -56,7 +56,11 @@ public final class ArchiveReader {
     func message() -> String {
       archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
-    guard archive_read_open_filename(a, path, 1 << 20) == ARCHIVE_OK else {
+    // zstd is decompressed on a second thread, ahead of the packing (other formats: in libarchive).
+    let prefetch = ZstdPrefetcher(path: path)
+    let position: () -> Int64 = { prefetch?.position ?? archive_filter_bytes(a, -1) }
+    let opened = prefetch.map { $0.attach(a) } ?? archive_read_open_filename(a, path, 1 << 20)
+    guard opened == ARCHIVE_OK else {
       let e = archive_errno(a)
       if e != 0 && e != EILSEQ && e != -1 {
         throw IngestError.io(path: path, operation: "open", errno: e)
@@ -129,7 +133,7 @@ public final class ArchiveReader {
             sinceReport = 0
             progress(
               IngestProgress(
-                bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+                bytesRead: position(), totalBytes: total, entries: entries))
           }
         }
       }
@@ -175,13 +179,13 @@ public final class ArchiveReader {
           input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
       }
       progress?(
-        IngestProgress(bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+        IngestProgress(bytesRead: position(), totalBytes: total, entries: entries))
     }
     if entries == 0 && archive_format(a) == 0 {
       throw IngestError.notAnArchive(input: path, detail: message())
     }
     progress?(
-      IngestProgress(bytesRead: archive_filter_bytes(a, -1), totalBytes: total, entries: entries))
+      IngestProgress(bytesRead: position(), totalBytes: total, entries: entries))
   }
 
   private func metadata(_ entry: OpaquePointer, name: [UInt8]) throws -> EntryMetadata {
