@@ -54,6 +54,7 @@ used=$("$ROSEPACK" inspect "$W/out.img" --json | python3 -c 'import json,sys; pr
 row "rosepack convert (tarball)" "$s" "$m" "$used"; rose=$s
 echo "  rosepack / bsdtar time: $(echo "$rose/$base" | bc -l | cut -c1-5)"
 read -r s m < <(measure "$ROSEPACK" convert "$W/root" -o "$W/out.img" -q)
+used=$("$ROSEPACK" inspect "$W/out.img" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["usedBytes"])')
 row "rosepack convert (directory)" "$s" "$m" "$used"
 read -r s m < <(measure mkfs.erofs -T "$SOURCE_DATE_EPOCH" "$W/out.img" "$W/root")
 mkfs.erofs -T "$SOURCE_DATE_EPOCH" "$W/out.img" "$W/root" >/dev/null 2>&1; row "mkfs.erofs (uncompressed)" "$s" "$m" "$(stat -c %s "$W/out.img")"
