@@ -28,7 +28,7 @@ let package = Package(
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
-      dependencies: [.product(name: "Mustache", package: "swift-mustache")]),
+      dependencies: ["RoseDisk", .product(name: "Mustache", package: "swift-mustache")]),
     .executableTarget(
       name: "rosepack",
       dependencies: [

@@ -157,6 +157,26 @@ public enum PartitionTypes {
     "root", "usr", "root-verity", "usr-verity", "root-verity-sig", "usr-verity-sig",
   ]
 
+  /// Every explicit DPS name (no host aliases) with its GUID, in table order: the one table that the
+  /// recipe language validates `Type=` against and documents.
+  public static let explicit: [(name: String, guid: GUID)] = (generic + architectureSpecific)
+    .compactMap {
+      name, text in (try? GUID(parsing: text)).map { (name, $0) }
+    }
+
+  /// Resolves a DPS name for a target architecture (`root` and `usr` aliases through `architecture`,
+  /// e.g. "arm64"), or a literal GUID; nil if neither.
+  public static func guid(for nameOrGUID: String, architecture: String) -> GUID? {
+    let key = nameOrGUID.trimmingWhitespace().lowercased()
+    var name = key
+    if hostAliases.contains(key) {
+      let parts = key.split(separator: "-", maxSplits: 1).map(String.init)
+      name = parts[0] + "-" + architecture + (parts.count > 1 ? "-" + parts[1] : "")
+    }
+    if let entry = explicit.first(where: { $0.name == name }) { return entry.guid }
+    return try? GUID(parsing: key)
+  }
+
   /// All known names with their GUIDs (explicit names first, then host aliases), sorted by name.
   public static let all: [(name: String, guid: GUID)] = {
     var result: [(name: String, guid: GUID)] = []

@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// docs/RECIPES.md, generated from the key table so the reference can never go stale; a test
 /// compares the committed file with this text.
@@ -24,8 +25,8 @@ public func recipesMarkdown() -> String {
     }
   }
   out += "\n## Partition types\n\n| Name | GUID |\n|---|---|\n"
-  for entry in partitionTypeTable {
-    out += "| `\(entry.name)` | `\(entry.guid)` |\n"
+  for entry in PartitionTypes.explicit {
+    out += "| `\(entry.name)` | `\(entry.guid.uppercased)` |\n"
   }
   out += "| `root`, `usr` | `root-ARCH`, `usr-ARCH` for `[Image] Architecture=` |\n"
   out += "\n## Template variables\n\n| Name | Value |\n|---|---|\n"

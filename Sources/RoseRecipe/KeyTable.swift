@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// The value syntax of a key. One table of keys drives parsing, validation, `--help-keys` and
 /// docs/RECIPES.md, so the three can never disagree.
@@ -84,43 +85,18 @@ let layerKeys: Set<String> = [
   "MakeDirectories", "Remove", "Ownership",
 ]
 
-/// Known DPS partition type names and their GUIDs (UAPI Discoverable Partitions
-/// Specification). `root` and `usr` resolve through `[Image] Architecture=`.
-let partitionTypeTable: [(name: String, guid: String)] = [
-  ("esp", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
-  ("xbootldr", "BC13C2FF-59E6-4262-A352-B275FD6F7172"),
-  ("swap", "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
-  ("home", "933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
-  ("srv", "3B8F8425-20E0-4F3B-907F-1A25A76F98E8"),
-  ("var", "4D21B016-B534-45C2-A9FB-5C16E091FD2D"),
-  ("tmp", "7EC6F557-3BC5-4ACA-B293-16EF5DF639D1"),
-  ("linux-generic", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
-  ("root-x86-64", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"),
-  ("root-arm64", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"),
-  ("root-x86", "44479540-F297-41B2-9AF7-D131D5F0458A"),
-  ("root-arm", "69DAD710-2CE4-4E3C-B16C-21A1D49ABED3"),
-  ("root-riscv64", "72EC70A6-CF74-40E6-BD49-4BDA08E8F224"),
-  ("usr-x86-64", "8484680C-9521-48C6-9C11-B0720656F69E"),
-  ("usr-arm64", "B0E01050-EE5F-4390-949A-9101B17104E9"),
-  ("usr-x86", "75250D76-8CC6-458E-BD66-BD47CC81A812"),
-  ("usr-arm", "7D0359A3-02B3-4F0A-865C-654403E70625"),
-  ("usr-riscv64", "BEAEC34B-8442-439B-A40B-984381ED097D"),
-]
-
-/// All type names accepted by `Type=`, including the architecture-neutral `root` and `usr`.
-let partitionTypeNames: [String] = partitionTypeTable.map(\.name) + ["root", "usr"]
+/// All type names accepted by `Type=`: RoseDisk's DPS table (the one source of the GUIDs) plus the
+/// architecture-neutral `root` and `usr`.
+let partitionTypeNames: [String] = PartitionTypes.explicit.map(\.name) + ["root", "usr"]
 
 /// Resolves a `Type=` value; nil if it is neither a known name nor a GUID.
 func resolvePartitionType(_ text: String, architecture: Architecture) -> PartitionType? {
   let lower = text.lowercased()
-  let name = (lower == "root" || lower == "usr") ? "\(lower)-\(architecture.rawValue)" : lower
-  if let entry = partitionTypeTable.first(where: { $0.name == name }),
-    let guid = UUID(uuidString: entry.guid)
-  {
-    return PartitionType(name: lower, guid: guid)
-  }
-  if let guid = UUID(uuidString: text) { return PartitionType(name: nil, guid: guid) }
-  return nil
+  guard let guid = PartitionTypes.guid(for: lower, architecture: architecture.rawValue),
+    let uuid = UUID(uuidString: guid.description)
+  else { return nil }
+  let named = partitionTypeNames.contains(lower)
+  return PartitionType(name: named ? lower : nil, guid: uuid)
 }
 
 private let sizeHelp = "Sizes take K, M, G, T suffixes (powers of 1024)."
