@@ -49,8 +49,25 @@ extension DataWriter: ContentSource {
   public func readContent(
     _ content: FileContent, _ body: (UnsafeRawBufferPointer, UInt64) throws -> Void
   ) throws {
-    let bytes = try readBack(content)
-    try bytes.withUnsafeBytes { try body($0, 0) }
+    // Block by block, so that exporting a tree before it is packed never holds a whole file.
+    if let inline = content.inline {
+      if !inline.isEmpty { try inline.withUnsafeBytes { try body($0, 0) } }
+      return
+    }
+    let bs = UInt64(RoseLayout.blockSize)
+    for e in content.extents {
+      for i in 0..<UInt64(e.count) {
+        let offset = (UInt64(e.logical) + i) * bs
+        guard offset < content.size else { break }
+        let block = try stream.readBack(e.physical + UInt32(i))
+        let n = Int(min(bs, content.size - offset))
+        try block.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n]), offset) }
+      }
+    }
+    if let t = content.tail {
+      let bytes = try tails.readBack(t)
+      try bytes.withUnsafeBytes { try body($0, content.size - UInt64(bytes.count)) }
+    }
   }
 }
 
