@@ -219,7 +219,8 @@ public enum PartitionTypes {
     return scored.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.prefix(5).map(\.1)
   }
 
-  static func editDistance(_ a: String, _ b: String) -> Int {
+  /// Levenshtein distance over bytes, for "did you mean" hints (the recipe language uses it too).
+  public static func editDistance(_ a: String, _ b: String) -> Int {
     let x = Array(a.utf8)
     let y = Array(b.utf8)
     if x.isEmpty { return y.count }

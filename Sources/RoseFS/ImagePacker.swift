@@ -323,10 +323,8 @@ extension ImageBuilder {
       freeSegments: freeSegments(live: liveUnion, geometry: geometry, logs: logs),
       flags: Checkpoint.flagUmount | Checkpoint.flagFresh, nextFreeNid: nextFreeNid, logs: logs,
       ssa: ssaRoot, defaultHead: UInt8(defaultSubvolume), heads: heads)
-    var featuresIncompat = Feature.incompatKnown
-    featuresIncompat &= Feature.incompatKnown
     let sb = Superblock(
-      featureIncompat: featuresIncompat, featureRoCompat: Feature.roCompatDataChecksum,
+      featureIncompat: Feature.incompatKnown, featureRoCompat: Feature.roCompatDataChecksum,
       logBlocksPerSegment: geometry.logBPS, blockCount: geometry.blockCount,
       segmentCount: geometry.segmentCount, rsvSegments: geometry.rsvSegments,
       opBlocks: options.overprovisionBlocks, uuid: uuid,
@@ -356,9 +354,9 @@ extension ImageBuilder {
       tailBlocks: UInt64(tails.addresses.count), inodePages: inodePages,
       treeNodes: UInt64(auxNodes.count), metaBlocks: UInt64(metaRuns.count),
       liveBlocks: validCount,
-      privateBlocksPerHead: live.map { l in
-        l.reduce(0) { $0 + UInt64($1.1) }
-          - UInt64(rangeOverlapCount(l, others: live.filter { $0 != l }))
+      privateBlocksPerHead: live.indices.map { h in
+        let others = mergeRanges(live.indices.filter { $0 != h }.flatMap { live[$0] })
+        return live[h].reduce(0) { $0 + UInt64($1.1) } - UInt64(rangeOverlapCount(live[h], others))
       },
       inodeCount: UInt64(Set(views.flatMap { $0.inodes.keys }).count),
       uuid: uuidString(uuid), usedRanges: used)
@@ -869,16 +867,17 @@ func rangeIntersects(_ ranges: [(UInt32, UInt32)], _ start: UInt32, _ count: UIn
   return lo < ranges.count && ranges[lo].0 < start + count
 }
 
-/// Blocks of `l` that also appear in any of `others`.
-func rangeOverlapCount(_ l: [(UInt32, UInt32)], others: [[(UInt32, UInt32)]]) -> Int {
-  let union = mergeRanges(others.flatMap { $0 })
+/// Blocks that two sorted, merged range lists have in common (one linear pass over both).
+func rangeOverlapCount(_ a: [(UInt32, UInt32)], _ b: [(UInt32, UInt32)]) -> Int {
   var n = 0
-  for (s, c) in l {
-    for (os, oc) in union {
-      let lo = max(s, os)
-      let hi = min(s + c, os + oc)
-      if lo < hi { n += Int(hi - lo) }
-    }
+  var i = 0
+  var j = 0
+  while i < a.count && j < b.count {
+    let lo = max(a[i].0, b[j].0)
+    let aEnd = a[i].0 + a[i].1
+    let bEnd = b[j].0 + b[j].1
+    if lo < min(aEnd, bEnd) { n += Int(min(aEnd, bEnd) - lo) }
+    if aEnd < bEnd { i += 1 } else { j += 1 }
   }
   return n
 }
@@ -887,7 +886,6 @@ extension Array where Element == (UInt32, UInt32) {
   static func == (a: [(UInt32, UInt32)], b: [(UInt32, UInt32)]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
   }
-  static func != (a: [(UInt32, UInt32)], b: [(UInt32, UInt32)]) -> Bool { !(a == b) }
 }
 
 public func uuidString(_ u: [UInt8]) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// Where a value came from, so that every later stage (validation here, the disk planner and
 /// the image builder elsewhere) can point the user at the exact line that asked for it.
@@ -102,23 +103,9 @@ struct Diagnostics {
   }
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Levenshtein distance ignoring case, for "did you mean" hints.
 func editDistance(_ a: String, _ b: String) -> Int {
-  let x = Array(a.lowercased())
-  let y = Array(b.lowercased())
-  if x.isEmpty { return y.count }
-  if y.isEmpty { return x.count }
-  var previous = Array(0...y.count)
-  var current = [Int](repeating: 0, count: y.count + 1)
-  for i in 1...x.count {
-    current[0] = i
-    for j in 1...y.count {
-      let cost = x[i - 1] == y[j - 1] ? 0 : 1
-      current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-    }
-    swap(&previous, &current)
-  }
-  return previous[y.count]
+  PartitionTypes.editDistance(a.lowercased(), b.lowercased())
 }
 
 /// The closest candidate, if it is close enough to be a plausible typo.
