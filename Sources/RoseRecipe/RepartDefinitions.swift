@@ -200,6 +200,10 @@ struct DefinitionReader {
           } else {
             makeDirectories.append((value, valueAt))
           }
+        case "Label" where value.utf16.count > 36:
+          // repart ignores an over-long label (with a warning) and keeps the earlier one.
+          diagnostics.warning(
+            valueAt, "Label= is longer than 36 UTF-16 code units; ignored, as repart ignores it")
         default:
           if let previous = values[key], previous.at.file == valueAt.file {
             diagnostics.warning(
@@ -255,7 +259,7 @@ struct DefinitionReader {
   }
 
   func size(
-    _ key: String, roundUp: Bool, diagnostics: inout Diagnostics
+    _ key: String, isMinimum: Bool, diagnostics: inout Diagnostics
   ) -> UInt64? {
     guard let entry = value(key) else { return nil }
     guard let parsed = parseRepartSize(entry.value) else {
@@ -269,7 +273,10 @@ struct DefinitionReader {
         entry.at, "\(key)=\(entry.value) is too large", hint: "sizes must be below 8 EiB")
       return nil
     }
-    return roundUp ? (parsed + 4095) / 4096 * 4096 : parsed / 4096 * 4096
+    // systemd-repart 252 (as Debian 12 ships it, checked with SYSTEMD_LOG_LEVEL=debug: "Rounded
+    // SizeMinBytes= size 300000001 → 299999232") rounds the minima down and the maxima up to 4096;
+    // later versions round the other way. rosepack builds what 252 builds.
+    return isMinimum ? parsed / 4096 * 4096 : (parsed + 4095) / 4096 * 4096
   }
 
   func tristate(_ key: String, diagnostics: inout Diagnostics) -> Bool? {
@@ -389,10 +396,10 @@ struct DefinitionReader {
     }
 
     let sizing = RepartSizing(
-      sizeMin: size("SizeMinBytes", roundUp: true, diagnostics: &diagnostics),
-      sizeMax: size("SizeMaxBytes", roundUp: false, diagnostics: &diagnostics),
-      paddingMin: size("PaddingMinBytes", roundUp: true, diagnostics: &diagnostics),
-      paddingMax: size("PaddingMaxBytes", roundUp: false, diagnostics: &diagnostics),
+      sizeMin: size("SizeMinBytes", isMinimum: true, diagnostics: &diagnostics),
+      sizeMax: size("SizeMaxBytes", isMinimum: false, diagnostics: &diagnostics),
+      paddingMin: size("PaddingMinBytes", isMinimum: true, diagnostics: &diagnostics),
+      paddingMax: size("PaddingMaxBytes", isMinimum: false, diagnostics: &diagnostics),
       weight: weight("Weight", diagnostics: &diagnostics) ?? 1000,
       paddingWeight: weight("PaddingWeight", diagnostics: &diagnostics) ?? 0)
     if let low = sizing.sizeMin, let high = sizing.sizeMax, low > high,
