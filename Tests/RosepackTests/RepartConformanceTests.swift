@@ -27,16 +27,22 @@ import Testing
 
   @Test(arguments: cases)
   func sameTableAsRepart(_ name: String) throws {
-    guard let repart = ["/usr/bin/systemd-repart", "/bin/systemd-repart"].first(where: {
-      FileManager.default.isExecutableFile(atPath: $0)
-    }) else {
-      print("skipped \(name): systemd-repart is not installed (scripts/install-deps.sh installs systemd)")
+    guard
+      let repart = ["/usr/bin/systemd-repart", "/bin/systemd-repart"].first(where: {
+        FileManager.default.isExecutableFile(atPath: $0)
+      })
+    else {
+      print(
+        "skipped \(name): systemd-repart is not installed (scripts/install-deps.sh installs systemd)"
+      )
       return
     }
     let dir = Self.corpus + "/" + name
     let args = try parseArgs(dir + "/ARGS")
     let sectorSize = Int(args["sector-size"] ?? "512") ?? 512
-    if sectorSize != 512 && (getuid() != 0 || !FileManager.default.fileExists(atPath: "/dev/loop-control")) {
+    if sectorSize != 512
+      && (getuid() != 0 || !FileManager.default.fileExists(atPath: "/dev/loop-control"))
+    {
       print("skipped \(name): 4096-byte sectors need a loop device (root and /dev/loop-control)")
       return
     }
@@ -112,7 +118,8 @@ import Testing
       for key in ["start", "size", "type", "uuid", "name", "attrs"] {
         #expect(
           "\(a[key] ?? "nil")" == "\(b[key] ?? "nil")",
-          "\(name): partition \(n + 1) \(key): repart \(a[key] ?? "nil"), rosepack \(b[key] ?? "nil")")
+          "\(name): partition \(n + 1) \(key): repart \(a[key] ?? "nil"), rosepack \(b[key] ?? "nil")"
+        )
       }
     }
   }
@@ -129,13 +136,16 @@ import Testing
 
   func parseSize(_ text: String) -> UInt64? {
     let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-    if let last = text.last, let unit = units[last] { return UInt64(text.dropLast()).map { $0 * unit } }
+    if let last = text.last, let unit = units[last] {
+      return UInt64(text.dropLast()).map { $0 * unit }
+    }
     return UInt64(text)
   }
 
   func strippedCopy(_ dir: String, into target: String) throws -> String {
     try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-    for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".conf") {
+    for file in try FileManager.default.contentsOfDirectory(atPath: dir)
+    where file.hasSuffix(".conf") {
       let text = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
       let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter {
         !$0.hasPrefix("CopyFiles=")
@@ -148,7 +158,8 @@ import Testing
 
   func attachLoop(_ path: String, sectorSize: Int, readOnly: Bool) throws -> String {
     let result = try CLI.tool(
-      "losetup", ["--sector-size", String(sectorSize), "-f", "--show"] + (readOnly ? ["-r"] : []) + [path])
+      "losetup",
+      ["--sector-size", String(sectorSize), "-f", "--show"] + (readOnly ? ["-r"] : []) + [path])
     guard result.status == 0 else { throw TestFailure("losetup failed: \(result.stderr)") }
     return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
   }
