@@ -52,7 +52,12 @@ public let repartKeyTable: [(name: String, status: RepartKeyStatus)] = [
   (
     "Subvolumes", .refused("btrfs subvolumes: rosepack does not write btrfs (A/B slots are Slots=)")
   ),
-  ("Minimize", .refused("newer than systemd 252; use the recipe language's automatic sizes")),
+  (
+    "Minimize",
+    .partial(
+      "newer than systemd 252; as documented for later versions: off, or best/guess/yes for the "
+        + "smallest partition that holds its CopyFiles= (Format=rosefs or vfat)")
+  ),
 ]
 
 /// Reads a repart.d definitions directory (one partition per `*.conf`, in file-name order, with
@@ -80,7 +85,11 @@ public enum RepartDefinitions {
 
   public static func load(directory: String, options: Options) throws -> Recipe {
     var diagnostics = Diagnostics()
-    let dir = (directory as NSString).standardizingPath
+    var dir = (directory as NSString).standardizingPath
+    if !dir.hasPrefix("/") {
+      dir = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(dir)
+      dir = (dir as NSString).standardizingPath
+    }
     var names: [String] = []
     do {
       names = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
@@ -339,7 +348,23 @@ struct DefinitionReader {
         failed = true
       }
     }
-    for key in ["VerityMatchKey", "Subvolumes", "Minimize"] {
+    var minimize = MinimizeMode.off
+    if let entry = value("Minimize") {
+      switch entry.value {
+      case "best": minimize = .best
+      case "guess": minimize = .guess
+      case "off": minimize = .off
+      default:
+        if let b = parseBool(entry.value) {
+          minimize = b ? .best : .off
+        } else {
+          diagnostics.error(
+            entry.at, "invalid Minimize= '\(entry.value)'", hint: "off, best, guess, yes or no")
+          failed = true
+        }
+      }
+    }
+    for key in ["VerityMatchKey", "Subvolumes"] {
       if let entry = value(key) {
         let hint: String
         switch key {
@@ -347,7 +372,6 @@ struct DefinitionReader {
           hint =
             "repart's Subvolumes= lists btrfs subvolumes; rosepack does not write btrfs (its "
             + "A/B slots are Slots= in a rosepack recipe)"
-        case "Minimize": hint = "Minimize= is newer than systemd 252 and has no effect here"
         default: hint = "VerityMatchKey= needs Verity=, which rosepack does not support"
         }
         diagnostics.error(entry.at, "\(key)= is not supported", hint: hint)
@@ -551,6 +575,11 @@ struct DefinitionReader {
       label: label, type: PartitionType(name: PartitionTypes.name(for: typeGUID), guid: typeUUID),
       uuid: uuid, format: format, size: sizeRule, flags: flags, weight: sizing.weight,
       splitName: splitName, copyBlocks: copyBlocks, layers: layers, position: header)
+    spec.minimize = minimize
+    if minimize != .off && format != .rosefs && format != .vfat, let entry = value("Minimize") {
+      diagnostics.warning(
+        entry.at, "Minimize= has no effect without Format=rosefs or Format=vfat")
+    }
     spec.repartSizing = sizing
     spec.attributeOverride = flags
     return spec

@@ -7,7 +7,13 @@ extension BuildPipeline {
   func planRepart(_ disk: RepartDisk) throws -> DiskLayout {
     var requests: [RepartPartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
-      let sizing = spec.repartSizing ?? RepartSizing()
+      var sizing = spec.repartSizing ?? RepartSizing()
+      if spec.minimize != .off && (spec.format == .rosefs || spec.format == .vfat) {
+        // Minimize= (repart 253+): exactly the space the content needs, on the 4096 grain.
+        let needed = (max(contents[i].size, 4096) + 4095) / 4096 * 4096
+        sizing.sizeMin = needed
+        sizing.sizeMax = needed
+      }
       guard let type = try? GUID(parsing: spec.type.guid.uuidString),
         let uuid = try? GUID(parsing: (spec.uuid ?? UUID()).uuidString)
       else {
