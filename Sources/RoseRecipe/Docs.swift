@@ -134,8 +134,8 @@ private let recipesIntro = """
 
   ## A/B slots
 
-  `Subvolumes=a b` gives a RoseFS partition two subvolumes: the first is slot A, the second
-  slot B; `DefaultSubvolume=` picks the one mounted by default. With `SlotB=snapshot`
+  `Slots=a b` gives a RoseFS partition two subvolumes: the first is slot A, the second
+  slot B; `DefaultSlot=` picks the one mounted by default. With `SlotB=snapshot`
   (default) slot B is a snapshot of slot A: it shares all data except per-slot files; with
   `SlotB=empty` it starts empty.
 

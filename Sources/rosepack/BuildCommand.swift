@@ -69,7 +69,8 @@ struct BuildCommand: ParsableCommand {
         (loaded, outputDirectory) = try loadDefinitions(definitions)
       } else {
         loaded = try RecipeLoader.load(
-          path: recipe, defines: values, environment: ProcessInfo.processInfo.environment)
+          path: recipe, defines: values, environment: ProcessInfo.processInfo.environment,
+          root: root)
       }
     } catch let error as RecipeErrors {
       reportErrors(error.errors)

@@ -102,8 +102,8 @@ import Testing
       Minimize=best
       Weight=10
       SplitName=system.img
-      Subvolumes=a b
-      DefaultSubvolume=b
+      Slots=a b
+      DefaultSlot=b
       SlotB=empty
       Inline=/etc/x:50%% off\\ttab\\\\back\\n
       Slot=a
