@@ -192,7 +192,11 @@ struct LoadState {
   mutating func reportUnknownKey(_ entry: Entry, in kind: SectionKind) {
     let candidates = recipeKeys.filter { $0.section == kind || $0.section == .any }.map(\.name)
     var hint: String?
-    if let match = closestMatch(entry.key, in: candidates) {
+    if entry.key == "Subvolumes" || entry.key == "DefaultSubvolume" {
+      hint =
+        "repart's \(entry.key)= is about btrfs subvolumes, which rosepack does not write; RoseFS "
+        + "A/B slots are Slots= and DefaultSlot="
+    } else if let match = closestMatch(entry.key, in: candidates) {
       hint = "did you mean \(match)=?"
     } else if let other = recipeKeys.first(where: { $0.name == entry.key }) {
       hint = "\(entry.key)= belongs in [\(other.section.rawValue)]"
@@ -421,9 +425,10 @@ struct LoadState {
     case .size, .sizeOrAuto:
       if case .sizeOrAuto = spec.type, value == "auto" { return .auto }
       if let size = parseSize(value) {
-        if size >= 1 << 63 {
+        if size >= 1 << 60 {
           diagnostics.error(
-            at, "\(spec.name)=\(value) is too large", hint: "sizes must be below 8 EiB (2^63 bytes)"
+            at, "\(spec.name)=\(value) is too large",
+            hint: "sizes must be below 1 EiB (2^60 bytes); disk offsets must stay far from 2^63"
           )
           return nil
         }

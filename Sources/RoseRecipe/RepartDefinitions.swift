@@ -279,9 +279,10 @@ struct DefinitionReader {
         hint: "bytes with an optional K, M, G, T, P or E suffix (powers of 1024), e.g. 64M")
       return nil
     }
-    guard parsed < 1 << 63 else {
+    guard parsed < 1 << 60 else {
       diagnostics.error(
-        entry.at, "\(key)=\(entry.value) is too large", hint: "sizes must be below 8 EiB")
+        entry.at, "\(key)=\(entry.value) is too large",
+        hint: "sizes must be below 1 EiB (2^60 bytes)")
       return nil
     }
     // systemd-repart 252 (as Debian 12 ships it, checked with SYSTEMD_LOG_LEVEL=debug: "Rounded

@@ -125,7 +125,7 @@ extension BuildCommand {
     }
     var diskSize: UInt64?
     if size != "auto" {
-      guard let bytes = parseCLISize(size), bytes > 0, bytes < 1 << 63 else {
+      guard let bytes = parseCLISize(size), bytes > 0, bytes < 1 << 60 else {
         throw CLIError.usage(
           "--size '\(size)': expected bytes with an optional K, M, G or T suffix, or auto")
       }

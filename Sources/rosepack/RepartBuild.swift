@@ -32,6 +32,13 @@ extension BuildPipeline {
     let sectorSize = UInt64(recipe.image.sectorSize)
     let size =
       disk.diskSize ?? RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
+    guard size < 1 << 62 else {
+      throw BuildFailure.at(
+        recipe.partitions.first?.position
+          ?? SourcePosition(file: "definitions", line: 0, column: 0),
+        "the disk would be \(formatDiskSize(size)), more than an image file can hold",
+        hint: "lower SizeMinBytes= or PaddingMinBytes=")
+    }
     do {
       return try RepartLayout.plan(
         sectorSize: sectorSize, diskSize: size, diskGUID: GUID.repartDiskGUID(seed: disk.seed),
@@ -138,6 +145,12 @@ extension BuildPipeline {
         end = sum
       }
       diskSize = RepartLayout.roundUp(end &+ backup, max(sectorSize, 4096))
+    }
+    guard diskSize < 1 << 62 else {
+      throw BuildFailure.at(
+        recipe.partitions.first?.position ?? SourcePosition(file: "recipe", line: 0, column: 0),
+        "the disk would be \(formatDiskSize(diskSize)), more than an image file can hold",
+        hint: "lower SizeMinBytes=, PaddingMinBytes= or DiskSize=")
     }
     do {
       return try RepartLayout.plan(
