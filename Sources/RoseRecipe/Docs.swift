@@ -34,13 +34,18 @@ public func recipesMarkdown() -> String {
   for (name, meaning) in TemplateVariables.documented {
     out += "| `\(name)` | \(meaning) |\n"
   }
-  out += "\n## Starter projects\n\n`rosepack init --template NAME DIR` writes one of:\n\n"
-  for starter in StarterTemplates.allCases {
-    out += "- `\(starter.rawValue)`: \(starter.summary)\n"
-  }
-  for starter in StarterTemplates.allCases {
-    out += "\n### \(starter.rawValue)\n\n```ini\n\(starter.files[0].contents)```\n"
-  }
+  out += """
+
+    ## Starter projects
+
+    `rosepack init --list` lists the starter projects, and `rosepack init --template NAME DIR`
+    copies one: each is a real directory under the top-level `Templates/NAME/` (the recipe
+    `NAME.conf`, its inputs and Mustache templates; `DESCRIPTION` holds the one-line summary).
+    rosepack finds `Templates/` through `$ROSEPACK_TEMPLATES`, then next to its executable
+    (`Templates/` or `share/rosepack/Templates/`), then in the source tree it was built in.
+    Every template builds unchanged (`Tests/RosepackTests/TemplateTests.swift`).
+
+    """
   return out
 }
 
