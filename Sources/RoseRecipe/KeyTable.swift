@@ -60,11 +60,14 @@ public struct KeySpec: Sendable, Equatable {
   public var required: Bool
   /// The name systemd-repart uses for the same meaning, if this key is a repart key.
   public var fromRepart: Bool
+  /// True for keys kept for compatibility that cannot change the output (one allowed value).
+  public var recordedOnly: Bool
   public var help: String
 
   init(
     _ section: SectionKind, _ name: String, _ type: KeyType, default defaultValue: String = "",
-    repeatable: Bool = false, required: Bool = false, repart: Bool = false, _ help: String
+    repeatable: Bool = false, required: Bool = false, repart: Bool = false,
+    recordedOnly: Bool = false, _ help: String
   ) {
     self.section = section
     self.name = name
@@ -73,6 +76,7 @@ public struct KeySpec: Sendable, Equatable {
     self.repeatable = repeatable
     self.required = required
     self.fromRepart = repart
+    self.recordedOnly = recordedOnly
     self.help = help
   }
 
@@ -137,7 +141,8 @@ public let recipeKeys: [KeySpec] = [
       + "as mkosi does. Without it (or SOURCE_DATE_EPOCH, which wins) input times are kept; "
       + "entries rosepack creates are dated 0 (1970-01-01) unless an epoch is given."),
   KeySpec(
-    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", "Partition table type."),
+    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", recordedOnly: true,
+    "Partition table type (recorded only: gpt is the one value)."),
   KeySpec(
     .image, "Define", .syntax("NAME=VALUE"), repeatable: true,
     "Default for a %{NAME} variable; --define NAME=VALUE on the command line wins. The value "
@@ -179,7 +184,8 @@ public let recipeKeys: [KeySpec] = [
     "Free space added above the content size, in percent of the content size."),
   KeySpec(
     .partition, "Grow", .bool, default: "no",
-    "Take all space left on a fixed-size disk. At most one partition may grow."),
+    "Share the space left on a fixed-size disk with the other growing partitions, by Weight= "
+      + "(default 1000)."),
   KeySpec(
     .partition, "Offset", .size, default: "after the previous partition",
     "Pin the partition start (e.g. for boot ROMs); a multiple of Alignment=."),
