@@ -163,8 +163,8 @@ public let recipeKeys: [KeySpec] = [
     "GPT partition UUID, with or without dashes; null writes the all-zero UUID."),
   KeySpec(
     .partition, "Extend", .string,
-    "Adds this section's keys to the earlier partition with this label instead of creating a "
-      + "new partition (for drop-ins)."),
+    "Adds this section's keys to the earlier partition with this Label= (or, for a partition "
+      + "without one, this Type= value) instead of creating a new partition (for drop-ins)."),
   KeySpec(
     .partition, "Format", .enumeration(PartitionFormat.allCases.map(\.rawValue)),
     default: "empty", repart: true,
