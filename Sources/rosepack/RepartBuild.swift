@@ -32,6 +32,13 @@ extension BuildPipeline {
     let sectorSize = UInt64(recipe.image.sectorSize)
     let size =
       disk.diskSize ?? RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
+    let minimum = RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
+    if let given = disk.diskSize, given < minimum {
+      throw BuildFailure.at(
+        SourcePosition(file: "--size \(formatDiskSize(given))", line: 0, column: 0),
+        "the disk is too small: these partitions need at least \(formatDiskSize(minimum))",
+        hint: "give --size \(minimum) or more, or --size auto")
+    }
     guard size < 1 << 62 else {
       throw BuildFailure.at(
         recipe.partitions.first?.position

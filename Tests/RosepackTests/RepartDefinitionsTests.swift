@@ -48,6 +48,15 @@ import Testing
     #expect(top.stdout.split(separator: "\n").map(String.init) == ["usr"])
   }
 
+  @Test func tooSmallSizeSaysWhatIsNeeded() throws {
+    let dir = try definitions(["10-root.conf": "[Partition]\nType=root\nSizeMinBytes=64M\n"])
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let result = try CLI.rosepack(["build", "--definitions", dir, "--size", "8M", dir + "/x.img"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("these partitions need at least 65.0 MiB (68177920 bytes)"))
+    #expect(!FileManager.default.fileExists(atPath: dir + "/x.img"))
+  }
+
   @Test func copyFilesNeedsRoot() throws {
     let dir = try definitions([
       "10-root.conf": "[Partition]\nType=root\nFormat=rosefs\nCopyFiles=/etc\n"
