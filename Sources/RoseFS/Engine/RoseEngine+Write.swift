@@ -408,15 +408,27 @@ extension RoseEngine {
       guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
       let n = try inode(e.ino)
       let target = nd.entries[newName]
-      if n.kind == .directory, try isAncestor(n.rec.ino, of: newParent) {
-        throw EngineError(EINVAL, "cannot move a directory into itself")
+      // The order of checks is Linux's (do_renameat2, lock_rename, vfs_rename).
+      if flags.contains(.exchange) && target == nil {
+        throw EngineError.noEntry(Name.printable(newName))
       }
-      if flags.contains(.exchange) {
-        guard let t = target else { throw EngineError.noEntry(Name.printable(newName)) }
-        let m = try inode(t.ino)
-        if m.kind == .directory, try isAncestor(m.rec.ino, of: parent) {
+      if flags.contains(.noReplace) && target != nil {
+        throw EngineError.exists("\(Name.printable(newName)) exists")
+      }
+      if parent != newParent {
+        if n.kind == .directory, try isAncestor(n.rec.ino, of: newParent) {
           throw EngineError(EINVAL, "cannot move a directory into itself")
         }
+        if let t = target, t.type == FileKind.directory.rawValue,
+          try isAncestor(t.ino, of: parent)
+        {
+          throw EngineError(
+            flags.contains(.exchange) ? EINVAL : ENOTEMPTY, "the target contains the source")
+        }
+      }
+      if let t = target, t.ino == n.rec.ino { return }
+      if flags.contains(.exchange), let t = target {
+        let m = try inode(t.ino)
         try ensureUserSpace(1)
         dataChanged = true
         d.entries[name] = (m.rec.ino, m.kind.rawValue)
@@ -450,10 +462,6 @@ extension RoseEngine {
       }
       if parent == newParent && name == newName { return }
       if let t = target {
-        if flags.contains(.noReplace) {
-          throw EngineError.exists("\(Name.printable(newName)) exists")
-        }
-        if t.ino == n.rec.ino { return }
         let m = try inode(t.ino)
         if n.kind == .directory {
           guard m.kind == .directory else {
