@@ -48,10 +48,13 @@ public final class FuseMount {
   /// Mounts, calls `ready` once the kernel has the mount, serves until unmounted or signalled
   /// (SIGINT, SIGTERM, SIGHUP), then lets the volume write its clean checkpoint.
   public func serve(mountpoint: String, fsname: String, ready: () -> Void) throws(MountError) {
-    var options = "default_permissions,fsname=\(fsname.replacingOccurrences(",", "_")),subtype=rosefs"
+    var options =
+      "default_permissions,fsname=\(fsname.replacingOccurrences(",", "_")),subtype=rosefs"
     if volume.isReadOnly { options += ",ro" }
-    let argv: [UnsafeMutablePointer<CChar>?] = ["rosepack", "-o", options].map { (s: String) in strdup(s) }
-    defer { argv.forEach { free($0) } }
+    let argv: [UnsafeMutablePointer<CChar>?] = ["rosepack", "-o", options].map { (s: String) in
+      strdup(s)
+    }
+    defer { for p in argv { free(p) } }
     var cargv = argv + [nil]
     var ops = Self.operations()
     let me = Unmanaged.passUnretained(self).toOpaque()
@@ -169,8 +172,9 @@ public final class FuseMount {
   // MARK: Dispatch
 
   /// Runs one request: the body replies on success; an error replies its errno.
-  static func handle(_ req: fuse_req_t?, _ body: (FuseMount, fuse_req_t) throws(EngineError) -> Void)
-  {
+  static func handle(
+    _ req: fuse_req_t?, _ body: (FuseMount, fuse_req_t) throws(EngineError) -> Void
+  ) {
     guard let req, let data = fuse_req_userdata(req) else { return }
     let me = Unmanaged<FuseMount>.fromOpaque(data).takeUnretainedValue()
     do {
@@ -221,7 +225,8 @@ public final class FuseMount {
             written = buffer.withUnsafeMutableBufferPointer { b in
               name.withUnsafeBufferPointer { n in
                 n.withMemoryRebound(to: CChar.self) { cname in
-                  fuse_add_direntry(req, b.baseAddress! + used, size - used, cname.baseAddress, &st, next)
+                  fuse_add_direntry(
+                    req, b.baseAddress! + used, size - used, cname.baseAddress, &st, next)
                 }
               }
             }
@@ -258,7 +263,8 @@ public final class FuseMount {
     }
     ops.lookup = { req, parent, name in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
-        m.replyEntry(req, try m.volume.lookup(parent: try m.volumeIno(parent), name: FuseMount.name(name)))
+        m.replyEntry(
+          req, try m.volume.lookup(parent: try m.volumeIno(parent), name: FuseMount.name(name)))
       }
     }
     ops.forget = { req, _, _ in fuse_reply_none(req) }
@@ -346,7 +352,8 @@ public final class FuseMount {
         m.replyEntry(
           req,
           try m.volume.symlink(
-            parent: dir, name: FuseMount.name(name), target: FuseMount.name(target), uid: o.uid, gid: o.gid))
+            parent: dir, name: FuseMount.name(name), target: FuseMount.name(target), uid: o.uid,
+            gid: o.gid))
       }
     }
     ops.rename = { req, parent, name, newParent, newName, flags in
@@ -447,7 +454,8 @@ public final class FuseMount {
           Int(flags) & XATTR_CREATE != 0
           ? .create : Int(flags) & XATTR_REPLACE != 0 ? .replace : .createOrReplace
         let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-        try m.volume.setxattr(try m.volumeIno(ino), name: FuseMount.name(name), value: bytes, mode: mode)
+        try m.volume.setxattr(
+          try m.volumeIno(ino), name: FuseMount.name(name), value: bytes, mode: mode)
         fuse_reply_err(req, 0)
       }
     }

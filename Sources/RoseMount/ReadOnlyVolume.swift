@@ -1,9 +1,10 @@
+import RoseFS
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import RoseFS
 
 /// One subvolume of a packed image served through `VolumeOperations` by the image reader: every
 /// change answers EROFS. It mounts any image the reader accepts, independently of the read-write

@@ -30,7 +30,8 @@ struct MountCommand: ParsableCommand {
     guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory),
       isDirectory.boolValue
     else {
-      throw CLIError.usage("\(mountpoint): the mountpoint is not an existing directory; create it first")
+      throw CLIError.usage(
+        "\(mountpoint): the mountpoint is not an existing directory; create it first")
     }
     guard access("/dev/fuse", R_OK | W_OK) == 0 else {
       throw CLIError.failed(
@@ -117,8 +118,8 @@ struct MountCommand: ParsableCommand {
     let cArguments = arguments.map { strdup($0) } + [nil]
     let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
-      cArguments.forEach { free($0) }
-      cEnvironment.forEach { free($0) }
+      for p in cArguments { free(p) }
+      for p in cEnvironment { free(p) }
     }
     var pid: pid_t = 0
     let status = posix_spawn(&pid, "/proc/self/exe", &actions, nil, cArguments, cEnvironment)
@@ -143,7 +144,8 @@ struct MountCommand: ParsableCommand {
     var exitStatus: Int32 = 0
     waitpid(pid, &exitStatus, 0)
     FileHandle.standardError.write(
-      Data((text.isEmpty ? "rosepack: error: the mount server exited without mounting\n" : text).utf8))
+      Data(
+        (text.isEmpty ? "rosepack: error: the mount server exited without mounting\n" : text).utf8))
     throw ExitCode(1)
   }
 }
