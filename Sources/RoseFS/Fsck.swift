@@ -470,13 +470,14 @@ final class FsckRun {
     let ssaCount =
       (mainBlocks + UInt64(RoseLayout.ssaEntriesPerBlock) - 1)
       / UInt64(RoseLayout.ssaEntriesPerBlock)
-    var natDone: [String: (Int, [(addr: UInt32, use: BlockUse)])] = [:]
+    // The NAT as stored, before a head's own journal entries (which apply to that head only).
+    var natDone: [String: ([UInt32: UInt32], [(addr: UInt32, use: BlockUse)])] = [:]
     for h in 0..<nHeads {
       let head = cp.heads[h]
       var blocks: [(addr: UInt32, use: BlockUse)]
       let natKey = "\(head.nat.root)/\(head.nat.nblocks)/\(head.nat.depth)"
-      if let (g, b) = natDone[natKey] {
-        natMap[h] = natMap[g]
+      if let (stored, b) = natDone[natKey] {
+        natMap[h] = stored
         blocks = b
       } else {
         var map: [UInt32: UInt32] = [:]
@@ -508,7 +509,7 @@ final class FsckRun {
           }
         }
         natMap[h] = map
-        natDone[natKey] = (h, blocks)
+        natDone[natKey] = (map, blocks)
       }
       for e in cp.natJournal where Int(e.head) == h {
         if e.blkaddr == 0 {
