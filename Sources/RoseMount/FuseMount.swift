@@ -23,6 +23,9 @@ public final class FuseMount {
   public private(set) var unmountError: EngineError?
   /// Where volume errors that are not plain POSIX outcomes (EIO, EUCLEAN) are reported.
   let log: (String) -> Void
+  /// FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK were granted at init (read-write mounts).
+  var aclEnabled = false
+  var dontMask = false
   /// Kernel cache timeout: every change goes through this process, so the kernel's view stays true.
   let timeout: Double = 1.0
 
@@ -152,21 +155,81 @@ public final class FuseMount {
     fuse_reply_attr(req, &st, timeout)
   }
 
-  /// uid and gid of a new inode: the caller's, and the directory's group under a setgid directory
-  /// (which a new directory inherits), as Linux filesystems do.
-  func owner(_ req: fuse_req_t, parent: UInt32, mode: UInt16) throws(EngineError) -> (
-    uid: UInt32, gid: UInt32, mode: UInt16
-  ) {
+  /// How a new inode is made: the caller's uid and gid (the directory's group under a setgid
+  /// directory, which a new directory inherits), and its mode: limited by the directory's default ACL
+  /// when it has one (which the inode then inherits), else by the caller's umask.
+  struct Creation {
+    var uid: UInt32
+    var gid: UInt32
+    var mode: UInt16
+    var accessACL: PosixACL?
+    var defaultACL: PosixACL?
+  }
+
+  func creation(_ req: fuse_req_t, parent: UInt32, mode: UInt16) throws(EngineError) -> Creation {
     let ctx = fuse_req_ctx(req)
-    let uid = ctx?.pointee.uid ?? 0
-    var gid = ctx?.pointee.gid ?? 0
-    var mode = mode
+    var c = Creation(uid: ctx?.pointee.uid ?? 0, gid: ctx?.pointee.gid ?? 0, mode: mode)
+    let isDirectory = mode & Mode.typeMask == Mode.directory
     let dir = try volume.getattr(parent)
     if dir.mode & Mode.setgid != 0 {
-      gid = dir.gid
-      if mode & Mode.typeMask == Mode.directory { mode |= Mode.setgid }
+      c.gid = dir.gid
+      if isDirectory { c.mode |= Mode.setgid }
     }
-    return (uid, gid, mode)
+    if mode & Mode.typeMask == Mode.symlink { return c }
+    if aclEnabled, let bytes = try? volume.getxattr(parent, name: PosixACL.defaultName),
+      let inherited = PosixACL(bytes)
+    {
+      let access = inherited.inherited(mode: mode & 0o777)
+      c.mode = (c.mode & ~0o777) | access.modeBits
+      if !access.isEquivalentToMode { c.accessACL = access }
+      if isDirectory { c.defaultACL = inherited }
+    } else if dontMask {
+      c.mode &= ~UInt16(truncatingIfNeeded: ctx?.pointee.umask ?? 0o022)
+    }
+    return c
+  }
+
+  /// Stores the ACLs a new inode inherited; returns its attributes.
+  func finish(_ created: NodeAttributes, _ c: Creation) throws(EngineError) -> NodeAttributes {
+    if let acl = c.accessACL {
+      try volume.setxattr(created.ino, name: PosixACL.accessName, value: acl.bytes, mode: .create)
+    }
+    if let acl = c.defaultACL {
+      try volume.setxattr(created.ino, name: PosixACL.defaultName, value: acl.bytes, mode: .create)
+    }
+    return created
+  }
+
+  /// setxattr of an ACL: the access ACL sets the mode's permission bits (and is not kept when the
+  /// mode says it all); a default ACL is for directories only.
+  func setACL(_ ino: UInt32, name: [UInt8], value: [UInt8], mode: XattrMode) throws(EngineError) {
+    guard let acl = PosixACL(value) else { throw EngineError(EINVAL, "malformed POSIX ACL") }
+    let attributes = try volume.getattr(ino)
+    if name == PosixACL.defaultName {
+      guard attributes.kind == .directory else { throw EngineError(EACCES) }
+      try volume.setxattr(ino, name: name, value: acl.bytes, mode: mode)
+      return
+    }
+    let permissions = (attributes.mode & 0o7000) | acl.modeBits
+    if permissions != attributes.mode & 0o7777 {
+      _ = try volume.setattr(ino, AttributeChanges(permissions: permissions))
+    }
+    if acl.isEquivalentToMode {
+      do {
+        try volume.removexattr(ino, name: name)
+      } catch  where error.errno == ENODATA {}
+    } else {
+      try volume.setxattr(ino, name: name, value: acl.bytes, mode: mode)
+    }
+  }
+
+  /// After a chmod, the access ACL follows the new permission bits.
+  func chmodACL(_ ino: UInt32, permissions: UInt16) throws(EngineError) {
+    guard aclEnabled, let bytes = try? volume.getxattr(ino, name: PosixACL.accessName),
+      let acl = PosixACL(bytes)
+    else { return }
+    try volume.setxattr(
+      ino, name: PosixACL.accessName, value: acl.chmod(permissions).bytes, mode: .replace)
   }
 
   // MARK: Dispatch
@@ -246,8 +309,11 @@ public final class FuseMount {
     ops.`init` = { data, conn in
       guard let data, let conn else { return }
       let me = Unmanaged<FuseMount>.fromOpaque(data).takeUnretainedValue()
-      if !me.volume.isReadOnly && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 {
-        conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL)
+      let acl = UInt32(FUSE_CAP_POSIX_ACL) | UInt32(FUSE_CAP_DONT_MASK)
+      if !me.volume.isReadOnly && conn.pointee.capable & acl == acl {
+        conn.pointee.want |= acl
+        me.aclEnabled = true
+        me.dontMask = true
       }
     }
     ops.destroy = { data in
@@ -299,7 +365,10 @@ public final class FuseMount {
           c.mtime = FuseMount.timestamp(a.st_mtim)
         }
         if set(FUSE_SET_ATTR_CTIME) { c.ctime = FuseMount.timestamp(a.st_ctim) }
-        m.replyAttr(req, try m.volume.setattr(try m.volumeIno(ino), c))
+        let target = try m.volumeIno(ino)
+        let result = try m.volume.setattr(target, c)
+        if let p = c.permissions { try m.chmodACL(target, permissions: p) }
+        m.replyAttr(req, result)
       }
     }
     ops.readlink = { req, ino in
@@ -313,24 +382,22 @@ public final class FuseMount {
     ops.mknod = { req, parent, name, mode, rdev in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         let dir = try m.volumeIno(parent)
-        let o = try m.owner(req, parent: dir, mode: UInt16(truncatingIfNeeded: mode))
+        let o = try m.creation(req, parent: dir, mode: UInt16(truncatingIfNeeded: mode))
         let dev = FuseMount.deviceNumbers(rdev)
-        m.replyEntry(
-          req,
-          try m.volume.mknod(
-            parent: dir, name: FuseMount.name(name), mode: o.mode, uid: o.uid, gid: o.gid,
-            rdevMajor: dev.major, rdevMinor: dev.minor))
+        let created = try m.volume.mknod(
+          parent: dir, name: FuseMount.name(name), mode: o.mode, uid: o.uid, gid: o.gid,
+          rdevMajor: dev.major, rdevMinor: dev.minor)
+        m.replyEntry(req, try m.finish(created, o))
       }
     }
     ops.mkdir = { req, parent, name, mode in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         let dir = try m.volumeIno(parent)
-        let o = try m.owner(
+        let o = try m.creation(
           req, parent: dir, mode: Mode.directory | UInt16(truncatingIfNeeded: mode & 0o7777))
-        m.replyEntry(
-          req,
-          try m.volume.mkdir(
-            parent: dir, name: FuseMount.name(name), mode: o.mode & 0o7777, uid: o.uid, gid: o.gid))
+        let created = try m.volume.mkdir(
+          parent: dir, name: FuseMount.name(name), mode: o.mode & 0o7777, uid: o.uid, gid: o.gid)
+        m.replyEntry(req, try m.finish(created, o))
       }
     }
     ops.unlink = { req, parent, name in
@@ -348,7 +415,7 @@ public final class FuseMount {
     ops.symlink = { req, target, parent, name in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         let dir = try m.volumeIno(parent)
-        let o = try m.owner(req, parent: dir, mode: Mode.symlink | 0o777)
+        let o = try m.creation(req, parent: dir, mode: Mode.symlink | 0o777)
         m.replyEntry(
           req,
           try m.volume.symlink(
@@ -385,12 +452,12 @@ public final class FuseMount {
     ops.create = { req, parent, name, mode, fi in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         let dir = try m.volumeIno(parent)
-        let o = try m.owner(
+        let o = try m.creation(
           req, parent: dir, mode: Mode.regular | UInt16(truncatingIfNeeded: mode & 0o7777))
-        var e = m.entry(
-          try m.volume.mknod(
-            parent: dir, name: FuseMount.name(name), mode: o.mode, uid: o.uid, gid: o.gid,
-            rdevMajor: 0, rdevMinor: 0))
+        let created = try m.volume.mknod(
+          parent: dir, name: FuseMount.name(name), mode: o.mode, uid: o.uid, gid: o.gid,
+          rdevMajor: 0, rdevMinor: 0)
+        var e = m.entry(try m.finish(created, o))
         fuse_reply_create(req, &e, fi)
       }
     }
@@ -454,8 +521,13 @@ public final class FuseMount {
           Int(flags) & XATTR_CREATE != 0
           ? .create : Int(flags) & XATTR_REPLACE != 0 ? .replace : .createOrReplace
         let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-        try m.volume.setxattr(
-          try m.volumeIno(ino), name: FuseMount.name(name), value: bytes, mode: mode)
+        let target = try m.volumeIno(ino)
+        let key = FuseMount.name(name)
+        if m.aclEnabled && (key == PosixACL.accessName || key == PosixACL.defaultName) {
+          try m.setACL(target, name: key, value: bytes, mode: mode)
+        } else {
+          try m.volume.setxattr(target, name: key, value: bytes, mode: mode)
+        }
         fuse_reply_err(req, 0)
       }
     }

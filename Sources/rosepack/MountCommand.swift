@@ -45,18 +45,7 @@ struct MountCommand: ParsableCommand {
     let (vol, name) = try volume.open()
     let lock = try lockImage(exclusive: !readOnly)
     defer { close(lock) }
-    let reader = try ImageReader(image: vol)
-    let operations: any VolumeOperations
-    do {
-      operations = try ReadOnlyVolume(reader: reader, subvolume: subvolume)
-    } catch {
-      throw CLIError.failed("\(name): \(error.detail.isEmpty ? "\(error)" : error.detail)")
-    }
-    if !readOnly {
-      throw CLIError.failed(
-        "\(name): read-write mounts need the RoseFS engine, which this build does not have yet; use --read-only"
-      )
-    }
+    let operations = try openVolume(vol, name: name)
     let mount = FuseMount(volume: operations) { message in
       FileHandle.standardError.write(Data("rosepack: \(message)\n".utf8))
     }
@@ -77,6 +66,27 @@ struct MountCommand: ParsableCommand {
     }
     if let e = mount.unmountError {
       throw CLIError.failed("\(name): the clean unmount failed: \(e)")
+    }
+  }
+
+  /// The engine on the volume (read-only when asked), or the image reader for a read-only mount of a
+  /// volume the engine refuses.
+  func openVolume(_ vol: ImageFile, name: String) throws -> any VolumeOperations {
+    let reader = try ImageReader(image: vol)
+    do {
+      let device = try FileBlockDevice(
+        path: volume.image, byteOffset: vol.baseOffset, blockCount: reader.superblock.blockCount,
+        writable: !readOnly)
+      return try RoseEngine.open(device: device, subvolume: subvolume, readOnly: readOnly)
+    } catch {
+      if !readOnly || error.errno == ENOENT {
+        throw CLIError.failed("\(name): \(error.detail.isEmpty ? "\(error)" : error.detail)")
+      }
+    }
+    do {
+      return try ReadOnlyVolume(reader: reader, subvolume: subvolume)
+    } catch {
+      throw CLIError.failed("\(name): \(error.detail.isEmpty ? "\(error)" : error.detail)")
     }
   }
 
