@@ -43,7 +43,7 @@ struct MountCommand: ParsableCommand {
     // The background server leaves the caller's session: a closed terminal must not end the mount.
     if daemon { _ = setsid() }
     let (vol, name) = try volume.open()
-    let lock = try lockImage(exclusive: !readOnly)
+    let lock = try lockImage(volume.image, exclusive: !readOnly)
     defer { close(lock) }
     let operations = try openVolume(vol, name: name)
     let mount = FuseMount(volume: operations) { message in
@@ -88,21 +88,6 @@ struct MountCommand: ParsableCommand {
     } catch {
       throw CLIError.failed("\(name): \(error.detail.isEmpty ? "\(error)" : error.detail)")
     }
-  }
-
-  /// A lock on the image file held while serving: two read-write servers of one image would corrupt
-  /// it, and `flock IMAGE true` lets a script wait until an unmounted server has finished.
-  func lockImage(exclusive: Bool) throws -> Int32 {
-    let fd = open(volume.image, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw CLIError.failed("\(volume.image): cannot open: \(String(cString: strerror(errno)))")
-    }
-    guard flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
-      close(fd)
-      throw CLIError.failed(
-        "\(volume.image) is in use by another rosepack mount or update; unmount it first")
-    }
-    return fd
   }
 
   /// Spawns this command again with -f (it starts a new session; forking a Swift process is not safe), its
@@ -158,4 +143,19 @@ struct MountCommand: ParsableCommand {
         (text.isEmpty ? "rosepack: error: the mount server exited without mounting\n" : text).utf8))
     throw ExitCode(1)
   }
+}
+
+/// A lock on the image file held while serving: two read-write servers of one image would corrupt
+/// it, and `flock IMAGE true` lets a script wait until an unmounted server has finished.
+func lockImage(_ path: String, exclusive: Bool) throws -> Int32 {
+  let fd = open(path, O_RDONLY | O_CLOEXEC)
+  guard fd >= 0 else {
+    throw CLIError.failed("\(path): cannot open: \(String(cString: strerror(errno)))")
+  }
+  guard flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
+    close(fd)
+    throw CLIError.failed(
+      "\(path) is in use by another rosepack mount or update; unmount it first")
+  }
+  return fd
 }
