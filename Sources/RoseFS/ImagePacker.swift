@@ -255,7 +255,7 @@ extension ImageBuilder {
       i > 0 && ssaRuns[i - 1].start == r.start && ssaRuns[i - 1].count == r.count
         && ssaRuns[i - 1].owner == r.owner && ssaRuns[i - 1].kind == r.kind ? nil : r
     }
-    stream.crcSpool.rewindForReading()
+    try stream.crcSpool.rewindForReading()
     var vbmRoots = [MetaRoot](repeating: MetaRoot(), count: views.count)
     var ssaRoot = MetaRoot()
     var spoolPos: UInt32 = RoseLayout.mainStart

@@ -15,6 +15,7 @@ struct Rosepack: ParsableCommand {
 enum RosepackMain {
   /// Parses, runs, and prints an error as one line on stderr with exit status 1.
   static func run() {
+    Interrupts.shared.install()
     do {
       var command = try Rosepack.parseAsRoot()
       try command.run()
