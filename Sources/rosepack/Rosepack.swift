@@ -7,7 +7,7 @@ struct Rosepack: ParsableCommand {
     abstract: "Pack root filesystems into RoseFS images and flashable A/B disk images, offline.",
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
-      InspectCommand.self,
+      InspectCommand.self, MapCommand.self,
       FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self,
     ])
 }

@@ -1,0 +1,7 @@
+import Testing
+
+@testable import RoseHeat
+
+@Suite struct WorkloadTests {
+  @Test func placeholder() { #expect(true) }
+}
