@@ -35,10 +35,18 @@ public enum FigureRenderer {
     let width = max(x - panelGap - axisLabelWidth + margin, 420)
     // Below the grids: the x range line, the band bar, then the legend.
     let legendY = y + maxHeight + 16 + bandHeight + 14
-    let swatchRows = Double((f.legend.swatches.count + bandSwatchCount(f) + 3) / 4)
+    let perRow = legendColumns(width)
+    let swatchRows = Double((f.legend.swatches.count + bandSwatchCount(f) + perRow - 1) / perRow)
     var height = legendY + swatchRows * 16 + (f.legend.scale == nil ? 0 : 34)
     height += Double(f.notes.count) * 15 + margin
     return (boxes, width, height, legendY)
+  }
+
+  static let legendColumnWidth = 170.0
+
+  /// Legend swatches per row: as many as fit the picture's width, at most four.
+  static func legendColumns(_ width: Double) -> Int {
+    max(1, min(4, Int((width - 2 * margin) / legendColumnWidth)))
   }
 
   static func bandSwatches(_ f: Figure) -> [(label: String, color: RGB)] {
@@ -99,10 +107,11 @@ public enum FigureRenderer {
     // Legend: swatches (owners, then band structures), then the heat scale.
     var ly = legendY
     let items = f.legend.swatches + bandSwatches(f)
+    let perRow = legendColumns(width)
     for (k, item) in items.enumerated() {
-      let col = Double(k % 4)
-      if k > 0 && k % 4 == 0 { ly += 16 }
-      let lx = margin + col * 170
+      let col = Double(k % perRow)
+      if k > 0 && k % perRow == 0 { ly += 16 }
+      let lx = margin + col * legendColumnWidth
       s +=
         "<rect x=\"\(num(lx))\" y=\"\(num(ly))\" width=\"11\" height=\"11\" fill=\"\(item.color.hex)\" stroke=\"#666666\" stroke-width=\"0.5\"/>\n"
       s += text(lx + 15, ly + 9.5, item.label, size: 10)
@@ -153,7 +162,8 @@ public enum FigureRenderer {
       }
     }
     if !marks.isEmpty {
-      s += "<path d=\"\(marks)\" stroke=\"#ffffff\" stroke-width=\"1\" fill=\"none\"/>\n"
+      s +=
+        "<path d=\"\(marks)\" stroke=\"#ffffff\" stroke-opacity=\"0.6\" stroke-width=\"0.7\" fill=\"none\"/>\n"
     }
     return s
   }
