@@ -10,12 +10,19 @@ out=${1:-/tmp/rose-heat} seed=${2:-1} nops=${3:-30000}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
-swift build --product rose-heat >/dev/null
-swift build --product rosepack >/dev/null
-bin=$(swift build --show-bin-path)
-export ROSE_HEAT=$bin/rose-heat
+# ROSE_HEAT and ROSEPACK name prebuilt binaries (e.g. release builds); otherwise debug builds here.
+if [ -z "${ROSE_HEAT:-}" ] || [ -z "${ROSEPACK:-}" ]; then
+  swift build --product rose-heat >/dev/null
+  swift build --product rosepack >/dev/null
+  bin=$(swift build --show-bin-path)
+  ROSE_HEAT=$bin/rose-heat ROSEPACK=$bin/rosepack
+fi
+export ROSE_HEAT
 mkdir -p "$out"
-"$ROSE_HEAT" generate --seed "$seed" --ops "$nops" --volume 64M -o "$out/ops.jsonl" --summary "$out/workload.json"
+# FILL="0.80 0.85" runs the stress variant (the band close to full).
+read -r low high <<< "${FILL:-0.60 0.85}"
+"$ROSE_HEAT" generate --seed "$seed" --ops "$nops" --volume 64M --low-fill "$low" --high-fill "$high" \
+  -o "$out/ops.jsonl" --summary "$out/workload.json"
 
 logs=()
 notes=()
@@ -31,11 +38,11 @@ fi
 
 # RoseFS: a fresh 64 MiB image (rosepack convert of an empty directory), the stream through the engine.
 empty=$(mktemp -d)
-"$bin/rosepack" convert "$empty" -o "$out/rosefs.img" --size 64M >/dev/null
+"$ROSEPACK" convert "$empty" -o "$out/rosefs.img" --size 64M >/dev/null
 rmdir "$empty"
 if "$ROSE_HEAT" rosefs "$out/ops.jsonl" --image "$out/rosefs.img" --seed "$seed" -o "$out/rosefs.heat.json"; then
   logs=("$out/rosefs.heat.json" "${logs[@]}")
-  "$bin/rosepack" map "$out/rosefs.img" -o "$out/rosefs-map.svg" || true
+  "$ROSEPACK" map "$out/rosefs.img" -o "$out/rosefs-map.svg" || true
 else
   notes+=(--note "RoseFS: not run (the read-write engine is not in this build).")
 fi

@@ -46,11 +46,20 @@ struct Generate: ParsableCommand {
   @Option var seed: UInt64 = 1
   @Option var ops: Int = 30_000
   @Option(help: "Volume size (64M).") var volume: String = "64M"
+  @Option(help: "Lower edge of the fill band, once filled (fraction of the volume).")
+  var lowFill: Double = 0.60
+  @Option(help: "Upper edge of the fill band.") var highFill: Double = 0.85
   @Option(name: .shortAndLong, help: "The stream, one JSON operation per line.") var output: String
   @Option(help: "The summary (JSON): operations by kind, bytes, fill level.") var summary: String?
 
   func run() throws {
-    let p = WorkloadParameters(seed: seed, operations: ops, volumeBytes: try parseBytes(volume))
+    guard 0 < lowFill, lowFill < highFill, highFill < 1 else {
+      throw ValidationError(
+        "--low-fill \(lowFill) --high-fill \(highFill): need 0 < low < high < 1")
+    }
+    let p = WorkloadParameters(
+      seed: seed, operations: ops, volumeBytes: try parseBytes(volume), lowFill: lowFill,
+      highFill: highFill)
     let (stream, s) = WorkloadGenerator.generate(p)
     var text = ""
     for o in stream { text += OpStream.encode(o) + "\n" }
