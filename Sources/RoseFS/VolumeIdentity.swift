@@ -27,7 +27,7 @@ extension ImageBuilder {
       }
     }
     let provisional = checksum
-    stream.crcSpool.rewindForReading()
+    try stream.crcSpool.rewindForReading()
     digest.update(dataEnd)
     for _ in RoseLayout.mainStart..<max(dataEnd, RoseLayout.mainStart) {
       digest.update(stream.crcSpool.next())

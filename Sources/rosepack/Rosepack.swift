@@ -8,8 +8,9 @@ struct Rosepack: ParsableCommand {
     version: rosepackVersion,
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
-      InspectCommand.self,
-      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self, UpdateCommand.self,
+      InspectCommand.self, MapCommand.self,
+      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self,
+      UpdateCommand.self,
     ])
 }
 
