@@ -60,6 +60,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   var freeInos: [UInt32] = []
   /// Nids handed out for inode pages not yet in any NAT.
   var reservedNids = Set<UInt32>()
+  /// Where the tail-block cleaner continues its scan.
+  var tailCleanCursor = 0
   /// Something in the open head changed since the last checkpoint.
   var dataChanged = false
 
@@ -382,6 +384,10 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     // Blocks freed since the last checkpoint become usable once a checkpoint no longer reaches them.
     try checkpoint(umount: false)
     if userSpaceLeft() >= blocks { return }
+    // Then clean: tail blocks whose fragments are mostly dead are repacked (FORMAT.md 13.5).
+    while try cleanTailBlocks() {
+      if userSpaceLeft() >= blocks { return }
+    }
     throw EngineError.noSpace("the volume is full (the reserve of FORMAT.md 13.3 is kept)")
   }
 
