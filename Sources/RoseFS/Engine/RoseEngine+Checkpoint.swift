@@ -95,7 +95,8 @@ extension RoseEngine {
   func seal(_ b: inout [UInt8], addr: UInt32) {
     b.withUnsafeMutableBytes { buf in
       buf.storeBytes(of: addr.littleEndian, toByteOffset: 0x10, as: UInt32.self)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
     }
   }
@@ -321,7 +322,8 @@ extension RoseEngine {
         let loader = BTreeBulkLoader(
           magic: Magic.xattrNode, ownerIno: ino, cpVer: cpVer, keyWidth: 8)
         nodes.append(
-          PendingNode(nid: nid, bytes: loader.block(nid: nid, level: 0, count: n.xattrs.count, body: x)))
+          PendingNode(
+            nid: nid, bytes: loader.block(nid: nid, level: 0, count: n.xattrs.count, body: x)))
         rec.flags |= InodeFlag.xattrNode
         rec.xattrNid = nid
       }

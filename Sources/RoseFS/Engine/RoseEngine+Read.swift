@@ -69,7 +69,8 @@ extension RoseEngine {
           extents = ImageReader.extentRecords(rec.inlineArea, at: 0, count: Int(rec.nitems))
         } else if rec.has(InodeFlag.extentTree) {
           n.nodeNids = try walkTree(
-            root: rec.treeRoot, depth: Int(rec.treeDepth), magic: Magic.extentNode, ino: ino, head: h
+            root: rec.treeRoot, depth: Int(rec.treeDepth), magic: Magic.extentNode, ino: ino,
+            head: h
           ) { b in
             extents += ImageReader.extentRecords(
               b, at: RoseLayout.headerSize, count: Int(ByteReader(b).u16(0x18)))

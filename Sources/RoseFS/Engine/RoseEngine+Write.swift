@@ -340,7 +340,8 @@ extension RoseEngine {
     markDirty(n)
     if n.rec.nlink == 0 {
       try destroy(n)
-    } else if n.rec.parent == d.rec.ino && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
+    } else if n.rec.parent == d.rec.ino
+      && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
     {
       // `parent` must name a directory of the head; the root always is one.
       n.rec.parent = rootIno
@@ -353,7 +354,9 @@ extension RoseEngine {
       let d = try directory(parent)
       guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
       let n = try inode(e.ino)
-      if n.kind == .directory { throw EngineError(EISDIR, "\(Name.printable(name)) is a directory") }
+      if n.kind == .directory {
+        throw EngineError(EISDIR, "\(Name.printable(name)) is a directory")
+      }
       dataChanged = true
       removeEntry(d, name)
       try dropName(n, from: d)

@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Foundation
 
 // The read-write engine (FORMAT.md section 13). At open it loads the superblock, the valid checkpoint,
 // every head's NAT (journal applied), every head's validity bitmap and the SSA into memory. Changes
@@ -474,7 +475,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   func newNid() -> UInt32 {
     var n = max(nidCursor, 1)
     while n < nextFreeNid {
-      if !reservedNids.contains(n) && !(0..<heads.count).contains(where: { natLookup($0, n) != 0 }) {
+      if !reservedNids.contains(n) && !(0..<heads.count).contains(where: { natLookup($0, n) != 0 })
+      {
         nidCursor = n + 1
         return n
       }
