@@ -16,7 +16,7 @@ extension RoseEngine {
 
   /// Checkpoints when the state held in memory grows, so that the next checkpoint fits the reserve.
   func checkpointIfLarge() throws(EngineError) {
-    if dirtyInodes.count > 4096 || metadataEstimate() > reserveBlocks / 2 {
+    if dirtyInodes.count > 1024 || metadataEstimate() > reserveBlocks / 2 {
       try checkpoint(umount: false)
     }
   }
@@ -55,6 +55,7 @@ extension RoseEngine {
   }
 
   func addEntry(_ d: EngineInode, _ name: [UInt8], _ n: EngineInode) {
+    if d.entries[name] == nil { d.entryBytes += 16 + name.count }
     d.entries[name] = (n.rec.ino, n.kind.rawValue)
     d.sortedCache = nil
     let t = now()
@@ -64,6 +65,7 @@ extension RoseEngine {
   }
 
   func removeEntry(_ d: EngineInode, _ name: [UInt8]) {
+    if d.entries[name] != nil { d.entryBytes -= 16 + name.count }
     d.entries[name] = nil
     d.sortedCache = nil
     let t = now()

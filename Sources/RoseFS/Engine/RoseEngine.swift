@@ -358,9 +358,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       guard let n = inodes[ino] else { continue }
       nodes += n.nodeNids.count + 2
       if n.kind == .directory {
-        var bytes = 0
-        for name in n.entries.keys { bytes += 16 + name.count }
-        nodes += bytes / 3000 + 1
+        nodes += n.entryBytes / 3000 + 1
       } else {
         nodes += n.blocks.count / 300 + 1
       }
