@@ -369,7 +369,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     var nat = 0
     for h in 0..<heads.count { nat += natFiles[h].leaves.count + 2 }
     var vbmBlocks = 0
-    for h in 0..<heads.count {
+    for _ in 0..<heads.count {
       vbmBlocks += (mainBlocks + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock + 2
     }
     let ssa = ssaFile.dirty.count + (written + nat + vbmBlocks) / 300 + 4
