@@ -431,16 +431,16 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let leaf = k / RoseLayout.ssaEntriesPerBlock
     let o = (k % RoseLayout.ssaEntriesPerBlock) * RoseLayout.ssaEntrySize
-    var body =
-      ssaBodies[leaf]
-      ?? [UInt8](repeating: 0, count: RoseLayout.blockSize - RoseLayout.headerSize)
-    body.withUnsafeMutableBytes { buf in
+    if ssaBodies[leaf] == nil {
+      ssaBodies[leaf] = [UInt8](repeating: 0, count: RoseLayout.blockSize - RoseLayout.headerSize)
+    }
+    // In place: no copy of the 4 KiB body per block written.
+    ssaBodies[leaf]!.withUnsafeMutableBytes { buf in
       buf.storeBytes(of: owner.littleEndian, toByteOffset: o, as: UInt32.self)
       let info = UInt32(kind) << 28 | (index & 0x0FFF_FFFF)
       buf.storeBytes(of: info.littleEndian, toByteOffset: o + 4, as: UInt32.self)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: o + 8, as: UInt32.self)
     }
-    ssaBodies[leaf] = body
     ssaFile.dirty.insert(leaf)
   }
 
