@@ -547,11 +547,9 @@ extension RoseEngine {
     var liveSegs = Set<Int>()
     var lastLive = [Int](repeating: -1, count: segmentCount)
     for (wi, w) in or.words.enumerated() where w != 0 {
-      for bit in 0..<64 where w & (1 << UInt64(bit)) != 0 {
-        let k = wi * 64 + bit
-        liveSegs.insert(k / bps)
-        lastLive[k / bps] = max(lastLive[k / bps], k % bps)
-      }
+      let k = wi * 64 + (63 - w.leadingZeroBitCount)
+      liveSegs.insert(k / bps)
+      lastLive[k / bps] = max(lastLive[k / bps], k % bps)
     }
     var logs: [LogHead] = []
     for l in 0..<3 {

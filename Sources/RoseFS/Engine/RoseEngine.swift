@@ -299,9 +299,11 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     }
     committed = or
     busyTotal = 0
+    // Segments are whole words (at least 64 blocks each).
+    let words = bps / 64
     for s in 0..<segmentCount {
       var n = 0
-      for k in s * bps..<(s + 1) * bps where committed.get(k) { n += 1 }
+      for w in s * words..<(s + 1) * words { n += or.words[w].nonzeroBitCount }
       busyPerSegment[s] = n
       busyTotal += n
     }
