@@ -21,7 +21,7 @@ import Testing
 struct ModelOp: CustomStringConvertible {
   enum Kind: Int, CaseIterable {
     case create, mkdir, symlink, link, unlink, rmdir, rename, renameNoReplace, write, truncate
-    case chmod, chown, utimens, setxattr, removexattr, sync, mkfifo, renameExchange
+    case chmod, chown, utimens, setxattr, removexattr, sync, mkfifo, renameExchange, fallocate
   }
   var kind: Kind
   var a: UInt64
@@ -49,6 +49,7 @@ func generateOps(seed: UInt64, count: Int) -> [ModelOp] {
     (.create, 14), (.mkdir, 6), (.symlink, 4), (.link, 4), (.unlink, 6), (.rmdir, 3), (.rename, 6),
     (.renameNoReplace, 2), (.write, 22), (.truncate, 6), (.chmod, 3), (.chown, 2), (.utimens, 3),
     (.setxattr, 4), (.removexattr, 2), (.sync, 2), (.mkfifo, 1), (.renameExchange, 1),
+    (.fallocate, 2),
   ]
   let total = weights.reduce(0) { $0 + $1.1 }
   var ops: [ModelOp] = []
@@ -392,6 +393,26 @@ final class ModelRun {
           }
           touched = t.path
         }
+        exactMtime[UInt64(t.st.st_ino)] = nil
+      case .fallocate:
+        guard let t = pick(op.a), t.st.st_mode & S_IFMT == S_IFREG else { continue }
+        let offset = op.b % 300_000
+        let len = 1 + op.c % 200_000
+        let end = max(UInt64(t.st.st_size), offset + len)
+        if usedBytes + end - UInt64(t.st.st_size) > dataBudget { continue }
+        what = "fallocate \(Name.printable(t.path)) at \(offset) \(len) bytes"
+        hostErr = host.call {
+          let fd = open(host.full(t.path), O_WRONLY)
+          guard fd >= 0 else { return -1 }
+          defer { close(fd) }
+          let r = posix_fallocate(fd, off_t(offset), off_t(len))
+          if r != 0 { errno = r }
+          return r == 0 ? 0 : -1
+        }
+        engErr = engineErrno { () throws(EngineError) in
+          try e.fallocate(try ino(t.path), offset: offset, length: len, keepSize: false)
+        }
+        touched = t.path
         exactMtime[UInt64(t.st.st_ino)] = nil
       case .chmod, .chown, .utimens:
         guard let t = pick(op.a), t.st.st_mode & S_IFMT != S_IFLNK else { continue }
