@@ -272,6 +272,7 @@ final class FsckRun {
     requireZero(raw, 0x48..<0x50, "\(w) reserved 0x48")
     requireZero(raw, 0x59..<0x60, "\(w) SSA MetaRoot padding")
     requireZero(raw, 0x62..<0x80, "\(w) reserved 0x62")
+    requireZero(raw, Checkpoint.reservedTail..<RoseLayout.blockSize, "\(w) reserved 0xfb8")
     var logSegs = Set<UInt32>()
     for i in 0..<3 {
       let o = 0x30 + 8 * i
@@ -754,7 +755,7 @@ final class FsckRun {
     }
     let isDir = magic == Magic.dirNode
     let recSize = isDir ? 12 : 8
-    let maxCount = isDir ? ImageReader.maxDirInteriorRecords : ImageReader.maxExtentInteriorRecords
+    let maxCount = isDir ? ImageReader.maxDirInteriorRecords : TreeKind.extents.maxInteriorRecords
     var lastKeyAt: [Int: UInt64] = [:]
     func visit(_ nid: UInt32, _ level: Int) -> UInt64? {
       guard let (a, b) = node(h, nid: nid, ino: rec.ino, magic: magic, level: level, w) else {
