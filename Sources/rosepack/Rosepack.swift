@@ -8,7 +8,7 @@ struct Rosepack: ParsableCommand {
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
       InspectCommand.self,
-      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self,
+      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, FuzzCommand.self,
     ])
 }
 
