@@ -380,7 +380,9 @@ enum RecipeMutator {
         notes.append("line \(i) cut")
       case 3:
         let j = rng.below(lines.count)
-        lines[i] = Array(lines[i].prefix(rng.below(lines[i].count + 1)) + lines[j].suffix(rng.below(lines[j].count + 1)))
+        lines[i] = Array(
+          lines[i].prefix(rng.below(lines[i].count + 1))
+            + lines[j].suffix(rng.below(lines[j].count + 1)))
         notes.append("lines \(i)+\(j) spliced")
       default:
         lines.remove(at: i)

@@ -94,7 +94,10 @@ struct FuzzTests {
         : process.terminationReason == .uncaughtSignal
           ? "signal \(process.terminationStatus)" : "exit \(process.terminationStatus)"
       result.findings.append(
-        Finding(what: "\(target) seed \(seed) mutation \(progress.trimmingCharacters(in: .newlines)): \(how)"))
+        Finding(
+          what:
+            "\(target) seed \(seed) mutation \(progress.trimmingCharacters(in: .newlines)): \(how)")
+      )
       result.mutations += index - start + 1
       start = index + 1
     }
