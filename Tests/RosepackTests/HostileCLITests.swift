@@ -525,3 +525,49 @@ extension Array where Element == UInt8 {
     }
   }
 }
+
+/// Item 15: a data block whose checksum fails is an error for cat and export, naming the file and
+/// the block, unless --ignore-checksums is given.
+@Suite("Data checksums on cat and export")
+struct DataChecksumCLITests {
+  @Test func catAndExportRefuseACorruptDataBlock() throws {
+    let dir = try CLI.temporaryDirectory("hostile-datacsum")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let tree = dir + "/tree"
+    try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+    let text = Data((0..<20_000).map { UInt8(truncatingIfNeeded: $0 % 251 + 1) })
+    try text.write(to: URL(fileURLWithPath: tree + "/data.bin"))
+    let image = dir + "/x.img"
+    #expect(try CLI.rosepack(["convert", tree, "-o", image, "-q"]).status == 0)
+    let reader = try ImageReader(image: ImageFile(openPath: image))
+    let rec = try reader.readInodeRecord(try reader.lookup("/data.bin", head: 0), head: 0)
+    let extent = try #require(try reader.content(of: rec, head: 0).extents.first)
+    // Flip one byte of the file's second block, leaving the recorded checksum as it was.
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: image))
+    let at = (UInt64(extent.physical) + 1) * 4096 + 100
+    try handle.seek(toOffset: at)
+    let old = try #require(try handle.read(upToCount: 1)?.first)
+    try handle.seek(toOffset: at)
+    try handle.write(contentsOf: Data([old ^ 0xFF]))
+    try handle.close()
+    let block = "data block \(extent.physical + 1)"
+
+    let cat = try CLI.rosepack(["cat", image, "/data.bin"])
+    #expect(cat.status == 1, "\(cat.stderr)")
+    #expect(cat.stderr.contains("/data.bin") && cat.stderr.contains(block), "\(cat.stderr)")
+    let forced = try CLI.rosepack(["cat", "--ignore-checksums", image, "/data.bin"])
+    #expect(forced.status == 0 && forced.stdoutData.count == text.count)
+    #expect(forced.stdoutData != text, "the damaged bytes are written as they are")
+
+    let export = try CLI.rosepack(["export", image, "-o", dir + "/x.tar"])
+    #expect(export.status == 1, "\(export.stderr)")
+    #expect(export.stderr.contains("data.bin") && export.stderr.contains(block), "\(export.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: dir + "/x.tar"))
+    let exportForced = try CLI.rosepack([
+      "export", "--ignore-checksums", image, "-o", dir + "/x.tar",
+    ])
+    #expect(exportForced.status == 0, "\(exportForced.stderr)")
+    // An intact file of the same image still reads.
+    #expect(try CLI.rosepack(["fsck", image]).status == 1)
+  }
+}
