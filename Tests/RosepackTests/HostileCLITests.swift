@@ -177,6 +177,26 @@ struct HostileCLITests {
     #expect(r.stdout.split(separator: "\n").filter { $0.hasSuffix(":") }.count == 2001)
   }
 
+  // MARK: item 3: sizes at or above 2^63 reach the disk writer as errors, not traps
+
+  @Test(arguments: [
+    "SizeMinBytes=9223372036854775296", "Offset=9223372036854775808",
+    "SizeMinBytes=18446744073709550592",
+  ])
+  func hugeRecipeSizesAreErrors(_ line: String) throws {
+    let dir = try CLI.temporaryDirectory("hostile-huge")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let recipe = dir + "/r.conf"
+    try Data(
+      "[Image]\nName=x\n\n[Partition]\nType=root\nLabel=root\nFormat=rosefs\nInline=/etc/a:b\n\(line)\n"
+        .utf8
+    ).write(to: URL(fileURLWithPath: recipe))
+    let r = try CLI.rosepack(["build", recipe, "-o", dir + "/out", "-q"])
+    #expect(r.status == 1, "\(line): \(r.status) \(r.stderr)")
+    let left = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/out")) ?? []
+    #expect(left.isEmpty, "\(left)")
+  }
+
   // MARK: items 6 and 8: FIFOs and devices where files are expected
 
   @Test func fifoInputsAreRefusedWithoutBlocking() throws {
