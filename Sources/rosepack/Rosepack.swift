@@ -10,7 +10,7 @@ struct Rosepack: ParsableCommand {
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
       InspectCommand.self, MapCommand.self,
       FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self,
-      UpdateCommand.self,
+      UpdateCommand.self, FuzzCommand.self,
     ])
 }
 
