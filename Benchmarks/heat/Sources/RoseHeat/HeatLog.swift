@@ -27,6 +27,8 @@ public struct HeatLog: Codable, Sendable {
   public var deviceBytes: Int
   /// The device's own count for the same run (/sys/block/loopN/stat field 7 x 512), when there is one.
   public var deviceStatBytes: Int?
+  /// What `deviceStatBytes` comes from ("/sys/block/loop0/stat", "FileBlockDevice.writeCounts").
+  public var deviceStatSource: String?
   /// How the writes were counted (one sentence, for the report).
   public var method: String
   /// Static structure map of the device (kernel filesystems: from dumpe2fs or dump-tree).
