@@ -7,6 +7,8 @@ pkgs=(
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
+  # conformance: rosepack build --definitions against systemd-repart (252 in Debian 12)
+  systemd
   # rosepack map: the HTML is checked in a real headless browser; heat benchmark: ext4 and btrfs tools
   chromium e2fsprogs btrfs-progs
 )

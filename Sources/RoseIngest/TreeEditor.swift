@@ -291,8 +291,7 @@ public final class TreeEditor {
     gid: UInt32 = 0,
     mtime: Timestamp? = nil
   ) throws -> Inode {
-    let fd = open(hostPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-    guard fd >= 0 else { throw IngestError.io(path: hostPath, operation: "open", errno: errno) }
+    let fd = try HostInput.openRegular(hostPath, what: "the file", noFollow: true)
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0 else {
@@ -522,6 +521,7 @@ extension TreeEditor {
     guard stat(path, &st) == 0 else {
       throw IngestError.io(path: path, operation: "stat", errno: errno)
     }
+    try HostInput.check(path, what: "the input", directoryAllowed: true)
     if (st.st_mode & S_IFMT) == S_IFDIR {
       try DirectoryReader(path: path, progress: progress).read(into: self, at: prefix)
       return []
