@@ -23,6 +23,7 @@ mountpoint -q "$mnt" || { echo "run-mount.sh: the mount did not come up" >&2; ki
 fusermount3 -u "$mnt"
 wait $server
 rmdir "$mnt"
-"$rosepack" fsck "$out/mount.img" | head -1
+"$rosepack" fsck "$out/mount.img" > "$out/mount.fsck"
+head -1 "$out/mount.fsck"
 "$heat" ingest-pwrites --strace "$out/mount.strace" --blocks $((64 << 8)) --operations "$(wc -l < "$ops")" \
   --outcome "$out/mount.outcome.json" -o "$out/mount.heat.json"

@@ -10,9 +10,13 @@ public struct HeatReport: Codable, Sendable {
   public var sources: [String: String]
   public var notes: [String]
 
-  public init(workload: WorkloadSummary, logs: [HeatLog], notes: [String] = []) {
+  public init(
+    workload: WorkloadSummary, logs: [HeatLog], notes: [String] = [], opKinds: [String]? = nil
+  ) {
     self.workload = workload
-    filesystems = logs.map { HeatStatistics($0, payloadBytes: workload.payloadBytes) }
+    filesystems = logs.map {
+      HeatStatistics($0, payloadBytes: workload.payloadBytes, opKinds: opKinds)
+    }
     var m: [String: String] = [:]
     var src: [String: String] = [:]
     for l in logs {
@@ -74,6 +78,17 @@ public struct HeatReport: Codable, Sendable {
         "\($0.key) \(Self.group($0.value))"
       }
       s += "- \(f.filesystem): " + parts.joined(separator: ", ") + "\n"
+    }
+    if filesystems.contains(where: { !$0.writesByOperation.isEmpty }) {
+      s +=
+        "\nWrites by the operation they completed under (all writes; the hottest block's in brackets):\n\n"
+      for f in filesystems where !f.writesByOperation.isEmpty {
+        let parts = f.writesByOperation.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map {
+          "\($0.key) \(Self.group($0.value))"
+            + (f.hottestByOperation[$0.key].map { " [\(Self.group($0))]" } ?? "")
+        }
+        s += "- \(f.filesystem): " + parts.joined(separator: ", ") + "\n"
+      }
     }
     s += "\nHow the writes were counted:\n\n"
     for f in filesystems {

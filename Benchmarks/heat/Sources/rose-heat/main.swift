@@ -203,6 +203,7 @@ struct Report: ParsableCommand {
     abstract: "The table (markdown, --json) and the heatmaps (SVG) from the heat logs of one run.")
   @Option var workload: String
   @Argument(help: "Heat logs (JSON), in table order.") var logs: [String]
+  @Option(help: "The operation stream: adds writes by operation kind.") var stream: String?
   @Option(name: .shortAndLong, help: "Directory for table.md, report.json and the SVGs.")
   var output: String
   @Flag(help: "Print the report as JSON instead of the markdown table.") var json = false
@@ -212,7 +213,8 @@ struct Report: ParsableCommand {
     let summary = try JSONDecoder().decode(
       WorkloadSummary.self, from: Data(try readText(workload).utf8))
     let heat = try logs.map { try HeatLog.load(path: $0) }
-    let report = HeatReport(workload: summary, logs: heat, notes: note)
+    let kinds = try stream.map { try OpStream.read(path: $0).map(\.op.name) }
+    let report = HeatReport(workload: summary, logs: heat, notes: note, opKinds: kinds)
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: output + "/table.md"))
     try writeJSON(report, to: output + "/report.json")
