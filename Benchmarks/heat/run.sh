@@ -46,4 +46,4 @@ if "$ROSE_HEAT" rosefs "$out/ops.jsonl" --image "$out/rosefs.img" --seed "$seed"
 else
   notes+=(--note "RoseFS: not run (the read-write engine is not in this build).")
 fi
-"$ROSE_HEAT" report --workload "$out/workload.json" "${logs[@]}" "${notes[@]}" -o "$out/report"
+"$ROSE_HEAT" report --workload "$out/workload.json" --stream "$out/ops.jsonl" "${logs[@]}" "${notes[@]}" -o "$out/report"

@@ -42,7 +42,7 @@ public enum FigureRenderer {
     return (boxes, width, height, legendY)
   }
 
-  static let legendColumnWidth = 170.0
+  static let legendColumnWidth = 215.0
 
   /// Legend swatches per row: as many as fit the picture's width, at most four.
   static func legendColumns(_ width: Double) -> Int {

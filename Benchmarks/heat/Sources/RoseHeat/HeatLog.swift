@@ -27,6 +27,8 @@ public struct HeatLog: Codable, Sendable {
   public var deviceBytes: Int
   /// The device's own count for the same run (/sys/block/loopN/stat field 7 x 512), when there is one.
   public var deviceStatBytes: Int?
+  /// What `deviceStatBytes` comes from ("/sys/block/loop0/stat", "FileBlockDevice.writeCounts").
+  public var deviceStatSource: String?
   /// How the writes were counted (one sentence, for the report).
   public var method: String
   /// Static structure map of the device (kernel filesystems: from dumpe2fs or dump-tree).
@@ -120,8 +122,14 @@ public struct HeatStatistics: Codable, Equatable, Sendable {
   public var liveBytesAtENOSPC: Int?
   public var failures: Int
   public var writesByStructure: [String: Int]
+  /// Writes by the kind of operation they completed under ("fsync", "create"; "mount" before the
+  /// first, "sync and unmount" after the last); empty without the stream.
+  public var writesByOperation: [String: Int]
+  /// Writes to the hottest block by operation kind.
+  public var hottestByOperation: [String: Int]
 
-  public init(_ log: HeatLog, payloadBytes: Int) {
+  /// `opKinds[n - 1]` is the kind of operation n (nil: no stream given).
+  public init(_ log: HeatLog, payloadBytes: Int, opKinds: [String]? = nil) {
     filesystem = log.filesystem
     hostWrites = log.blocks.count
     deviceBytes = log.deviceBytes
@@ -152,6 +160,19 @@ public struct HeatStatistics: Codable, Equatable, Sendable {
       byKind[Int(k) < log.kinds.count ? log.kinds[Int(k)] : "?", default: 0] += 1
     }
     writesByStructure = byKind
+    var byOp: [String: Int] = [:]
+    var hotByOp: [String: Int] = [:]
+    if let opKinds {
+      for i in log.ops.indices {
+        let n = Int(log.ops[i])
+        let name =
+          n <= 0 ? "mount" : n > opKinds.count ? "sync and unmount" : opKinds[n - 1]
+        byOp[name, default: 0] += 1
+        if Int(log.blocks[i]) == hot { hotByOp[name, default: 0] += 1 }
+      }
+    }
+    writesByOperation = byOp
+    hottestByOperation = hotByOp
   }
 
   /// Gini coefficient of the counts (0: every block written equally often; near 1: one block takes all).

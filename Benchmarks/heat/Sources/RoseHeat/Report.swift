@@ -6,14 +6,25 @@ public struct HeatReport: Codable, Sendable {
   public var workload: WorkloadSummary
   public var filesystems: [HeatStatistics]
   public var methods: [String: String]
+  /// Per filesystem: where the independent total comes from.
+  public var sources: [String: String]
   public var notes: [String]
 
-  public init(workload: WorkloadSummary, logs: [HeatLog], notes: [String] = []) {
+  public init(
+    workload: WorkloadSummary, logs: [HeatLog], notes: [String] = [], opKinds: [String]? = nil
+  ) {
     self.workload = workload
-    filesystems = logs.map { HeatStatistics($0, payloadBytes: workload.payloadBytes) }
+    filesystems = logs.map {
+      HeatStatistics($0, payloadBytes: workload.payloadBytes, opKinds: opKinds)
+    }
     var m: [String: String] = [:]
-    for l in logs { m[l.filesystem] = l.method }
+    var src: [String: String] = [:]
+    for l in logs {
+      m[l.filesystem] = l.method
+      src[l.filesystem] = l.deviceStatSource
+    }
     methods = m
+    sources = src
     self.notes = notes
   }
 
@@ -68,12 +79,24 @@ public struct HeatReport: Codable, Sendable {
       }
       s += "- \(f.filesystem): " + parts.joined(separator: ", ") + "\n"
     }
+    if filesystems.contains(where: { !$0.writesByOperation.isEmpty }) {
+      s +=
+        "\nWrites by the operation they completed under (all writes; the hottest block's in brackets):\n\n"
+      for f in filesystems where !f.writesByOperation.isEmpty {
+        let parts = f.writesByOperation.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map {
+          "\($0.key) \(Self.group($0.value))"
+            + (f.hottestByOperation[$0.key].map { " [\(Self.group($0))]" } ?? "")
+        }
+        s += "- \(f.filesystem): " + parts.joined(separator: ", ") + "\n"
+      }
+    }
     s += "\nHow the writes were counted:\n\n"
     for f in filesystems {
       var line = "- \(f.filesystem): \(methods[f.filesystem] ?? "")"
       if let stat = f.deviceStatBytes {
+        let source = sources[f.filesystem] ?? "device statistics"
         line +=
-          " Device statistics: \(Self.group(stat / 512)) sectors written, trace: \(Self.group(f.deviceBytes / 512)) sectors (\(stat == f.deviceBytes ? "equal" : "DIFFERENT"))."
+          " Check: \(source) \(Self.group(stat / 512)) sectors written, counted here \(Self.group(f.deviceBytes / 512)) sectors (\(stat == f.deviceBytes ? "equal" : "DIFFERENT"))."
       }
       s += line + "\n"
     }
@@ -159,10 +182,8 @@ public struct HeatReport: Codable, Sendable {
   )
     -> (each: [Figure], all: Figure)
   {
+    // Colours for the structures that label a band somewhere (decided after a first pass).
     var colorOf: [String: RGB] = [:]
-    var labels: [String] = []
-    for l in logs { for k in l.kinds where !labels.contains(k) { labels.append(k) } }
-    for (i, k) in labels.enumerated() { colorOf[k] = structurePalette[i % structurePalette.count] }
     // Shared scale: the largest cell of any filesystem.
     var maximum: UInt64 = 1
     var panels: [Panel] = []
@@ -176,6 +197,13 @@ public struct HeatReport: Codable, Sendable {
         panels.append(p)
       }
       if pass == 0 {
+        var labels: [String] = []
+        for p in panels {
+          for b in p.bands where !labels.contains(b.label) { labels.append(b.label) }
+        }
+        for (i, k) in labels.enumerated() {
+          colorOf[k] = structurePalette[i % structurePalette.count]
+        }
         // Recount the maximum cell from the first pass's bins.
         for l in logs {
           let bpc = max(1, (l.blockCount + columns - 1) / columns)

@@ -85,15 +85,17 @@ public final class PosixTarget: OperationTarget {
     var done = 0
     while done < bytes.count {
       let n = bytes.withUnsafeBytes { b -> Int in
+        guard let base = b.baseAddress else { return 0 }
         if let offset {
-          return pwrite(fd, b.baseAddress! + done, bytes.count - done, off_t(offset + done))
+          return pwrite(fd, base + done, bytes.count - done, off_t(offset + done))
         }
-        return Glibc.write(fd, b.baseAddress! + done, bytes.count - done)
+        return Glibc.write(fd, base + done, bytes.count - done)
       }
       if n < 0 {
         if errno == EINTR { continue }
         return errno
       }
+      if n == 0 { return EIO }
       done += n
     }
     return 0

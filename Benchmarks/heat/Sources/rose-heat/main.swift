@@ -11,7 +11,8 @@ struct RoseHeatCommand: ParsableCommand {
     commandName: "rose-heat",
     abstract: "The 64 MiB write-heat benchmark: workload, runners, report.",
     subcommands: [
-      Generate.self, Apply.self, IngestTrace.self, RoseFSRun.self, Report.self,
+      Generate.self, Apply.self, IngestTrace.self, IngestPwrites.self, RoseFSRun.self,
+      Report.self,
     ])
 }
 
@@ -133,6 +134,7 @@ struct IngestTrace: ParsableCommand {
       let b = KernelTrace.statSectorsWritten(try readText(statAfter))
     {
       log.deviceStatBytes = (b - a) * 512
+      log.deviceStatSource = "/sys/block/loopN/stat field 7 (after - before):"
     }
     if let dumpe2fs {
       log.structures = KernelStructures.ext4(
@@ -154,11 +156,54 @@ struct IngestTrace: ParsableCommand {
   }
 }
 
+struct IngestPwrites: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ingest-pwrites",
+    abstract:
+      "Turn `strace -e trace=pwrite64 -s 0` of a FUSE mount's server into a heat log (writes per 4 KiB block of the image file)."
+  )
+  @Option var fs: String = "RoseFS (rosepack mount)"
+  @Option var strace: String
+  @Option(help: "Image size in 4 KiB blocks.") var blocks: Int
+  @Option var operations: Int
+  @Option var outcome: String
+  @Option(name: .shortAndLong) var output: String
+
+  func run() throws {
+    var log = HeatLog(
+      filesystem: fs, blockCount: blocks, operations: operations,
+      method:
+        "pwrite64 system calls of the FUSE server to the image file (strace), each counted once per 4 KiB block it covers; no operation numbers (all at op 0)."
+    )
+    let k = log.kind("image file")
+    for line in try readText(strace).split(separator: "\n") {
+      // 13080 pwrite64(5, ""..., 4096, 589824)  = 4096
+      guard let r = line.range(of: "pwrite64("),
+        let close = line.range(of: ")", range: r.upperBound..<line.endIndex)
+      else { continue }
+      let args = line[r.upperBound..<close.lowerBound].split(separator: ",").map {
+        $0.trimmingCharacters(in: .whitespaces)
+      }
+      guard args.count == 4, let count = Int(args[2]), let offset = Int(args[3]), count > 0 else {
+        continue
+      }
+      for b in (offset / 4096)...((offset + count - 1) / 4096) {
+        log.record(op: 0, block: UInt32(b), kind: k)
+      }
+      log.deviceBytes += count
+    }
+    log.outcome = try JSONDecoder().decode(RunOutcome.self, from: Data(try readText(outcome).utf8))
+    try log.save(to: output)
+    FileHandle.standardError.write(Data("\(fs): \(log.blocks.count) 4 KiB block writes\n".utf8))
+  }
+}
+
 struct Report: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "The table (markdown, --json) and the heatmaps (SVG) from the heat logs of one run.")
   @Option var workload: String
   @Argument(help: "Heat logs (JSON), in table order.") var logs: [String]
+  @Option(help: "The operation stream: adds writes by operation kind.") var stream: String?
   @Option(name: .shortAndLong, help: "Directory for table.md, report.json and the SVGs.")
   var output: String
   @Flag(help: "Print the report as JSON instead of the markdown table.") var json = false
@@ -168,7 +213,8 @@ struct Report: ParsableCommand {
     let summary = try JSONDecoder().decode(
       WorkloadSummary.self, from: Data(try readText(workload).utf8))
     let heat = try logs.map { try HeatLog.load(path: $0) }
-    let report = HeatReport(workload: summary, logs: heat, notes: note)
+    let kinds = try stream.map { try OpStream.read(path: $0).map(\.op.name) }
+    let report = HeatReport(workload: summary, logs: heat, notes: note, opKinds: kinds)
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: output + "/table.md"))
     try writeJSON(report, to: output + "/report.json")

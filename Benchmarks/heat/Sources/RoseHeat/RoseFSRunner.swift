@@ -57,6 +57,7 @@ public enum RoseFSRunner {
     let own = file.writeCounts
     let ownTotal = own.values.reduce(0, +)
     log.deviceStatBytes = Int(ownTotal) * 4096
+    log.deviceStatSource = "the engine's own FileBlockDevice.writeCounts:"
     var disagree = 0
     let ours = log.countsPerBlock
     for (b, c) in own where Int(b) < ours.count && ours[Int(b)] != c { disagree += 1 }
