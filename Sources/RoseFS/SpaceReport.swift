@@ -53,6 +53,38 @@ public struct SpaceReport: Codable, Sendable, Equatable {
   public var sharedBytes: UInt64 = 0
   /// Bytes of the image in use: the fixed area plus every live main-area block.
   public var usedBytes: UInt64 = 0
+  /// What a driver left behind: the checkpoint in use, its NAT journal and the segment accounting.
+  public var runtime: RuntimeState?
+
+  /// The read-write state of the volume (FORMAT.md sections 4 and 13).
+  public struct RuntimeState: Codable, Sendable, Equatable {
+    public struct JournalEntry: Codable, Sendable, Equatable {
+      public var head: String
+      public var nid: UInt32
+      public var blockAddress: UInt32
+    }
+    public var checkpointVersion: UInt64
+    /// Block of the valid checkpoint slot (2 or 3).
+    public var checkpointBlock: UInt32
+    /// UMOUNT: the last writer unmounted cleanly; FRESH: written by a packer.
+    public var clean: Bool
+    public var fresh: Bool
+    public var natJournal: [JournalEntry]
+    /// `free_segments` as the checkpoint records it.
+    public var freeSegments: UInt32
+    /// Segments with no block live in any head and no log head in them, counted from the bitmaps.
+    public var emptySegments: UInt32
+    /// Empty segments the checkpoint does not count as free yet (freed since it was written).
+    public var prefreeSegments: UInt32
+    /// Segments user writes never take (`rsv_segments`).
+    public var reservedSegments: UInt32
+    /// Segments the NODE, DATA and TAIL log heads write into.
+    public var logSegments: [UInt32]
+    /// Main-area blocks live in each head (`valid_blocks`), in head order.
+    public var liveBlocksPerHead: [UInt64]
+    /// Main-area blocks live in more than one head.
+    public var sharedBlocks: UInt64
+  }
 }
 
 extension ImageReader {
@@ -93,10 +125,21 @@ extension ImageReader {
           name: head.nameString, rootIno: head.rootIno, inodeCount: head.inodeCount,
           validBlocks: head.validBlocks, vbmSameAs: head.vbmSource, privateBytes: priv))
     }
-    let reserve =
-      (UInt64(sb.rsvSegments) * UInt64(sb.blocksPerSegment) + UInt64(sb.opBlocks)) * bs
+    // Every count below comes from the image: a checksum proves only that the bytes were written
+    // as they are, not that they make sense, so each product is checked.
+    func bytes(_ blocks: UInt64, _ what: String) throws -> UInt64 {
+      let (v, overflow) = blocks.multipliedReportingOverflow(by: bs)
+      guard !overflow else {
+        throw RoseFSError.corrupt("\(what) of \(blocks) blocks does not fit in 64-bit bytes")
+      }
+      return v
+    }
+    let reserve = try bytes(
+      UInt64(sb.rsvSegments) * UInt64(sb.blocksPerSegment) + UInt64(sb.opBlocks),
+      "superblock reserve")
     var r = SpaceReport(
-      blockSize: RoseLayout.blockSize, blockCount: sb.blockCount, volumeBytes: sb.blockCount * bs,
+      blockSize: RoseLayout.blockSize, blockCount: sb.blockCount,
+      volumeBytes: try bytes(sb.blockCount, "superblock block_count"),
       blocksPerSegment: sb.blocksPerSegment, segmentCount: sb.segmentCount,
       mainBlocks: UInt64(sb.mainBlocks), reserveSegments: sb.rsvSegments,
       overprovisionBlocks: sb.opBlocks, featureIncompat: sb.featureIncompat,
@@ -127,8 +170,31 @@ extension ImageReader {
       if n > 1 { r.sharedBytes += bs }
     }
     let live = UInt64(kindOf.count)
+    var busySegments = Set<UInt32>()
+    for a in kindOf.keys where a >= sb.mainBlkaddr {
+      busySegments.insert((a - sb.mainBlkaddr) / sb.blocksPerSegment)
+    }
+    let logSegments = cp.logs.map(\.segment)
+    busySegments.formUnion(logSegments)
+    let empty =
+      sb.segmentCount > UInt32(busySegments.count)
+      ? sb.segmentCount - UInt32(busySegments.count) : 0
+    r.runtime = SpaceReport.RuntimeState(
+      checkpointVersion: cp.cpVer, checkpointBlock: sb.cpBlkaddr + UInt32(checkpointSlot),
+      clean: cp.flags & Checkpoint.flagUmount != 0, fresh: cp.flags & Checkpoint.flagFresh != 0,
+      natJournal: cp.natJournal.map {
+        SpaceReport.RuntimeState.JournalEntry(
+          head: Int($0.head) < cp.heads.count ? cp.heads[Int($0.head)].nameString : "#\($0.head)",
+          nid: $0.nid, blockAddress: $0.blkaddr)
+      },
+      freeSegments: cp.freeSegments, emptySegments: empty,
+      prefreeSegments: empty > cp.freeSegments ? empty - cp.freeSegments : 0,
+      reservedSegments: sb.rsvSegments, logSegments: logSegments,
+      liveBlocksPerHead: cp.heads.map(\.validBlocks), sharedBlocks: r.sharedBytes / bs)
     r.freeBytes = UInt64(sb.mainBlocks) > live ? (UInt64(sb.mainBlocks) - live) * bs : 0
-    r.availableBytes = cp.userBlockCount > live ? (cp.userBlockCount - live) * bs : 0
+    r.availableBytes =
+      cp.userBlockCount > live
+      ? try bytes(cp.userBlockCount - live, "checkpoint user_block_count") : 0
     r.usedBytes = r.fixedAreaBytes + live * bs
     return r
   }

@@ -49,27 +49,20 @@ struct ConvertCommand: ParsableCommand {
     let options = BuildOptions(
       size: try parseSize(size, option: "--size"), label: label, uuid: try uuid.map(parseUUID),
       sourceDateEpoch: try sourceDateEpoch(), tailMax: tailMax, overprovisionBlocks: overprovision)
-    for input in inputs where access(input, R_OK) != 0 {
-      throw CLIError.usage("\(input): cannot read input: \(String(cString: strerror(errno)))")
+    for input in inputs {
+      guard access(input, R_OK) == 0 else {
+        throw CLIError.usage("\(input): cannot read input: \(String(cString: strerror(errno)))")
+      }
+      try HostInput.check(input, what: "the input", directoryAllowed: true)
     }
     let start = Date()
     let out = try PendingOutput(path: output)
+    // Errors name the output the user gave, not the temporary name it is written under.
     let builder = try ImageBuilder(
-      image: ImageFile(fd: out.fd, path: out.tempPath), options: options)
+      image: ImageFile(fd: out.fd, path: output), options: options)
     let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
-    for input in inputs {
-      let show: (IngestProgress) -> Void = { p in
-        var s = "\(input): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
-        if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
-        progress.update(s)
-      }
-      if isDirectory(input) {
-        try DirectoryReader(path: input, progress: show).read(into: editor)
-      } else {
-        try ArchiveReader(path: input, progress: show).read(into: editor)
-      }
-    }
+    try ingest(inputs, into: editor, progress: progress)
     progress.update("writing metadata")
     let subvols = names.map { Subvolume(name: $0, root: editor.root) }
     let report = try builder.finish(subvolumes: subvols, defaultSubvolume: 0)
@@ -84,6 +77,23 @@ struct ConvertCommand: ParsableCommand {
         "\(output): \(formatBytes(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
           + "\(formatBytes(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
           + "(\(String(format: "%.2f", seconds)) s)")
+    }
+  }
+}
+
+/// Reads tarballs and directories, in order, into the tree (a later entry replaces an earlier one):
+/// the input semantics `convert` and `update` share.
+func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws {
+  for input in inputs {
+    let show: (IngestProgress) -> Void = { p in
+      var s = "\(input): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
+      if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
+      progress.update(s)
+    }
+    if isDirectory(input) {
+      try DirectoryReader(path: input, progress: show).read(into: editor)
+    } else {
+      try ArchiveReader(path: input, progress: show).read(into: editor)
     }
   }
 }

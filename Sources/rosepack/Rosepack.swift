@@ -8,8 +8,9 @@ struct Rosepack: ParsableCommand {
     version: rosepackVersion,
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
-      InspectCommand.self,
-      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self,
+      InspectCommand.self, MapCommand.self,
+      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self,
+      UpdateCommand.self, FuzzCommand.self,
     ])
 }
 
@@ -19,6 +20,7 @@ let rosepackVersion = "rosepack 0.2.0"
 enum RosepackMain {
   /// Parses, runs, and prints an error as one line on stderr with exit status 1.
   static func run() {
+    Interrupts.shared.install()
     do {
       var command = try Rosepack.parseAsRoot()
       try command.run()
