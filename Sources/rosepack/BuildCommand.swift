@@ -30,7 +30,9 @@ struct BuildCommand: ParsableCommand {
   var definitions: String?
   @Option(
     help: ArgumentHelp(
-      "--definitions: CopyFiles=/CopyBlocks= sources are under this directory.", valueName: "dir"))
+      "Absolute CopyFiles= (and with --definitions CopyBlocks=) sources are under this directory, "
+        + "as in systemd-repart; never the build host's / unless --root / is given.",
+      valueName: "dir"))
   var root: String?
   @Option(
     help: ArgumentHelp("--definitions: the UUID seed (as repart's --seed).", valueName: "uuid"))

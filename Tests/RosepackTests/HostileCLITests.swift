@@ -483,7 +483,7 @@ struct HostileCLITests {
     let tree = try bigTree(dir)
     let recipe = dir + "/r.conf"
     try Data(
-      "[Image]\nName=sig\n\n[Output]\nFormats=raw zst manifest\n\n[Partition]\nType=root\nLabel=root\nFormat=rosefs\nCopyFiles=\(tree):/big\n"
+      "[Image]\nName=sig\n\n[Output]\nFormats=raw zst manifest\n\n[Partition]\nType=root\nLabel=root\nFormat=rosefs\nDirectory=\(tree):/big\n"
         .utf8
     ).write(to: URL(fileURLWithPath: recipe))
     let out = dir + "/out"
@@ -524,7 +524,7 @@ struct HostileCLITests {
     try #require(mkfifo(src + "/pipe", 0o644) == 0)
     let recipe = dir + "/r.conf"
     try Data(
-      "[Image]\nName=fat\n\n[Partition]\nType=esp\nLabel=esp\nFormat=vfat\nSizeMinBytes=64M\nCopyFiles=\(src):/\n"
+      "[Image]\nName=fat\n\n[Partition]\nType=esp\nLabel=esp\nFormat=vfat\nSizeMinBytes=64M\nDirectory=\(src):/\n"
         .utf8
     ).write(to: URL(fileURLWithPath: recipe))
     let started = Date()
