@@ -8,9 +8,6 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   case xattrInvalid(path: String, name: [UInt8], reason: String)
   case invalidOption(String)
   case corrupt(String)
-  /// A file's data block whose checksum is not the one its SSA entry records (FORMAT.md 6.4).
-  case badDataBlock(
-    block: UInt32, ino: UInt32?, logicalBlock: UInt32?, stored: UInt32?, computed: UInt32)
   /// A broken invariant of the packer itself (a rosepack bug), never bad input.
   case internalInvariant(String)
   case notFound(String)
@@ -35,13 +32,6 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
         "\(p): extended attribute \(Name.printable(Array(n.prefix(64))))\(n.count > 64 ? "..." : ""): \(why)"
     case .invalidOption(let m): return m
     case .corrupt(let m): return "corrupt image: \(m)"
-    case .badDataBlock(let block, let ino, let lblk, let stored, let computed):
-      let owner =
-        ino.map { i in " (ino \(i), logical block \(lblk.map(String.init) ?? "?"))" }
-        ?? " (no DATA entry in the SSA)"
-      let recorded = stored.map { "the SSA records \(hex32($0))" } ?? "the SSA records nothing"
-      return
-        "corrupt image: data block \(block)\(owner) fails its checksum (computed \(hex32(computed)), \(recorded)): the file's data is damaged"
     case .internalInvariant(let m):
       return "internal error (a bug in rosepack, please report it): \(m)"
     case .notFound(let m): return m

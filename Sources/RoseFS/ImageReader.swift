@@ -26,10 +26,6 @@ public final class ImageReader: ContentSource {
   /// Which checkpoint slot (0 or 1) is in use, and which superblock copy was used.
   public let checkpointSlot: Int
   public let superblockCopy: Int
-  /// Whether file reads check every data block against its SSA checksum (FORMAT.md 6.4) and fail
-  /// on a mismatch; off only to read a damaged image on purpose. Images without DATA_CSUM are
-  /// never checked.
-  public var verifiesDataChecksums = true
   let checksum: RoseChecksum
   private var journal: [Int: [UInt32: UInt32]] = [:]
   private var blockCache: [UInt32: [UInt8]] = [:]
@@ -685,17 +681,9 @@ public final class ImageReader: ContentSource {
           let n = min(chunkBlocks, run.count - done)
           let offset = (run.logical + done) * bs
           let bytes = Int(min(n * bs, bodyEnd - offset))
-          let whole = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n * bs)])
-          try image.read(into: whole, atByte: (run.physical + done) * bs)
-          if verifiesDataChecksums {
-            for j in 0..<Int(n) {
-              try verifyDataBlock(
-                UInt32(run.physical + done) + UInt32(j),
-                UnsafeRawBufferPointer(
-                  rebasing: whole[j * RoseLayout.blockSize..<(j + 1) * RoseLayout.blockSize]))
-            }
-          }
-          try body(UnsafeRawBufferPointer(rebasing: whole[0..<bytes]), offset)
+          let view = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes])
+          try image.read(into: view, atByte: (run.physical + done) * bs)
+          try body(UnsafeRawBufferPointer(view), offset)
           done += n
         }
       }
@@ -727,19 +715,6 @@ public final class ImageReader: ContentSource {
     if a == 0 { return nil }
     let b = try readHeaderBlock(a, magic: Magic.ssa, what: "SSA content block \(at.block)")
     return SSAEntry.decode(ByteReader(b), at.offset)
-  }
-
-  /// A data block read for a file: its checksum must equal the crc its SSA entry records.
-  func verifyDataBlock(_ addr: UInt32, _ bytes: UnsafeRawBufferPointer) throws {
-    guard superblock.featureRoCompat & Feature.roCompatDataChecksum != 0 else { return }
-    let computed = checksum.checksum(bytes)
-    guard let e = try ssaEntry(ofBlock: addr), e.kind == SSAKind.data, e.crc == computed else {
-      let e = try ssaEntry(ofBlock: addr)
-      throw RoseFSError.badDataBlock(
-        block: addr, ino: e?.kind == SSAKind.data ? e?.owner : nil,
-        logicalBlock: e?.kind == SSAKind.data ? e?.index : nil, stored: e?.crc,
-        computed: computed)
-    }
   }
 
   // MARK: Whole tree

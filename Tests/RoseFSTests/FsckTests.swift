@@ -99,37 +99,6 @@ func tinyImage() throws -> TestImage {
     #expect(lacks.count == 5)
   }
 
-  /// Issue 11 item 15: a data block that fails its SSA checksum is an error naming the file's ino and
-  /// logical block, unless checksums are ignored on purpose.
-  @Test func damagedDataBlockIsAnErrorWhenRead() throws {
-    let img = try tinyImage()
-    let reader = try ImageReader(image: img.image)
-    let ino = try reader.lookup("/tailed", head: 0)
-    let rec = try reader.readInodeRecord(ino, head: 0)
-    let good = try reader.readAll(ino: ino, head: 0)
-    let block = try #require(try reader.content(of: rec, head: 0).extents.first).physical
-    let at = UInt64(block) * 4096 + 100
-    let byte = try img.image.read(count: 1, atByte: at)[0]
-    try img.image.write([byte ^ 0x20], atByte: at)
-    let damaged = try ImageReader(image: img.image)
-    do {
-      _ = try damaged.readAll(ino: ino, head: 0)
-      Issue.record("a damaged data block was read without an error")
-    } catch let e as RoseFSError {
-      guard case .badDataBlock(let b, let owner, let lblk, let stored, let computed) = e else {
-        Issue.record("unexpected error \(e)")
-        return
-      }
-      #expect(b == block && owner == ino && lblk == 0 && stored != computed)
-      #expect("\(e)".contains("ino \(ino), logical block 0"), "\(e)")
-    }
-    damaged.verifiesDataChecksums = false
-    var expected = good
-    expected[100] ^= 0x20
-    #expect(try damaged.readAll(ino: ino, head: 0) == expected)
-    #expect(Fsck.check(image: img.image).contains { $0.contains("data block \(block)") })
-  }
-
   @Test func tinyImageIsClean() throws {
     let img = try tinyImage()
     let problems = Fsck.check(image: img.image)
