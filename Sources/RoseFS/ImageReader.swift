@@ -704,6 +704,19 @@ public final class ImageReader: ContentSource {
     }
   }
 
+  /// The SSA entry of main-area block `addr` (nil when its SSA content block is a hole).
+  public func ssaEntry(ofBlock addr: UInt32) throws -> SSAEntry? {
+    guard inMain(addr) else {
+      throw RoseFSError.corrupt("block \(addr) is outside the main area")
+    }
+    let at = SSAEntry.location(ofMainBlock: UInt64(addr - superblock.mainBlkaddr))
+    let a = try metaContentAddress(
+      checkpoint.ssa, index: UInt32(at.block), type: MetaType.ssa, what: "SSA")
+    if a == 0 { return nil }
+    let b = try readHeaderBlock(a, magic: Magic.ssa, what: "SSA content block \(at.block)")
+    return SSAEntry.decode(ByteReader(b), at.offset)
+  }
+
   // MARK: Whole tree
 
   /// The whole subvolume of head `h` as the in-memory tree model: hard links are the same `Inode`

@@ -47,8 +47,10 @@ struct VolumeOptions: ParsableArguments {
   }
 
   private func isRoseFS(_ f: ImageFile, at offset: UInt64) -> Bool {
-    guard let b = try? f.read(count: 4, atByte: offset + 1024) else { return false }
-    return b == [0x52, 0x4F, 0x53, 0x45]
+    RosePartitionType.magicOffsets.contains { at in
+      (try? f.read(count: 4, atByte: offset + at)).map { ByteReader($0).u32(0) == Magic.superblock }
+        ?? false
+    }
   }
 }
 
@@ -284,7 +286,7 @@ struct InspectCommand: ParsableCommand {
   func run() throws {
     try HostInput.check(image, what: "the image", blockDeviceAllowed: true)
     let file = try ImageFile(openPath: image)
-    let bare = (try? file.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
+    let bare = file.hasRoseFSMagic()
     if bare && partition == nil {
       let report = try ImageReader(image: file).spaceReport()
       if json { try printJSON(report) } else { print(spaceText(report)) }
@@ -295,7 +297,7 @@ struct InspectCommand: ParsableCommand {
     for p in table.partitions {
       if let want = partition, want != p.label && want != String(p.index) { continue }
       let vol = try ImageFile(openPath: image, baseOffset: p.offset)
-      let isRose = (try? vol.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
+      let isRose = vol.hasRoseFSMagic()
       disk.partitions.append(
         PartitionInspection(
           index: p.index, label: p.label, type: p.typeName ?? p.type.description,
