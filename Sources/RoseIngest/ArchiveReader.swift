@@ -215,8 +215,9 @@ public final class ArchiveReader {
           "entry \(IngestError.p(name)) has \(what) \(id); RoseFS stores owners from 0 to 4294967295. Map the owner to a 32-bit id when making the archive"
       )
     }
+    // libarchive hands times over as sign and magnitude; RoseFS stores a timespec (FORMAT.md 7).
     func ts(_ s: Int64, _ ns: Int) -> Timestamp {
-      Timestamp(seconds: s, nanoseconds: UInt32(clamping: max(0, min(ns, 999_999_999))))
+      Timestamp(signMagnitudeSeconds: s, nanoseconds: ns)
     }
     let mtime = ts(Int64(archive_entry_mtime(entry)), archive_entry_mtime_nsec(entry))
     let atime =

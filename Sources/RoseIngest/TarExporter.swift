@@ -70,9 +70,12 @@ public struct TarExporter {
       archive_entry_set_mode(entry, mode_t(inode.mode))
       archive_entry_set_uid(entry, la_int64_t(inode.uid))
       archive_entry_set_gid(entry, la_int64_t(inode.gid))
-      archive_entry_set_mtime(entry, time_t(inode.mtime.seconds), Int(inode.mtime.nanoseconds))
-      archive_entry_set_atime(entry, time_t(inode.atime.seconds), Int(inode.atime.nanoseconds))
-      archive_entry_set_ctime(entry, time_t(inode.ctime.seconds), Int(inode.ctime.nanoseconds))
+      let mt = inode.mtime.signMagnitude
+      archive_entry_set_mtime(entry, time_t(mt.seconds), mt.nanoseconds)
+      let at = inode.atime.signMagnitude
+      archive_entry_set_atime(entry, time_t(at.seconds), at.nanoseconds)
+      let ct = inode.ctime.signMagnitude
+      archive_entry_set_ctime(entry, time_t(ct.seconds), ct.nanoseconds)
       for x in inode.xattrs {
         if x.name == TarExporter.aclAccess || x.name == TarExporter.aclDefault {
           let type =

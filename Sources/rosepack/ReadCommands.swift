@@ -26,7 +26,7 @@ struct VolumeOptions: ParsableArguments {
     }
     if let p = partition {
       let part = try table.partition(p)
-      let vol = try ImageFile(openPath: image, baseOffset: part.offset)
+      let vol = try ImageFile(openPath: image, baseOffset: part.offset, length: part.size)
       guard isRoseFS(vol, at: 0) else {
         throw CLIError.failed(
           "\(image): partition \(part.index) '\(part.label)' holds no RoseFS volume")
@@ -41,7 +41,7 @@ struct VolumeOptions: ParsableArguments {
       )
     }
     return (
-      try ImageFile(openPath: image, baseOffset: only.offset),
+      try ImageFile(openPath: image, baseOffset: only.offset, length: only.size),
       "\(image) partition \(only.index) '\(only.label)'"
     )
   }
@@ -296,7 +296,7 @@ struct InspectCommand: ParsableCommand {
     var disk = DiskInspection(image: image, partitions: [])
     for p in table.partitions {
       if let want = partition, want != p.label && want != String(p.index) { continue }
-      let vol = try ImageFile(openPath: image, baseOffset: p.offset)
+      let vol = try ImageFile(openPath: image, baseOffset: p.offset, length: p.size)
       let isRose = vol.hasRoseFSMagic()
       disk.partitions.append(
         PartitionInspection(
