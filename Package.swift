@@ -17,6 +17,7 @@ let package = Package(
     .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
     .target(name: "CChecksum"),
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
@@ -29,18 +30,37 @@ let package = Package(
     .target(
       name: "RoseRecipe",
       dependencies: ["RoseDisk", .product(name: "Mustache", package: "swift-mustache")]),
+    // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
+    .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
+    // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
+    .target(name: "RoseMap"),
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
+    .target(
+      name: "RoseHeat", dependencies: ["RoseFS", "RoseMap"],
+      path: "Benchmarks/heat/Sources/RoseHeat"),
+    .executableTarget(
+      name: "rose-heat",
+      dependencies: [
+        "RoseHeat", "RoseFS", "RoseMap",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Benchmarks/heat/Sources/rose-heat"),
+    .testTarget(
+      name: "RoseHeatTests", dependencies: ["RoseHeat", "RoseMap"],
+      path: "Benchmarks/heat/Tests/RoseHeatTests"),
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
     .testTarget(
-      name: "RosepackTests", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe"]),
+      name: "RosepackTests",
+      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,7 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   case volumeTooLarge(bytes: UInt64)
   case fileTooLarge(path: String, size: UInt64)
   case xattrsTooLarge(path: String, bytes: Int)
+  case xattrInvalid(path: String, name: [UInt8], reason: String)
   case invalidOption(String)
   case corrupt(String)
   case notFound(String)
@@ -24,6 +25,9 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
     case .xattrsTooLarge(let p, let b):
       return
         "\(p): extended attributes take \(b) bytes; RoseFS v1 stores at most 4064 bytes of xattrs per inode"
+    case .xattrInvalid(let p, let n, let why):
+      return
+        "\(p): extended attribute \(Name.printable(Array(n.prefix(64))))\(n.count > 64 ? "..." : ""): \(why)"
     case .invalidOption(let m): return m
     case .corrupt(let m): return "corrupt image: \(m)"
     case .notFound(let m): return m

@@ -272,6 +272,7 @@ final class FsckRun {
     requireZero(raw, 0x48..<0x50, "\(w) reserved 0x48")
     requireZero(raw, 0x59..<0x60, "\(w) SSA MetaRoot padding")
     requireZero(raw, 0x62..<0x80, "\(w) reserved 0x62")
+    requireZero(raw, Checkpoint.reservedTail..<RoseLayout.blockSize, "\(w) reserved 0xfb8")
     var logSegs = Set<UInt32>()
     for i in 0..<3 {
       let o = 0x30 + 8 * i
@@ -470,13 +471,14 @@ final class FsckRun {
     let ssaCount =
       (mainBlocks + UInt64(RoseLayout.ssaEntriesPerBlock) - 1)
       / UInt64(RoseLayout.ssaEntriesPerBlock)
-    var natDone: [String: (Int, [(addr: UInt32, use: BlockUse)])] = [:]
+    // The NAT as stored, before a head's own journal entries (which apply to that head only).
+    var natDone: [String: ([UInt32: UInt32], [(addr: UInt32, use: BlockUse)])] = [:]
     for h in 0..<nHeads {
       let head = cp.heads[h]
       var blocks: [(addr: UInt32, use: BlockUse)]
       let natKey = "\(head.nat.root)/\(head.nat.nblocks)/\(head.nat.depth)"
-      if let (g, b) = natDone[natKey] {
-        natMap[h] = natMap[g]
+      if let (stored, b) = natDone[natKey] {
+        natMap[h] = stored
         blocks = b
       } else {
         var map: [UInt32: UInt32] = [:]
@@ -508,7 +510,7 @@ final class FsckRun {
           }
         }
         natMap[h] = map
-        natDone[natKey] = (h, blocks)
+        natDone[natKey] = (map, blocks)
       }
       for e in cp.natJournal where Int(e.head) == h {
         if e.blkaddr == 0 {
@@ -753,7 +755,7 @@ final class FsckRun {
     }
     let isDir = magic == Magic.dirNode
     let recSize = isDir ? 12 : 8
-    let maxCount = isDir ? ImageReader.maxDirInteriorRecords : ImageReader.maxExtentInteriorRecords
+    let maxCount = isDir ? ImageReader.maxDirInteriorRecords : TreeKind.extents.maxInteriorRecords
     var lastKeyAt: [Int: UInt64] = [:]
     func visit(_ nid: UInt32, _ level: Int) -> UInt64? {
       guard let (a, b) = node(h, nid: nid, ino: rec.ino, magic: magic, level: level, w) else {

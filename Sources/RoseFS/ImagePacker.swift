@@ -52,11 +52,12 @@ extension ImageBuilder {
     try tails.flushAll()
     stream.recordsChecksums = false
     let dataEnd = stream.nextBlock
-    let hashSeed = deriveSeed("hash")
 
     // 1. Each head's view: reachable inodes, link counts, parents.
     var views: [HeadView] = []
     for s in subvolumes { views.append(try HeadView(root: s.root)) }
+    try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
+    let hashSeed = deriveSeed("hash")
 
     // 2. Distinct inode objects in a deterministic order, and their tree/xattr nodes.
     var objects: [Inode] = []
@@ -276,7 +277,7 @@ extension ImageBuilder {
       case .index(let children):
         for (i, c) in children.enumerated() {
           block.withUnsafeMutableBytes {
-            $0.storeBytes(of: c.littleEndian, toByteOffset: 32 + 4 * i, as: UInt32.self)
+            $0.storeBytes(of: c.littleEndian, toByteOffset: AddressArray.at(i), as: UInt32.self)
           }
         }
         writeHeader(
@@ -387,7 +388,8 @@ extension ImageBuilder {
   /// Fills in `blkaddr` and the checksum of a block that starts with a block header.
   func sealHeader(_ bytes: inout [UInt8], blkaddr: UInt32) {
     bytes.withUnsafeMutableBytes { buf in
-      buf.storeBytes(of: blkaddr.littleEndian, toByteOffset: 0x10, as: UInt32.self)
+      buf.storeBytes(
+        of: blkaddr.littleEndian, toByteOffset: BlockHeader.Offset.blkaddr, as: UInt32.self)
       let crc = checksum.checksum(
         UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
@@ -612,7 +614,7 @@ extension ImageBuilder {
       )
     }
     if !inode.xattrs.isEmpty {
-      let x = encodeXattrs(inode.xattrs)
+      let x = try encodeXattrRecords(inode.xattrs, path: "inode \(inode.ino)")
       if x.count <= RoseLayout.inlineCapacity - a.inline.count {
         a.xattrInline = x
       } else if x.count <= RoseLayout.maxXattrBytes {
@@ -634,56 +636,31 @@ extension ImageBuilder {
 
   /// The 512 bytes of an inode's slot in one head (FORMAT.md section 7).
   func encodeSlot(_ inode: Inode, view: HeadView, aux a: AuxNodes, into slot: inout [UInt8]) {
-    slot.withUnsafeMutableBytes { buf in
-      buf.initializeMemory(as: UInt8.self, repeating: 0)
-      var w = ByteWriter(buf)
-      w.put(inode.mode)
-      w.put(a.flags)
-      w.put(inode.uid)
-      w.put(inode.gid)
-      w.put(view.nlink[inode.ino] ?? 1)
-      w.put(a.size)
-      w.put(
-        inode.content.inline == nil && (inode.kind == .regular || inode.kind == .symlink)
-          ? inode.content.blockCount * 8 : UInt64(0))
-      w.put(inode.atime.seconds)
-      w.put(inode.mtime.seconds)
-      w.put(inode.ctime.seconds)
-      w.put(inode.ctime.seconds)
-      w.put(inode.atime.nanoseconds)
-      w.put(inode.mtime.nanoseconds)
-      w.put(inode.ctime.nanoseconds)
-      w.put(inode.ctime.nanoseconds)
-      w.put(UInt32(0))  // generation
-      w.put(view.parent[inode.ino] ?? inode.ino)
-      w.put(a.xattrNid)
-      w.put(UInt32(0))
-      let isDevice = inode.kind == .characterDevice || inode.kind == .blockDevice
-      w.put(isDevice ? inode.rdevMajor : 0)
-      w.put(isDevice ? inode.rdevMinor : 0)
-      w.put(cpVer)
-      if a.flags & InodeFlag.tail != 0, let t = inode.content.tail {
-        w.put(tails.resolve(t.block))
-        w.put(t.offset)
-        w.put(t.length)
-      } else {
-        w.put(UInt32(0))
-        w.put(UInt32(0))
-      }
-      w.put(UInt16(a.inline.count))
-      w.put(UInt16(a.xattrInline.count))
-      w.put(a.nitems)
-      w.put(inode.ino)
-      w.put(UInt32(0))  // crc
-      w.put(a.treeRoot)
-      w.put(a.treeDepth)
-      w.pos = SlotOffset.inline
-      w.put(bytes: a.inline)
-      w.pos = SlotOffset.inline + RoseLayout.inlineCapacity - a.xattrInline.count
-      w.put(bytes: a.xattrInline)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: SlotOffset.crc)
-      buf.storeBytes(of: crc.littleEndian, toByteOffset: SlotOffset.crc, as: UInt32.self)
-    }
+    slotRecord(inode, view: view, aux: a).encode(into: &slot, checksum: checksum)
+  }
+
+  /// The slot of `inode` as the packer fills it: crtime is ctime, generation 0, and the `i_u` area
+  /// holds the content form's bytes from its start and the inline xattrs at its end.
+  func slotRecord(_ inode: Inode, view: HeadView, aux a: AuxNodes) -> InodeRecord {
+    let isDevice = inode.kind == .characterDevice || inode.kind == .blockDevice
+    let isFile = inode.kind == .regular || inode.kind == .symlink
+    var area = [UInt8](repeating: 0, count: RoseLayout.inlineCapacity)
+    area.replaceSubrange(0..<a.inline.count, with: a.inline)
+    area.replaceSubrange(
+      (RoseLayout.inlineCapacity - a.xattrInline.count)..<RoseLayout.inlineCapacity,
+      with: a.xattrInline)
+    let tail = a.flags & InodeFlag.tail != 0 ? inode.content.tail : nil
+    return InodeRecord(
+      ino: inode.ino, mode: inode.mode, flags: a.flags, uid: inode.uid, gid: inode.gid,
+      nlink: view.nlink[inode.ino] ?? 1, size: a.size,
+      blocks: inode.content.inline == nil && isFile ? inode.content.blockCount * 8 : 0,
+      atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime, crtime: inode.ctime,
+      generation: 0, parent: view.parent[inode.ino] ?? inode.ino, xattrNid: a.xattrNid,
+      rdevMajor: isDevice ? inode.rdevMajor : 0, rdevMinor: isDevice ? inode.rdevMinor : 0,
+      cpVer: cpVer, tailBlk: tail.map { tails.resolve($0.block) } ?? 0, tailOff: tail?.offset ?? 0,
+      tailLen: tail?.length ?? 0, inlineLen: UInt16(a.inline.count),
+      xattrLen: UInt16(a.xattrInline.count), nitems: a.nitems, treeRoot: a.treeRoot,
+      treeDepth: a.treeDepth, inlineArea: area)
   }
 
   // MARK: - Owners, bitmaps, summaries
@@ -740,7 +717,7 @@ extension ImageBuilder {
     for i in 0..<RoseLayout.ssaEntriesPerBlock {
       let addr = first + UInt32(i)
       if addr < dataEnd && addr >= spoolPos {
-        crcs[i] = stream.crcSpool.next()
+        crcs[i] = stream.crcSpool.next() ^ dataChecksumCorrection
         spoolPos = addr + 1
       }
     }
@@ -752,14 +729,10 @@ extension ImageBuilder {
         let e = min(run.start + run.count, last)
         if s < e {
           for addr in s..<e {
-            let off = RoseLayout.headerSize + Int(addr - first) * RoseLayout.ssaEntrySize
-            let idx = run.index + (addr - run.start)
-            buf.storeBytes(of: run.owner.littleEndian, toByteOffset: off, as: UInt32.self)
-            buf.storeBytes(
-              of: (UInt32(run.kind) << 28 | (idx & 0x0FFF_FFFF)).littleEndian,
-              toByteOffset: off + 4, as: UInt32.self)
-            let crc = run.kind == SSAKind.data ? crcs[Int(addr - first)] : 0
-            buf.storeBytes(of: crc.littleEndian, toByteOffset: off + 8, as: UInt32.self)
+            SSAEntry(
+              owner: run.owner, kind: run.kind, index: run.index + (addr - run.start),
+              crc: run.kind == SSAKind.data ? crcs[Int(addr - first)] : 0
+            ).encode(into: buf, at: RoseLayout.headerSize + Int(addr - first) * SSAEntry.size)
             n += 1
           }
         }

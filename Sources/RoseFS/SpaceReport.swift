@@ -53,6 +53,38 @@ public struct SpaceReport: Codable, Sendable, Equatable {
   public var sharedBytes: UInt64 = 0
   /// Bytes of the image in use: the fixed area plus every live main-area block.
   public var usedBytes: UInt64 = 0
+  /// What a driver left behind: the checkpoint in use, its NAT journal and the segment accounting.
+  public var runtime: RuntimeState?
+
+  /// The read-write state of the volume (FORMAT.md sections 4 and 13).
+  public struct RuntimeState: Codable, Sendable, Equatable {
+    public struct JournalEntry: Codable, Sendable, Equatable {
+      public var head: String
+      public var nid: UInt32
+      public var blockAddress: UInt32
+    }
+    public var checkpointVersion: UInt64
+    /// Block of the valid checkpoint slot (2 or 3).
+    public var checkpointBlock: UInt32
+    /// UMOUNT: the last writer unmounted cleanly; FRESH: written by a packer.
+    public var clean: Bool
+    public var fresh: Bool
+    public var natJournal: [JournalEntry]
+    /// `free_segments` as the checkpoint records it.
+    public var freeSegments: UInt32
+    /// Segments with no block live in any head and no log head in them, counted from the bitmaps.
+    public var emptySegments: UInt32
+    /// Empty segments the checkpoint does not count as free yet (freed since it was written).
+    public var prefreeSegments: UInt32
+    /// Segments user writes never take (`rsv_segments`).
+    public var reservedSegments: UInt32
+    /// Segments the NODE, DATA and TAIL log heads write into.
+    public var logSegments: [UInt32]
+    /// Main-area blocks live in each head (`valid_blocks`), in head order.
+    public var liveBlocksPerHead: [UInt64]
+    /// Main-area blocks live in more than one head.
+    public var sharedBlocks: UInt64
+  }
 }
 
 extension ImageReader {
@@ -138,6 +170,27 @@ extension ImageReader {
       if n > 1 { r.sharedBytes += bs }
     }
     let live = UInt64(kindOf.count)
+    var busySegments = Set<UInt32>()
+    for a in kindOf.keys where a >= sb.mainBlkaddr {
+      busySegments.insert((a - sb.mainBlkaddr) / sb.blocksPerSegment)
+    }
+    let logSegments = cp.logs.map(\.segment)
+    busySegments.formUnion(logSegments)
+    let empty =
+      sb.segmentCount > UInt32(busySegments.count)
+      ? sb.segmentCount - UInt32(busySegments.count) : 0
+    r.runtime = SpaceReport.RuntimeState(
+      checkpointVersion: cp.cpVer, checkpointBlock: sb.cpBlkaddr + UInt32(checkpointSlot),
+      clean: cp.flags & Checkpoint.flagUmount != 0, fresh: cp.flags & Checkpoint.flagFresh != 0,
+      natJournal: cp.natJournal.map {
+        SpaceReport.RuntimeState.JournalEntry(
+          head: Int($0.head) < cp.heads.count ? cp.heads[Int($0.head)].nameString : "#\($0.head)",
+          nid: $0.nid, blockAddress: $0.blkaddr)
+      },
+      freeSegments: cp.freeSegments, emptySegments: empty,
+      prefreeSegments: empty > cp.freeSegments ? empty - cp.freeSegments : 0,
+      reservedSegments: sb.rsvSegments, logSegments: logSegments,
+      liveBlocksPerHead: cp.heads.map(\.validBlocks), sharedBlocks: r.sharedBytes / bs)
     r.freeBytes = UInt64(sb.mainBlocks) > live ? (UInt64(sb.mainBlocks) - live) * bs : 0
     r.availableBytes =
       cp.userBlockCount > live

@@ -12,7 +12,10 @@ enum INIParser {
   static func parse(text: String, file: String, diagnostics: inout Diagnostics) -> [INILine] {
     var result: [INILine] = []
     var lineNumber = 0
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+    // "\r\n" is one Character in Swift: split on it too, so CRLF files read as systemd reads them.
+    for rawLine in text.split(
+      omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+    {
       lineNumber += 1
       var line = Substring(rawLine)
       if line.hasSuffix("\r") { line = line.dropLast() }

@@ -290,6 +290,7 @@ final class BuildPipeline {
   // MARK: planning
 
   func plan() throws -> DiskLayout {
+    if let repart = recipe.image.repart { return try planRepart(repart) }
     var requests: [PartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       let type: GUID

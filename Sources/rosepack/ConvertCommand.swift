@@ -62,18 +62,7 @@ struct ConvertCommand: ParsableCommand {
       image: ImageFile(fd: out.fd, path: output), options: options)
     let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
-    for input in inputs {
-      let show: (IngestProgress) -> Void = { p in
-        var s = "\(input): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
-        if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
-        progress.update(s)
-      }
-      if isDirectory(input) {
-        try DirectoryReader(path: input, progress: show).read(into: editor)
-      } else {
-        try ArchiveReader(path: input, progress: show).read(into: editor)
-      }
-    }
+    try ingest(inputs, into: editor, progress: progress)
     progress.update("writing metadata")
     let subvols = names.map { Subvolume(name: $0, root: editor.root) }
     let report = try builder.finish(subvolumes: subvols, defaultSubvolume: 0)
@@ -88,6 +77,23 @@ struct ConvertCommand: ParsableCommand {
         "\(output): \(formatBytes(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
           + "\(formatBytes(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
           + "(\(String(format: "%.2f", seconds)) s)")
+    }
+  }
+}
+
+/// Reads tarballs and directories, in order, into the tree (a later entry replaces an earlier one):
+/// the input semantics `convert` and `update` share.
+func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws {
+  for input in inputs {
+    let show: (IngestProgress) -> Void = { p in
+      var s = "\(input): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
+      if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
+      progress.update(s)
+    }
+    if isDirectory(input) {
+      try DirectoryReader(path: input, progress: show).read(into: editor)
+    } else {
+      try ArchiveReader(path: input, progress: show).read(into: editor)
     }
   }
 }

@@ -64,6 +64,9 @@ struct FsckCommand: ParsableCommand {
     let problems = Fsck.check(image: vol, verifyData: !noData)
     if problems.isEmpty {
       print("\(name): clean")
+      if let r = try? ImageReader(image: vol).spaceReport(), let rt = r.runtime {
+        print(runtimeText(rt, headNames: r.heads.map(\.name)))
+      }
       return
     }
     for p in problems { FileHandle.standardError.write(Data("\(name): \(p)\n".utf8)) }
@@ -368,6 +371,24 @@ func spaceText(_ r: SpaceReport) -> String {
   s += "shared by all subvolumes \(b(r.sharedByAllHeadsBytes))\n"
   s +=
     "free \(b(r.freeBytes)), of which reserve \(b(r.reserveBytes)); available to files \(b(r.availableBytes))"
+  if let rt = r.runtime { s += "\n" + runtimeText(rt, headNames: r.heads.map(\.name)) }
+  return s
+}
+
+/// The read-write state (checkpoint, NAT journal, segments), as `inspect` and `fsck` print it.
+func runtimeText(_ rt: SpaceReport.RuntimeState, headNames: [String]) -> String {
+  var flags: [String] = []
+  if rt.clean { flags.append("clean") } else { flags.append("not cleanly unmounted") }
+  if rt.fresh { flags.append("fresh from the packer") }
+  var s =
+    "checkpoint version \(rt.checkpointVersion) in block \(rt.checkpointBlock), \(flags.joined(separator: ", "))\n"
+  s +=
+    "segments: \(rt.freeSegments) free, \(rt.prefreeSegments) prefree, \(rt.reservedSegments) reserved, "
+  s += "logs in \(rt.logSegments.map(String.init).joined(separator: " "))\n"
+  let live = zip(headNames, rt.liveBlocksPerHead).map { "\($0) \($1)" }.joined(separator: ", ")
+  s += "live blocks: \(live); shared by heads \(rt.sharedBlocks)\n"
+  s += "NAT journal: \(rt.natJournal.count) entries"
+  for e in rt.natJournal { s += "\n  head \(e.head) nid \(e.nid) -> block \(e.blockAddress)" }
   return s
 }
 

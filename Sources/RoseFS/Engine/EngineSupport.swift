@@ -1,0 +1,161 @@
+// Small value types of the read-write engine: a validity bitmap, the in-memory map of one meta-file,
+// the inode slot encoder, and the engine's in-memory inode.
+
+/// One bit per main-area block (FORMAT.md 6.3), held in 64-bit words.
+struct EngineBitmap: Equatable {
+  var words: [UInt64]
+  let count: Int
+  init(count: Int) {
+    self.count = count
+    words = [UInt64](repeating: 0, count: (count + 63) / 64)
+  }
+  @inline(__always) func get(_ k: Int) -> Bool { words[k >> 6] & (1 << UInt64(k & 63)) != 0 }
+  @inline(__always) mutating func set(_ k: Int) { words[k >> 6] |= 1 << UInt64(k & 63) }
+  @inline(__always) mutating func clear(_ k: Int) { words[k >> 6] &= ~(1 << UInt64(k & 63)) }
+  var population: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+  /// Byte `i` of the on-disk bitmap (bit k is bit k % 8 of byte k / 8).
+  func byte(_ i: Int) -> UInt8 {
+    guard i / 8 < words.count else { return 0 }
+    return UInt8(truncatingIfNeeded: words[i / 8] >> UInt64((i % 8) * 8))
+  }
+  mutating func setByte(_ i: Int, _ v: UInt8) {
+    guard i / 8 < words.count else { return }
+    let shift = UInt64((i % 8) * 8)
+    words[i / 8] = (words[i / 8] & ~(0xFF << shift)) | UInt64(v) << shift
+  }
+}
+
+/// The in-memory map of one meta-file (FORMAT.md 6.1): content block addresses (0 = hole) and the
+/// index blocks above them, as last written.
+struct EngineMetaFile {
+  let type: UInt8
+  /// The head named in index blocks' `aux` and in SSA owners (0 for the SSA).
+  var head: Int
+  var nblocks: Int
+  var leaves: [UInt32]
+  /// Index blocks as stored: level, index within level, address.
+  var index: [(level: UInt8, index: UInt32, addr: UInt32)] = []
+  /// Content blocks whose bytes changed since they were last written.
+  var dirty = Set<Int>()
+  /// Content blocks already given a new address in the checkpoint being written.
+  var relocated = Set<Int>()
+  /// The index above the content blocks must be written again.
+  var indexStale = false
+  /// Index addresses handed out in this checkpoint, in MapTree.build order.
+  var newIndexAddrs: [UInt32] = []
+
+  var depth: Int { MapTree.depth(nblocks: nblocks) }
+
+  func root() -> MetaRoot {
+    if depth == 0 {
+      return MetaRoot(root: leaves.first ?? 0, nblocks: UInt32(nblocks), depth: 0)
+    }
+    let top = index.first { Int($0.level) == depth && $0.index == 0 }
+    return MetaRoot(root: top?.addr ?? 0, nblocks: UInt32(nblocks), depth: UInt8(depth))
+  }
+
+  /// Every stored block of the map (content and index).
+  var allAddresses: [UInt32] { leaves.filter { $0 != 0 } + index.map { $0.addr } }
+}
+
+extension InodeRecord {
+  /// An empty record for a new inode.
+  static func fresh(ino: UInt32, mode: UInt16, uid: UInt32, gid: UInt32, time: Timestamp)
+    -> InodeRecord
+  {
+    InodeRecord(
+      ino: ino, mode: mode, flags: 0, uid: uid, gid: gid, nlink: 1, size: 0, blocks: 0,
+      atime: time, mtime: time, ctime: time, crtime: time, generation: 0, parent: 0, xattrNid: 0,
+      reserved05C: 0, rdevMajor: 0, rdevMinor: 0, cpVer: 0, tailBlk: 0, tailOff: 0, tailLen: 0,
+      inlineLen: 0, xattrLen: 0, nitems: 0, crc: 0, treeRoot: 0, treeDepth: 0,
+      reserved08D: [0, 0, 0], inlineArea: [UInt8](repeating: 0, count: RoseLayout.inlineCapacity))
+  }
+
+  /// The 512 bytes of the slot (FORMAT.md section 7), checksum filled in: the inverse of `decode`.
+  func encodeSlot(checksum: RoseChecksum) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: RoseLayout.inodeSize)
+    out.withUnsafeMutableBytes { buf in
+      var w = ByteWriter(buf)
+      w.put(mode)
+      w.put(flags)
+      w.put(uid)
+      w.put(gid)
+      w.put(nlink)
+      w.put(size)
+      w.put(blocks)
+      w.put(atime.seconds)
+      w.put(mtime.seconds)
+      w.put(ctime.seconds)
+      w.put(crtime.seconds)
+      w.put(atime.nanoseconds)
+      w.put(mtime.nanoseconds)
+      w.put(ctime.nanoseconds)
+      w.put(crtime.nanoseconds)
+      w.put(generation)
+      w.put(parent)
+      w.put(xattrNid)
+      w.put(UInt32(0))
+      w.put(rdevMajor)
+      w.put(rdevMinor)
+      w.put(cpVer)
+      w.put(tailBlk)
+      w.put(tailOff)
+      w.put(tailLen)
+      w.put(inlineLen)
+      w.put(xattrLen)
+      w.put(nitems)
+      w.put(ino)
+      w.put(UInt32(0))
+      w.put(treeRoot)
+      w.put(treeDepth)
+      w.pos = SlotOffset.inline
+      w.put(bytes: inlineArea, paddedTo: RoseLayout.inlineCapacity)
+      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: SlotOffset.crc)
+      buf.storeBytes(of: crc.littleEndian, toByteOffset: SlotOffset.crc, as: UInt32.self)
+    }
+    return out
+  }
+}
+
+/// Where the last partial block of a file in block form is.
+enum PartialBlock: Equatable {
+  /// The size is a multiple of 4096 (or the file is inline).
+  case none
+  /// A fragment of a tail block, as stored.
+  case tail(block: UInt32, offset: UInt16, length: UInt16)
+  /// A full data block at lblk `size / 4096` (a tail longer than `tail_max`).
+  case block(UInt32)
+  /// Not stored: reads as zeros.
+  case hole
+  /// Changed since the last checkpoint: placed when the checkpoint packs tails.
+  case memory([UInt8])
+}
+
+/// An inode as the engine holds it while it is in use: the slot's fields and its decoded content.
+final class EngineInode {
+  var rec: InodeRecord
+  let kind: FileKind
+  /// Regular files and symlinks of at most 368 bytes.
+  var inline: [UInt8] = []
+  /// Full blocks (lblk < size / 4096): logical block to address.
+  var blocks: [UInt32: UInt32] = [:]
+  var partial: PartialBlock = .none
+  /// Directories: name to (ino, entry type).
+  var entries: [[UInt8]: (ino: UInt32, type: UInt8)] = [:]
+  /// Directories: the entries in key order, computed when needed.
+  var sortedCache: [EncodedDirent]?
+  var xattrs: [Xattr] = []
+  /// Nids of this inode's tree and xattr nodes as the head's NAT has them now.
+  var nodeNids: [UInt32] = []
+  var dirty = false
+  var deleted = false
+
+  init(rec: InodeRecord, kind: FileKind) {
+    self.rec = rec
+    self.kind = kind
+  }
+
+  var isInlineForm: Bool {
+    (kind == .regular || kind == .symlink) && rec.size <= UInt64(RoseLayout.inlineCapacity)
+  }
+}

@@ -1,0 +1,653 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+// The changing half of VolumeOperations: namespace operations, file data, attributes, xattrs.
+// Data blocks are written at once to blocks no checkpoint reaches; everything else waits for the next
+// checkpoint (RoseEngine+Checkpoint.swift).
+
+extension RoseEngine {
+  func markDirty(_ n: EngineInode) {
+    n.dirty = true
+    dirtyInodes.insert(n.rec.ino)
+  }
+
+  /// Checkpoints when the state held in memory grows, so that the next checkpoint fits the reserve.
+  func checkpointIfLarge() throws(EngineError) {
+    if dirtyInodes.count > 4096 || metadataEstimate() > reserveBlocks / 2 {
+      try checkpoint(umount: false)
+    }
+  }
+
+  func validateName(_ name: [UInt8]) throws(EngineError) {
+    if name.isEmpty || name.contains(0) || name.contains(UInt8(ascii: "/")) || name == [0x2E]
+      || name == [0x2E, 0x2E]
+    {
+      throw EngineError(EINVAL, "invalid name \(Name.printable(name))")
+    }
+    if name.count > 255 { throw EngineError(ENAMETOOLONG, "name longer than 255 bytes") }
+  }
+
+  func allocateIno() -> UInt32 {
+    if let i = freeInos.popLast() { return i }
+    let nid = newNid()
+    reservedNids.insert(nid)
+    for s in (1..<UInt32(RoseLayout.inodesPerPage)).reversed() { freeInos.append(nid * 8 + s) }
+    return nid * 8
+  }
+
+  func newInode(kind: FileKind, mode: UInt16, uid: UInt32, gid: UInt32, parent: UInt32)
+    -> EngineInode
+  {
+    let ino = allocateIno()
+    var rec = InodeRecord.fresh(
+      ino: ino, mode: kind.modeBits | (mode & 0o7777), uid: uid, gid: gid, time: now())
+    rec.parent = parent
+    rec.nlink = kind == .directory ? 2 : 1
+    let n = EngineInode(rec: rec, kind: kind)
+    inodes[ino] = n
+    markDirty(n)
+    inodeCount[head] += 1
+    dataChanged = true
+    return n
+  }
+
+  func addEntry(_ d: EngineInode, _ name: [UInt8], _ n: EngineInode) {
+    d.entries[name] = (n.rec.ino, n.kind.rawValue)
+    d.sortedCache = nil
+    let t = now()
+    d.rec.mtime = t
+    d.rec.ctime = t
+    markDirty(d)
+  }
+
+  func removeEntry(_ d: EngineInode, _ name: [UInt8]) {
+    d.entries[name] = nil
+    d.sortedCache = nil
+    let t = now()
+    d.rec.mtime = t
+    d.rec.ctime = t
+    markDirty(d)
+  }
+
+  /// Frees everything an inode holds; its slot is zeroed by the next checkpoint.
+  func destroy(_ n: EngineInode) throws(EngineError) {
+    try releaseAllData(n)
+    for nid in n.nodeNids { releaseNid(nid) }
+    n.nodeNids = []
+    n.entries = [:]
+    n.deleted = true
+    markDirty(n)
+    inodeCount[head] -= 1
+    let page = n.rec.ino / 8
+    if !(0..<heads.count).contains(where: { $0 != head && natLookup($0, page) != 0 }) {
+      freeInos.append(n.rec.ino)
+    }
+  }
+
+  // MARK: - File data
+
+  func releaseAllData(_ n: EngineInode) throws(EngineError) {
+    for (_, a) in n.blocks { clearLive(head, a) }
+    n.blocks = [:]
+    try releasePartial(n)
+    n.inline = []
+  }
+
+  func releasePartial(_ n: EngineInode) throws(EngineError) {
+    let old = n.partial
+    n.partial = .none
+    switch old {
+    case .block(let a): clearLive(head, a)
+    case .tail(let blk, _, _): try dropTailFragment(blk)
+    default: break
+    }
+  }
+
+  /// After an inode stopped using a fragment of tail block `blk`: the block stays live in this head
+  /// only while another fragment in it is live (FORMAT.md 9.3).
+  func dropTailFragment(_ blk: UInt32) throws(EngineError) {
+    let b = try verifiedBlock(blk, magic: Magic.tail, what: "tail block")
+    let r = ByteReader(b)
+    for i in 0..<Int(r.u16(0x18)) {
+      let o = RoseLayout.headerSize + 8 * i
+      let ino = r.u32(o)
+      let want = PartialBlock.tail(block: blk, offset: r.u16(o + 4), length: r.u16(o + 6))
+      if let n = inodes[ino] {
+        if !n.deleted && n.partial == want { return }
+      } else if let n = try loadInode(ino, head: head) {
+        inodes[ino] = n
+        if n.partial == want { return }
+      }
+    }
+    clearLive(head, blk)
+  }
+
+  /// Writes logical block `lblk` (< size / 4096) to a new data block.
+  func putBlock(_ n: EngineInode, _ lblk: UInt32, _ bytes: [UInt8]) throws(EngineError) {
+    let a = try allocate(.data)
+    try writeDeviceBlock(a, bytes)
+    setLive(head, a)
+    setSSA(a, owner: n.rec.ino, kind: SSAKind.data, index: lblk, crc: checksum.checksum(bytes))
+    if let old = n.blocks[lblk] { clearLive(head, old) }
+    n.blocks[lblk] = a
+  }
+
+  /// Changes the size: truncates, or extends with a hole; moves the content between inline and
+  /// block form and between the partial block and a full block as the size requires.
+  func resize(_ n: EngineInode, to newSize: UInt64) throws(EngineError) {
+    let old = n.rec.size
+    guard newSize != old else { return }
+    let inlineMax = UInt64(RoseLayout.inlineCapacity)
+    let bs = UInt64(RoseLayout.blockSize)
+    markDirty(n)
+    if newSize <= inlineMax {
+      var bytes = try readData(n, offset: 0, count: Int(min(old, newSize)))
+      bytes += [UInt8](repeating: 0, count: Int(newSize) - bytes.count)
+      if !n.isInlineForm { try releaseAllData(n) }
+      n.inline = bytes
+      n.rec.size = newSize
+      return
+    }
+    if n.isInlineForm {
+      let bytes = n.inline
+      n.inline = []
+      n.rec.size = newSize
+      let plen = Int(newSize % bs)
+      n.partial = plen > 0 ? .memory([UInt8](repeating: 0, count: plen)) : .none
+      if !bytes.isEmpty { try writeBlockForm(n, offset: 0, bytes) }
+      return
+    }
+    let oldFull = old / bs
+    let newFull = newSize / bs
+    let newPlen = Int(newSize % bs)
+    if newSize < old {
+      var newPartial: [UInt8]?
+      if newPlen > 0 {
+        newPartial = Array(try readLogicalBlock(n, UInt32(newFull))[0..<newPlen])
+      }
+      for (l, a) in n.blocks where UInt64(l) >= newFull {
+        clearLive(head, a)
+        n.blocks[l] = nil
+      }
+      try releasePartial(n)
+      n.rec.size = newSize
+      n.partial = newPartial.map { .memory($0) } ?? .none
+      return
+    }
+    let oldPlen = Int(old % bs)
+    if oldPlen != 0 && newFull > oldFull {
+      var p = try partialBytes(n)
+      try releasePartial(n)
+      n.rec.size = newSize
+      if p.contains(where: { $0 != 0 }) {
+        p += [UInt8](repeating: 0, count: RoseLayout.blockSize - p.count)
+        try putBlock(n, UInt32(oldFull), p)
+      }
+    } else if oldPlen != 0 {
+      var p = try partialBytes(n)
+      try releasePartial(n)
+      p += [UInt8](repeating: 0, count: newPlen - oldPlen)
+      n.rec.size = newSize
+      n.partial = .memory(p)
+      return
+    } else {
+      n.rec.size = newSize
+    }
+    n.partial = newPlen > 0 ? .memory([UInt8](repeating: 0, count: newPlen)) : .none
+  }
+
+  /// Writes bytes inside the current size of a file in block form.
+  func writeBlockForm(_ n: EngineInode, offset: UInt64, _ data: [UInt8]) throws(EngineError) {
+    let bs = UInt64(RoseLayout.blockSize)
+    var pos = offset
+    let end = offset + UInt64(data.count)
+    while pos < end {
+      let lblk = UInt32(pos / bs)
+      let inBlock = Int(pos % bs)
+      let len = Int(min(bs - UInt64(inBlock), end - pos))
+      let src = Int(pos - offset)
+      let full = UInt32(n.rec.size / bs)
+      if lblk < full {
+        var block: [UInt8]
+        if inBlock == 0 && len == RoseLayout.blockSize {
+          block = Array(data[src..<src + len])
+        } else {
+          block = try readLogicalBlock(n, lblk)
+          block.replaceSubrange(inBlock..<inBlock + len, with: data[src..<src + len])
+        }
+        try putBlock(n, lblk, block)
+      } else {
+        var p = try partialBytes(n)
+        p.replaceSubrange(inBlock..<inBlock + len, with: data[src..<src + len])
+        try releasePartial(n)
+        n.partial = .memory(p)
+      }
+      pos += UInt64(len)
+    }
+    markDirty(n)
+  }
+
+  func writeBytes(_ n: EngineInode, offset: UInt64, _ data: [UInt8]) throws(EngineError) {
+    let end = offset + UInt64(data.count)
+    guard end <= RoseLayout.maxFileSize else {
+      throw EngineError(EFBIG, "a RoseFS file ends before 2^40 bytes")
+    }
+    dataChanged = true
+    if end > n.rec.size { try resize(n, to: end) }
+    if data.isEmpty { return }
+    if n.isInlineForm {
+      n.inline.replaceSubrange(Int(offset)..<Int(end), with: data)
+      markDirty(n)
+      return
+    }
+    try writeBlockForm(n, offset: offset, data)
+  }
+
+  func blocksFor(offset: UInt64, count: UInt64) -> Int {
+    Int((count + UInt64(RoseLayout.blockSize) - 1) / UInt64(RoseLayout.blockSize)) + 2
+  }
+
+  // MARK: - VolumeOperations: changing
+
+  func create(
+    parent: UInt32, name: [UInt8], kind: FileKind, mode: UInt16, uid: UInt32, gid: UInt32
+  ) throws(EngineError) -> EngineInode {
+    try requireWritable()
+    try validateName(name)
+    let d = try directory(parent)
+    if d.entries[name] != nil { throw EngineError.exists("\(Name.printable(name)) exists") }
+    try ensureUserSpace(2)
+    let n = newInode(kind: kind, mode: mode, uid: uid, gid: gid, parent: parent)
+    addEntry(d, name, n)
+    if kind == .directory { d.rec.nlink += 1 }
+    return n
+  }
+
+  public func mknod(
+    parent: UInt32, name: [UInt8], mode: UInt16, uid: UInt32, gid: UInt32, rdevMajor: UInt32,
+    rdevMinor: UInt32
+  ) throws(EngineError) -> NodeAttributes {
+    try withLock { () throws(EngineError) in
+      guard let kind = FileKind(modeBits: UInt32(mode)), kind != .directory, kind != .symlink
+      else { throw EngineError(EINVAL, "mknod of mode \(String(mode, radix: 8))") }
+      let n = try create(parent: parent, name: name, kind: kind, mode: mode, uid: uid, gid: gid)
+      if kind == .characterDevice || kind == .blockDevice {
+        n.rec.rdevMajor = rdevMajor
+        n.rec.rdevMinor = rdevMinor
+      }
+      try checkpointIfLarge()
+      return attributes(n)
+    }
+  }
+
+  public func mkdir(parent: UInt32, name: [UInt8], mode: UInt16, uid: UInt32, gid: UInt32)
+    throws(EngineError) -> NodeAttributes
+  {
+    try withLock { () throws(EngineError) in
+      let n = try create(
+        parent: parent, name: name, kind: .directory, mode: mode, uid: uid, gid: gid)
+      try checkpointIfLarge()
+      return attributes(n)
+    }
+  }
+
+  public func symlink(parent: UInt32, name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32)
+    throws(EngineError) -> NodeAttributes
+  {
+    try withLock { () throws(EngineError) in
+      guard !target.isEmpty, !target.contains(0) else {
+        throw EngineError(EINVAL, "empty symlink target")
+      }
+      guard target.count <= 4095 else {
+        throw EngineError(ENAMETOOLONG, "symlink target longer than 4095 bytes")
+      }
+      let n = try create(
+        parent: parent, name: name, kind: .symlink, mode: 0o777, uid: uid, gid: gid)
+      try writeBytes(n, offset: 0, target)
+      try checkpointIfLarge()
+      return attributes(n)
+    }
+  }
+
+  public func link(_ ino: UInt32, newParent: UInt32, newName: [UInt8]) throws(EngineError)
+    -> NodeAttributes
+  {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      try validateName(newName)
+      let n = try inode(ino)
+      guard n.kind != .directory else { throw EngineError(EPERM, "hard link to a directory") }
+      let d = try directory(newParent)
+      if d.entries[newName] != nil { throw EngineError.exists("\(Name.printable(newName)) exists") }
+      try ensureUserSpace(1)
+      dataChanged = true
+      addEntry(d, newName, n)
+      n.rec.nlink += 1
+      n.rec.ctime = now()
+      markDirty(n)
+      try checkpointIfLarge()
+      return attributes(n)
+    }
+  }
+
+  /// Drops one name of a non-directory; frees the inode with its last name.
+  func dropName(_ n: EngineInode, from d: EngineInode) throws(EngineError) {
+    n.rec.nlink -= 1
+    n.rec.ctime = now()
+    markDirty(n)
+    if n.rec.nlink == 0 {
+      try destroy(n)
+    } else if n.rec.parent == d.rec.ino && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
+    {
+      // `parent` must name a directory of the head; the root always is one.
+      n.rec.parent = rootIno
+    }
+  }
+
+  public func unlink(parent: UInt32, name: [UInt8]) throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let d = try directory(parent)
+      guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
+      let n = try inode(e.ino)
+      if n.kind == .directory { throw EngineError(EISDIR, "\(Name.printable(name)) is a directory") }
+      dataChanged = true
+      removeEntry(d, name)
+      try dropName(n, from: d)
+      try checkpointIfLarge()
+    }
+  }
+
+  public func rmdir(parent: UInt32, name: [UInt8]) throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let d = try directory(parent)
+      guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
+      let n = try inode(e.ino)
+      guard n.kind == .directory else {
+        throw EngineError(ENOTDIR, "\(Name.printable(name)) is not a directory")
+      }
+      guard n.entries.isEmpty else {
+        throw EngineError(ENOTEMPTY, "\(Name.printable(name)) is not empty")
+      }
+      dataChanged = true
+      removeEntry(d, name)
+      d.rec.nlink -= 1
+      try destroy(n)
+      try checkpointIfLarge()
+    }
+  }
+
+  /// Whether directory `ancestor` is `dir` or above it.
+  func isAncestor(_ ancestor: UInt32, of dir: UInt32) throws(EngineError) -> Bool {
+    var cur = dir
+    var steps = 0
+    while steps < 1 << 16 {
+      if cur == ancestor { return true }
+      if cur == rootIno { return false }
+      cur = try inode(cur).rec.parent
+      steps += 1
+    }
+    throw EngineError.corrupt("directory \(dir): parent chain does not reach the root")
+  }
+
+  public func rename(
+    parent: UInt32, name: [UInt8], newParent: UInt32, newName: [UInt8], flags: RenameFlags
+  ) throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      try validateName(newName)
+      if flags.contains(.noReplace) && flags.contains(.exchange) {
+        throw EngineError(EINVAL, "RENAME_NOREPLACE with RENAME_EXCHANGE")
+      }
+      let d = try directory(parent)
+      let nd = try directory(newParent)
+      guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
+      let n = try inode(e.ino)
+      let target = nd.entries[newName]
+      // The order of checks is Linux's (do_renameat2, lock_rename, vfs_rename).
+      if flags.contains(.exchange) && target == nil {
+        throw EngineError.noEntry(Name.printable(newName))
+      }
+      if flags.contains(.noReplace) && target != nil {
+        throw EngineError.exists("\(Name.printable(newName)) exists")
+      }
+      if parent != newParent {
+        if n.kind == .directory, try isAncestor(n.rec.ino, of: newParent) {
+          throw EngineError(EINVAL, "cannot move a directory into itself")
+        }
+        if let t = target, t.type == FileKind.directory.rawValue,
+          try isAncestor(t.ino, of: parent)
+        {
+          throw EngineError(
+            flags.contains(.exchange) ? EINVAL : ENOTEMPTY, "the target contains the source")
+        }
+      }
+      if let t = target, t.ino == n.rec.ino { return }
+      if flags.contains(.exchange), let t = target {
+        let m = try inode(t.ino)
+        try ensureUserSpace(1)
+        dataChanged = true
+        d.entries[name] = (m.rec.ino, m.kind.rawValue)
+        nd.entries[newName] = (n.rec.ino, n.kind.rawValue)
+        d.sortedCache = nil
+        nd.sortedCache = nil
+        if parent != newParent {
+          if n.kind == .directory {
+            d.rec.nlink -= 1
+            nd.rec.nlink += 1
+            n.rec.parent = newParent
+          } else if n.rec.parent == parent {
+            n.rec.parent = newParent
+          }
+          if m.kind == .directory {
+            nd.rec.nlink -= 1
+            d.rec.nlink += 1
+            m.rec.parent = parent
+          } else if m.rec.parent == newParent {
+            m.rec.parent = parent
+          }
+        }
+        let t0 = now()
+        for x in [d, nd, n, m] {
+          x.rec.ctime = t0
+          markDirty(x)
+        }
+        d.rec.mtime = t0
+        nd.rec.mtime = t0
+        return
+      }
+      if parent == newParent && name == newName { return }
+      if let t = target {
+        let m = try inode(t.ino)
+        if n.kind == .directory {
+          guard m.kind == .directory else {
+            throw EngineError(ENOTDIR, "\(Name.printable(newName)) is not a directory")
+          }
+          guard m.entries.isEmpty else {
+            throw EngineError(ENOTEMPTY, "\(Name.printable(newName)) is not empty")
+          }
+        } else if m.kind == .directory {
+          throw EngineError(EISDIR, "\(Name.printable(newName)) is a directory")
+        }
+      }
+      try ensureUserSpace(1)
+      dataChanged = true
+      if let t = target {
+        let m = try inode(t.ino)
+        removeEntry(nd, newName)
+        if m.kind == .directory {
+          nd.rec.nlink -= 1
+          try destroy(m)
+        } else {
+          try dropName(m, from: nd)
+        }
+      }
+      removeEntry(d, name)
+      addEntry(nd, newName, n)
+      if parent != newParent {
+        if n.kind == .directory {
+          d.rec.nlink -= 1
+          nd.rec.nlink += 1
+          n.rec.parent = newParent
+        } else if n.rec.parent == parent {
+          n.rec.parent = newParent
+        }
+      }
+      n.rec.ctime = now()
+      markDirty(n)
+      try checkpointIfLarge()
+    }
+  }
+
+  public func write(_ ino: UInt32, offset: UInt64, bytes: UnsafeRawBufferPointer)
+    throws(EngineError)
+  {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let n = try inode(ino)
+      if n.kind == .directory { throw EngineError(EISDIR, "ino \(ino) is a directory") }
+      guard n.kind == .regular else { throw EngineError(EINVAL, "ino \(ino) is not a file") }
+      try ensureUserSpace(blocksFor(offset: offset, count: UInt64(bytes.count)))
+      try writeBytes(n, offset: offset, Array(bytes))
+      let t = now()
+      n.rec.mtime = t
+      n.rec.ctime = t
+      try checkpointIfLarge()
+    }
+  }
+
+  public func setattr(_ ino: UInt32, _ changes: AttributeChanges) throws(EngineError)
+    -> NodeAttributes
+  {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let n = try inode(ino)
+      let t = now()
+      if let size = changes.size {
+        if n.kind == .directory { throw EngineError(EISDIR, "ino \(ino) is a directory") }
+        guard n.kind == .regular else { throw EngineError(EINVAL, "ino \(ino) is not a file") }
+        guard size <= RoseLayout.maxFileSize else {
+          throw EngineError(EFBIG, "a RoseFS file ends before 2^40 bytes")
+        }
+        if size != n.rec.size {
+          try ensureUserSpace(2)
+          dataChanged = true
+          try resize(n, to: size)
+          n.rec.mtime = t
+        }
+      }
+      if changes.permissions != nil || changes.uid != nil || changes.gid != nil
+        || changes.atime != nil || changes.mtime != nil
+      {
+        try ensureUserSpace(0)
+        dataChanged = true
+      }
+      if let p = changes.permissions { n.rec.mode = (n.rec.mode & 0o170000) | (p & 0o7777) }
+      if let u = changes.uid { n.rec.uid = u }
+      if let g = changes.gid { n.rec.gid = g }
+      if let a = changes.atime { n.rec.atime = a }
+      if let m = changes.mtime { n.rec.mtime = m }
+      n.rec.ctime = changes.ctime ?? t
+      markDirty(n)
+      try checkpointIfLarge()
+      return attributes(n)
+    }
+  }
+
+  public func fallocate(_ ino: UInt32, offset: UInt64, length: UInt64, keepSize: Bool)
+    throws(EngineError)
+  {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let n = try inode(ino)
+      guard n.kind == .regular else { throw EngineError(ENODEV, "ino \(ino) is not a file") }
+      guard length > 0 else { throw EngineError(EINVAL, "fallocate of 0 bytes") }
+      let end = offset + length
+      guard end <= RoseLayout.maxFileSize else { throw EngineError(EFBIG, "past 2^40 bytes") }
+      try ensureUserSpace(blocksFor(offset: offset, count: length))
+      dataChanged = true
+      if !keepSize && end > n.rec.size { try resize(n, to: end) }
+      if n.isInlineForm { return }
+      let bs = UInt64(RoseLayout.blockSize)
+      let full = UInt32(n.rec.size / bs)
+      var l = UInt32(offset / bs)
+      while UInt64(l) * bs < end && l < full {
+        if n.blocks[l] == nil {
+          try putBlock(n, l, [UInt8](repeating: 0, count: RoseLayout.blockSize))
+        }
+        l += 1
+      }
+      n.rec.ctime = now()
+      markDirty(n)
+      try checkpointIfLarge()
+    }
+  }
+
+  public func setxattr(_ ino: UInt32, name: [UInt8], value: [UInt8], mode: XattrMode)
+    throws(EngineError)
+  {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      guard !name.isEmpty, !name.contains(0) else { throw EngineError(EINVAL, "empty xattr name") }
+      guard name.count <= 255 else { throw EngineError(ERANGE, "xattr name over 255 bytes") }
+      guard value.count <= 0xFFFF else { throw EngineError(E2BIG, "xattr value too large") }
+      let n = try inode(ino)
+      let exists = n.xattrs.contains { $0.name == name }
+      if mode == .create && exists { throw EngineError.exists("xattr exists") }
+      if mode == .replace && !exists { throw EngineError(ENODATA, "no such xattr") }
+      var list = n.xattrs.filter { $0.name != name }
+      list.append(Xattr(name: name, value: value))
+      list.sort { $0.name.lexicographicallyPrecedes($1.name) }
+      guard encodeXattrs(list).count <= RoseLayout.maxXattrBytes else {
+        throw EngineError.noSpace("xattrs of an inode are limited to 4064 bytes")
+      }
+      try ensureUserSpace(1)
+      dataChanged = true
+      n.xattrs = list
+      n.rec.ctime = now()
+      markDirty(n)
+      try checkpointIfLarge()
+    }
+  }
+
+  public func removexattr(_ ino: UInt32, name: [UInt8]) throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      try requireWritable()
+      let n = try inode(ino)
+      guard n.xattrs.contains(where: { $0.name == name }) else {
+        throw EngineError(ENODATA, "no such xattr")
+      }
+      dataChanged = true
+      n.xattrs.removeAll { $0.name == name }
+      n.rec.ctime = now()
+      markDirty(n)
+      try checkpointIfLarge()
+    }
+  }
+
+  public func fsync(_ ino: UInt32, dataOnly: Bool) throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      if isReadOnly { return }
+      _ = try inode(ino)
+      try checkpoint(umount: false)
+    }
+  }
+
+  public func sync() throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      if isReadOnly { return }
+      try checkpoint(umount: false)
+    }
+  }
+
+  public func unmount() throws(EngineError) {
+    try withLock { () throws(EngineError) in
+      if !isReadOnly { try checkpoint(umount: true) }
+      unmounted = true
+    }
+  }
+}
