@@ -7,6 +7,8 @@ pkgs=(
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
+  # rosepack mount: libfuse 3 to build, fusermount3 to unmount; tools the mount tests run
+  libfuse3-dev fuse3 fio stress-ng
 )
 missing=()
 for p in "${pkgs[@]}"; do

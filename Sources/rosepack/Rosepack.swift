@@ -8,7 +8,8 @@ struct Rosepack: ParsableCommand {
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
       InspectCommand.self,
-      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self, UpdateCommand.self,
+      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self,
+      UpdateCommand.self,
     ])
 }
 
