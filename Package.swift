@@ -32,19 +32,35 @@ let package = Package(
       dependencies: ["RoseDisk", .product(name: "Mustache", package: "swift-mustache")]),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
     .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
+    // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
+    .target(name: "RoseMap"),
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
+    .target(
+      name: "RoseHeat", dependencies: ["RoseFS", "RoseMap"],
+      path: "Benchmarks/heat/Sources/RoseHeat"),
+    .executableTarget(
+      name: "rose-heat",
+      dependencies: [
+        "RoseHeat", "RoseFS", "RoseMap",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Benchmarks/heat/Sources/rose-heat"),
+    .testTarget(
+      name: "RoseHeatTests", dependencies: ["RoseHeat", "RoseMap"],
+      path: "Benchmarks/heat/Tests/RoseHeatTests"),
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
-    .testTarget(name: "RoseMountTests", dependencies: ["RoseMount", "RoseFS", "RoseIngest"]),
     .testTarget(
-      name: "RosepackTests", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe"]),
+      name: "RosepackTests",
+      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap"]),
   ],
   swiftLanguageModes: [.v6]
 )

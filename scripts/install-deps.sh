@@ -7,8 +7,12 @@ pkgs=(
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
-  # rosepack mount: libfuse 3 to build, fusermount3 to unmount; tools the mount tests run
+  # conformance: rosepack build --definitions against systemd-repart (252 in Debian 12)
+  systemd
+  # rosepack mount: libfuse3 to build, fuse3 (fusermount3) to run; fio and stress-ng test the mount
   libfuse3-dev fuse3 fio stress-ng
+  # rosepack map: the HTML is checked in a real headless browser; heat benchmark: ext4 and btrfs tools
+  chromium e2fsprogs btrfs-progs
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -71,12 +71,26 @@ public struct DiskLayout: Sendable, Equatable {
   public let diskSize: UInt64
   public let diskGUID: GUID
   public let partitions: [PlannedPartition]
+  /// First LBA partitions may use: right after the primary entry array, or (for a table laid out
+  /// as libfdisk/systemd-repart do) the first 1 MiB boundary.
+  public let firstUsableLBA: UInt64
+
+  init(
+    sectorSize: UInt64, alignment: UInt64, diskSize: UInt64, diskGUID: GUID,
+    partitions: [PlannedPartition], firstUsableLBA: UInt64? = nil
+  ) {
+    self.sectorSize = sectorSize
+    self.alignment = alignment
+    self.diskSize = diskSize
+    self.diskGUID = diskGUID
+    self.partitions = partitions
+    self.firstUsableLBA = firstUsableLBA ?? (2 + DiskLayout.entryArraySectors(sectorSize))
+  }
 
   public var totalSectors: UInt64 { diskSize / sectorSize }
   /// Sectors of one partition entry array (32 for 512-byte sectors, 4 for 4096).
   public var entryArraySectors: UInt64 { DiskLayout.entryArraySectors(sectorSize) }
   public var primaryEntriesLBA: UInt64 { 2 }
-  public var firstUsableLBA: UInt64 { 2 + entryArraySectors }
   public var lastUsableLBA: UInt64 { totalSectors - 2 - entryArraySectors }
   public var backupEntriesLBA: UInt64 { totalSectors - 1 - entryArraySectors }
   public var backupHeaderLBA: UInt64 { totalSectors - 1 }
@@ -85,7 +99,7 @@ public struct DiskLayout: Sendable, Equatable {
   /// and header), to merge into the image's AllocationMap.
   public var tableMap: AllocationMap {
     var map = AllocationMap()
-    map.insert(offset: 0, length: firstUsableLBA * sectorSize)
+    map.insert(offset: 0, length: (2 + entryArraySectors) * sectorSize)
     map.insert(offset: backupEntriesLBA * sectorSize, length: (entryArraySectors + 1) * sectorSize)
     return map
   }
@@ -128,7 +142,8 @@ public struct DiskLayout: Sendable, Equatable {
           label: spec.label,
           reason: "GPT labels hold at most 36 UTF-16 units, this one has \(spec.label.utf16.count)")
       }
-      if !spec.label.isEmpty && !seen.insert(spec.label).inserted {
+      // "_empty" marks unused systemd-sysupdate slots; several partitions may carry it.
+      if !spec.label.isEmpty && spec.label != "_empty" && !seen.insert(spec.label).inserted {
         throw DiskError.invalidLabel(
           label: spec.label, reason: "label is used by more than one partition")
       }

@@ -116,6 +116,27 @@ public struct FATPartition: Sendable {
     return path
   }
 
+  /// A FAT file system holds directories and regular files only; anything else handed to mcopy could
+  /// block it (a FIFO) or read forever (a device), so it is refused here, by name.
+  static func refuseSpecial(_ path: String) throws {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+      throw DiskError.invalidInput(path: path, reason: "file for the FAT image does not exist")
+    }
+    let type = st.st_mode & S_IFMT
+    guard type == S_IFREG || type == S_IFDIR else {
+      let kind =
+        type == S_IFIFO
+        ? "a FIFO"
+        : type == S_IFSOCK ? "a socket" : type == S_IFCHR ? "a character device" : "a block device"
+      throw DiskError.invalidInput(
+        path: path,
+        reason:
+          "is \(kind); a FAT partition holds only regular files and directories. Remove it from the source tree"
+      )
+    }
+  }
+
   /// Sorted list of directories to create (parents first) and files to copy.
   func expand(_ files: [File]) throws -> ([String], [(String, String)]) {
     var directories = Set<String>()
@@ -145,6 +166,7 @@ public struct FATPartition: Sendable {
           let target = destination.isEmpty ? entry : destination + "/" + entry
           var entryIsDirectory: ObjCBool = false
           _ = FileManager.default.fileExists(atPath: source, isDirectory: &entryIsDirectory)
+          try Self.refuseSpecial(source)
           if entryIsDirectory.boolValue {
             directories.insert(target)
           } else {
@@ -153,6 +175,7 @@ public struct FATPartition: Sendable {
           }
         }
       } else {
+        try Self.refuseSpecial(file.source)
         guard !destination.isEmpty else {
           throw DiskError.invalidInput(
             path: file.source, reason: "destination path in the FAT image is empty")
@@ -168,6 +191,32 @@ public struct FATPartition: Sendable {
       return da != db ? da < db : a < b
     }
     return (sortedDirectories, copies.sorted { $0.1 < $1.1 })
+  }
+}
+
+/// The external tools running right now, so that an interrupted rosepack can kill them instead of
+/// leaving them behind (a child does not die with its parent on its own).
+public enum ChildProcesses {
+  nonisolated(unsafe) private static var running: Set<Int32> = []
+  private static let lock = NSLock()
+
+  static func add(_ pid: Int32) {
+    lock.lock()
+    running.insert(pid)
+    lock.unlock()
+  }
+
+  static func remove(_ pid: Int32) {
+    lock.lock()
+    running.remove(pid)
+    lock.unlock()
+  }
+
+  /// SIGKILL to every running child (called on SIGINT/SIGTERM/SIGHUP, just before exiting).
+  public static func killAll() {
+    lock.lock()
+    for pid in running { kill(pid, SIGKILL) }
+    lock.unlock()
   }
 }
 
@@ -201,12 +250,20 @@ enum Tool {
     do { try process.run() } catch {
       throw DiskError.toolFailed(tool: tool, arguments: arguments, status: -1, output: "\(error)")
     }
+    ChildProcesses.add(process.processIdentifier)
+    defer { ChildProcesses.remove(process.processIdentifier) }
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    let output = String(decoding: data, as: UTF8.self)
+    var output = String(decoding: data, as: UTF8.self)
     if process.terminationStatus != 0 && !allowFailure {
+      if output.allSatisfy(\.isWhitespace) {
+        output = "(it printed nothing)"
+      }
+      let status =
+        process.terminationReason == .uncaughtSignal
+        ? -process.terminationStatus : process.terminationStatus
       throw DiskError.toolFailed(
-        tool: tool, arguments: arguments, status: process.terminationStatus, output: output)
+        tool: tool, arguments: arguments, status: status, output: output)
     }
     return output
   }

@@ -12,6 +12,18 @@ enum FileIO {
     return fd
   }
 
+  /// `value` as an `off_t`, or EFBIG naming the file: a size or offset from a recipe or an image can
+  /// be any 64-bit number, and `off_t(value)` would trap at 2^63.
+  static func fileOffset(_ value: UInt64, plus extra: Int = 0, path: String, operation: String)
+    throws -> off_t
+  {
+    let (sum, overflow) = value.addingReportingOverflow(UInt64(extra))
+    guard !overflow, let v = off_t(exactly: sum) else {
+      throw DiskError.io(path: path, operation: "\(operation) at byte \(value)", code: EFBIG)
+    }
+    return v
+  }
+
   /// Reads until `buffer` is full or end of file; returns the number of bytes read.
   static func read(
     _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String
@@ -19,11 +31,11 @@ enum FileIO {
     guard let base = buffer.baseAddress else { return 0 }
     var done = 0
     while done < buffer.count {
-      let n = pread(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
+      let at = try fileOffset(offset, plus: done, path: path, operation: "read")
+      let n = pread(fd, base + done, buffer.count - done, at)
       if n < 0 {
         if errno == EINTR { continue }
-        throw DiskError.io(
-          path: path, operation: "read at offset \(offset + UInt64(done))", code: errno)
+        throw DiskError.io(path: path, operation: "read at offset \(at)", code: errno)
       }
       if n == 0 { break }
       done += n
@@ -50,11 +62,11 @@ enum FileIO {
     guard let base = buffer.baseAddress else { return }
     var done = 0
     while done < buffer.count {
-      let n = pwrite(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
+      let at = try fileOffset(offset, plus: done, path: path, operation: "write")
+      let n = pwrite(fd, base + done, buffer.count - done, at)
       if n < 0 {
         if errno == EINTR { continue }
-        throw DiskError.io(
-          path: path, operation: "write at offset \(offset + UInt64(done))", code: errno)
+        throw DiskError.io(path: path, operation: "write at offset \(at)", code: errno)
       }
       done += n
     }
@@ -67,17 +79,18 @@ enum FileIO {
   static func size(_ fd: Int32, path: String) throws -> UInt64 {
     var st = stat()
     if fstat(fd, &st) != 0 { throw DiskError.io(path: path, operation: "stat", code: errno) }
-    return UInt64(st.st_size)
+    return UInt64(clamping: st.st_size)
   }
 
   static func size(path: String) throws -> UInt64 {
     var st = stat()
     if stat(path, &st) != 0 { throw DiskError.io(path: path, operation: "stat", code: errno) }
-    return UInt64(st.st_size)
+    return UInt64(clamping: st.st_size)
   }
 
   static func truncate(_ fd: Int32, size: UInt64, path: String) throws {
-    if ftruncate(fd, off_t(size)) != 0 {
+    let length = try fileOffset(size, path: path, operation: "truncate")
+    if ftruncate(fd, length) != 0 {
       throw DiskError.io(path: path, operation: "truncate to \(size) bytes", code: errno)
     }
   }
@@ -110,7 +123,8 @@ public final class AtomicOutputFile {
     temporaryPath = directory + "/." + url.lastPathComponent + ".tmp-" + token
     fd = try FileIO.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL | O_TRUNC)
     if let size {
-      do { try FileIO.truncate(fd, size: size, path: temporaryPath) } catch {
+      // Named by the final path: the temporary name means nothing to the user.
+      do { try FileIO.truncate(fd, size: size, path: path) } catch {
         discard()
         throw error
       }

@@ -92,6 +92,57 @@ public struct GUID: Hashable, Comparable, Sendable, CustomStringConvertible, Cod
     return GUID(canonicalBytes: Array(bytes[0..<16])) ?? .zero
   }
 
+  /// systemd's `id128_make_v4_uuid`: the first 16 bytes of `digest` with the version nibble set to 4
+  /// and the RFC 4122 variant bits set.
+  static func v4(_ digest: [UInt8]) -> GUID {
+    var bytes = Array(digest.prefix(16))
+    bytes[6] = (bytes[6] & 0x0F) | 0x40
+    bytes[8] = (bytes[8] & 0x3F) | 0x80
+    return GUID(canonicalBytes: bytes) ?? .zero
+  }
+
+  /// The disk GUID systemd-repart (252) gives a new partition table:
+  /// `derive_uuid(seed, "disk-uuid")` = v4(HMAC-SHA256(key: seed bytes, "disk-uuid")).
+  public static func repartDiskGUID(seed: GUID) -> GUID {
+    v4(HMACSHA256.mac(key: seed.canonicalBytes, message: Array("disk-uuid".utf8)))
+  }
+
+  /// The partition GUID systemd-repart (252, `partition_acquire_uuid`) gives the `instance`-th
+  /// (0-based) partition of type `type` on the disk: v4(HMAC-SHA256(key: seed, type bytes)) for the
+  /// first, and v4(HMAC-SHA256(key: seed, type bytes || LE64(instance))) for later ones.
+  public static func repartPartitionGUID(seed: GUID, type: GUID, instance: UInt64) -> GUID {
+    var message = type.canonicalBytes
+    if instance > 0 {
+      message += (0..<8).map { UInt8(truncatingIfNeeded: instance >> (8 * UInt64($0))) }
+    }
+    return v4(HMACSHA256.mac(key: seed.canonicalBytes, message: message))
+  }
+
+  /// Parses a UUID as systemd's `sd_id128_from_string` does: 32 hex digits with or without the four
+  /// dashes, any case; nil otherwise.
+  public static func parseID128(_ text: String) -> GUID? {
+    if let guid = try? GUID(parsing: text), !text.hasPrefix("{") { return guid }
+    let utf8 = Array(text.utf8)
+    guard utf8.count == 32 else { return nil }
+    var bytes: [UInt8] = []
+    var i = 0
+    while i < 32 {
+      guard let high = hexValue(utf8[i]), let low = hexValue(utf8[i + 1]) else { return nil }
+      bytes.append(high << 4 | low)
+      i += 2
+    }
+    return GUID(canonicalBytes: bytes)
+  }
+
+  static func hexValue(_ ch: UInt8) -> UInt8? {
+    switch ch {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return ch - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return ch - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return ch - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+
   public static func < (a: GUID, b: GUID) -> Bool {
     (a.high, a.low) < (b.high, b.low)
   }
@@ -113,5 +164,16 @@ extension String {
     while let f = s.first, f.isWhitespace { s = s.dropFirst() }
     while let l = s.last, l.isWhitespace { s = s.dropLast() }
     return s
+  }
+}
+
+/// HMAC-SHA256 (RFC 2104), as systemd's `hmac_sha256` computes it for repart's UUIDs.
+public enum HMACSHA256 {
+  public static func mac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    let blockSize = 64
+    var block = key.count > blockSize ? SHA256Stream.digest(key) : key
+    block += [UInt8](repeating: 0, count: blockSize - block.count)
+    let inner = SHA256Stream.digest(block.map { $0 ^ 0x36 } + message)
+    return SHA256Stream.digest(block.map { $0 ^ 0x5C } + inner)
   }
 }

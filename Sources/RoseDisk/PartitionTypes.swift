@@ -40,6 +40,12 @@ public enum PartitionTypes {
     ("linux-generic", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
   ]
 
+  /// rosepack's own types for RoseFS partitions (docs/FORMAT.md); not part of the DPS.
+  static let rosepack: [(String, String)] = [
+    ("rosefs-root", "6BB2C3CA-50CB-4CA0-8E03-C35A3034266E"),
+    ("rosefs-data", "2108659E-1A6C-4B2A-BAB1-99C73A2C0B6E"),
+  ]
+
   /// Architecture-specific root/usr types (data, verity, verity signature).
   static let architectureSpecific: [(String, String)] = [
     ("root-x86", "44479540-F297-41B2-9AF7-D131D5F0458A"),
@@ -159,7 +165,8 @@ public enum PartitionTypes {
 
   /// Every explicit DPS name (no host aliases) with its GUID, in table order: the one table that the
   /// recipe language validates `Type=` against and documents.
-  public static let explicit: [(name: String, guid: GUID)] = (generic + architectureSpecific)
+  public static let explicit: [(name: String, guid: GUID)] =
+    (generic + architectureSpecific + rosepack)
     .compactMap {
       name, text in (try? GUID(parsing: text)).map { (name, $0) }
     }
@@ -180,7 +187,7 @@ public enum PartitionTypes {
   /// All known names with their GUIDs (explicit names first, then host aliases), sorted by name.
   public static let all: [(name: String, guid: GUID)] = {
     var result: [(name: String, guid: GUID)] = []
-    for (name, text) in generic + architectureSpecific {
+    for (name, text) in generic + architectureSpecific + rosepack {
       if let guid = try? GUID(parsing: text) { result.append((name, guid)) }
     }
     for alias in hostAliases {
@@ -237,4 +244,46 @@ public enum PartitionTypes {
     }
     return previous[y.count]
   }
+
+  // MARK: what systemd-repart (252) knows about a type
+
+  /// repart's default partition name for a type: the DPS name, or "linux" for other GUIDs.
+  public static func repartLabelPrefix(for guid: GUID) -> String {
+    guard let name = name(for: guid), !name.hasPrefix("rosefs-") else { return "linux" }
+    return name
+  }
+
+  static func dpsKind(_ guid: GUID) -> (base: String, suffix: String)? {
+    guard let name = name(for: guid) else { return nil }
+    for base in ["root-", "usr-"] where name.hasPrefix(base) {
+      if name.hasSuffix("-verity-sig") { return (String(base.dropLast()), "verity-sig") }
+      if name.hasSuffix("-verity") { return (String(base.dropLast()), "verity") }
+      return (String(base.dropLast()), "")
+    }
+    return (name, "")
+  }
+
+  /// Types whose file system may grow to the partition (GPT attribute bit 59).
+  public static func knowsGrowFileSystem(_ guid: GUID) -> Bool {
+    guard let kind = dpsKind(guid) else { return false }
+    if kind.base == "root" || kind.base == "usr" { return kind.suffix.isEmpty }
+    return ["home", "srv", "var", "tmp", "xbootldr"].contains(kind.base)
+  }
+
+  /// Types that honour the read-only attribute (bit 60).
+  public static func knowsReadOnly(_ guid: GUID) -> Bool {
+    guard let kind = dpsKind(guid) else { return false }
+    if kind.base == "root" || kind.base == "usr" { return kind.suffix != "verity-sig" }
+    return ["home", "srv", "var", "tmp", "xbootldr"].contains(kind.base)
+  }
+
+  /// Types that honour the no-auto attribute (bit 63).
+  public static func knowsNoAuto(_ guid: GUID) -> Bool {
+    guard let kind = dpsKind(guid) else { return false }
+    if kind.base == "root" || kind.base == "usr" { return kind.suffix != "verity-sig" }
+    return ["home", "srv", "var", "tmp", "xbootldr", "swap"].contains(kind.base)
+  }
+
+  /// Verity hash partitions, read-only unless configured otherwise.
+  public static func isVerity(_ guid: GUID) -> Bool { dpsKind(guid)?.suffix == "verity" }
 }

@@ -35,26 +35,46 @@ public struct BlockHeader: Equatable, Sendable {
   }
 
   public func encode(into b: inout ByteWriter) {
-    b.put(magic)
-    b.put(crc)
-    b.put(cpVer)
-    b.put(blkaddr)
-    b.put(owner)
-    b.put(count)
-    b.put(level)
-    b.put(subtype)
-    b.put(aux)
+    let base = b.pos
+    b.put(magic, at: base + Offset.magic)
+    b.put(crc, at: base + Offset.crc)
+    b.put(cpVer, at: base + Offset.cpVer)
+    b.put(blkaddr, at: base + Offset.blkaddr)
+    b.put(owner, at: base + Offset.owner)
+    b.put(count, at: base + Offset.count)
+    b.put(level, at: base + Offset.level)
+    b.put(subtype, at: base + Offset.subtype)
+    b.put(aux, at: base + Offset.aux)
   }
 
   public static func decode(_ r: ByteReader) -> BlockHeader {
     var h = BlockHeader(
-      magic: r.u32(0x00), cpVer: r.u64(0x08), blkaddr: r.u32(0x10), owner: r.u32(0x14),
-      count: r.u16(0x18), level: r.u8(0x1A), subtype: r.u8(0x1B), aux: r.u32(0x1C))
-    h.crc = r.u32(0x04)
+      magic: r.u32(Offset.magic), cpVer: r.u64(Offset.cpVer), blkaddr: r.u32(Offset.blkaddr),
+      owner: r.u32(Offset.owner), count: r.u16(Offset.count), level: r.u8(Offset.level),
+      subtype: r.u8(Offset.subtype), aux: r.u32(Offset.aux))
+    h.crc = r.u32(Offset.crc)
     return h
   }
 
-  public static let crcOffset = 4
+  public static func decode(_ bytes: [UInt8]) -> BlockHeader { decode(ByteReader(bytes)) }
+
+  public static let crcOffset = Offset.crc
+}
+
+extension BlockHeader: OnDiskLayout {
+  public static let size = RoseLayout.headerSize
+  /// Field offsets (FORMAT.md section 5).
+  public enum Offset {
+    public static let magic = 0x00, crc = 0x04, cpVer = 0x08, blkaddr = 0x10, owner = 0x14
+    public static let count = 0x18, level = 0x1A, subtype = 0x1B, aux = 0x1C
+  }
+  public static let fields = [
+    FieldSpec("magic", Offset.magic, 4), FieldSpec("crc", Offset.crc, 4),
+    FieldSpec("cp_ver", Offset.cpVer, 8), FieldSpec("blkaddr", Offset.blkaddr, 4),
+    FieldSpec("owner", Offset.owner, 4), FieldSpec("count", Offset.count, 2),
+    FieldSpec("level", Offset.level, 1), FieldSpec("subtype", Offset.subtype, 1),
+    FieldSpec("aux", Offset.aux, 4),
+  ]
 }
 
 /// Block magics, as little-endian u32 of four ASCII bytes.

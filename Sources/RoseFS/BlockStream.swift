@@ -17,6 +17,10 @@ final class BlockStream {
   private var stagingStart: UInt32
   private let stagingCapacity = 256
   let crcSpool: CRCSpool
+  /// The first write error. After it the staged blocks are dropped (the staging buffer stays usable,
+  /// so callers that clean up through `reserveNext` cannot overrun it) and every later commit or
+  /// flush throws it again: an image with a lost write must never be finished.
+  private(set) var failure: Error?
 
   init(image: ImageFile, checksum: RoseChecksum, firstBlock: UInt32) throws {
     self.image = image
@@ -43,9 +47,11 @@ final class BlockStream {
 
   @discardableResult
   func commit(dataChecksum: Bool) throws -> UInt32 {
+    if let failure { throw failure }
     let addr = nextBlock
     if recordsChecksums {
-      crcSpool.append(dataChecksum ? checksum.checksum(UnsafeRawBufferPointer(reserveNext())) : 0)
+      try crcSpool.append(
+        dataChecksum ? checksum.checksum(UnsafeRawBufferPointer(reserveNext())) : 0)
     }
     stagedBlocks += 1
     nextBlock += 1
@@ -65,13 +71,21 @@ final class BlockStream {
   }
 
   func flush() throws {
-    if stagedBlocks > 0 {
-      try image.write(
-        UnsafeRawBufferPointer(rebasing: staging[0..<stagedBlocks * RoseLayout.blockSize]),
-        atByte: UInt64(stagingStart) << RoseLayout.blockShift)
+    if let failure { throw failure }
+    defer {
+      stagingStart = nextBlock
+      stagedBlocks = 0
     }
-    stagingStart = nextBlock
-    stagedBlocks = 0
+    if stagedBlocks > 0 {
+      do {
+        try image.write(
+          UnsafeRawBufferPointer(rebasing: staging[0..<stagedBlocks * RoseLayout.blockSize]),
+          atByte: UInt64(stagingStart) << RoseLayout.blockShift)
+      } catch {
+        failure = error
+        throw error
+      }
+    }
   }
 
   /// Reads a block back, from staging if not yet flushed (used by the packer's read-back in tests).
@@ -88,6 +102,8 @@ final class BlockStream {
 final class CRCSpool {
   private let file: UnsafeMutablePointer<FILE>
   private var buffer: [UInt32] = []
+  /// errno of the first failed write of the spool (its temporary file sits on a disk that can fill).
+  private var writeErrno: Int32 = 0
 
   init() throws {
     guard let f = tmpfile() else {
@@ -99,23 +115,37 @@ final class CRCSpool {
 
   deinit { fclose(file) }
 
-  func append(_ v: UInt32) {
+  func append(_ v: UInt32) throws {
     buffer.append(v)
-    if buffer.count == 65536 { spill() }
+    if buffer.count == 65536 { try spill() }
   }
 
-  private func spill() {
-    buffer.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, file) }
+  private func spill() throws {
+    let written = buffer.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    if written != buffer.count * 4 && writeErrno == 0 { writeErrno = errno == 0 ? EIO : errno }
     buffer.removeAll(keepingCapacity: true)
+    try check()
+  }
+
+  private func check() throws {
+    if writeErrno != 0 {
+      throw RoseFSError.io(
+        path: "temporary checksum spool (\(tmpDirectory))", operation: "write", errno: writeErrno)
+    }
+  }
+
+  private var tmpDirectory: String {
+    getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
   }
 
   private var readChunk: [UInt32] = []
   private var readPos = 0
 
   /// Switches to reading: the values come back in order through `next`.
-  func rewindForReading() {
-    spill()
-    fflush(file)
+  func rewindForReading() throws {
+    try spill()
+    if fflush(file) != 0 && writeErrno == 0 { writeErrno = errno }
+    try check()
     rewind(file)
     readChunk = []
     readPos = 0

@@ -32,3 +32,16 @@ public struct RoseChecksum: Sendable {
 public func crc32c(_ bytes: [UInt8]) -> UInt32 {
   bytes.withUnsafeBytes { rose_crc32c_update(0xFFFF_FFFF, $0.baseAddress, $0.count) } ^ 0xFFFF_FFFF
 }
+
+extension RoseChecksum {
+  /// What to xor into a checksum of `length` covered bytes computed under `other`'s UUID to get the
+  /// checksum under this one's. CRC is affine in its register: the UUID only sets the register before
+  /// the covered bytes, so the difference is that register difference carried through `length` zero
+  /// bytes. The packer uses it to checksum data before the content-derived UUID is known.
+  public func correction(from other: RoseChecksum, length: Int) -> UInt32 {
+    let zeros = [UInt8](repeating: 0, count: length)
+    return zeros.withUnsafeBytes {
+      rose_crc32c_update(seedState ^ other.seedState, $0.baseAddress, $0.count)
+    }
+  }
+}

@@ -101,6 +101,12 @@ public final class DataWriter {
 
   private func flushCurrent() throws {
     guard curLogical != .max else { return }
+    // A block of zeros is stored as a hole (the format reads holes as zeros): a zero-filled or
+    // sparse input stays sparse, whatever it claims to be.
+    if isAllZero(UnsafeRawBufferPointer(stream.reserveNext())) {
+      curLogical = .max
+      return
+    }
     let phys = try stream.commit(dataChecksum: true)
     let logical = UInt32(curLogical)
     if var last = extents.last, last.logical + last.count == logical,
@@ -112,6 +118,14 @@ public final class DataWriter {
       extents.append(Extent(logical: logical, physical: phys, count: 1))
     }
     curLogical = .max
+  }
+
+  private func isAllZero(_ block: UnsafeRawBufferPointer) -> Bool {
+    var acc: UInt64 = 0
+    let words = block.count / 8
+    for i in 0..<words { acc |= block.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) }
+    for i in words * 8..<block.count { acc |= UInt64(block[i]) }
+    return acc == 0
   }
 
   public func finishFile() throws -> FileContent {

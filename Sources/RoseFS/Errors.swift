@@ -5,8 +5,11 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   case volumeTooLarge(bytes: UInt64)
   case fileTooLarge(path: String, size: UInt64)
   case xattrsTooLarge(path: String, bytes: Int)
+  case xattrInvalid(path: String, name: [UInt8], reason: String)
   case invalidOption(String)
   case corrupt(String)
+  /// A broken invariant of the packer itself (a rosepack bug), never bad input.
+  case internalInvariant(String)
   case notFound(String)
 
   public var description: String {
@@ -24,8 +27,13 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
     case .xattrsTooLarge(let p, let b):
       return
         "\(p): extended attributes take \(b) bytes; RoseFS v1 stores at most 4064 bytes of xattrs per inode"
+    case .xattrInvalid(let p, let n, let why):
+      return
+        "\(p): extended attribute \(Name.printable(Array(n.prefix(64))))\(n.count > 64 ? "..." : ""): \(why)"
     case .invalidOption(let m): return m
     case .corrupt(let m): return "corrupt image: \(m)"
+    case .internalInvariant(let m):
+      return "internal error (a bug in rosepack, please report it): \(m)"
     case .notFound(let m): return m
     }
   }

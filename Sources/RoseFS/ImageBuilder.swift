@@ -3,7 +3,8 @@ public struct BuildOptions: Sendable {
   /// Volume size in bytes; nil packs the smallest volume that holds the content plus the reserve.
   public var size: UInt64?
   public var label: String
-  /// 16 bytes; nil derives it from the label and SOURCE_DATE_EPOCH, so rebuilds are identical.
+  /// 16 bytes; nil derives it from a digest of the content and SOURCE_DATE_EPOCH (FORMAT.md section 3),
+  /// so rebuilds are identical and different images differ.
   public var uuid: [UInt8]?
   public var sourceDateEpoch: Int64
   public var tailMax: Int
@@ -20,21 +21,6 @@ public struct BuildOptions: Sendable {
     self.sourceDateEpoch = sourceDateEpoch
     self.tailMax = tailMax
     self.overprovisionBlocks = overprovisionBlocks
-  }
-
-  /// The UUID actually used: given, or derived deterministically.
-  public var effectiveUUID: [UInt8] {
-    if let uuid, uuid.count == 16 { return uuid }
-    var seed = Array("rosefs-uuid\0\(label)\0\(sourceDateEpoch)".utf8)
-    var out: [UInt8] = []
-    for i in 0..<4 {
-      seed.append(UInt8(i))
-      let c = crc32c(seed)
-      out += [UInt8(c & 0xFF), UInt8(c >> 8 & 0xFF), UInt8(c >> 16 & 0xFF), UInt8(c >> 24)]
-    }
-    out[6] = (out[6] & 0x0F) | 0x40
-    out[8] = (out[8] & 0x3F) | 0x80
-    return out
   }
 }
 
@@ -77,8 +63,14 @@ extension DataWriter: ContentSource {
 public final class ImageBuilder {
   public let options: BuildOptions
   public let image: ImageFile
-  public let uuid: [UInt8]
-  let checksum: RoseChecksum
+  /// The volume UUID: the one given, or (until `finish` derives it from the content) all zero.
+  public internal(set) var uuid: [UInt8]
+  /// Checksums under `uuid`. The data phase checksums under the provisional UUID; `finish` corrects
+  /// those values once the real one is known (`RoseChecksum.correction`).
+  var checksum: RoseChecksum
+  let uuidIsGiven: Bool
+  /// Xor onto the data checksums spooled during the data phase (0 when the UUID was given).
+  var dataChecksumCorrection: UInt32 = 0
   let stream: BlockStream
   let tails: TailPacker
   public let data: DataWriter
@@ -100,7 +92,13 @@ public final class ImageBuilder {
     }
     self.options = options
     self.image = image
-    uuid = options.effectiveUUID
+    if let given = options.uuid, given.count == 16 {
+      uuid = given
+      uuidIsGiven = true
+    } else {
+      uuid = [UInt8](repeating: 0, count: 16)
+      uuidIsGiven = false
+    }
     checksum = RoseChecksum(uuid: uuid)
     stream = try BlockStream(image: image, checksum: checksum, firstBlock: RoseLayout.mainStart)
     tails = TailPacker(stream: stream, cpVer: cpVer)
@@ -142,4 +140,40 @@ public final class ImageBuilder {
   }
 
   var allocatedInoLimit: UInt32 { nextIno }
+}
+
+/// Block helpers shared by the packer phases.
+extension ImageBuilder {
+  func deriveSeed(_ purpose: String) -> [UInt8] {
+    var out: [UInt8] = []
+    for i in 0..<4 {
+      let c = crc32c(uuid + Array(purpose.utf8) + [UInt8(i)])
+      appendLE(&out, c)
+    }
+    return out
+  }
+
+  /// Fills in `blkaddr` and the checksum of a block that starts with a block header.
+  func sealHeader(_ bytes: inout [UInt8], blkaddr: UInt32) {
+    bytes.withUnsafeMutableBytes { buf in
+      buf.storeBytes(
+        of: blkaddr.littleEndian, toByteOffset: BlockHeader.Offset.blkaddr, as: UInt32.self)
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
+    }
+  }
+
+  func writeHeader(
+    _ bytes: inout [UInt8], magic: UInt32, addr: UInt32, owner: UInt32, count: UInt16, level: UInt8,
+    subtype: UInt8, aux: UInt32
+  ) {
+    bytes.withUnsafeMutableBytes { buf in
+      var w = ByteWriter(buf)
+      BlockHeader(
+        magic: magic, cpVer: cpVer, blkaddr: addr, owner: owner, count: count, level: level,
+        subtype: subtype, aux: aux
+      ).encode(into: &w)
+    }
+  }
 }

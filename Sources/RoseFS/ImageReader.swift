@@ -4,113 +4,6 @@
 // anything is allocated from it, and every tree walk is bounded in depth and checked for cycles, so
 // a malformed image gives `RoseFSError.corrupt`, never a trap or an endless loop.
 
-/// One inode slot, every field decoded (FORMAT.md section 7). `decode` verifies `crc` and `ino`.
-public struct InodeRecord: Equatable, Sendable {
-  public var ino: UInt32
-  public var mode: UInt16
-  public var flags: UInt16
-  public var uid: UInt32
-  public var gid: UInt32
-  public var nlink: UInt32
-  public var size: UInt64
-  public var blocks: UInt64
-  public var atime: Timestamp
-  public var mtime: Timestamp
-  public var ctime: Timestamp
-  public var crtime: Timestamp
-  public var generation: UInt32
-  public var parent: UInt32
-  public var xattrNid: UInt32
-  /// 0x05C, must be zero.
-  public var reserved05C: UInt32
-  public var rdevMajor: UInt32
-  public var rdevMinor: UInt32
-  public var cpVer: UInt64
-  public var tailBlk: UInt32
-  public var tailOff: UInt16
-  public var tailLen: UInt16
-  public var inlineLen: UInt16
-  public var xattrLen: UInt16
-  public var nitems: UInt32
-  public var crc: UInt32
-  public var treeRoot: UInt32
-  public var treeDepth: UInt8
-  /// 0x08D..0x090, must be zero.
-  public var reserved08D: [UInt8]
-  /// The 368-byte `i_u` area.
-  public var inlineArea: [UInt8]
-
-  public var kind: FileKind? { FileKind(modeBits: UInt32(mode)) }
-  public var permissions: UInt16 { mode & 0o7777 }
-  public var nid: UInt32 { ino / 8 }
-  public var slot: Int { Int(ino % 8) }
-
-  public func has(_ flag: UInt16) -> Bool { flags & flag != 0 }
-
-  /// Decodes slot `ino % 8` of an inode page and verifies its checksum and `ino` field.
-  public static func decode(page: [UInt8], ino: UInt32, checksum: RoseChecksum, pageAddress: UInt32)
-    throws
-    -> InodeRecord
-  {
-    let base = Int(ino % 8) * RoseLayout.inodeSize
-    guard page.count == RoseLayout.blockSize else {
-      throw RoseFSError.corrupt("inode page at block \(pageAddress): short read")
-    }
-    let r = ByteReader(page, base: base)
-    let stored = r.u32(SlotOffset.crc)
-    if stored == 0 && page[base..<base + RoseLayout.inodeSize].allSatisfy({ $0 == 0 }) {
-      throw RoseFSError.corrupt(
-        "ino \(ino): slot \(ino % 8) of inode page at block \(pageAddress) is unused")
-    }
-    let computed = page.withUnsafeBytes {
-      checksum.checksum(
-        UnsafeRawBufferPointer(rebasing: $0[base..<base + RoseLayout.inodeSize]),
-        zeroingFieldAt: SlotOffset.crc)
-    }
-    guard computed == stored else {
-      throw RoseFSError.corrupt(
-        "ino \(ino): inode slot checksum mismatch in block \(pageAddress) (stored \(hex32(stored)), computed \(hex32(computed)))"
-      )
-    }
-    let own = r.u32(SlotOffset.ino)
-    guard own == ino else {
-      throw RoseFSError.corrupt("ino \(ino): slot in block \(pageAddress) carries ino \(own)")
-    }
-    func ts(_ s: Int, _ ns: Int) -> Timestamp {
-      Timestamp(seconds: r.i64(s), nanoseconds: r.u32(ns))
-    }
-    return InodeRecord(
-      ino: own, mode: r.u16(SlotOffset.mode), flags: r.u16(SlotOffset.flags),
-      uid: r.u32(SlotOffset.uid),
-      gid: r.u32(SlotOffset.gid), nlink: r.u32(SlotOffset.nlink), size: r.u64(SlotOffset.size),
-      blocks: r.u64(SlotOffset.blocks), atime: ts(SlotOffset.atime, SlotOffset.atimeNs),
-      mtime: ts(SlotOffset.mtime, SlotOffset.mtimeNs),
-      ctime: ts(SlotOffset.ctime, SlotOffset.ctimeNs),
-      crtime: ts(SlotOffset.crtime, SlotOffset.crtimeNs), generation: r.u32(SlotOffset.generation),
-      parent: r.u32(SlotOffset.parent), xattrNid: r.u32(SlotOffset.xattrNid),
-      reserved05C: r.u32(0x05C),
-      rdevMajor: r.u32(SlotOffset.rdevMajor), rdevMinor: r.u32(SlotOffset.rdevMinor),
-      cpVer: r.u64(SlotOffset.cpVer), tailBlk: r.u32(SlotOffset.tailBlk),
-      tailOff: r.u16(SlotOffset.tailOff),
-      tailLen: r.u16(SlotOffset.tailLen), inlineLen: r.u16(SlotOffset.inlineLen),
-      xattrLen: r.u16(SlotOffset.xattrLen), nitems: r.u32(SlotOffset.nitems), crc: stored,
-      treeRoot: r.u32(SlotOffset.treeRoot), treeDepth: r.u8(SlotOffset.treeDepth),
-      reserved08D: r.slice(0x08D, 3),
-      inlineArea: r.slice(SlotOffset.inline, RoseLayout.inlineCapacity))
-  }
-
-  /// `i_u[0 ..< inline_len]`, checked against the inline area and the inline xattrs.
-  public func inlineBytes() throws -> [UInt8] {
-    let n = Int(inlineLen)
-    guard n + Int(xattrLen) <= RoseLayout.inlineCapacity else {
-      throw RoseFSError.corrupt(
-        "ino \(ino): inline_len \(inlineLen) + xattr_len \(xattrLen) exceeds \(RoseLayout.inlineCapacity)"
-      )
-    }
-    return Array(inlineArea[0..<n])
-  }
-}
-
 /// One directory entry as stored (inline or in a tree leaf), with its readdir cookie.
 public struct DirectoryEntry: Equatable, Sendable {
   public var name: [UInt8]
@@ -139,7 +32,7 @@ public final class ImageReader: ContentSource {
   private var pageCache: [UInt32: [UInt8]] = [:]
   static let cacheLimit = 4096
   /// No B+ tree or map in a v1 image is deeper than this.
-  static let maxTreeDepth = 8
+  static let maxTreeDepth = TreeWalk.maxDepth
 
   public init(image: ImageFile) throws {
     self.image = image
@@ -161,6 +54,13 @@ public final class ImageReader: ContentSource {
     guard let sb else {
       throw firstError ?? RoseFSError.corrupt("no valid superblock in block 0 or block 1")
     }
+    let (volumeBytes, overflow) = sb.blockCount.multipliedReportingOverflow(
+      by: UInt64(RoseLayout.blockSize))
+    guard !overflow, volumeBytes <= image.containerSize else {
+      throw RoseFSError.corrupt(
+        "the volume has \(sb.blockCount) blocks but its container holds \(image.containerSize) bytes: the image or partition is truncated, or the superblock's block_count is wrong"
+      )
+    }
     superblock = sb
     superblockCopy = copy
     checksum = RoseChecksum(uuid: sb.uuid)
@@ -177,8 +77,7 @@ public final class ImageReader: ContentSource {
     }
     checkpoint = best.0
     checkpointSlot = best.1
-    let raw = try image.readBlock(sb.cpBlkaddr + UInt32(best.1))
-    let nHeads = Int(raw[0x60])
+    let nHeads = Int(checkpoint.storedHeadCount)
     guard (1...RoseLayout.maxHeads).contains(nHeads) else {
       throw RoseFSError.corrupt("checkpoint: n_heads \(nHeads) is not 1..4")
     }
@@ -186,9 +85,10 @@ public final class ImageReader: ContentSource {
       throw RoseFSError.corrupt(
         "checkpoint: default_head \(checkpoint.defaultHead) >= n_heads \(nHeads)")
     }
-    guard Int(ByteReader(raw).u32(0x2C)) <= Checkpoint.natJournalCapacity else {
+    guard Int(checkpoint.storedJournalCount) <= Checkpoint.natJournalCapacity else {
       throw RoseFSError.corrupt(
-        "checkpoint: nat_journal_count \(ByteReader(raw).u32(0x2C)) exceeds 282")
+        "checkpoint: nat_journal_count \(checkpoint.storedJournalCount) exceeds \(Checkpoint.natJournalCapacity)"
+      )
     }
     for e in checkpoint.natJournal {
       guard Int(e.head) < nHeads, e.nid != 0 else {
@@ -229,9 +129,9 @@ public final class ImageReader: ContentSource {
     -> [UInt8]
   {
     if let b = blockCache[addr] {
-      guard ByteReader(b).u32(0) == magic else {
-        throw RoseFSError.corrupt(
-          "\(what()): block \(addr) has magic \(hex32(ByteReader(b).u32(0)))")
+      let cached = BlockHeader.decode(b).magic
+      guard cached == magic else {
+        throw RoseFSError.corrupt("\(what()): block \(addr) has magic \(hex32(cached))")
       }
       return b
     }
@@ -250,23 +150,23 @@ public final class ImageReader: ContentSource {
   )
     throws
   {
-    let r = ByteReader(b)
-    guard r.u32(0) == magic else {
+    let h = BlockHeader.decode(b)
+    guard h.magic == magic else {
       throw RoseFSError.corrupt(
-        "\(what): block \(addr) has magic \(hex32(r.u32(0))), expected \(hex32(magic)) (\(magicName(magic)))"
+        "\(what): block \(addr) has magic \(hex32(h.magic)), expected \(hex32(magic)) (\(magicName(magic)))"
       )
     }
     let computed = b.withUnsafeBytes {
       checksum.checksum($0, zeroingFieldAt: BlockHeader.crcOffset)
     }
-    guard computed == r.u32(4) else {
+    guard computed == h.crc else {
       throw RoseFSError.corrupt(
-        "\(what): block \(addr) checksum mismatch (stored \(hex32(r.u32(4))), computed \(hex32(computed)))"
+        "\(what): block \(addr) checksum mismatch (stored \(hex32(h.crc)), computed \(hex32(computed)))"
       )
     }
-    guard r.u32(0x10) == addr else {
+    guard h.blkaddr == addr else {
       throw RoseFSError.corrupt(
-        "\(what): block \(addr) says it is block \(r.u32(0x10)) (misdirected write)")
+        "\(what): block \(addr) says it is block \(h.blkaddr) (misdirected write)")
     }
   }
 
@@ -312,14 +212,14 @@ public final class ImageReader: ContentSource {
       if addr == 0 { return 0 }
       let b = try readHeaderBlock(
         addr, magic: Magic.mapIndex, what: "\(what) map-index level \(level)")
-      let r = ByteReader(b)
-      guard Int(r.u8(0x1A)) == level, r.u8(0x1B) == type else {
+      let h = BlockHeader.decode(b)
+      guard Int(h.level) == level, h.subtype == type else {
         throw RoseFSError.corrupt(
-          "\(what): map-index block \(addr) has level \(r.u8(0x1A)) subtype \(r.u8(0x1B)), expected level \(level) subtype \(type)"
+          "\(what): map-index block \(addr) has level \(h.level) subtype \(h.subtype), expected level \(level) subtype \(type)"
         )
       }
       let digit = Int((UInt64(index) / divisor) % per)
-      addr = r.u32(0x20 + 4 * digit)
+      addr = AddressArray.read(ByteReader(b), digit)
       divisor /= per
       level -= 1
     }
@@ -336,15 +236,15 @@ public final class ImageReader: ContentSource {
         "nid \(nid) is past the NAT of head \(h) (\(hd.nat.nblocks) blocks)")
     }
     let what = "NAT of head \(h)"
-    let addr = try metaContentAddress(hd.nat, index: nid / per, type: 1, what: what)
+    let addr = try metaContentAddress(hd.nat, index: nid / per, type: MetaType.nat, what: what)
     if addr == 0 { return 0 }
     let b = try readHeaderBlock(addr, magic: Magic.nat, what: "\(what), block \(nid / per)")
-    let r = ByteReader(b)
-    guard r.u32(0x14) == nid / per else {
+    let owner = BlockHeader.decode(b).owner
+    guard owner == nid / per else {
       throw RoseFSError.corrupt(
-        "\(what): NAT block \(addr) has owner \(r.u32(0x14)), expected \(nid / per)")
+        "\(what): NAT block \(addr) has owner \(owner), expected \(nid / per)")
     }
-    return r.u32(0x20 + 4 * Int(nid % per))
+    return AddressArray.read(ByteReader(b), Int(nid % per))
   }
 
   /// The block of node `nid` in head `h`; throws when the nid is free or the address is bad.
@@ -365,10 +265,10 @@ public final class ImageReader: ContentSource {
     let what = "ino \(ino) \(Self.magicName(magic)) node nid \(nid)"
     let addr = try nodeAddress(nid, head: h, what: what)
     let b = try readHeaderBlock(addr, magic: magic, what: what)
-    let r = ByteReader(b)
-    guard r.u32(0x14) == nid, r.u32(0x1C) == ino else {
+    let h = BlockHeader.decode(b)
+    guard h.owner == nid, h.aux == ino else {
       throw RoseFSError.corrupt(
-        "\(what): block \(addr) has owner \(r.u32(0x14)) aux \(r.u32(0x1C)), expected owner \(nid) aux \(ino)"
+        "\(what): block \(addr) has owner \(h.owner) aux \(h.aux), expected owner \(nid) aux \(ino)"
       )
     }
     return (addr, b)
@@ -396,10 +296,9 @@ public final class ImageReader: ContentSource {
 
   // MARK: Directories
 
-  static let maxDirLeafRecords = (RoseLayout.blockSize - RoseLayout.headerSize) / 17
-  static let maxDirInteriorRecords = (RoseLayout.blockSize - RoseLayout.headerSize) / 12
-  static let maxExtentLeafRecords = (RoseLayout.blockSize - RoseLayout.headerSize) / 12
-  static let maxExtentInteriorRecords = (RoseLayout.blockSize - RoseLayout.headerSize) / 8
+  static let maxDirLeafRecords = TreeKind.directory.maxLeafRecords
+  static let maxDirInteriorRecords = TreeKind.directory.maxInteriorRecords
+  static let maxExtentLeafRecords = TreeKind.extents.maxLeafRecords
 
   func hash(_ name: [UInt8]) -> UInt32 { nameHash(name, seed: superblock.hashSeed) }
 
@@ -410,22 +309,22 @@ public final class ImageReader: ContentSource {
     var p = 0
     var n: UInt32 = 0
     while n < rec.nitems {
-      guard p + 8 <= area.count else {
+      guard p + InlineDirent.size <= area.count else {
         throw RoseFSError.corrupt(
           "ino \(rec.ino): inline directory entry \(n) runs past inline_len \(area.count)")
       }
-      let r = ByteReader(area, base: p)
-      let len = Int(r.u8(5))
-      guard len >= 1, p + 8 + len <= area.count else {
+      let d = InlineDirent.decode(ByteReader(area), p)
+      let len = Int(d.nameLength)
+      let nameAt = p + InlineDirent.size
+      guard len >= 1, nameAt + len <= area.count else {
         throw RoseFSError.corrupt(
           "ino \(rec.ino): inline directory entry \(n) has bad name length \(len)")
       }
-      let name = Array(area[p + 8..<p + 8 + len])
+      let name = Array(area[nameAt..<nameAt + len])
       out.append(
         DirectoryEntry(
-          name: name, ino: r.u32(0), type: r.u8(4), key: UInt64(hash(name)) << 32 | UInt64(r.u16(6))
-        ))
-      p += 8 + len
+          name: name, ino: d.ino, type: d.type, key: UInt64(hash(name)) << 32 | UInt64(d.seq)))
+      p = nameAt + len
       n += 1
     }
     guard p == area.count else {
@@ -439,72 +338,41 @@ public final class ImageReader: ContentSource {
   /// Records of a directory leaf (8.2).
   static func dirLeafEntries(_ b: [UInt8], addr: UInt32, ino: UInt32) throws -> [DirectoryEntry] {
     let r = ByteReader(b)
-    let count = Int(r.u16(0x18))
+    let count = Int(BlockHeader.decode(r).count)
     guard count >= 1, count <= maxDirLeafRecords else {
       throw RoseFSError.corrupt("ino \(ino): directory leaf block \(addr) has count \(count)")
     }
-    let recEnd = RoseLayout.headerSize + 16 * count
+    let recEnd = DirLeafRecord.at(count)
     var out: [DirectoryEntry] = []
     out.reserveCapacity(count)
     for i in 0..<count {
-      let o = RoseLayout.headerSize + 16 * i
-      let off = Int(r.u16(o + 12))
-      let len = Int(r.u8(o + 14))
+      let d = DirLeafRecord.decode(r, DirLeafRecord.at(i))
+      let off = Int(d.nameOffset)
+      let len = Int(d.nameLength)
       guard len >= 1, off >= recEnd, off + len <= RoseLayout.blockSize else {
         throw RoseFSError.corrupt(
           "ino \(ino): directory leaf block \(addr) record \(i): name at \(off) length \(len) is outside the name area"
         )
       }
       out.append(
-        DirectoryEntry(
-          name: Array(b[off..<off + len]), ino: r.u32(o + 8), type: r.u8(o + 15), key: r.u64(o)))
+        DirectoryEntry(name: Array(b[off..<off + len]), ino: d.ino, type: d.type, key: d.key))
     }
     return out
   }
 
-  /// Walks a B+ tree (directory or extent) depth first in key order. `leaf` gets each leaf;
-  /// `node` gets every node (nid, address, level, bytes) once. Cycles, shared nodes, wrong levels
-  /// and overlong walks throw.
+  /// Walks a B+ tree (directory or extent) depth first in key order (`TreeWalk`): `leaf` gets each
+  /// leaf and returns its smallest key; `node` gets every node (nid, address, level, bytes) once.
+  /// Cycles, shared nodes, wrong levels, unordered keys and overlong walks throw.
   func walkTree(
-    root: UInt32, depth: Int, head h: Int, magic: UInt32, ino: UInt32,
+    root: UInt32, depth: Int, head h: Int, kind: TreeKind, ino: UInt32,
     node: ((UInt32, UInt32, Int, [UInt8]) throws -> Void)? = nil,
-    leaf: ([UInt8], UInt32) throws -> Void
+    leaf: ([UInt8], UInt32) throws -> UInt64?
   ) throws {
-    guard depth <= Self.maxTreeDepth else {
-      throw RoseFSError.corrupt("ino \(ino): tree depth \(depth) exceeds \(Self.maxTreeDepth)")
-    }
-    let interiorSize = magic == Magic.dirNode ? 12 : 8
-    let maxInterior =
-      magic == Magic.dirNode ? Self.maxDirInteriorRecords : Self.maxExtentInteriorRecords
-    var seen = Set<UInt32>()
-    func visit(_ nid: UInt32, _ level: Int) throws {
-      guard seen.insert(nid).inserted else {
-        throw RoseFSError.corrupt(
-          "ino \(ino): tree node nid \(nid) is reached twice (cycle or shared node)")
-      }
-      let (addr, b) = try readNode(nid, head: h, magic: magic, ino: ino)
-      let r = ByteReader(b)
-      guard Int(r.u8(0x1A)) == level else {
-        throw RoseFSError.corrupt(
-          "ino \(ino): tree node nid \(nid) block \(addr) has level \(r.u8(0x1A)), expected \(level)"
-        )
-      }
-      try node?(nid, addr, level, b)
-      if level == 0 {
-        try leaf(b, addr)
-        return
-      }
-      let count = Int(r.u16(0x18))
-      guard count >= 1, count <= maxInterior else {
-        throw RoseFSError.corrupt(
-          "ino \(ino): interior node nid \(nid) block \(addr) has count \(count)")
-      }
-      for i in 0..<count {
-        let o = RoseLayout.headerSize + interiorSize * i
-        try visit(r.u32(o + interiorSize - 4), level - 1)
-      }
-    }
-    try visit(root, depth)
+    let walk = TreeWalk(
+      kind: kind,
+      load: { nid in try self.readNode(nid, head: h, magic: kind.magic, ino: ino) },
+      problem: { throw RoseFSError.corrupt("ino \(ino): \($0)") })
+    try walk.walk(root: root, depth: depth, node: node) { addr, b in try leaf(b, addr) }
   }
 
   /// Every entry of a directory, in key order (the readdir order).
@@ -522,10 +390,11 @@ public final class ImageReader: ContentSource {
     }
     var out: [DirectoryEntry] = []
     try walkTree(
-      root: rec.treeRoot, depth: Int(rec.treeDepth), head: h, magic: Magic.dirNode, ino: rec.ino
-    ) {
-      b, addr in
-      out += try Self.dirLeafEntries(b, addr: addr, ino: rec.ino)
+      root: rec.treeRoot, depth: Int(rec.treeDepth), head: h, kind: .directory, ino: rec.ino
+    ) { b, addr in
+      let leaf = try Self.dirLeafEntries(b, addr: addr, ino: rec.ino)
+      out += leaf
+      return leaf.first?.key
     }
     return out
   }
@@ -557,9 +426,10 @@ public final class ImageReader: ContentSource {
       }
       let (addr, b) = try readNode(nid, head: h, magic: Magic.dirNode, ino: rec.ino)
       let r = ByteReader(b)
-      guard Int(r.u8(0x1A)) == level else {
+      let header = BlockHeader.decode(r)
+      guard Int(header.level) == level else {
         throw RoseFSError.corrupt(
-          "ino \(rec.ino): tree node nid \(nid) block \(addr) has level \(r.u8(0x1A)), expected \(level)"
+          "ino \(rec.ino): tree node nid \(nid) block \(addr) has level \(header.level), expected \(level)"
         )
       }
       if level == 0 {
@@ -569,7 +439,7 @@ public final class ImageReader: ContentSource {
         }
         return .more
       }
-      let count = Int(r.u16(0x18))
+      let count = Int(header.count)
       guard count >= 1, count <= Self.maxDirInteriorRecords else {
         throw RoseFSError.corrupt(
           "ino \(rec.ino): interior node nid \(nid) block \(addr) has count \(count)")
@@ -579,13 +449,12 @@ public final class ImageReader: ContentSource {
       var hi = count - 1
       while lo < hi {
         let mid = (lo + hi + 1) / 2
-        if r.u64(RoseLayout.headerSize + 12 * mid) <= target { lo = mid } else { hi = mid - 1 }
+        if TreeKind.directory.interiorKey(r, mid) <= target { lo = mid } else { hi = mid - 1 }
       }
       var i = lo
       while i < count {
-        let o = RoseLayout.headerSize + 12 * i
-        if i > lo && r.u64(o) >> 32 > UInt64(hv) { return .stop }
-        switch try search(r.u32(o + 8), level - 1) {
+        if i > lo && TreeKind.directory.interiorKey(r, i) >> 32 > UInt64(hv) { return .stop }
+        switch try search(TreeKind.directory.interiorChild(r, i), level - 1) {
         case .found(let e): return .found(e)
         case .stop: return .stop
         case .more: i += 1
@@ -624,11 +493,7 @@ public final class ImageReader: ContentSource {
   // MARK: File content
 
   static func extentRecords(_ bytes: [UInt8], at base: Int, count: Int) -> [Extent] {
-    let r = ByteReader(bytes)
-    return (0..<count).map { i in
-      let o = base + 12 * i
-      return Extent(logical: r.u32(o), physical: r.u32(o + 4), count: r.u32(o + 8))
-    }
+    ExtentRecord.decode(bytes, at: base, count: count)
   }
 
   /// The extent records of a file (inline or through its extent tree), in stored order.
@@ -648,10 +513,10 @@ public final class ImageReader: ContentSource {
     guard rec.has(InodeFlag.extentTree) else { return [] }
     var out: [Extent] = []
     try walkTree(
-      root: rec.treeRoot, depth: Int(rec.treeDepth), head: h, magic: Magic.extentNode, ino: rec.ino,
+      root: rec.treeRoot, depth: Int(rec.treeDepth), head: h, kind: .extents, ino: rec.ino,
       node: node
     ) { b, addr in
-      let count = Int(ByteReader(b).u16(0x18))
+      let count = Int(BlockHeader.decode(b).count)
       guard count >= 1, count <= Self.maxExtentLeafRecords else {
         throw RoseFSError.corrupt("ino \(rec.ino): extent leaf block \(addr) has count \(count)")
       }
@@ -659,7 +524,9 @@ public final class ImageReader: ContentSource {
         throw RoseFSError.corrupt(
           "ino \(rec.ino): extent tree holds more than nitems \(rec.nitems) extents")
       }
-      out += Self.extentRecords(b, at: RoseLayout.headerSize, count: count)
+      let leaf = ExtentRecord.decode(b, at: RoseLayout.headerSize, count: count)
+      out += leaf
+      return leaf.first.map { UInt64($0.logical) }
     }
     guard out.count == Int(rec.nitems) else {
       throw RoseFSError.corrupt(
@@ -692,7 +559,7 @@ public final class ImageReader: ContentSource {
   public func xattrs(of rec: InodeRecord, head h: Int) throws -> [Xattr] {
     if rec.has(InodeFlag.xattrNode) {
       let (addr, b) = try readNode(rec.xattrNid, head: h, magic: Magic.xattrNode, ino: rec.ino)
-      let count = Int(ByteReader(b).u16(0x18))
+      let count = Int(BlockHeader.decode(b).count)
       return try Self.parseXattrs(
         Array(b[RoseLayout.headerSize...]), count: count,
         what: "ino \(rec.ino) xattr node block \(addr)"
@@ -719,19 +586,21 @@ public final class ImageReader: ContentSource {
     var out: [Xattr] = []
     var p = 0
     while count.map({ out.count < $0 }) ?? (p < a.count) {
-      guard p + 4 <= a.count else {
+      guard p + XattrRecord.headerSize <= a.count else {
         throw RoseFSError.corrupt("\(what): xattr record \(out.count) is truncated")
       }
       let r = ByteReader(a, base: p)
-      let nl = Int(r.u8(0))
-      let vl = Int(r.u16(2))
-      guard nl >= 1, r.u8(1) == 0, p + 4 + nl + vl <= a.count else {
+      let nl = Int(r.u8(XattrRecord.nameLength))
+      let vl = Int(r.u16(XattrRecord.valueLength))
+      let nameAt = p + XattrRecord.name
+      guard nl >= 1, r.u8(XattrRecord.zero) == 0, nameAt + nl + vl <= a.count else {
         throw RoseFSError.corrupt(
           "\(what): xattr record \(out.count) is malformed (name \(nl), value \(vl) bytes)")
       }
       out.append(
-        Xattr(name: Array(a[p + 4..<p + 4 + nl]), value: Array(a[p + 4 + nl..<p + 4 + nl + vl])))
-      p += 4 + nl + vl
+        Xattr(name: Array(a[nameAt..<nameAt + nl]), value: Array(a[nameAt + nl..<nameAt + nl + vl]))
+      )
+      p = nameAt + nl + vl
     }
     return (out, p)
   }
@@ -822,8 +691,8 @@ public final class ImageReader: ContentSource {
     if let t = content.tail {
       let b = try readHeaderBlock(t.block, magic: Magic.tail, what: "tail block")
       let start = Int(t.offset)
-      let count = Int(ByteReader(b).u16(0x18))
-      guard start >= RoseLayout.headerSize + RoseLayout.tailEntrySize * count,
+      let count = Int(BlockHeader.decode(b).count)
+      guard start >= TailEntry.at(count),
         start + Int(t.length) <= RoseLayout.blockSize
       else {
         throw RoseFSError.corrupt(

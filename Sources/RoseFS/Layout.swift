@@ -29,3 +29,19 @@ public enum RoseLayout {
   public static let minVolumeBytes: UInt64 = 16 << 20
   public static let maxXattrBytes = blockSize - headerSize
 }
+
+/// GPT partition type GUIDs of RoseFS volumes (FORMAT.md section 2, "Finding a volume on a disk").
+/// A recipe that names a Discoverable Partitions type keeps it; otherwise a RoseFS partition gets one
+/// of these, so that a reader (or udev) recognises it without opening it.
+public enum RosePartitionType {
+  /// "RoseFS root (A/B system volume)".
+  public static let root = "6BB2C3CA-50CB-4CA0-8E03-C35A3034266E"
+  /// "RoseFS data (any other RoseFS volume)".
+  public static let data = "2108659E-1A6C-4B2A-BAB1-99C73A2C0B6E"
+  /// Byte offsets, from the start of a partition or image, where a reader looks for the magic "ROSE":
+  /// superblock copy 0, then copy 1.
+  public static let magicOffsets: [UInt64] = [
+    UInt64(RoseLayout.superblockOffset),
+    UInt64(RoseLayout.blockSize + RoseLayout.superblockOffset),
+  ]
+}

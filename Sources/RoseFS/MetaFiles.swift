@@ -74,7 +74,7 @@ struct MetaPlan {
     var level: UInt8
     var index: UInt32
     var ownerField: UInt32 {
-      UInt32(type) | UInt32(type == MetaType.ssa ? 0 : head) << 8 | UInt32(level) << 16
+      SSAEntry.metaOwner(type: type, head: type == MetaType.ssa ? 0 : head, level: level)
     }
   }
   var blocks: [Block] = []
@@ -182,7 +182,8 @@ struct MetaFileWriter {
       refs.append(addr)
       runs.append(
         OwnerRun(
-          start: addr, count: 1, kind: SSAKind.meta, owner: UInt32(type) | UInt32(head) << 8,
+          start: addr, count: 1, kind: SSAKind.meta,
+          owner: SSAEntry.metaOwner(type: type, head: head, level: 0),
           index: UInt32(i),
           head: head, type: type))
     }
@@ -196,7 +197,7 @@ struct MetaFileWriter {
       block.withUnsafeMutableBytes { buf in
         for (i, c) in ix.children.enumerated() {
           buf.storeBytes(
-            of: c.littleEndian, toByteOffset: RoseLayout.headerSize + 4 * i, as: UInt32.self)
+            of: c.littleEndian, toByteOffset: AddressArray.at(i), as: UInt32.self)
         }
       }
       builder.writeHeader(
@@ -205,12 +206,14 @@ struct MetaFileWriter {
         aux: UInt32(head))
       builder.sealHeader(&block, blkaddr: ix.addr)
       let a = try block.withUnsafeBytes { try builder.stream.append($0, dataChecksum: false) }
-      guard a == ix.addr else { throw RoseFSError.corrupt("internal: index block placement") }
+      guard a == ix.addr else {
+        throw RoseFSError.internalInvariant("index block planned at \(ix.addr), written at \(a)")
+      }
       refs.append(a)
       runs.append(
         OwnerRun(
           start: a, count: 1, kind: SSAKind.meta,
-          owner: UInt32(type) | UInt32(head) << 8 | UInt32(ix.level) << 16, index: ix.index,
+          owner: SSAEntry.metaOwner(type: type, head: head, level: ix.level), index: ix.index,
           head: head, type: type))
     }
     return (t.root, refs)

@@ -9,6 +9,9 @@ public enum InodeFlag {
   public static let extentTree: UInt16 = 0x0010
   public static let tail: UInt16 = 0x0020
   public static let xattrNode: UInt16 = 0x0040
+  /// The five content forms (one per file; TAIL and XATTR_NODE come on top).
+  public static let contentForms: UInt16 = 0x001F
+  public static let known: UInt16 = 0x007F
 }
 
 /// Slot field offsets (FORMAT.md section 7), shared by the encoder and the tests that assert them.
@@ -21,6 +24,33 @@ public enum SlotOffset {
   public static let tailOff = 0x074, tailLen = 0x076, inlineLen = 0x078, xattrLen = 0x07A
   public static let nitems = 0x07C, ino = 0x080, crc = 0x084, treeRoot = 0x088, treeDepth = 0x08C
   public static let inline = 0x090
+  public static let reserved05C = 0x05C, reserved08D = 0x08D
+}
+
+/// The inode slot as a whole (FORMAT.md section 7): 512 bytes, fields at the `SlotOffset`s.
+public enum InodeSlot: OnDiskLayout {
+  public static let size = RoseLayout.inodeSize
+  public static let fields: [FieldSpec] = {
+    typealias S = SlotOffset
+    return [
+      FieldSpec("mode", S.mode, 2), FieldSpec("flags", S.flags, 2), FieldSpec("uid", S.uid, 4),
+      FieldSpec("gid", S.gid, 4), FieldSpec("nlink", S.nlink, 4), FieldSpec("size", S.size, 8),
+      FieldSpec("blocks", S.blocks, 8), FieldSpec("atime", S.atime, 8),
+      FieldSpec("mtime", S.mtime, 8),
+      FieldSpec("ctime", S.ctime, 8), FieldSpec("crtime", S.crtime, 8),
+      FieldSpec("atime_ns, mtime_ns, ctime_ns, crtime_ns", S.atimeNs, 16),
+      FieldSpec("generation", S.generation, 4), FieldSpec("parent", S.parent, 4),
+      FieldSpec("xattr_nid", S.xattrNid, 4), FieldSpec("reserved", S.reserved05C, 4),
+      FieldSpec("rdev_major", S.rdevMajor, 4), FieldSpec("rdev_minor", S.rdevMinor, 4),
+      FieldSpec("cp_ver", S.cpVer, 8), FieldSpec("tail_blk", S.tailBlk, 4),
+      FieldSpec("tail_off", S.tailOff, 2), FieldSpec("tail_len", S.tailLen, 2),
+      FieldSpec("inline_len", S.inlineLen, 2), FieldSpec("xattr_len", S.xattrLen, 2),
+      FieldSpec("nitems", S.nitems, 4), FieldSpec("ino", S.ino, 4), FieldSpec("crc", S.crc, 4),
+      FieldSpec("tree_root", S.treeRoot, 4), FieldSpec("tree_depth", S.treeDepth, 1),
+      FieldSpec("reserved", S.reserved08D, 3),
+      FieldSpec("i_u", S.inline, RoseLayout.inlineCapacity),
+    ]
+  }()
 }
 
 /// Directory name hash: plain CRC-32C of the 16 seed bytes followed by the name.
@@ -53,18 +83,64 @@ func sortedDirents(_ children: [(Name, UInt32, UInt8)], seed: [UInt8]) -> [Encod
   return out
 }
 
-/// Xattr records, sorted by name (FORMAT.md section 10).
+/// Xattr records, sorted by name (FORMAT.md section 10). The caller checks each record with
+/// `XattrRecord.validate` first (the packer does, in `encodeXattrRecords`); a record the format cannot
+/// hold is cut to its field widths here rather than trapping.
 func encodeXattrs(_ xattrs: [Xattr]) -> [UInt8] {
   var out: [UInt8] = []
   for x in xattrs.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
-    out.append(UInt8(x.name.count))
+    let name = x.name.prefix(XattrRecord.maxNameBytes)
+    let value = x.value.prefix(Int(UInt16.max))
+    out.append(UInt8(name.count))
     out.append(0)
-    out.append(UInt8(x.value.count & 0xFF))
-    out.append(UInt8(x.value.count >> 8))
-    out += x.name
-    out += x.value
+    appendLE(&out, UInt16(value.count))
+    out += name
+    out += value
   }
   return out
+}
+
+/// Xattr records of one inode, checked: every name 1..255 bytes, all records together at most 4064
+/// bytes (the v1 limit per inode). `path` names the file in the error.
+public func encodeXattrRecords(_ xattrs: [Xattr], path: String) throws -> [UInt8] {
+  var total = 0
+  for x in xattrs {
+    try XattrRecord.validate(x, path: path)
+    total += XattrRecord.headerSize + x.name.count + x.value.count
+  }
+  guard total <= RoseLayout.maxXattrBytes else {
+    throw RoseFSError.xattrsTooLarge(path: path, bytes: total)
+  }
+  return encodeXattrs(xattrs)
+}
+
+/// One xattr record (FORMAT.md section 10): `u8 name_len, u8 zero, u16 value_len, name, value`.
+public enum XattrRecord: OnDiskLayout {
+  public static let size = headerSize
+  public static let nameLength = 0, zero = 1, valueLength = 2, name = 4
+  public static let headerSize = 4
+  public static let fields = [
+    FieldSpec("name_len", nameLength, 1), FieldSpec("zero", zero, 1),
+    FieldSpec("value_len", valueLength, 2),
+  ]
+  public static let maxNameBytes = 255
+  /// The largest value one record can carry in v1 (a one-byte name, alone in an xattr node).
+  public static let maxValueBytes = RoseLayout.maxXattrBytes - headerSize - 1
+
+  public static func validate(_ x: Xattr, path: String) throws {
+    guard (1...maxNameBytes).contains(x.name.count) else {
+      throw RoseFSError.xattrInvalid(
+        path: path, name: x.name,
+        reason: "its name is \(x.name.count) bytes; RoseFS xattr names are 1 to 255 bytes")
+    }
+    guard x.value.count <= maxValueBytes else {
+      throw RoseFSError.xattrInvalid(
+        path: path, name: x.name,
+        reason:
+          "its value is \(x.value.count) bytes; RoseFS v1 stores at most \(RoseLayout.maxXattrBytes) bytes of xattrs per inode"
+      )
+    }
+  }
 }
 
 func appendLE<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
@@ -109,14 +185,8 @@ struct BTreeBulkLoader {
       while i < level.count {
         let group = level[i..<min(i + perInterior, level.count)]
         var body: [UInt8] = []
-        for (k, child) in group {
-          if keyWidth == 8 {
-            appendLE(&body, k)
-          } else {
-            appendLE(&body, UInt32(truncatingIfNeeded: k))
-          }
-          appendLE(&body, child)
-        }
+        let kind: TreeKind = keyWidth == 8 ? .directory : .extents
+        for (k, child) in group { kind.appendInterior(&body, key: k, child: child) }
         let nid = allocateNid()
         nodes.append(
           PendingNode(
@@ -152,22 +222,21 @@ func directoryLeaves(_ entries: [EncodedDirent]) -> [(firstKey: UInt64, count: I
   while i < entries.count {
     var j = i
     var used = 0
-    while j < entries.count, used + 16 + entries[j].name.count <= space {
-      used += 16 + entries[j].name.count
+    while j < entries.count, used + DirLeafRecord.size + entries[j].name.count <= space {
+      used += DirLeafRecord.size + entries[j].name.count
       j += 1
     }
     var body = [UInt8](repeating: 0, count: space)
     var nameLow = RoseLayout.blockSize
     for (n, e) in entries[i..<j].enumerated() {
       nameLow -= e.name.count
-      let at = n * 16
+      let at = n * DirLeafRecord.size  // `body` starts after the header
       body.withUnsafeMutableBytes { buf in
-        var w = ByteWriter(buf, at: at)
-        w.put(e.key)
-        w.put(e.ino)
-        w.put(UInt16(nameLow))
-        w.put(UInt8(e.name.count))
-        w.put(e.type)
+        var w = ByteWriter(buf)
+        DirLeafRecord(
+          key: e.key, ino: e.ino, nameOffset: UInt16(nameLow), nameLength: UInt8(e.name.count),
+          type: e.type
+        ).encode(into: &w, at: at)
       }
       let o = nameLow - RoseLayout.headerSize
       body.replaceSubrange(o..<o + e.name.count, with: e.name)
@@ -180,17 +249,13 @@ func directoryLeaves(_ entries: [EncodedDirent]) -> [(firstKey: UInt64, count: I
 
 /// Extent leaves: 12-byte records, 338 per leaf.
 func extentLeaves(_ extents: [Extent]) -> [(firstKey: UInt64, count: Int, body: [UInt8])] {
-  let per = (RoseLayout.blockSize - RoseLayout.headerSize) / 12
+  let per = TreeKind.extents.maxLeafRecords
   var out: [(UInt64, Int, [UInt8])] = []
   var i = 0
   while i < extents.count {
     let group = extents[i..<min(i + per, extents.count)]
     var body: [UInt8] = []
-    for e in group {
-      appendLE(&body, e.logical)
-      appendLE(&body, e.physical)
-      appendLE(&body, e.count)
-    }
+    for e in group { ExtentRecord.append(e, to: &body) }
     out.append((UInt64(group.first!.logical), group.count, body))
     i += per
   }
@@ -199,21 +264,15 @@ func extentLeaves(_ extents: [Extent]) -> [(firstKey: UInt64, count: Int, body: 
 
 func encodeExtents(_ extents: [Extent]) -> [UInt8] {
   var body: [UInt8] = []
-  for e in extents {
-    appendLE(&body, e.logical)
-    appendLE(&body, e.physical)
-    appendLE(&body, e.count)
-  }
+  for e in extents { ExtentRecord.append(e, to: &body) }
   return body
 }
 
 func encodeInlineDirents(_ entries: [EncodedDirent]) -> [UInt8] {
   var out: [UInt8] = []
   for e in entries {
-    appendLE(&out, e.ino)
-    out.append(e.type)
-    out.append(UInt8(e.name.count))
-    appendLE(&out, e.seq)
+    InlineDirent(ino: e.ino, type: e.type, nameLength: UInt8(e.name.count), seq: e.seq).append(
+      to: &out)
     out += e.name
   }
   return out

@@ -125,10 +125,21 @@ extension ImageReader {
           name: head.nameString, rootIno: head.rootIno, inodeCount: head.inodeCount,
           validBlocks: head.validBlocks, vbmSameAs: head.vbmSource, privateBytes: priv))
     }
-    let reserve =
-      (UInt64(sb.rsvSegments) * UInt64(sb.blocksPerSegment) + UInt64(sb.opBlocks)) * bs
+    // Every count below comes from the image: a checksum proves only that the bytes were written
+    // as they are, not that they make sense, so each product is checked.
+    func bytes(_ blocks: UInt64, _ what: String) throws -> UInt64 {
+      let (v, overflow) = blocks.multipliedReportingOverflow(by: bs)
+      guard !overflow else {
+        throw RoseFSError.corrupt("\(what) of \(blocks) blocks does not fit in 64-bit bytes")
+      }
+      return v
+    }
+    let reserve = try bytes(
+      UInt64(sb.rsvSegments) * UInt64(sb.blocksPerSegment) + UInt64(sb.opBlocks),
+      "superblock reserve")
     var r = SpaceReport(
-      blockSize: RoseLayout.blockSize, blockCount: sb.blockCount, volumeBytes: sb.blockCount * bs,
+      blockSize: RoseLayout.blockSize, blockCount: sb.blockCount,
+      volumeBytes: try bytes(sb.blockCount, "superblock block_count"),
       blocksPerSegment: sb.blocksPerSegment, segmentCount: sb.segmentCount,
       mainBlocks: UInt64(sb.mainBlocks), reserveSegments: sb.rsvSegments,
       overprovisionBlocks: sb.opBlocks, featureIncompat: sb.featureIncompat,
@@ -181,7 +192,9 @@ extension ImageReader {
       reservedSegments: sb.rsvSegments, logSegments: logSegments,
       liveBlocksPerHead: cp.heads.map(\.validBlocks), sharedBlocks: r.sharedBytes / bs)
     r.freeBytes = UInt64(sb.mainBlocks) > live ? (UInt64(sb.mainBlocks) - live) * bs : 0
-    r.availableBytes = cp.userBlockCount > live ? (cp.userBlockCount - live) * bs : 0
+    r.availableBytes =
+      cp.userBlockCount > live
+      ? try bytes(cp.userBlockCount - live, "checkpoint user_block_count") : 0
     r.usedBytes = r.fixedAreaBytes + live * bs
     return r
   }

@@ -50,80 +50,92 @@ public struct Superblock: Equatable, Sendable {
   public var inlineMax: UInt16 = UInt16(RoseLayout.inlineCapacity)
   public var tailMax: UInt32
   public var mkfsTime: Int64
+  /// `sb_size` as stored (256 in every valid superblock; the encoder always writes 256).
+  public var storedSize: UInt32 = UInt32(Superblock.size)
 
   public var blocksPerSegment: UInt32 { 1 << UInt32(logBlocksPerSegment) }
   public var mainBlocks: UInt32 { segmentCount << UInt32(logBlocksPerSegment) }
 
-  public static let crcOffset = 4
+  public static let crcOffset = Offset.crc
 
   /// The 256 encoded bytes with the checksum filled in.
   public func encode(checksum: RoseChecksum) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: RoseLayout.superblockSize)
+    var out = [UInt8](repeating: 0, count: Self.size)
     out.withUnsafeMutableBytes { buf in
       var w = ByteWriter(buf)
-      w.put(Magic.superblock)
-      w.put(UInt32(0))
-      w.put(major)
-      w.put(minor)
-      w.put(featureCompat)
-      w.put(featureIncompat)
-      w.put(featureRoCompat)
-      w.put(logBlockSize)
-      w.put(logBlocksPerSegment)
-      w.put(nrLogs)
-      w.put(maxHeads)
-      w.put(UInt32(RoseLayout.superblockSize))
-      w.put(blockCount)
-      w.put(cpBlkaddr)
-      w.put(cpSlotBlocks)
-      w.put(cpSlots)
-      w.put(mainBlkaddr)
-      w.put(segmentCount)
-      w.put(rsvSegments)
-      w.put(opBlocks)
-      w.put(bytes: uuid, paddedTo: 16)
-      w.put(bytes: label, paddedTo: 32)
-      w.put(bytes: hashSeed, paddedTo: 16)
-      w.put(inodeSize)
-      w.put(inlineMax)
-      w.put(tailMax)
-      w.put(mkfsTime)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: Self.crcOffset)
-      buf.storeBytes(of: crc.littleEndian, toByteOffset: Self.crcOffset, as: UInt32.self)
+      typealias O = Offset
+      w.put(Magic.superblock, at: O.magic)
+      w.put(major, at: O.major)
+      w.put(minor, at: O.minor)
+      w.put(featureCompat, at: O.featureCompat)
+      w.put(featureIncompat, at: O.featureIncompat)
+      w.put(featureRoCompat, at: O.featureRoCompat)
+      w.put(logBlockSize, at: O.logBlockSize)
+      w.put(logBlocksPerSegment, at: O.logBlocksPerSeg)
+      w.put(nrLogs, at: O.nrLogs)
+      w.put(maxHeads, at: O.maxHeads)
+      w.put(UInt32(Self.size), at: O.sbSize)
+      w.put(blockCount, at: O.blockCount)
+      w.put(cpBlkaddr, at: O.cpBlkaddr)
+      w.put(cpSlotBlocks, at: O.cpSlotBlocks)
+      w.put(cpSlots, at: O.cpNslots)
+      w.put(mainBlkaddr, at: O.mainBlkaddr)
+      w.put(segmentCount, at: O.segmentCount)
+      w.put(rsvSegments, at: O.rsvSegments)
+      w.put(opBlocks, at: O.opBlocks)
+      w.put(bytes: uuid, paddedTo: 16, at: O.uuid)
+      w.put(bytes: label, paddedTo: 32, at: O.label)
+      w.put(bytes: hashSeed, paddedTo: 16, at: O.hashSeed)
+      w.put(inodeSize, at: O.inodeSize)
+      w.put(inlineMax, at: O.inlineMax)
+      w.put(tailMax, at: O.tailMax)
+      w.put(mkfsTime, at: O.mkfsTime)
+      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: O.crc)
+      buf.storeBytes(of: crc.littleEndian, toByteOffset: O.crc, as: UInt32.self)
     }
     return out
+  }
+
+  /// Decodes the fields without checking anything (fsck looks at a damaged copy field by field).
+  public static func decodeFields(_ bytes: [UInt8]) -> Superblock {
+    let r = ByteReader(bytes)
+    typealias O = Offset
+    return Superblock(
+      major: r.u16(O.major), minor: r.u16(O.minor), featureCompat: r.u32(O.featureCompat),
+      featureIncompat: r.u32(O.featureIncompat), featureRoCompat: r.u32(O.featureRoCompat),
+      logBlockSize: r.u8(O.logBlockSize), logBlocksPerSegment: r.u8(O.logBlocksPerSeg),
+      nrLogs: r.u8(O.nrLogs), maxHeads: r.u8(O.maxHeads), blockCount: r.u64(O.blockCount),
+      cpBlkaddr: r.u32(O.cpBlkaddr), cpSlotBlocks: r.u16(O.cpSlotBlocks),
+      cpSlots: r.u16(O.cpNslots), mainBlkaddr: r.u32(O.mainBlkaddr),
+      segmentCount: r.u32(O.segmentCount), rsvSegments: r.u32(O.rsvSegments),
+      opBlocks: r.u32(O.opBlocks), uuid: r.slice(O.uuid, 16), label: r.slice(O.label, 32),
+      hashSeed: r.slice(O.hashSeed, 16), inodeSize: r.u16(O.inodeSize),
+      inlineMax: r.u16(O.inlineMax), tailMax: r.u32(O.tailMax), mkfsTime: r.i64(O.mkfsTime),
+      storedSize: r.u32(O.sbSize))
   }
 
   /// Decodes and verifies a superblock: magic, checksum (seeded with its own UUID), version, features,
   /// and the geometry's invariants.
   public static func decode(_ bytes: [UInt8]) throws -> Superblock {
     let r = ByteReader(bytes)
-    guard bytes.count >= RoseLayout.superblockSize, r.u32(0) == Magic.superblock else {
+    guard bytes.count >= Self.size, r.u32(Offset.magic) == Magic.superblock else {
       throw RoseFSError.corrupt("no RoseFS superblock (magic \"ROSE\" not found at byte 1024)")
     }
-    let uuid = r.slice(0x40, 16)
-    let ck = RoseChecksum(uuid: uuid)
-    let sbBytes = Array(bytes[0..<RoseLayout.superblockSize])
-    let crc = sbBytes.withUnsafeBytes { ck.checksum($0, zeroingFieldAt: crcOffset) }
-    guard crc == r.u32(4) else {
+    let sb = decodeFields(bytes)
+    let ck = RoseChecksum(uuid: sb.uuid)
+    let sbBytes = Array(bytes[0..<Self.size])
+    let crc = sbBytes.withUnsafeBytes { ck.checksum($0, zeroingFieldAt: Offset.crc) }
+    guard crc == r.u32(Offset.crc) else {
       throw RoseFSError.corrupt(
-        "superblock checksum mismatch (stored \(hex32(r.u32(4))), computed \(hex32(crc)))")
+        "superblock checksum mismatch (stored \(hex32(r.u32(Offset.crc))), computed \(hex32(crc)))")
     }
-    let sb = Superblock(
-      major: r.u16(8), minor: r.u16(0xA), featureCompat: r.u32(0xC), featureIncompat: r.u32(0x10),
-      featureRoCompat: r.u32(0x14), logBlockSize: r.u8(0x18), logBlocksPerSegment: r.u8(0x19),
-      nrLogs: r.u8(0x1A), maxHeads: r.u8(0x1B), blockCount: r.u64(0x20), cpBlkaddr: r.u32(0x28),
-      cpSlotBlocks: r.u16(0x2C), cpSlots: r.u16(0x2E), mainBlkaddr: r.u32(0x30),
-      segmentCount: r.u32(0x34), rsvSegments: r.u32(0x38), opBlocks: r.u32(0x3C), uuid: uuid,
-      label: r.slice(0x50, 32), hashSeed: r.slice(0x70, 16), inodeSize: r.u16(0x80),
-      inlineMax: r.u16(0x82), tailMax: r.u32(0x84), mkfsTime: r.i64(0x88))
     guard sb.major == 1 else {
       throw RoseFSError.corrupt("unsupported RoseFS major version \(sb.major)")
     }
     guard sb.featureIncompat & ~Feature.incompatKnown == 0 else {
       throw RoseFSError.corrupt("unknown incompatible features \(hex32(sb.featureIncompat))")
     }
-    guard r.u32(0x1C) == UInt32(RoseLayout.superblockSize), sb.logBlockSize == 12,
+    guard sb.storedSize == UInt32(Self.size), sb.logBlockSize == 12,
       (6...9).contains(sb.logBlocksPerSegment), sb.inodeSize == 512,
       sb.inlineMax == UInt16(RoseLayout.inlineCapacity), sb.cpBlkaddr == 2, sb.cpSlots == 2,
       sb.cpSlotBlocks == 1, sb.mainBlkaddr == RoseLayout.mainStart,
@@ -158,6 +170,43 @@ extension Superblock {
     self.tailMax = tailMax
     self.mkfsTime = mkfsTime
   }
+}
+
+extension Superblock: OnDiskLayout {
+  public static let size = RoseLayout.superblockSize
+
+  /// Field offsets (FORMAT.md section 3).
+  public enum Offset {
+    public static let magic = 0x000, crc = 0x004, major = 0x008, minor = 0x00A
+    public static let featureCompat = 0x00C, featureIncompat = 0x010, featureRoCompat = 0x014
+    public static let logBlockSize = 0x018, logBlocksPerSeg = 0x019, nrLogs = 0x01A
+    public static let maxHeads = 0x01B, sbSize = 0x01C, blockCount = 0x020, cpBlkaddr = 0x028
+    public static let cpSlotBlocks = 0x02C, cpNslots = 0x02E, mainBlkaddr = 0x030
+    public static let segmentCount = 0x034, rsvSegments = 0x038, opBlocks = 0x03C, uuid = 0x040
+    public static let label = 0x050, hashSeed = 0x070, inodeSize = 0x080, inlineMax = 0x082
+    public static let tailMax = 0x084, mkfsTime = 0x088, reserved = 0x090
+  }
+
+  public static let fields: [FieldSpec] = {
+    typealias O = Offset
+    return [
+      FieldSpec("magic", O.magic, 4), FieldSpec("crc", O.crc, 4), FieldSpec("major", O.major, 2),
+      FieldSpec("minor", O.minor, 2), FieldSpec("feature_compat", O.featureCompat, 4),
+      FieldSpec("feature_incompat", O.featureIncompat, 4),
+      FieldSpec("feature_ro_compat", O.featureRoCompat, 4),
+      FieldSpec("log_block_size", O.logBlockSize, 1),
+      FieldSpec("log_blocks_per_seg", O.logBlocksPerSeg, 1), FieldSpec("nr_logs", O.nrLogs, 1),
+      FieldSpec("max_heads", O.maxHeads, 1), FieldSpec("sb_size", O.sbSize, 4),
+      FieldSpec("block_count", O.blockCount, 8), FieldSpec("cp_blkaddr", O.cpBlkaddr, 4),
+      FieldSpec("cp_slot_blocks", O.cpSlotBlocks, 2), FieldSpec("cp_nslots", O.cpNslots, 2),
+      FieldSpec("main_blkaddr", O.mainBlkaddr, 4), FieldSpec("segment_count", O.segmentCount, 4),
+      FieldSpec("rsv_segments", O.rsvSegments, 4), FieldSpec("op_blocks", O.opBlocks, 4),
+      FieldSpec("uuid", O.uuid, 16), FieldSpec("label", O.label, 32),
+      FieldSpec("hash_seed", O.hashSeed, 16), FieldSpec("inode_size", O.inodeSize, 2),
+      FieldSpec("inline_max", O.inlineMax, 2), FieldSpec("tail_max", O.tailMax, 4),
+      FieldSpec("mkfs_time", O.mkfsTime, 8), FieldSpec("reserved", O.reserved, 112),
+    ]
+  }()
 }
 
 func hex32(_ v: UInt32) -> String { "0x" + String(v, radix: 16).leftPadded(to: 8) }

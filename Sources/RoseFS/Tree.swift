@@ -42,13 +42,36 @@ extension String {
   }
 }
 
-/// Seconds and nanoseconds since the epoch, as stored (signed seconds allow times before 1970).
+/// Seconds and nanoseconds since the epoch in the Linux `timespec` convention, as FORMAT.md section 7
+/// stores them: `seconds` is the floor of the time (negative before 1970) and `nanoseconds` is always
+/// 0...999999999 counted forward from it, so -1234567889.012345679 is (-1234567890, 987654321).
 public struct Timestamp: Hashable, Sendable, Comparable {
   public var seconds: Int64
   public var nanoseconds: UInt32
   public init(seconds: Int64, nanoseconds: UInt32 = 0) {
     self.seconds = seconds
     self.nanoseconds = nanoseconds
+  }
+
+  /// A time given as sign and magnitude, the way tar's pax records write it and libarchive (3.6)
+  /// hands it over: -1234567889.012345679 arrives as seconds -1234567889, nanoseconds 12345679.
+  /// Nanoseconds above 999999999 are clamped. (Such a pair cannot express -1 < t < 0.)
+  public init(signMagnitudeSeconds s: Int64, nanoseconds ns: Int) {
+    let n = UInt32(clamping: max(0, min(ns, 999_999_999)))
+    if s < 0 && n > 0 {
+      self.init(seconds: s - 1, nanoseconds: 1_000_000_000 - n)
+    } else {
+      self.init(seconds: s, nanoseconds: n)
+    }
+  }
+
+  /// The same time as sign and magnitude, for writers that take that form (libarchive's pax writer
+  /// prints `seconds.nanoseconds` literally): (-1234567890, 987654321) gives (-1234567889, 12345679).
+  public var signMagnitude: (seconds: Int64, nanoseconds: Int) {
+    if seconds < 0 && nanoseconds > 0 {
+      return (seconds + 1, Int(1_000_000_000 - nanoseconds))
+    }
+    return (seconds, Int(nanoseconds))
   }
   public static func < (a: Timestamp, b: Timestamp) -> Bool {
     (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)

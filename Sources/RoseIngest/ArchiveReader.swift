@@ -34,6 +34,7 @@ public final class ArchiveReader {
     if (st.st_mode & S_IFMT) == S_IFDIR {
       throw IngestError.notAnArchive(input: path, detail: "it is a directory")
     }
+    try HostInput.check(path, what: "the archive")
     if (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 0 {
       throw IngestError.notAnArchive(input: path, detail: "the file is empty")
     }
@@ -58,6 +59,8 @@ public final class ArchiveReader {
     }
     // zstd is decompressed on a second thread, ahead of the packing (other formats: in libarchive).
     let prefetch = ZstdPrefetcher(path: path)
+    // The prefetch thread holds the prefetcher until told to stop: stop it on every way out.
+    defer { prefetch?.cancel() }
     let position: () -> Int64 = { prefetch?.position ?? archive_filter_bytes(a, -1) }
     let opened = prefetch.map { $0.attach(a) } ?? archive_read_open_filename(a, path, 1 << 20)
     guard opened == ARCHIVE_OK else {
@@ -69,6 +72,7 @@ public final class ArchiveReader {
     }
     var entries = 0
     var lastName: [UInt8]? = nil
+    var paxRecovery: PaxHeaderScanner?
     while true {
       var entryPtr: OpaquePointer?
       let r = archive_read_next_header(a, &entryPtr)
@@ -124,6 +128,11 @@ public final class ArchiveReader {
           }
           do {
             try data.write(UnsafeRawBufferPointer(start: b, count: len), at: UInt64(off))
+          } catch let e as RoseFSError {
+            // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
+            if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: "\(e)") }
+            throw IngestError.corruptArchive(
+              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(e)")
           } catch {
             throw IngestError.corruptArchive(
               input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(error)")
@@ -154,11 +163,19 @@ public final class ArchiveReader {
         case CA_IFREG:
           try editor.file(at: name, size: UInt64(size), meta, input: path, fill: streamData)
         case CA_IFLNK:
-          guard let t = archive_entry_symlink(entry) else {
+          var target = archive_entry_symlink(entry).map { ArchiveReader.bytes($0) } ?? []
+          if target.isEmpty {
+            // libarchive 3.6 drops a pax `linkpath` record when a SCHILY.xattr record is in the
+            // same extended header and the ustar linkname is empty: read the record ourselves.
+            if paxRecovery == nil { paxRecovery = PaxHeaderScanner(path: path) }
+            target =
+              paxRecovery?.record("linkpath", headerAt: archive_read_header_position(a)) ?? []
+          }
+          guard !target.isEmpty else {
             throw IngestError.emptyName(
               input: path, position: "symlink target of '\(Name.printable(raw))'")
           }
-          try editor.symlink(at: name, target: ArchiveReader.bytes(t), meta, input: path)
+          try editor.symlink(at: name, target: target, meta, input: path)
         case CA_IFCHR, CA_IFBLK:
           try editor.node(
             at: name, kind: type == CA_IFCHR ? .characterDevice : .blockDevice, meta,
@@ -191,10 +208,12 @@ public final class ArchiveReader {
   private func metadata(_ entry: OpaquePointer, name: [UInt8]) throws -> EntryMetadata {
     let uid = archive_entry_uid(entry)
     let gid = archive_entry_gid(entry)
-    guard uid >= 0, uid <= Int64(UInt32.max), gid >= 0, gid <= Int64(UInt32.max) else {
-      throw IngestError.corruptArchive(
-        input: path, entry: name, offset: -1,
-        detail: "uid \(uid) / gid \(gid) out of the 32-bit range")
+    for (what, id) in [("uid", uid), ("gid", gid)] where id < 0 || id > Int64(UInt32.max) {
+      throw IngestError.invalid(
+        input: path,
+        detail:
+          "entry \(IngestError.p(name)) has \(what) \(id); RoseFS stores owners from 0 to 4294967295. Map the owner to a 32-bit id when making the archive"
+      )
     }
     func ts(_ s: Int64, _ ns: Int) -> Timestamp {
       Timestamp(seconds: s, nanoseconds: UInt32(clamping: max(0, min(ns, 999_999_999))))
@@ -218,6 +237,8 @@ public final class ArchiveReader {
         xattrs[key] = v.map { Array(UnsafeRawBufferPointer(start: $0, count: s)) } ?? []
       }
     }
+    try XattrLimits.check(
+      xattrs.map { Xattr(name: $0.key, value: $0.value) }, input: path, entry: name)
     for (type, xname) in [
       (ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"),
       (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default"),

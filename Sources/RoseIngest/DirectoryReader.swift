@@ -117,7 +117,8 @@ public final class DirectoryReader {
 
   private func printable(_ p: [UInt8]) -> String { Name.printable(p) }
 
-  private func walk(_ host: [UInt8], image: [UInt8], editor: TreeEditor) throws {
+  /// The names in a host directory, sorted by bytes (so the image does not depend on readdir).
+  private func sortedNames(_ host: [UInt8]) throws -> [[UInt8]] {
     var names: [[UInt8]] = []
     let dp: OpaquePointer? = cpath(host) { opendir($0) }
     guard let dir = dp else {
@@ -140,7 +141,24 @@ public final class DirectoryReader {
       names.append(name)
     }
     names.sort { $0.lexicographicallyPrecedes($1) }
-    for name in names {
+    return names
+  }
+
+  /// Adds everything below the host directory `top`, depth first in name order. Iterative with an
+  /// explicit stack of open levels: the depth of the tree is the input's, the thread stack is not.
+  private func walk(_ top: [UInt8], image topImage: [UInt8], editor: TreeEditor) throws {
+    var levels: [(host: [UInt8], image: [UInt8], names: [[UInt8]], next: Int)] = [
+      (top, topImage, try sortedNames(top), 0)
+    ]
+    while let k = levels.indices.last {
+      guard levels[k].next < levels[k].names.count else {
+        levels.removeLast()
+        continue
+      }
+      let name = levels[k].names[levels[k].next]
+      levels[k].next += 1
+      let host = levels[k].host
+      let image = levels[k].image
       let h = host + [UInt8(ascii: "/")] + name
       let i = image.isEmpty ? name : image + [UInt8(ascii: "/")] + name
       let input = printable(h)
@@ -165,10 +183,11 @@ public final class DirectoryReader {
       switch kindBits {
       case S_IFDIR:
         try editor.directory(at: i, meta, input: path)
-        try walk(h, image: i, editor: editor)
+        levels.append((h, i, try sortedNames(h), 0))
         continue
       case S_IFREG:
-        let fd = cpath(h) { open($0, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+        // O_NONBLOCK: lstat said regular, but the name may have been swapped for a FIFO since.
+        let fd = cpath(h) { open($0, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) }
         guard fd >= 0 else { throw IngestError.io(path: input, operation: "open", errno: errno) }
         defer { close(fd) }
         let size = UInt64(st.st_size)
@@ -210,7 +229,13 @@ public final class DirectoryReader {
       mtime: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)),
       atime: Timestamp(seconds: Int64(st.st_atim.tv_sec), nanoseconds: UInt32(st.st_atim.tv_nsec)),
       ctime: Timestamp(seconds: Int64(st.st_ctim.tv_sec), nanoseconds: UInt32(st.st_ctim.tv_nsec)),
-      xattrs: try readXattrs(h))
+      xattrs: try checkedXattrs(h))
+  }
+
+  private func checkedXattrs(_ h: [UInt8]) throws -> [Xattr] {
+    let xattrs = try readXattrs(h)
+    try XattrLimits.check(xattrs, input: path, entry: h)
+    return xattrs
   }
 
   private func readXattrs(_ h: [UInt8]) throws -> [Xattr] {

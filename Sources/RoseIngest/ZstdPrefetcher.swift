@@ -21,10 +21,16 @@ final class ZstdPrefetcher: @unchecked Sendable {
   /// Compressed bytes consumed so far (for progress against the file size).
   private(set) var compressedBytes: Int64 = 0
 
-  /// nil when `path` does not start with the zstd frame magic (or cannot be opened).
+  /// nil when `path` does not start with the zstd frame magic (or cannot be opened, or is not a
+  /// regular file: a FIFO would block the open, and a stream cannot be read ahead with `pread`).
   init?(path: String) {
-    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { return nil }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+      close(fd)
+      return nil
+    }
     var magic: UInt32 = 0
     guard pread(fd, &magic, 4, 0) == 4, UInt32(littleEndian: magic) == 0xFD2F_B528 else {
       close(fd)
@@ -48,6 +54,15 @@ final class ZstdPrefetcher: @unchecked Sendable {
     for b in free + ready { b.deallocate() }
     current?.deallocate()
     close(fd)
+  }
+
+  /// Stops the prefetch thread (which holds the prefetcher strongly until it returns); the
+  /// descriptor and buffers go when the last reference does. Safe to call more than once.
+  func cancel() {
+    cond.lock()
+    stopped = true
+    cond.broadcast()
+    cond.unlock()
   }
 
   /// Runs on the prefetch thread until the input ends, fails, or the reader goes away.

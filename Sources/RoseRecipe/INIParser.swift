@@ -12,7 +12,10 @@ enum INIParser {
   static func parse(text: String, file: String, diagnostics: inout Diagnostics) -> [INILine] {
     var result: [INILine] = []
     var lineNumber = 0
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+    // "\r\n" is one Character in Swift: split on it too, so CRLF files read as systemd reads them.
+    for rawLine in text.split(
+      omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+    {
       lineNumber += 1
       var line = Substring(rawLine)
       if line.hasSuffix("\r") { line = line.dropLast() }
@@ -57,6 +60,21 @@ enum INIParser {
       let valueIndent = afterEquals.prefix(while: { $0 == " " || $0 == "\t" }).count
       let value = String(afterEquals.dropFirst(valueIndent)).trimmingTrailingSpace()
       let valueColumn = column + body.distance(from: body.startIndex, to: equals) + 1 + valueIndent
+      // NUL and other control characters cut names short or make invalid ones downstream.
+      if let offset = value.unicodeScalars.firstIndex(where: {
+        ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F
+      }) {
+        let bad = value.unicodeScalars[offset].value
+        let column =
+          valueColumn
+          + value.unicodeScalars.distance(
+            from: value.unicodeScalars.startIndex, to: offset)
+        diagnostics.error(
+          SourcePosition(file: file, line: lineNumber, column: column),
+          "\(key)= contains the control character U+\(String(format: "%04X", bad))",
+          hint: "remove it; write \\n or \\t escapes in Inline= text")
+        continue
+      }
       result.append(
         .entry(
           key: key, value: value, keyAt: position,

@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// The fully resolved, validated recipe: the only thing the planner and builder read, so that
 /// they never re-interpret text, variables or includes, and never see an invalid value.
@@ -65,6 +66,13 @@ public struct ImageSettings: Sendable, Equatable {
   public var partitionTable: String
   /// Variables from `Define=` merged with `--define` (which wins). Built-ins are not included.
   public var defines: [String: String]
+  /// Set for a repart.d definitions directory: the disk is laid out exactly as systemd-repart
+  /// lays it out (`RepartLayout`), with UUIDs derived from this seed as repart derives them.
+  public var repart: RepartDisk?
+  /// True when `SourceDateEpoch=`/`SOURCE_DATE_EPOCH` was given: input times later than it are
+  /// clamped to it. Otherwise input times are kept (they are deterministic already) and the
+  /// entries rosepack creates are dated `sourceDateEpoch` (0).
+  public var clampsTimes: Bool = true
 
   public init(
     name: String, version: String = "0", architecture: Architecture = .x8664,
@@ -82,6 +90,42 @@ public struct ImageSettings: Sendable, Equatable {
     self.sourceDateEpoch = sourceDateEpoch
     self.partitionTable = partitionTable
     self.defines = defines
+    self.repart = nil
+  }
+}
+
+/// The disk-wide settings of a `--definitions` build (systemd-repart's command line).
+public struct RepartDisk: Sendable, Equatable {
+  public var seed: GUID
+  /// nil: `--size=auto`, the sum of the partitions' minimum sizes as repart computes it.
+  public var diskSize: UInt64?
+
+  public init(seed: GUID, diskSize: UInt64?) {
+    self.seed = seed
+    self.diskSize = diskSize
+  }
+}
+
+/// repart's size keys as repart holds them after parsing: the minima rounded up and the maxima
+/// rounded down to 4096 bytes; nil where the key is not set.
+public struct RepartSizing: Sendable, Equatable {
+  public var sizeMin: UInt64?
+  public var sizeMax: UInt64?
+  public var paddingMin: UInt64?
+  public var paddingMax: UInt64?
+  public var weight: Int
+  public var paddingWeight: Int
+
+  public init(
+    sizeMin: UInt64? = nil, sizeMax: UInt64? = nil, paddingMin: UInt64? = nil,
+    paddingMax: UInt64? = nil, weight: Int = 1000, paddingWeight: Int = 0
+  ) {
+    self.sizeMin = sizeMin
+    self.sizeMax = sizeMax
+    self.paddingMin = paddingMin
+    self.paddingMax = paddingMax
+    self.weight = weight
+    self.paddingWeight = paddingWeight
   }
 }
 
@@ -232,6 +276,14 @@ public struct PartitionSpec: Sendable, Equatable {
   public var layers: [SlottedLayer]
   /// The `[Partition]` header, for planner errors such as "does not fit".
   public var position: SourcePosition
+  /// The `CopyBlocks=` value, for errors about the copied file.
+  public var copyBlocksPosition: SourcePosition?
+  /// repart's size keys, laid out by `RepartLayout` (set for every partition: `--definitions`
+  /// builds as repart reads them, recipes with the weight of partitions that grow).
+  public var repartSizing: RepartSizing?
+  /// The GPT attribute bits as written when set (repart's defaults already applied); nil: computed
+  /// from `flags`, `readOnly`, `noAuto` and `growFileSystem`.
+  public var attributeOverride: UInt64?
 
   public init(
     label: String, type: PartitionType, uuid: UUID? = nil, format: PartitionFormat = .empty,
@@ -262,11 +314,15 @@ public struct PartitionSpec: Sendable, Equatable {
     self.slotB = slotB
     self.layers = layers
     self.position = position
+    self.repartSizing = nil
+    self.attributeOverride = nil
+    self.copyBlocksPosition = nil
   }
 
   /// The GPT attribute field as written: `Flags=` plus the DPS bits 60 (read-only),
   /// 63 (no-auto) and 59 (grow-file-system), as systemd-repart maps them.
   public var gptAttributes: UInt64 {
+    if let attributeOverride { return attributeOverride }
     var bits = flags
     if readOnly { bits |= 1 << 60 }
     if noAuto { bits |= 1 << 63 }

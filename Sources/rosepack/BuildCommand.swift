@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseDisk
 import RoseRecipe
 
 /// `rosepack build`: a recipe into a flashable disk image and its flashing formats.
@@ -15,9 +16,31 @@ struct BuildCommand: ParsableCommand {
       SOURCE_DATE_EPOCH (environment) wins over SourceDateEpoch=; two builds are byte-identical.
       """)
 
-  @Argument(help: "The recipe file (NAME.conf).") var recipe: String
+  @Argument(
+    help: ArgumentHelp(
+      "The recipe file (NAME.conf); with --definitions, the disk image to write (IMAGE.img) or an "
+        + "output directory.", valueName: "recipe-or-image"))
+  var recipe: String
   @Option(name: .shortAndLong, help: "Output directory (created if missing).") var output: String =
     "."
+  @Option(
+    help: ArgumentHelp(
+      "A systemd repart.d directory (one partition per *.conf, in file-name order): builds the "
+        + "disk systemd-repart --empty=create builds from it.", valueName: "dir"))
+  var definitions: String?
+  @Option(
+    help: ArgumentHelp(
+      "--definitions: CopyFiles=/CopyBlocks= sources are under this directory.", valueName: "dir"))
+  var root: String?
+  @Option(
+    help: ArgumentHelp("--definitions: the UUID seed (as repart's --seed).", valueName: "uuid"))
+  var seed: String?
+  @Option(
+    help: ArgumentHelp(
+      "--definitions: the disk size (K, M, G, T suffixes), or auto.", valueName: "size"))
+  var size: String = "auto"
+  @Option(help: ArgumentHelp("--definitions: logical sector size, 512 or 4096.", valueName: "n"))
+  var sectorSize: Int = 512
   @Option(
     name: .customLong("define"),
     help: "NAME=VALUE for %{NAME} in the recipe (repeatable; wins over Define=).")
@@ -40,9 +63,15 @@ struct BuildCommand: ParsableCommand {
       values[String(define[..<eq])] = String(define[define.index(after: eq)...])
     }
     let loaded: Recipe
+    var outputDirectory = output
     do {
-      loaded = try RecipeLoader.load(
-        path: recipe, defines: values, environment: ProcessInfo.processInfo.environment)
+      if let definitions {
+        (loaded, outputDirectory) = try loadDefinitions(definitions)
+      } else {
+        loaded = try RecipeLoader.load(
+          path: recipe, defines: values, environment: ProcessInfo.processInfo.environment,
+          root: root)
+      }
     } catch let error as RecipeErrors {
       reportErrors(error.errors)
       throw ExitCode.failure
@@ -54,14 +83,15 @@ struct BuildCommand: ParsableCommand {
       print(RoseRecipe.dumpConfig(loaded), terminator: "")
       return
     }
-    report(loaded.warnings, kind: "warning")
+    if !json && !quiet { report(loaded.warnings, kind: "warning") }
     let progress = Progress(quiet: quiet || json)
     do {
-      let pipeline = try BuildPipeline(recipe: loaded, outputDirectory: output, progress: progress)
+      let pipeline = try BuildPipeline(
+        recipe: loaded, outputDirectory: outputDirectory, progress: progress)
       let summary = try pipeline.run()
       if json {
         try printJSON(summary)
-      } else {
+      } else if !quiet {
         print(summary.text)
       }
     } catch let error as BuildFailure {
@@ -79,6 +109,61 @@ struct BuildCommand: ParsableCommand {
   }
 }
 
+extension BuildCommand {
+  /// `--definitions DIR ... IMAGE-or-OUTDIR`: the recipe of a repart.d directory and the
+  /// directory its outputs go to.
+  func loadDefinitions(_ directory: String) throws -> (Recipe, String) {
+    var seedGUID = GUID.zero
+    if let seed {
+      guard let parsed = GUID.parseID128(seed) else {
+        throw CLIError.usage("--seed '\(seed)': expected a UUID (32 hex digits, dashes optional)")
+      }
+      seedGUID = parsed
+    }
+    guard sectorSize == 512 || sectorSize == 4096 else {
+      throw CLIError.usage("--sector-size \(sectorSize): expected 512 or 4096")
+    }
+    var diskSize: UInt64?
+    if size != "auto" {
+      guard let bytes = parseCLISize(size), bytes > 0, bytes < 1 << 60 else {
+        throw CLIError.usage(
+          "--size '\(size)': expected bytes with an optional K, M, G or T suffix, or auto")
+      }
+      // repart rounds --size up to 4096 bytes.
+      diskSize = (bytes + 4095) / 4096 * 4096
+      let sector = UInt64(sectorSize)
+      diskSize = diskSize.map { ($0 + sector - 1) / sector * sector }
+    }
+    var recipe = try RepartDefinitions.load(
+      directory: directory,
+      options: .init(root: root, seed: seedGUID, diskSize: diskSize, sectorSize: sectorSize))
+    let target = (self.recipe as NSString).standardizingPath
+    var isDirectory: ObjCBool = false
+    let exists = FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory)
+    if target.hasSuffix(".img") && !(exists && isDirectory.boolValue) {
+      recipe.output = OutputSpec(
+        kinds: [.raw], baseName: String((target as NSString).lastPathComponent.dropLast(4)))
+      let parent = (target as NSString).deletingLastPathComponent
+      return (recipe, parent.isEmpty ? "." : parent)
+    }
+    recipe.output = OutputSpec(kinds: [.raw, .manifest], baseName: recipe.image.name)
+    return (recipe, target)
+  }
+}
+
+func parseCLISize(_ text: String) -> UInt64? {
+  var digits = Substring(text)
+  var multiplier: UInt64 = 1
+  if let last = digits.last, let index = "KMGT".firstIndex(of: last) {
+    multiplier = 1 << (10 * UInt64("KMGT".distance(from: "KMGT".startIndex, to: index) + 1))
+    digits = digits.dropLast()
+  }
+  guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt64(digits)
+  else { return nil }
+  let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
+  return overflow ? nil : product
+}
+
 /// Compiler-style diagnostics on stderr: `file:line:col: error: message`, then the hint.
 func reportErrors(_ errors: [RecipeError]) { report(errors, kind: "error") }
 
@@ -91,24 +176,40 @@ func report(_ diagnostics: [RecipeError], kind: String) {
   }
 }
 
-/// `rosepack init`: a starter recipe project that builds as it is.
+/// `rosepack init`: a starter recipe project that builds as it is, copied from `Templates/NAME/`.
 struct InitCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "init", abstract: "Create a recipe project from a starter template.",
-    discussion: StarterTemplates.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(
-      separator: "\n"))
+    discussion: """
+      Copies Templates/NAME/ (a recipe NAME.conf, its inputs and Mustache templates) into DIR.
+      Templates/ is found through $ROSEPACK_TEMPLATES, next to the rosepack executable
+      (Templates/ or share/rosepack/Templates/), or in the source tree it was built in.
+      """)
 
-  @Option(help: "Starter: \(StarterTemplates.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var template: String = StarterTemplates.minimal.rawValue
+  @Option(help: "The starter template (see --list).") var template: String = "minimal"
+  @Flag(help: "List the starter templates and exit.") var list = false
   @Argument(
     help: "Directory to create the project in (created if missing; files are never overwritten).")
-  var directory: String
+  var directory: String?
 
   func run() throws {
-    guard let starter = StarterTemplates(rawValue: template) else {
+    guard let templates = StarterTemplates.directory() else {
+      throw CLIError.failed(
+        "cannot find the Templates/ directory; set ROSEPACK_TEMPLATES to the Templates/ folder of "
+          + "the rosepack sources")
+    }
+    let starters = StarterTemplates.list(in: templates)
+    if list {
+      for starter in starters { print("\(starter.name)\t\(starter.summary)") }
+      return
+    }
+    guard let directory else {
+      throw CLIError.usage("rosepack init: give the project DIRECTORY (or --list)")
+    }
+    guard let starter = starters.first(where: { $0.name == template }) else {
       throw CLIError.usage(
-        "--template '\(template)' is not a starter; use one of "
-          + StarterTemplates.allCases.map(\.rawValue).joined(separator: ", "))
+        "--template '\(template)' is not a starter in \(templates); use one of "
+          + starters.map(\.name).joined(separator: ", "))
     }
     let path: String
     do {

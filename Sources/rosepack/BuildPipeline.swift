@@ -59,6 +59,7 @@ final class BuildPipeline {
     self.recipe = recipe
     self.outputDirectory = outputDirectory
     self.progress = progress
+    try OutputTarget.check(outputDirectory, option: "-o", directory: true)
     do {
       try FileManager.default.createDirectory(
         atPath: outputDirectory, withIntermediateDirectories: true)
@@ -66,16 +67,40 @@ final class BuildPipeline {
       throw CLIError.failed(
         "\(outputDirectory): cannot create the output directory: \(error.localizedDescription)")
     }
-    var template = Array((outputDirectory + "/.rosepack-build-XXXXXX").utf8CString)
+    lock = try DirectoryLock(outputDirectory) { message in
+      FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+    BuildPipeline.removeStaleStaging(in: outputDirectory)
+    var template = Array(
+      (outputDirectory + "/\(BuildPipeline.stagingPrefix)\(getpid())-XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else {
       throw CLIError.failed(
         "\(outputDirectory): cannot create a staging directory: \(String(cString: strerror(errno)))"
       )
     }
     staging = String(cString: made)
+    Interrupts.shared.register(staging, directory: true)
   }
 
-  deinit { try? FileManager.default.removeItem(atPath: staging) }
+  deinit {
+    try? FileManager.default.removeItem(atPath: staging)
+    Interrupts.shared.unregister(staging)
+  }
+
+  /// Held for the whole build (see `DirectoryLock`).
+  private let lock: DirectoryLock
+  static let stagingPrefix = ".rosepack-build-"
+
+  /// Staging directories of builds that died (SIGKILL, power loss). Called with the directory lock
+  /// held: every build holds it while its staging directory exists, so any found now is stale.
+  static func removeStaleStaging(in directory: String) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+      return
+    }
+    for name in names where name.hasPrefix(stagingPrefix) {
+      try? FileManager.default.removeItem(atPath: directory + "/" + name)
+    }
+  }
 
   var seed: String { recipe.image.seed }
   var epoch: Int64 { recipe.image.sourceDateEpoch }
@@ -144,13 +169,8 @@ final class BuildPipeline {
       try manifest.write(to: staging + "/manifest.json")
       files.append("manifest.json")
     }
-    // Commit: every output is complete; move them into place.
-    for file in files {
-      guard rename(staging + "/" + file, outputDirectory + "/" + file) == 0 else {
-        throw CLIError.failed(
-          "\(outputDirectory)/\(file): rename failed: \(String(cString: strerror(errno)))")
-      }
-    }
+    // Commit: every output is complete; publish them as a set.
+    try OutputSet.publish(files: files, from: staging, to: outputDirectory)
     progress.done()
     return BuildSummary(
       recipe: recipe, layout: layout, map: map, reports: reports, outputs: described,
@@ -247,7 +267,7 @@ final class BuildPipeline {
           separator: ", ")
     }
     return BuildFailure.at(
-      spec.position, message,
+      spec.format == .raw ? (spec.copyBlocksPosition ?? spec.position) : spec.position, message,
       hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
   }
 
@@ -270,6 +290,8 @@ final class BuildPipeline {
   // MARK: planning
 
   func plan() throws -> DiskLayout {
+    if let repart = recipe.image.repart { return try planRepart(repart) }
+    if recipe.partitions.allSatisfy({ $0.offset == nil }) { return try planByWeight() }
     var requests: [PartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       let type: GUID
@@ -294,7 +316,7 @@ final class BuildPipeline {
         if let maxBytes { low = min(low, maxBytes) }
         rule = .auto(min: max(low, minBytes), max: maxBytes)
       case .grow(let minBytes, let maxBytes):
-        rule = .grow(min: minBytes, max: maxBytes, weight: 1)
+        rule = .grow(min: minBytes, max: maxBytes, weight: UInt64(max(spec.weight, 1)))
       }
       requests.append(
         PartitionRequest(

@@ -49,13 +49,17 @@ struct ConvertCommand: ParsableCommand {
     let options = BuildOptions(
       size: try parseSize(size, option: "--size"), label: label, uuid: try uuid.map(parseUUID),
       sourceDateEpoch: try sourceDateEpoch(), tailMax: tailMax, overprovisionBlocks: overprovision)
-    for input in inputs where access(input, R_OK) != 0 {
-      throw CLIError.usage("\(input): cannot read input: \(String(cString: strerror(errno)))")
+    for input in inputs {
+      guard access(input, R_OK) == 0 else {
+        throw CLIError.usage("\(input): cannot read input: \(String(cString: strerror(errno)))")
+      }
+      try HostInput.check(input, what: "the input", directoryAllowed: true)
     }
     let start = Date()
     let out = try PendingOutput(path: output)
+    // Errors name the output the user gave, not the temporary name it is written under.
     let builder = try ImageBuilder(
-      image: ImageFile(fd: out.fd, path: out.tempPath), options: options)
+      image: ImageFile(fd: out.fd, path: output), options: options)
     let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
     try ingest(inputs, into: editor, progress: progress)

@@ -13,6 +13,7 @@ struct VolumeOptions: ParsableArguments {
 
   /// Opens the volume: the bare image, the partition asked for, or the only RoseFS partition.
   func open() throws -> (volume: ImageFile, description: String) {
+    try HostInput.check(image, what: "the image", blockDeviceAllowed: true)
     let file = try ImageFile(openPath: image)
     if partition == nil, isRoseFS(file, at: 0) { return (file, image) }
     let table: GPTTable
@@ -92,29 +93,44 @@ struct LsCommand: ParsableCommand {
     FileHandle.standardOutput.write(Data(out.utf8))
   }
 
+  /// Lists `path` and, with -R, every directory below it, depth first in name order. Iterative with
+  /// an explicit stack: the depth of the tree is the image's to choose, the thread stack is not. A
+  /// directory reached twice is a loop (RoseFS directories have one parent), which is refused.
   private func list(
     _ r: ImageReader, head: Int, ino: UInt32, path: String, into out: inout String, header: Bool
   ) throws {
-    let rec = try r.readInodeRecord(ino, head: head)
-    guard rec.kind == .directory else {
-      out += try line(r, head: head, rec: rec, name: Array(path.utf8)) + "\n"
-      return
-    }
-    let entries = try r.entries(ofDirectory: ino, head: head).sorted {
-      $0.name.lexicographicallyPrecedes($1.name)
-    }
-    if header { out += "\(path):\n" }
-    for e in entries {
-      out +=
-        (l
-          ? try line(r, head: head, rec: r.readInodeRecord(e.ino, head: head), name: e.name)
-          : Name.printable(e.name)) + "\n"
-    }
-    if recursive {
-      for e in entries where e.type == FileKind.directory.rawValue {
-        out += "\n"
-        let child = (path.hasSuffix("/") ? path : path + "/") + Name.printable(e.name)
-        try list(r, head: head, ino: e.ino, path: child, into: &out, header: true)
+    var pending: [(ino: UInt32, path: String, header: Bool)] = [(ino, path, header)]
+    var listedAt: [UInt32: String] = [:]
+    var first = true
+    while let (dirIno, dirPath, withHeader) = pending.popLast() {
+      let rec = try r.readInodeRecord(dirIno, head: head)
+      guard rec.kind == .directory else {
+        out += try line(r, head: head, rec: rec, name: Array(dirPath.utf8)) + "\n"
+        continue
+      }
+      if let earlier = listedAt[dirIno] {
+        throw CLIError.failed(
+          "\(volume.image): directory loop: \(dirPath) is inode \(dirIno), already listed as \(earlier); run rosepack fsck"
+        )
+      }
+      listedAt[dirIno] = dirPath
+      let entries = try r.entries(ofDirectory: dirIno, head: head).sorted {
+        $0.name.lexicographicallyPrecedes($1.name)
+      }
+      if !first { out += "\n" }
+      first = false
+      if withHeader { out += "\(dirPath):\n" }
+      for e in entries {
+        out +=
+          (l
+            ? try line(r, head: head, rec: r.readInodeRecord(e.ino, head: head), name: e.name)
+            : Name.printable(e.name)) + "\n"
+      }
+      if recursive {
+        let base = dirPath.hasSuffix("/") ? dirPath : dirPath + "/"
+        for e in entries.reversed() where e.type == FileKind.directory.rawValue {
+          pending.append((e.ino, base + Name.printable(e.name), true))
+        }
       }
     }
   }
@@ -176,6 +192,8 @@ struct CatCommand: ParsableCommand {
   @OptionGroup var volume: VolumeOptions
   @Argument(help: "Path of a regular file inside the subvolume.") var path: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+  @Flag(help: "Write data blocks whose checksum does not match instead of failing.")
+  var ignoreChecksums = false
 
   func run() throws {
     let (vol, _) = try volume.open()
@@ -194,12 +212,17 @@ struct CatCommand: ParsableCommand {
         written += UInt64(n)
       }
     }
-    try reader.readFile(ino: ino, head: head) { buf, off in
-      writeZeros(upTo: off)
-      guard writeAll(1, buf) else {
-        throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+    let source: ContentSource = ignoreChecksums ? reader : ChecksumVerifyingSource(reader: reader)
+    do {
+      try source.readContent(try reader.content(of: rec, head: head)) { buf, off in
+        writeZeros(upTo: off)
+        guard writeAll(1, buf) else {
+          throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+        }
+        written = off + UInt64(buf.count)
       }
-      written = off + UInt64(buf.count)
+    } catch let e as RoseFSError {
+      throw CLIError.failed("\(volume.image): \(path): \(e)")
     }
     writeZeros(upTo: rec.size)
   }
@@ -229,16 +252,24 @@ struct ExportCommand: ParsableCommand {
   @Option(name: .shortAndLong, help: "The tarball to write (.tar, .tar.gz, .tar.xz, .tar.zst).")
   var output: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+  @Flag(help: "Export data blocks whose checksum does not match instead of failing.")
+  var ignoreChecksums = false
 
   func run() throws {
     let (vol, _) = try volume.open()
     let reader = try ImageReader(image: vol)
     let head = try reader.headIndex(named: subvolume)
     let root = try reader.loadTree(head: head)
+    let source: ContentSource = ignoreChecksums ? reader : ChecksumVerifyingSource(reader: reader)
     let compression: TarExporter.Compression =
       output.hasSuffix(".gz")
       ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
-    try TarExporter(compression: compression).export(root: root, source: reader, to: output)
+    try OutputTarget.check(output, option: "-o")
+    // TarExporter writes OUTPUT.tmp-PID and renames it: removed if rosepack is interrupted.
+    let temporary = output + ".tmp-\(getpid())"
+    Interrupts.shared.register(temporary)
+    defer { Interrupts.shared.unregister(temporary) }
+    try TarExporter(compression: compression).export(root: root, source: source, to: output)
   }
 }
 
@@ -251,6 +282,7 @@ struct InspectCommand: ParsableCommand {
   @Flag(help: "One JSON document on stdout.") var json = false
 
   func run() throws {
+    try HostInput.check(image, what: "the image", blockDeviceAllowed: true)
     let file = try ImageFile(openPath: image)
     let bare = (try? file.read(count: 4, atByte: 1024)) == [0x52, 0x4F, 0x53, 0x45]
     if bare && partition == nil {
@@ -312,8 +344,16 @@ func spaceText(_ r: SpaceReport) -> String {
   for (i, h) in r.heads.enumerated() {
     s +=
       "subvolume \(h.name)\(i == r.defaultHead ? " (default)" : ""): root ino \(h.rootIno), \(h.inodeCount) inodes, "
-    s += "\(formatBytes(h.validBlocks * 4096)) live, \(formatBytes(h.privateBytes)) private"
-    if let src = h.vbmSameAs { s += ", bitmap same as \(r.heads[src].name)" }
+    // valid_blocks and the VBM_SAME_AS index are the checkpoint's words, not facts: print them
+    // as they are when they cannot be right.
+    let (live, overflow) = h.validBlocks.multipliedReportingOverflow(by: 4096)
+    s += overflow ? "\(h.validBlocks) blocks live (valid_blocks)" : "\(formatBytes(live)) live"
+    s += ", \(formatBytes(h.privateBytes)) private"
+    if let src = h.vbmSameAs {
+      s +=
+        src < r.heads.count
+        ? ", bitmap same as \(r.heads[src].name)" : ", bitmap same as head \(src) (no such head)"
+    }
     s += "\n"
   }
   s += "used \(b(r.usedBytes)):\n"

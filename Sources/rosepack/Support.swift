@@ -64,25 +64,34 @@ final class PendingOutput {
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
       throw CLIError.usage("\(path): the directory \(dir) does not exist")
     }
+    try OutputTarget.check(path, option: "-o")
+    OutputTarget.removeStaleTemporaries(of: path)
     tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-    fd = open(tempPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    Interrupts.shared.register(tempPath)
+    fd = open(tempPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
     guard fd >= 0 else {
-      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(errno)))")
+      let e = errno
+      Interrupts.shared.unregister(tempPath)
+      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(e)))")
     }
   }
 
   /// No fsync: like mkfs tools, durability is left to the caller (`sync`); what matters here is that
   /// the final name never holds a partial image, which the rename guarantees.
   func commit() throws {
-    guard rename(tempPath, finalPath) == 0 else {
-      throw CLIError.failed("\(finalPath): rename failed: \(String(cString: strerror(errno)))")
+    try Interrupts.shared.committing {
+      guard rename(tempPath, finalPath) == 0 else {
+        throw CLIError.failed("\(finalPath): rename failed: \(String(cString: strerror(errno)))")
+      }
+      committed = true
+      Interrupts.shared.unregister(tempPath)
     }
-    committed = true
   }
 
   deinit {
     close(fd)
     if !committed { unlink(tempPath) }
+    Interrupts.shared.unregister(tempPath)
   }
 }
 

@@ -81,7 +81,9 @@ import Testing
       "\(report.blocksPerSegment) blocks, reserve \(report.reserveSegments) segments. Used blocks: "
     out += report.usedRanges.map { $0[1] == 1 ? "\($0[0])" : "\($0[0])-\($0[0] + $0[1] - 1)" }
       .joined(separator: ", ")
-    out += ". Blocks 4-15 are zero. Rows of zeros are left out (`*`).\n\n"
+    out +=
+      ". Blocks 4-15 are zero. Every row that is not all zero is printed; `*` stands for one or more"
+    out += " rows of zeros, nothing else.\n\n"
     // SSA kinds of the main-area blocks, to tell data blocks from inode pages.
     var ssaKind: [UInt64: UInt32] = [:]
     for range in report.usedRanges {
@@ -100,8 +102,14 @@ import Testing
         let isData = ssaKind[blk] == UInt32(SSAKind.data)
         out +=
           "### Block \(blk): \(isData ? "data block of /tail.bin (logical block 0: 4096 x 'A')" : kind(block, blk))\n\n```\n"
-        if !isData { out += annotate(block, blk) }
-        out += hexdump(block, skip: blk == 0 ? [0..<1024] : [])
+        if isData {
+          // 256 identical rows: one is printed and the repetition said in words.
+          out += hexdump(Array(block[0..<16]), skip: [])
+          out += "0010..0ff0  every row is the same as row 0000 (all 4096 bytes are 0x41)\n"
+        } else {
+          out += annotate(block, blk)
+          out += hexdump(block, skip: blk == 0 ? [0..<1024] : [])
+        }
         out += "```\n\n"
       }
     }
@@ -139,18 +147,28 @@ import Testing
       f(0x000, "magic", hex32(sb.u32(0)))
       f(0x004, "crc", hex32(sb.u32(4)))
       f(0x008, "major.minor", "\(sb.u16(8)).\(sb.u16(0xA))")
+      f(0x00c, "feature_compat", hex32(sb.u32(0xC)))
       f(0x010, "feature_incompat", hex32(sb.u32(0x10)))
       f(0x014, "feature_ro_compat", hex32(sb.u32(0x14)))
       f(
         0x018, "log_block_size, log_blocks_per_seg, nr_logs, max_heads",
         "\(sb.u8(0x18)), \(sb.u8(0x19)), \(sb.u8(0x1A)), \(sb.u8(0x1B))")
+      f(0x01c, "sb_size", sb.u32(0x1C))
       f(0x020, "block_count", sb.u64(0x20))
       f(
-        0x030, "main_blkaddr, segment_count, rsv_segments",
-        "\(sb.u32(0x30)), \(sb.u32(0x34)), \(sb.u32(0x38))")
+        0x028, "cp_blkaddr, cp_slot_blocks, cp_nslots",
+        "\(sb.u32(0x28)), \(sb.u16(0x2C)), \(sb.u16(0x2E))")
+      f(
+        0x030, "main_blkaddr, segment_count, rsv_segments, op_blocks",
+        "\(sb.u32(0x30)), \(sb.u32(0x34)), \(sb.u32(0x38)), \(sb.u32(0x3C))")
       f(0x040, "uuid", uuidString(sb.slice(0x40, 16)))
       f(0x050, "label", "\"example\"")
-      f(0x082, "inline_max, tail_max", "\(sb.u16(0x82)), \(sb.u32(0x84))")
+      f(
+        0x070, "hash_seed",
+        sb.slice(0x70, 16).map { String($0, radix: 16).leftPadded(to: 2) }.joined())
+      f(
+        0x080, "inode_size, inline_max, tail_max",
+        "\(sb.u16(0x80)), \(sb.u16(0x82)), \(sb.u32(0x84))")
       f(0x088, "mkfs_time", sb.i64(0x88))
       return s
     }
@@ -161,6 +179,7 @@ import Testing
       f(
         0x020, "free_segments, flags, next_free_nid",
         "\(r.u32(0x20)), \(r.u32(0x24)), \(r.u32(0x28))")
+      f(0x02c, "nat_journal_count", r.u32(0x2C))
       f(
         0x030, "logs (segno, blkoff, type)",
         (0..<3).map { "(\(r.u32(0x30 + 8 * $0)), \(r.u16(0x34 + 8 * $0)), \(r.u8(0x36 + 8 * $0)))" }
@@ -172,7 +191,10 @@ import Testing
       for h in 0..<2 {
         let o = 0x80 + 128 * h
         f(o, "head \(h) flags, root_ino", "\(hex32(r.u32(o))), \(r.u32(o + 4))")
-        f(o + 0x10, "head \(h) valid_blocks, inode_count", "\(r.u64(o + 0x10)), \(r.u32(o + 0x18))")
+        f(o + 0x08, "head \(h) created_cp_ver", r.u64(o + 0x08))
+        f(
+          o + 0x10, "head \(h) valid_blocks, inode_count, parent_head",
+          "\(r.u64(o + 0x10)), \(r.u32(o + 0x18)), \(hex32(r.u32(o + 0x1C)))")
         f(
           o + 0x20, "head \(h) name",
           "\"\(String(decoding: r.slice(o + 0x20, 16).prefix { $0 != 0 }, as: UTF8.self))\"")
@@ -217,11 +239,24 @@ import Testing
           f(
             o + 0x000, "mode, flags",
             "0o\(String(r.u16(o), radix: 8)), \(hex32(UInt32(r.u16(o + 2))))")
+          f(o + 0x004, "uid, gid", "\(r.u32(o + 0x4)), \(r.u32(o + 0x8))")
           f(
             o + 0x00C, "nlink, size, blocks",
             "\(r.u32(o + 0xC)), \(r.u64(o + 0x10)), \(r.u64(o + 0x18))")
+          f(o + 0x020, "atime", r.i64(o + 0x20))
           f(o + 0x028, "mtime", r.i64(o + 0x28))
+          f(o + 0x030, "ctime", r.i64(o + 0x30))
+          f(o + 0x038, "crtime (the packer writes ctime)", r.i64(o + 0x38))
+          f(
+            o + 0x040, "atime_ns, mtime_ns, ctime_ns, crtime_ns",
+            (0..<4).map { "\(r.u32(o + 0x40 + 4 * $0))" }.joined(separator: ", "))
+          f(
+            o + 0x050, "generation", r.u32(o + 0x50))
           f(o + 0x054, "parent", r.u32(o + 0x54))
+          f(
+            o + 0x058, "xattr_nid, rdev_major, rdev_minor",
+            "\(r.u32(o + 0x58)), \(r.u32(o + 0x60)), \(r.u32(o + 0x64))")
+          f(o + 0x068, "cp_ver", r.u64(o + 0x68))
           f(
             o + 0x070, "tail_blk, tail_off, tail_len",
             "\(r.u32(o + 0x70)), \(r.u16(o + 0x74)), \(r.u16(o + 0x76))")
@@ -229,6 +264,7 @@ import Testing
             o + 0x078, "inline_len, xattr_len, nitems",
             "\(r.u16(o + 0x78)), \(r.u16(o + 0x7A)), \(r.u32(o + 0x7C))")
           f(o + 0x080, "ino, crc", "\(r.u32(o + 0x80)), \(hex32(r.u32(o + 0x84)))")
+          f(o + 0x088, "tree_root, tree_depth", "\(r.u32(o + 0x88)), \(r.u8(o + 0x8C))")
         }
       }
     }
@@ -240,8 +276,7 @@ import Testing
     var starred = false
     for row in stride(from: 0, to: b.count, by: 16) {
       let bytes = b[row..<row + 16]
-      let repeated = row > 0 && b[row - 16..<row].elementsEqual(bytes)
-      if skip.contains(where: { $0.contains(row) }) || bytes.allSatisfy({ $0 == 0 }) || repeated {
+      if skip.contains(where: { $0.contains(row) }) || bytes.allSatisfy({ $0 == 0 }) {
         if !starred { s += "*\n" }
         starred = true
         continue

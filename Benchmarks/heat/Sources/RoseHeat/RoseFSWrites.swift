@@ -1,0 +1,40 @@
+import RoseFS
+
+/// What a block the RoseFS engine writes is, read from the bytes written (FORMAT.md 3 to 9): the
+/// fixed blocks by address, header blocks by magic, inode pages by their slots, anything else is file
+/// data. The heat benchmark labels every engine write with it, so the table can say that the hot
+/// block is a checkpoint slot or a NAT block.
+public enum RoseFSWriteKind {
+  public static func classify(address: UInt32, bytes: [UInt8]) -> String {
+    if address < 2 { return "superblock" }
+    guard bytes.count == RoseLayout.blockSize else { return "file data" }
+    func u32(_ o: Int) -> UInt32 {
+      UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16
+        | UInt32(bytes[o + 3]) << 24
+    }
+    switch u32(0) {
+    case 0x5043_5352: return "checkpoint"
+    case 0x5441_4E52: return "NAT"
+    case 0x4D42_5652: return "VBM"
+    case 0x4153_5352: return "SSA"
+    case 0x5041_4D52: return "meta-file map index"
+    case 0x5249_4452: return "directory tree node"
+    case 0x5458_4552: return "extent tree node"
+    case 0x5441_5852: return "xattr node"
+    case 0x4C41_5452: return "tail block"
+    default: break
+    }
+    if address < RoseLayout.mainStart { return "checkpoint area" }
+    // An inode page: every used slot holds its own inode number (nid * 8 + slot) at 0x80.
+    var nid: UInt32? = nil
+    var used = 0
+    for s in 0..<RoseLayout.inodesPerPage {
+      let ino = u32(s * RoseLayout.inodeSize + 0x80)
+      if ino == 0 { continue }
+      guard ino % 8 == UInt32(s), nid == nil || nid == ino / 8 else { return "file data" }
+      nid = ino / 8
+      used += 1
+    }
+    return used > 0 ? "inode page" : "file data"
+  }
+}

@@ -1,0 +1,652 @@
+import Foundation
+import RoseDisk
+
+/// How rosepack treats one key of systemd-repart's `[Partition]` section (repart.d(5), v252).
+public enum RepartKeyStatus: Sendable, Equatable {
+  /// Same meaning and same result as systemd-repart.
+  case same
+  /// Accepted with a value repart would also accept; `reason` says what rosepack does differently.
+  case partial(String)
+  /// Refused with this reason (a feature that needs a running system, keys or a file system
+  /// rosepack does not write).
+  case refused(String)
+}
+
+/// Every `[Partition]` key of repart.d(5) and what rosepack does with it.
+public let repartKeyTable: [(name: String, status: RepartKeyStatus)] = [
+  ("Type", .same),
+  ("Label", .same),
+  ("UUID", .same),
+  (
+    "Priority",
+    .partial(
+      "only 0: repart drops partitions of higher priority when they do not fit; a build fails instead"
+    )
+  ),
+  ("Weight", .same),
+  ("PaddingWeight", .same),
+  ("SizeMinBytes", .same),
+  ("SizeMaxBytes", .same),
+  ("PaddingMinBytes", .same),
+  ("PaddingMaxBytes", .same),
+  ("FactoryReset", .partial("only no: factory reset needs a running system")),
+  (
+    "CopyBlocks",
+    .partial("a file under --root; 'auto' is refused (it copies from the running system)")
+  ),
+  (
+    "Format",
+    .partial(
+      "vfat, rosefs, or none; swap, ext4, xfs, btrfs and other mkfs types are refused")
+  ),
+  ("CopyFiles", .partial("sources resolved under --root; Format=vfat or Format=rosefs")),
+  ("MakeDirectories", .partial("Format=vfat or Format=rosefs")),
+  ("Encrypt", .partial("only off: encryption needs keys or a TPM")),
+  ("Verity", .partial("only off: verity needs the file system image and signing keys")),
+  ("VerityMatchKey", .refused("only meaningful with Verity=")),
+  ("Flags", .same),
+  ("ReadOnly", .same),
+  ("NoAuto", .same),
+  ("GrowFileSystem", .same),
+  ("SplitName", .partial("recorded; names the split output file")),
+  (
+    "Subvolumes", .refused("btrfs subvolumes: rosepack does not write btrfs (A/B slots are Slots=)")
+  ),
+  (
+    "Minimize",
+    .partial(
+      "newer than systemd 252; as documented for later versions: off, or best/guess/yes for the "
+        + "smallest partition that holds its CopyFiles= (Format=rosefs or vfat)")
+  ),
+]
+
+/// Reads a repart.d definitions directory (one partition per `*.conf`, in file-name order, with
+/// `NAME.conf.d/*.conf` drop-ins) into a `Recipe` whose disk `RepartLayout` plans.
+public enum RepartDefinitions {
+  public struct Options: Sendable {
+    public var root: String?
+    public var seed: GUID
+    /// nil: `--size=auto`.
+    public var diskSize: UInt64?
+    public var sectorSize: Int
+    public var architecture: Architecture
+
+    public init(
+      root: String? = nil, seed: GUID = .zero, diskSize: UInt64? = nil, sectorSize: Int = 512,
+      architecture: Architecture = .x8664
+    ) {
+      self.root = root
+      self.seed = seed
+      self.diskSize = diskSize
+      self.sectorSize = sectorSize
+      self.architecture = architecture
+    }
+  }
+
+  public static func load(directory: String, options: Options) throws -> Recipe {
+    var diagnostics = Diagnostics()
+    var dir = (directory as NSString).standardizingPath
+    if !dir.hasPrefix("/") {
+      dir = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(dir)
+      dir = (dir as NSString).standardizingPath
+    }
+    var names: [String] = []
+    do {
+      names = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+        $0.hasSuffix(".conf") && fileKind(dir + "/" + $0) == (true, false)
+      }.sorted()
+    } catch {
+      throw RecipeErrors([
+        RecipeError(
+          file: dir, line: 0, column: 0,
+          message: "cannot read definitions directory: \(reason(error))",
+          hint: "give a directory of repart.d *.conf files")
+      ])
+    }
+    if names.isEmpty {
+      throw RecipeErrors([
+        RecipeError(
+          file: dir, line: 0, column: 0, message: "no *.conf files in the definitions directory")
+      ])
+    }
+    var partitions: [PartitionSpec] = []
+    var files: [String] = []
+    for name in names {
+      var paths = [dir + "/" + name]
+      let dropIns = dir + "/" + name + ".d"
+      if let more = try? FileManager.default.contentsOfDirectory(atPath: dropIns) {
+        paths += more.filter { $0.hasSuffix(".conf") }.sorted().map { dropIns + "/" + $0 }
+      }
+      files += paths
+      var reader = DefinitionReader(options: options)
+      for path in paths { reader.read(path, diagnostics: &diagnostics) }
+      if let spec = reader.partition(
+        file: dir + "/" + name, earlier: partitions, diagnostics: &diagnostics)
+      {
+        partitions.append(spec)
+      }
+    }
+    if !diagnostics.errors.isEmpty { throw RecipeErrors(diagnostics.errors) }
+    var image = ImageSettings(
+      name: (dir as NSString).lastPathComponent, architecture: options.architecture,
+      sectorSize: options.sectorSize, alignment: UInt64(max(4096, options.sectorSize)),
+      diskSize: options.diskSize.map { .fixed($0) } ?? .auto, seed: options.seed.description)
+    image.repart = RepartDisk(seed: options.seed, diskSize: options.diskSize)
+    // Input times are kept unless SOURCE_DATE_EPOCH asks for a clamp.
+    image.clampsTimes = false
+    if let text = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let epoch = Int64(text),
+      epoch >= 0
+    {
+      image.sourceDateEpoch = epoch
+      image.clampsTimes = true
+    }
+    return Recipe(
+      image: image, partitions: partitions,
+      output: OutputSpec(kinds: [.raw], baseName: image.name),
+      warnings: diagnostics.warnings.sorted(by: RecipeError.sortKey), sourceFiles: files)
+  }
+
+  static func reason(_ error: Error) -> String {
+    if let posix = error as? CocoaError, let underlying = posix.underlying as? POSIXError {
+      return String(cString: strerror(underlying.code.rawValue))
+    }
+    return (error as NSError).localizedDescription
+  }
+}
+
+/// The keys of one definition (main file plus drop-ins), last assignment winning as in systemd.
+struct DefinitionReader {
+  let options: Options
+  typealias Options = RepartDefinitions.Options
+  var values: [String: (value: String, at: SourcePosition)] = [:]
+  var copyFiles: [(value: String, at: SourcePosition)] = []
+  var makeDirectories: [(value: String, at: SourcePosition)] = []
+  var firstHeader: SourcePosition?
+
+  init(options: Options) { self.options = options }
+
+  static let known: Set<String> = Set(repartKeyTable.map(\.name))
+
+  mutating func read(_ path: String, diagnostics: inout Diagnostics) {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      diagnostics.error(
+        SourcePosition(file: path, line: 0, column: 0),
+        "cannot read definition file: \(String(cString: strerror(errno)))")
+      return
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+      diagnostics.error(
+        SourcePosition(file: path, line: 0, column: 0), "definition file is not UTF-8 text")
+      return
+    }
+    var inPartition = false
+    for line in INIParser.parse(text: text, file: path, diagnostics: &diagnostics) {
+      switch line {
+      case .section(let name, let at):
+        inPartition = name == "Partition"
+        if firstHeader == nil { firstHeader = at }
+        if !inPartition {
+          diagnostics.warning(
+            at, "unknown section [\(name)] ignored", hint: "repart.d files have one [Partition]")
+        }
+      case .entry(let key, let value, let keyAt, let valueAt):
+        guard inPartition else {
+          diagnostics.error(
+            keyAt, "\(key)= is outside [Partition]", hint: "add [Partition] above it")
+          continue
+        }
+        guard Self.known.contains(key) else {
+          let hint = closestMatch(key, in: repartKeyTable.map(\.name)).map {
+            "did you mean \($0)=?"
+          }
+          diagnostics.error(keyAt, "unknown key \(key)= in [Partition]", hint: hint)
+          continue
+        }
+        switch key {
+        case "CopyFiles":
+          if value.isEmpty { copyFiles = [] } else { copyFiles.append((value, valueAt)) }
+        case "MakeDirectories":
+          if value.isEmpty {
+            makeDirectories = []
+          } else {
+            makeDirectories.append((value, valueAt))
+          }
+        case "Label" where value.utf16.count > 36:
+          // repart ignores an over-long label (with a warning) and keeps the earlier one.
+          diagnostics.warning(
+            valueAt, "Label= is longer than 36 UTF-16 code units; ignored, as repart ignores it")
+        default:
+          if let previous = values[key], previous.at.file == valueAt.file {
+            diagnostics.warning(
+              keyAt, "\(key)= repeats line \(previous.at.line); the last value wins")
+          }
+          values[key] = (value, valueAt)
+        }
+      }
+    }
+  }
+
+  func value(_ key: String) -> (value: String, at: SourcePosition)? {
+    guard let entry = values[key] else { return nil }
+    // An empty assignment resets a key to its default (except Label=, where empty is a name).
+    if entry.value.isEmpty && key != "Label" { return nil }
+    return entry
+  }
+
+  /// Expands repart's specifiers. `%%`, `%T` and `%V` are constants; the others describe the
+  /// running system (machine ID, host name, boot ID, OS release), which an image build for
+  /// another machine cannot know.
+  func expand(_ text: String, at: SourcePosition, diagnostics: inout Diagnostics) -> String? {
+    var out = ""
+    var chars = Array(text)[...]
+    while let c = chars.popFirst() {
+      guard c == "%" else {
+        out.append(c)
+        continue
+      }
+      guard let s = chars.popFirst() else {
+        diagnostics.error(at, "'%' at the end of the value", hint: "write %% for a literal %")
+        return nil
+      }
+      switch s {
+      case "%": out.append("%")
+      case "T": out += "/tmp"
+      case "V": out += "/var/tmp"
+      case "a", "A", "b", "B", "H", "l", "m", "M", "o", "v", "w", "W":
+        diagnostics.error(
+          at, "specifier %\(s) needs a running system",
+          hint: "it expands to a property of the machine repart runs on (machine ID, host name, "
+            + "boot ID, kernel or OS release); write the value out")
+        return nil
+      default:
+        diagnostics.error(
+          at, "unknown specifier %\(s)",
+          hint: "repart knows %a %A %b %B %H %l %m %M %o %T %v %V "
+            + "%w %W and %%")
+        return nil
+      }
+    }
+    return out
+  }
+
+  func size(
+    _ key: String, isMinimum: Bool, diagnostics: inout Diagnostics
+  ) -> UInt64? {
+    guard let entry = value(key) else { return nil }
+    guard let parsed = parseRepartSize(entry.value) else {
+      diagnostics.error(
+        entry.at, "invalid size '\(entry.value)' for \(key)=",
+        hint: "bytes with an optional K, M, G, T, P or E suffix (powers of 1024), e.g. 64M")
+      return nil
+    }
+    guard parsed < 1 << 60 else {
+      diagnostics.error(
+        entry.at, "\(key)=\(entry.value) is too large",
+        hint: "sizes must be below 1 EiB (2^60 bytes)")
+      return nil
+    }
+    // systemd-repart 252 (as Debian 12 ships it, checked with SYSTEMD_LOG_LEVEL=debug: "Rounded
+    // SizeMinBytes= size 300000001 → 299999232") rounds the minima down and the maxima up to 4096;
+    // later versions round the other way. rosepack builds what 252 builds.
+    return isMinimum ? parsed / 4096 * 4096 : (parsed + 4095) / 4096 * 4096
+  }
+
+  func tristate(_ key: String, diagnostics: inout Diagnostics) -> Bool? {
+    guard let entry = value(key) else { return nil }
+    guard let b = parseBool(entry.value) else {
+      diagnostics.error(entry.at, "invalid boolean '\(entry.value)' for \(key)=", hint: "yes or no")
+      return nil
+    }
+    return b
+  }
+
+  func weight(_ key: String, diagnostics: inout Diagnostics) -> Int? {
+    guard let entry = value(key) else { return nil }
+    guard let v = UInt32(entry.value), v <= 1_000_000 else {
+      diagnostics.error(
+        entry.at, "invalid \(key)= '\(entry.value)'", hint: "an integer from 0 to 1000000")
+      return nil
+    }
+    return Int(v)
+  }
+
+  mutating func partition(file: String, earlier: [PartitionSpec], diagnostics: inout Diagnostics)
+    -> PartitionSpec?
+  {
+    let header = firstHeader ?? SourcePosition(file: file, line: 1, column: 1)
+    guard let typeEntry = value("Type") else {
+      diagnostics.error(header, "Type= not defined", hint: "e.g. Type=root, Type=esp or a GUID")
+      return nil
+    }
+    guard
+      let typeGUID = PartitionTypes.guid(
+        for: typeEntry.value, architecture: options.architecture.rawValue),
+      let typeUUID = UUID(uuidString: typeGUID.description)
+    else {
+      diagnostics.error(
+        typeEntry.at, "unknown partition type '\(typeEntry.value)'",
+        hint: typeHint(typeEntry.value))
+      return nil
+    }
+    var failed = false
+
+    let unsupported: [(String, (String) -> Bool, String)] = [
+      (
+        "Priority", { Int32($0) == 0 },
+        "repart drops partitions of higher priority that do not fit; rosepack fails instead"
+      ),
+      ("FactoryReset", { parseBool($0) == false }, "factory reset needs a running system"),
+      (
+        "Encrypt", { $0 == "off" || parseBool($0) == false },
+        "encryption needs keys or a TPM of the target machine"
+      ),
+      (
+        "Verity", { $0 == "off" },
+        "verity needs signing keys and a file system rosepack does not write"
+      ),
+    ]
+    for (key, accepted, why) in unsupported {
+      if let entry = value(key), !accepted(entry.value) {
+        diagnostics.error(entry.at, "\(key)=\(entry.value) is not supported", hint: why)
+        failed = true
+      }
+    }
+    var minimize = MinimizeMode.off
+    if let entry = value("Minimize") {
+      switch entry.value {
+      case "best": minimize = .best
+      case "guess": minimize = .guess
+      case "off": minimize = .off
+      default:
+        if let b = parseBool(entry.value) {
+          minimize = b ? .best : .off
+        } else {
+          diagnostics.error(
+            entry.at, "invalid Minimize= '\(entry.value)'", hint: "off, best, guess, yes or no")
+          failed = true
+        }
+      }
+    }
+    for key in ["VerityMatchKey", "Subvolumes"] {
+      if let entry = value(key) {
+        let hint: String
+        switch key {
+        case "Subvolumes":
+          hint =
+            "repart's Subvolumes= lists btrfs subvolumes; rosepack does not write btrfs (its "
+            + "A/B slots are Slots= in a rosepack recipe)"
+        default: hint = "VerityMatchKey= needs Verity=, which rosepack does not support"
+        }
+        diagnostics.error(entry.at, "\(key)= is not supported", hint: hint)
+        failed = true
+      }
+    }
+
+    // Label: explicit (specifiers expanded), else repart's type name made unique.
+    var label: String
+    if let entry = value("Label") {
+      guard let expanded = expand(entry.value, at: entry.at, diagnostics: &diagnostics) else {
+        return nil
+      }
+      if expanded.utf16.count > 36 {
+        diagnostics.error(entry.at, "Label= is longer than 36 UTF-16 code units")
+        failed = true
+      }
+      label = expanded
+    } else {
+      let prefix = PartitionTypes.repartLabelPrefix(for: typeGUID)
+      label = prefix
+      var k = 1
+      while earlier.contains(where: { $0.label == label }) {
+        k += 1
+        label = "\(prefix)-\(k)"
+      }
+    }
+
+    var uuid: UUID?
+    if let entry = value("UUID") {
+      if entry.value == "null" {
+        uuid = UUID(uuidString: GUID.zero.description)
+      } else if let guid = GUID.parseID128(entry.value) {
+        uuid = UUID(uuidString: guid.description)
+      } else {
+        diagnostics.error(
+          entry.at, "invalid UUID '\(entry.value)'",
+          hint: "32 hexadecimal digits with or without dashes, or null")
+        failed = true
+      }
+    }
+    if uuid == nil {
+      let instance = UInt64(earlier.filter { $0.type.guid == typeUUID }.count)
+      let derived = GUID.repartPartitionGUID(seed: options.seed, type: typeGUID, instance: instance)
+      uuid = UUID(uuidString: derived.description)
+    }
+
+    let sizing = RepartSizing(
+      sizeMin: size("SizeMinBytes", isMinimum: true, diagnostics: &diagnostics),
+      sizeMax: size("SizeMaxBytes", isMinimum: false, diagnostics: &diagnostics),
+      paddingMin: size("PaddingMinBytes", isMinimum: true, diagnostics: &diagnostics),
+      paddingMax: size("PaddingMaxBytes", isMinimum: false, diagnostics: &diagnostics),
+      weight: weight("Weight", diagnostics: &diagnostics) ?? 1000,
+      paddingWeight: weight("PaddingWeight", diagnostics: &diagnostics) ?? 0)
+    if let low = sizing.sizeMin, let high = sizing.sizeMax, low > high,
+      let entry = value("SizeMaxBytes")
+    {
+      diagnostics.error(entry.at, "SizeMinBytes= is larger than SizeMaxBytes=")
+      failed = true
+    }
+    if let low = sizing.paddingMin, let high = sizing.paddingMax, low > high,
+      let entry = value("PaddingMaxBytes")
+    {
+      diagnostics.error(entry.at, "PaddingMinBytes= is larger than PaddingMaxBytes=")
+      failed = true
+    }
+
+    // Attributes as repart merges them: Flags=, then the three tristates for the types that know
+    // them; verity partitions read-only and growable types grow-fs by default.
+    var flags: UInt64 = 0
+    if let entry = value("Flags") {
+      if let v = parseUnsigned(entry.value) {
+        flags = v
+      } else {
+        diagnostics.error(
+          entry.at, "invalid Flags= '\(entry.value)'", hint: "a 64-bit number, decimal or 0x hex")
+        failed = true
+      }
+    }
+    var readOnly = tristate("ReadOnly", diagnostics: &diagnostics)
+    let noAuto = tristate("NoAuto", diagnostics: &diagnostics)
+    var growFS = tristate("GrowFileSystem", diagnostics: &diagnostics)
+    if PartitionTypes.isVerity(typeGUID) && readOnly == nil { readOnly = true }
+    if PartitionTypes.knowsGrowFileSystem(typeGUID) && readOnly != true && growFS == nil {
+      growFS = true
+    }
+    for (key, value, bit, knows) in [
+      ("NoAuto", noAuto, UInt64(63), PartitionTypes.knowsNoAuto(typeGUID)),
+      ("ReadOnly", readOnly, UInt64(60), PartitionTypes.knowsReadOnly(typeGUID)),
+      ("GrowFileSystem", growFS, UInt64(59), PartitionTypes.knowsGrowFileSystem(typeGUID)),
+    ] {
+      guard let value else { continue }
+      if knows {
+        flags = value ? flags | (1 << bit) : flags & ~(1 << bit)
+      } else if let entry = self.value(key) {
+        diagnostics.warning(
+          entry.at, "\(key)= has no effect on a partition of type \(typeEntry.value)",
+          hint: "repart ignores it for this type, as does rosepack")
+      }
+    }
+
+    // Content.
+    var format = PartitionFormat.empty
+    if let entry = value("Format") {
+      switch entry.value {
+      case "vfat": format = .vfat
+      case "rosefs": format = .rosefs
+      default:
+        diagnostics.error(
+          entry.at, "Format=\(entry.value) is not supported",
+          hint: "rosepack writes vfat and rosefs; leave Format= out for an empty partition")
+        failed = true
+      }
+    }
+    var copyBlocks: String?
+    if let entry = value("CopyBlocks") {
+      if entry.value == "auto" {
+        diagnostics.error(
+          entry.at, "CopyBlocks=auto needs a running system",
+          hint: "it copies the partition the running system booted from; give a file under --root")
+        failed = true
+      } else if let path = rooted(entry.value, at: entry.at, want: .file, diagnostics: &diagnostics)
+      {
+        copyBlocks = path
+        if value("Format") != nil || !copyFiles.isEmpty || !makeDirectories.isEmpty {
+          diagnostics.error(
+            entry.at, "Format=/CopyFiles=/MakeDirectories= and CopyBlocks= cannot be combined")
+          failed = true
+        }
+        format = .raw
+      } else {
+        failed = true
+      }
+    }
+    var layers: [SlottedLayer] = []
+    for entry in copyFiles {
+      let parts = splitFields(entry.value, on: ":", limit: 3)
+      guard parts.count <= 2,
+        let source = expand(parts[0].field, at: entry.at, diagnostics: &diagnostics),
+        let target = expand(
+          parts.count > 1 ? parts[1].field : parts[0].field, at: entry.at,
+          diagnostics: &diagnostics)
+      else {
+        if splitFields(entry.value, on: ":", limit: 3).count > 2 {
+          diagnostics.error(entry.at, "CopyFiles= takes SOURCE[:TARGET]")
+        }
+        failed = true
+        continue
+      }
+      guard target.hasPrefix("/") else {
+        diagnostics.error(entry.at, "CopyFiles= target '\(target)' is not absolute")
+        failed = true
+        continue
+      }
+      guard let path = rooted(source, at: entry.at, want: .any, diagnostics: &diagnostics) else {
+        failed = true
+        continue
+      }
+      layers.append(
+        SlottedLayer(
+          slot: .both,
+          layer: .directory(source: path, destination: normalised(target), at: entry.at)))
+    }
+    for entry in makeDirectories {
+      var paths: [String] = []
+      for word in splitWords(entry.value) {
+        guard let path = expand(word.word, at: entry.at, diagnostics: &diagnostics),
+          path.hasPrefix("/")
+        else {
+          diagnostics.error(entry.at, "MakeDirectories= path '\(word.word)' is not absolute")
+          failed = true
+          continue
+        }
+        paths.append(normalised(path))
+      }
+      layers.append(SlottedLayer(slot: .both, layer: .makeDirectories(paths: paths, at: entry.at)))
+    }
+    if !layers.isEmpty && format == .empty && copyBlocks == nil {
+      let at = copyFiles.first?.at ?? makeDirectories.first?.at ?? header
+      diagnostics.error(
+        at, "CopyFiles=/MakeDirectories= without Format=",
+        hint: "repart would make ext4, which rosepack does not write; add Format=vfat or "
+          + "Format=rosefs")
+      failed = true
+    }
+    var splitName: String?
+    if let entry = value("SplitName") {
+      splitName = expand(entry.value, at: entry.at, diagnostics: &diagnostics)
+    }
+    if failed { return nil }
+
+    let sizeRule: SizeRule
+    if let low = sizing.sizeMin, let high = sizing.sizeMax, low == high {
+      sizeRule = .fixed(bytes: low)
+    } else {
+      sizeRule = .auto(
+        minBytes: sizing.sizeMin ?? 0, maxBytes: sizing.sizeMax, headroomBytes: 0,
+        headroomPercent: 0)
+    }
+    var spec = PartitionSpec(
+      label: label, type: PartitionType(name: PartitionTypes.name(for: typeGUID), guid: typeUUID),
+      uuid: uuid, format: format, size: sizeRule, flags: flags, weight: sizing.weight,
+      splitName: splitName, copyBlocks: copyBlocks, layers: layers, position: header)
+    spec.minimize = minimize
+    if minimize != .off && format != .rosefs && format != .vfat, let entry = value("Minimize") {
+      diagnostics.warning(
+        entry.at, "Minimize= has no effect without Format=rosefs or Format=vfat")
+    }
+    spec.repartSizing = sizing
+    spec.attributeOverride = flags
+    return spec
+  }
+
+  func normalised(_ path: String) -> String {
+    var p = (path as NSString).standardizingPath
+    if p.isEmpty { p = "/" }
+    return p
+  }
+
+  /// A source path of CopyFiles=/CopyBlocks=, resolved under `--root` as repart resolves it.
+  func rooted(
+    _ path: String, at: SourcePosition, want: LoadState.Want, diagnostics: inout Diagnostics
+  ) -> String? {
+    guard path.hasPrefix("/") else {
+      diagnostics.error(
+        at, "source path '\(path)' is not absolute", hint: "repart paths are absolute")
+      return nil
+    }
+    guard let root = options.root else {
+      diagnostics.error(
+        at, "'\(path)' needs --root",
+        hint:
+          "repart resolves sources against --root; give --root DIR (or --root / for this machine)"
+      )
+      return nil
+    }
+    let full = ((root as NSString).standardizingPath + "/" + path).replacingOccurrences(
+      of: "//", with: "/")
+    let resolved = (full as NSString).standardizingPath
+    let kind = fileKind(resolved)
+    if !kind.exists {
+      diagnostics.error(
+        at, "file not found: \(resolved)", hint: "paths are resolved under --root \(root)")
+      return nil
+    }
+    if want == .file && kind.isDirectory {
+      diagnostics.error(at, "\(resolved) is a directory; CopyBlocks= needs a file")
+      return nil
+    }
+    return resolved
+  }
+}
+
+/// repart's `parse_size(…, 1024)`: a number with an optional B, K, M, G, T, P or E suffix.
+func parseRepartSize(_ text: String) -> UInt64? {
+  var digits = Substring(text)
+  var multiplier: UInt64 = 1
+  if digits.last == "B" { digits = digits.dropLast() }
+  if let last = digits.last, let index = "KMGTPE".firstIndex(of: last) {
+    multiplier = 1 << (10 * UInt64("KMGTPE".distance(from: "KMGTPE".startIndex, to: index) + 1))
+    digits = digits.dropLast()
+  }
+  guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt64(digits)
+  else { return nil }
+  let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
+  return overflow ? nil : product
+}
+
+/// "did you mean" for a bad `Type=`: the 3 to 5 nearest known names.
+func typeHint(_ value: String) -> String {
+  let names = partitionTypeNames
+  let scored = names.map { (editDistance(value, $0), $0) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+  return "nearest names: " + scored.prefix(5).map(\.1).joined(separator: ", ")
+    + " (`rosepack recipe --help-keys` lists all), or a GUID"
+}
