@@ -11,7 +11,7 @@ ROSEPACK=$(realpath "${ROSEPACK:-.build/release/rosepack}")
 SIZE=${FIO_SIZE:-64M}
 RUNTIME=${FIO_RUNTIME:-10}
 [ -x "$ROSEPACK" ] || { echo "build first: swift build -c release --product rosepack" >&2; exit 1; }
-scripts/install-deps.sh
+command -v fio >/dev/null && command -v fusermount3 >/dev/null || scripts/install-deps.sh
 W=$(mktemp -d)
 LOOP=""
 cleanup() {
