@@ -107,6 +107,12 @@ struct MountCommand: ParsableCommand {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
     posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+    // Nothing else the caller had open may outlive it in the server (a parent waiting for a pipe or
+    // socket to close, as Foundation's Process does, would wait for the unmount).
+    let inherited = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for fd in inherited.compactMap({ Int32($0) }) where fd > 2 {
+      posix_spawn_file_actions_addclose(&actions, fd)
+    }
     let arguments = [CommandLine.arguments[0]] + Array(CommandLine.arguments.dropFirst()) + ["-f"]
     var environment = ProcessInfo.processInfo.environment
     environment[Self.daemonVariable] = "1"
