@@ -58,7 +58,6 @@ let package = Package(
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
-    .testTarget(name: "RoseMountTests", dependencies: ["RoseMount", "RoseFS", "RoseIngest"]),
     .testTarget(
       name: "RosepackTests",
       dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap"]),

@@ -9,6 +9,8 @@ pkgs=(
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
   # conformance: rosepack build --definitions against systemd-repart (252 in Debian 12)
   systemd
+  # rosepack mount: libfuse3 to build, fuse3 (fusermount3) to run; fio and stress-ng test the mount
+  libfuse3-dev fuse3 fio stress-ng
   # rosepack map: the HTML is checked in a real headless browser; heat benchmark: ext4 and btrfs tools
   chromium e2fsprogs btrfs-progs
 )

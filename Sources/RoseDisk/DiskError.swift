@@ -44,9 +44,15 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
     switch self {
     case .io(let path, let operation, let code):
       let message = String(cString: strerror(code))
-      return
-        "\(path): \(operation) failed: \(message) (errno \(code)); check that the path exists, "
-        + "is writable and that the disk has space"
+      let hint: String
+      switch code {
+      case ENOSPC: hint = "the disk is full; free space there or write elsewhere"
+      case EFBIG:
+        hint =
+          "the size or offset is beyond what a file can have (below 2^63 bytes); check the sizes asked for"
+      default: hint = "check that the path exists, is writable and that the disk has space"
+      }
+      return "\(path): \(operation) failed: \(message) (errno \(code)); \(hint)"
     case .invalidGUID(let text):
       return
         "'\(text)' is not a GUID; write it as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)"

@@ -142,7 +142,8 @@ public struct DiskLayout: Sendable, Equatable {
           label: spec.label,
           reason: "GPT labels hold at most 36 UTF-16 units, this one has \(spec.label.utf16.count)")
       }
-      if !spec.label.isEmpty && !seen.insert(spec.label).inserted {
+      // "_empty" marks unused systemd-sysupdate slots; several partitions may carry it.
+      if !spec.label.isEmpty && spec.label != "_empty" && !seen.insert(spec.label).inserted {
         throw DiskError.invalidLabel(
           label: spec.label, reason: "label is used by more than one partition")
       }

@@ -123,7 +123,8 @@ public final class AtomicOutputFile {
     temporaryPath = directory + "/." + url.lastPathComponent + ".tmp-" + token
     fd = try FileIO.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL | O_TRUNC)
     if let size {
-      do { try FileIO.truncate(fd, size: size, path: temporaryPath) } catch {
+      // Named by the final path: the temporary name means nothing to the user.
+      do { try FileIO.truncate(fd, size: size, path: path) } catch {
         discard()
         throw error
       }

@@ -55,7 +55,7 @@ public enum RepartLayout {
 
   public static func grain(sectorSize: UInt64) -> UInt64 { max(4096, sectorSize) }
 
-  static func roundUp(_ v: UInt64, _ p: UInt64) -> UInt64 {
+  public static func roundUp(_ v: UInt64, _ p: UInt64) -> UInt64 {
     let q = v / p + (v % p == 0 ? 0 : 1)
     return q > UInt64.max / p ? UInt64.max : q * p
   }
@@ -114,8 +114,15 @@ public enum RepartLayout {
   public static func firstLBA(sectorSize: UInt64) -> UInt64 { max((1 << 20) / sectorSize, 34) }
 
   /// Plans the disk repart creates with `--empty=create --size=DISKSIZE`.
+  /// - Parameters:
+  ///   - grain: placement and rounding unit; repart's (4096 or the sector size) when nil, a
+  ///     recipe's `Alignment=` otherwise.
+  ///   - tableFirstLBA: the first usable LBA written in the GPT header; libfdisk's 1 MiB boundary
+  ///     when nil, else (recipes) right after the entry array.
   public static func plan(
-    sectorSize: UInt64, diskSize: UInt64, diskGUID: GUID, partitions specs: [RepartPartitionRequest]
+    sectorSize: UInt64, diskSize: UInt64, diskGUID: GUID,
+    partitions specs: [RepartPartitionRequest],
+    grain grainOverride: UInt64? = nil, tableFirstLBA: UInt64? = nil
   ) throws -> DiskLayout {
     guard [512, 1024, 2048, 4096].contains(sectorSize) else {
       throw DiskError.invalidSectorSize(sectorSize)
@@ -128,10 +135,13 @@ public enum RepartLayout {
         label: spec.label,
         reason: "GPT labels hold at most 36 UTF-16 units, this one has \(spec.label.utf16.count)")
     }
-    let grain = grain(sectorSize: sectorSize)
+    let grain = grainOverride ?? grain(sectorSize: sectorSize)
+    guard grain % sectorSize == 0 else {
+      throw DiskError.invalidAlignment(alignment: grain, sectorSize: sectorSize)
+    }
     let entrySectors = DiskLayout.entryArraySectors(sectorSize)
     let totalSectors = diskSize / sectorSize
-    let firstLBA = firstLBA(sectorSize: sectorSize)
+    let firstLBA = tableFirstLBA ?? firstLBA(sectorSize: sectorSize)
     guard diskSize % sectorSize == 0, totalSectors > firstLBA + 2 + entrySectors else {
       throw DiskError.diskTooSmall(
         needed: (firstLBA + 3 + entrySectors) * sectorSize, given: diskSize)

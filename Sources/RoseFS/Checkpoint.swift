@@ -82,6 +82,10 @@ public struct Head: Equatable, Sendable {
   public static let active: UInt32 = 1
   public static let readOnly: UInt32 = 2
   public static let vbmSameAs: UInt32 = 4
+  /// Bits 8..15 of `flags`: the head whose VBM a VBM_SAME_AS head uses.
+  public static let vbmSourceMask: UInt32 = 0xFF00
+  /// `parent_head` of a head that is nobody's snapshot.
+  public static let noParent: UInt32 = 0xFFFF_FFFF
   public var flags: UInt32
   public var rootIno: UInt32
   public var createdCpVer: UInt64

@@ -8,6 +8,8 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   case xattrInvalid(path: String, name: [UInt8], reason: String)
   case invalidOption(String)
   case corrupt(String)
+  /// A broken invariant of the packer itself (a rosepack bug), never bad input.
+  case internalInvariant(String)
   case notFound(String)
 
   public var description: String {
@@ -30,6 +32,8 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
         "\(p): extended attribute \(Name.printable(Array(n.prefix(64))))\(n.count > 64 ? "..." : ""): \(why)"
     case .invalidOption(let m): return m
     case .corrupt(let m): return "corrupt image: \(m)"
+    case .internalInvariant(let m):
+      return "internal error (a bug in rosepack, please report it): \(m)"
     case .notFound(let m): return m
     }
   }

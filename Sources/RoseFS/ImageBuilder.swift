@@ -141,3 +141,39 @@ public final class ImageBuilder {
 
   var allocatedInoLimit: UInt32 { nextIno }
 }
+
+/// Block helpers shared by the packer phases.
+extension ImageBuilder {
+  func deriveSeed(_ purpose: String) -> [UInt8] {
+    var out: [UInt8] = []
+    for i in 0..<4 {
+      let c = crc32c(uuid + Array(purpose.utf8) + [UInt8(i)])
+      appendLE(&out, c)
+    }
+    return out
+  }
+
+  /// Fills in `blkaddr` and the checksum of a block that starts with a block header.
+  func sealHeader(_ bytes: inout [UInt8], blkaddr: UInt32) {
+    bytes.withUnsafeMutableBytes { buf in
+      buf.storeBytes(
+        of: blkaddr.littleEndian, toByteOffset: BlockHeader.Offset.blkaddr, as: UInt32.self)
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
+    }
+  }
+
+  func writeHeader(
+    _ bytes: inout [UInt8], magic: UInt32, addr: UInt32, owner: UInt32, count: UInt16, level: UInt8,
+    subtype: UInt8, aux: UInt32
+  ) {
+    bytes.withUnsafeMutableBytes { buf in
+      var w = ByteWriter(buf)
+      BlockHeader(
+        magic: magic, cpVer: cpVer, blkaddr: addr, owner: owner, count: count, level: level,
+        subtype: subtype, aux: aux
+      ).encode(into: &w)
+    }
+  }
+}

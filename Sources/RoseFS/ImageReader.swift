@@ -54,6 +54,13 @@ public final class ImageReader: ContentSource {
     guard let sb else {
       throw firstError ?? RoseFSError.corrupt("no valid superblock in block 0 or block 1")
     }
+    let (volumeBytes, overflow) = sb.blockCount.multipliedReportingOverflow(
+      by: UInt64(RoseLayout.blockSize))
+    guard !overflow, volumeBytes <= image.containerSize else {
+      throw RoseFSError.corrupt(
+        "the volume has \(sb.blockCount) blocks but its container holds \(image.containerSize) bytes: the image or partition is truncated, or the superblock's block_count is wrong"
+      )
+    }
     superblock = sb
     superblockCopy = copy
     checksum = RoseChecksum(uuid: sb.uuid)

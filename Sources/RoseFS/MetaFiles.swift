@@ -206,7 +206,9 @@ struct MetaFileWriter {
         aux: UInt32(head))
       builder.sealHeader(&block, blkaddr: ix.addr)
       let a = try block.withUnsafeBytes { try builder.stream.append($0, dataChecksum: false) }
-      guard a == ix.addr else { throw RoseFSError.corrupt("internal: index block placement") }
+      guard a == ix.addr else {
+        throw RoseFSError.internalInvariant("index block planned at \(ix.addr), written at \(a)")
+      }
       refs.append(a)
       runs.append(
         OwnerRun(

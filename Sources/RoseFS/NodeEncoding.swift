@@ -9,6 +9,9 @@ public enum InodeFlag {
   public static let extentTree: UInt16 = 0x0010
   public static let tail: UInt16 = 0x0020
   public static let xattrNode: UInt16 = 0x0040
+  /// The five content forms (one per file; TAIL and XATTR_NODE come on top).
+  public static let contentForms: UInt16 = 0x001F
+  public static let known: UInt16 = 0x007F
 }
 
 /// Slot field offsets (FORMAT.md section 7), shared by the encoder and the tests that assert them.

@@ -233,3 +233,27 @@ public enum AddressArray {
   public static func at(_ i: Int) -> Int { RoseLayout.headerSize + 4 * i }
   public static func read(_ r: ByteReader, _ i: Int) -> UInt32 { r.u32(at(i)) }
 }
+
+/// A directory entry's key (FORMAT.md section 8): `hash << 32 | seq`, also the readdir cookie.
+public enum DirectoryKey {
+  public static let seqMask: UInt64 = 0xFFFF_FFFF
+  public static func make(hash: UInt32, seq: UInt32) -> UInt64 { UInt64(hash) << 32 | UInt64(seq) }
+  public static func hash(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key >> 32) }
+  public static func seq(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key & seqMask) }
+}
+
+/// SSA entry kinds (FORMAT.md 6.4).
+public enum SSAKind {
+  public static let free: UInt8 = 0
+  public static let data: UInt8 = 1
+  public static let node: UInt8 = 2
+  public static let tail: UInt8 = 3
+  public static let meta: UInt8 = 4
+}
+
+/// Meta-file types (SSA META owner and map-index subtype).
+public enum MetaType {
+  public static let nat: UInt8 = 1
+  public static let vbm: UInt8 = 2
+  public static let ssa: UInt8 = 3
+}

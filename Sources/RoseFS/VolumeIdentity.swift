@@ -103,3 +103,11 @@ extension ImageBuilder {
     }
   }
 }
+
+public func uuidString(_ u: [UInt8]) -> String {
+  let hex = u.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+  guard hex.count == 32 else { return hex }
+  let c = Array(hex)
+  return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-"
+    + String(c[16..<20]) + "-" + String(c[20..<32])
+}

@@ -166,7 +166,12 @@ public struct TarExporter {
     var failure: Error?
     TreeEditor.walk(root, prefix: []) { p, inode in
       guard failure == nil else { return }
-      do { try write(p, inode) } catch { failure = error }
+      do { try write(p, inode) } catch let e as IngestError {
+        failure = e
+      } catch {
+        // A damaged image (a data block failing its checksum): name the entry.
+        failure = IngestError.export(output: path, entry: p, detail: "\(error)")
+      }
     }
     if let failure { throw failure }
     guard archive_write_close(a) == ARCHIVE_OK else { throw fail(nil, "close") }

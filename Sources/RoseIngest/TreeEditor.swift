@@ -102,11 +102,19 @@ public final class TreeEditor {
   // MARK: primitive edits
 
   /// Drops one name of `inode`; frees its data (and its subtree's) when no other name is left.
-  func forget(_ inode: Inode) {
-    if inode.kind == .directory {
-      for (_, child) in inode.children { forget(child) }
-      return
+  func forget(_ top: Inode) {
+    // A whole subtree, with an explicit stack (its depth is the input's).
+    var pending = [top]
+    while let inode = pending.popLast() {
+      if inode.kind == .directory {
+        pending.append(contentsOf: inode.children.values)
+      } else {
+        forgetOne(inode)
+      }
     }
+  }
+
+  private func forgetOne(_ inode: Inode) {
     let id = ObjectIdentifier(inode)
     let n = (linkCount[id] ?? 1) - 1
     if n <= 0 {
@@ -365,11 +373,22 @@ public final class TreeEditor {
 
   static func walk(_ dir: Inode, prefix: [UInt8], _ body: ([UInt8], Inode) throws -> Void) rethrows
   {
-    for name in dir.children.keys.sorted() {
-      guard let child = dir.children[name] else { continue }
-      let path = prefix.isEmpty ? name.bytes : prefix + [UInt8(ascii: "/")] + name.bytes
+    // Depth first in name order, with an explicit stack: the depth is the input's to choose.
+    var levels: [(dir: Inode, prefix: [UInt8], names: [Name], next: Int)] = [
+      (dir, prefix, dir.children.keys.sorted(), 0)
+    ]
+    while let k = levels.indices.last {
+      guard levels[k].next < levels[k].names.count else {
+        levels.removeLast()
+        continue
+      }
+      let name = levels[k].names[levels[k].next]
+      levels[k].next += 1
+      guard let child = levels[k].dir.children[name] else { continue }
+      let base = levels[k].prefix
+      let path = base.isEmpty ? name.bytes : base + [UInt8(ascii: "/")] + name.bytes
       try body(path, child)
-      if child.kind == .directory { try walk(child, prefix: path, body) }
+      if child.kind == .directory { levels.append((child, path, child.children.keys.sorted(), 0)) }
     }
   }
 

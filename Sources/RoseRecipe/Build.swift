@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// Read access to one section's checked entries.
 struct SectionView {
@@ -20,11 +21,14 @@ extension LoadState {
     userDefines: [String: String], sourceDateEpoch: Int64, architecture: Architecture
   ) -> Recipe? {
     let image = SectionView(entries: singletons[.image].map { groups[$0].entries } ?? [])
-    let settings = buildImage(
+    var settings = buildImage(
       image, defines: userDefines, sourceDateEpoch: sourceDateEpoch, architecture: architecture)
+    settings.clampsTimes = epochGiven
     var partitions: [(PartitionSpec, SectionView)] = []
     for group in groups where group.kind == .partition && group.mergedInto == nil {
-      if let partition = buildPartition(group, image: settings, index: partitions.count) {
+      if let partition = buildPartition(
+        group, image: settings, index: partitions.count, earlier: partitions.map(\.0.label))
+      {
         partitions.append((partition, SectionView(entries: group.entries)))
       }
     }
@@ -52,6 +56,13 @@ extension LoadState {
     if let entry = image.entry("Name"), name.isEmpty || name.contains("/") {
       diagnostics.error(
         entry.valueAt, "invalid image name '\(name)'", hint: "a non-empty name without '/'")
+    }
+    if let entry = image.entry("Version"), let version = image.text("Version"),
+      version.isEmpty || version.contains("/") || version.contains("\t")
+    {
+      diagnostics.error(
+        entry.valueAt, "invalid image version '\(version)'", hint: "a non-empty version without '/'"
+      )
     }
     let sectorSize = Int(image.text("SectorSize") ?? "512") ?? 512
     var alignment: UInt64 = 1 << 20
@@ -84,30 +95,63 @@ extension LoadState {
 
   // MARK: [Partition]
 
-  mutating func buildPartition(_ group: Group, image: ImageSettings, index: Int)
-    -> PartitionSpec?
-  {
+  mutating func buildPartition(
+    _ group: Group, image: ImageSettings, index: Int, earlier: [String]
+  ) -> PartitionSpec? {
     let section = SectionView(entries: group.entries)
-    guard section.has("Type") else {
+    let format = section.text("Format").flatMap(PartitionFormat.init(rawValue:)) ?? .empty
+    let type: PartitionType
+    if section.has("Type") {
+      guard let typeText = section.text("Type"),
+        let resolved = resolvePartitionType(typeText, architecture: image.architecture)
+      else { return nil }
+      type = resolved
+    } else if format == .rosefs {
+      // RoseFS's own types: the A/B system volume, or a data volume.
+      let name = (section.typed("Slots")?.words.count ?? 0) == 2 ? "rosefs-root" : "rosefs-data"
+      guard let resolved = resolvePartitionType(name, architecture: image.architecture) else {
+        return nil
+      }
+      type = resolved
+    } else {
       diagnostics.error(
         group.header, "[Partition] is missing required key Type=",
-        hint: "e.g. Type=root, Type=esp or a GUID")
+        hint: "e.g. Type=root, Type=esp or a GUID (only Format=rosefs has a default)")
       return nil
     }
-    guard let typeText = section.text("Type"),
-      let type = resolvePartitionType(typeText, architecture: image.architecture)
-    else { return nil }
-    let label = section.text("Label") ?? type.name ?? "part\(index + 1)"
+    // repart's default name: the type's name (or "linux" for a GUID repart does not know),
+    // then -2, -3, ... while an earlier partition has it.
+    var label: String
+    if let explicit = section.text("Label") {
+      label = explicit
+    } else {
+      let guid = (try? GUID(parsing: type.guid.uuidString)) ?? .zero
+      let prefix =
+        PartitionTypes.name(for: guid).map {
+          $0.hasPrefix("rosefs-") ? $0 : PartitionTypes.repartLabelPrefix(for: guid)
+        } ?? "linux"
+      label = prefix
+      var k = 1
+      while earlier.contains(label) {
+        k += 1
+        label = "\(prefix)-\(k)"
+      }
+    }
     if let entry = section.entry("Label"), label.isEmpty || label.utf16.count > 36 {
       diagnostics.error(
         entry.valueAt, "Label= must be 1 to 36 characters long",
         hint: "GPT names hold 36 UTF-16 code units")
+    } else if let entry = section.entry("Label"), label.contains("\t") {
+      diagnostics.error(
+        entry.valueAt, "Label= contains a tab", hint: "GPT names hold no control characters")
     }
-    let format = section.text("Format").flatMap(PartitionFormat.init(rawValue:)) ?? .empty
     // After a bad Format= value, format-dependent checks would only add noise.
     let formatKnown = section.entry("Format")?.failed != true
     let sector = UInt64(image.sectorSize)
-    for key in ["SizeMinBytes", "SizeMaxBytes", "PaddingMinBytes", "HeadroomBytes", "Offset"] {
+    for key in [
+      "SizeMinBytes", "SizeMaxBytes", "PaddingMinBytes", "PaddingMaxBytes", "HeadroomBytes",
+      "Offset",
+    ] {
       if let entry = section.entry(key), let value = section.size(key), value % sector != 0 {
         diagnostics.error(
           entry.valueAt,
@@ -168,7 +212,11 @@ extension LoadState {
     }
 
     var copyBlocks: String?
-    if let entry = section.entry("CopyBlocks"), !entry.failed {
+    if let entry = section.entry("CopyBlocks"), !entry.failed, entry.value == "auto" {
+      diagnostics.error(
+        entry.valueAt, "CopyBlocks=auto needs a running system",
+        hint: "repart copies the partition the running system booted from; give a file to copy")
+    } else if let entry = section.entry("CopyBlocks"), !entry.failed {
       if format != .raw && formatKnown {
         diagnostics.error(entry.keyAt, "CopyBlocks= needs Format=raw")
       }
@@ -181,15 +229,15 @@ extension LoadState {
 
     // Subvolumes and slots.
     var subvolumes: [String] = []
-    if let entry = section.entry("Subvolumes"), !entry.failed {
-      let words = section.typed("Subvolumes")?.words ?? []
+    if let entry = section.entry("Slots"), !entry.failed {
+      let words = section.typed("Slots")?.words ?? []
       subvolumes = words.map(\.word)
       if format != .rosefs && formatKnown {
-        diagnostics.error(entry.keyAt, "Subvolumes= needs Format=rosefs")
+        diagnostics.error(entry.keyAt, "Slots= needs Format=rosefs")
       } else if words.isEmpty || words.count > 2 {
         diagnostics.error(
-          entry.valueAt, "Subvolumes= takes one or two names",
-          hint: "the first is slot A, the second slot B, e.g. Subvolumes=a b")
+          entry.valueAt, "Slots= takes one or two names",
+          hint: "the first is slot A, the second slot B, e.g. Slots=a b")
       } else if words.count == 2 && words[0].word == words[1].word {
         diagnostics.error(entry.position(at: words[1].offset), "duplicate subvolume name")
       }
@@ -198,18 +246,39 @@ extension LoadState {
           entry.position(at: word.offset), "subvolume name '\(word.word)' contains '/'")
       }
     }
-    let defaultSubvolume = section.text("DefaultSubvolume")
-    if let entry = section.entry("DefaultSubvolume"), let name = defaultSubvolume,
+    let defaultSubvolume = section.text("DefaultSlot")
+    if let entry = section.entry("DefaultSlot"), let name = defaultSubvolume,
       !subvolumes.contains(name)
     {
       diagnostics.error(
-        entry.valueAt, "DefaultSubvolume=\(name) is not one of Subvolumes=",
+        entry.valueAt, "DefaultSlot=\(name) is not one of Slots=",
         hint: subvolumes.isEmpty
-          ? "add Subvolumes= first" : "Subvolumes= are: " + subvolumes.joined(separator: " "))
+          ? "add Slots= first" : "Slots= are: " + subvolumes.joined(separator: " "))
     }
     let isAB = subvolumes.count == 2
+    var minimize = MinimizeMode.off
+    if let entry = section.entry("Minimize"), !entry.failed {
+      if let mode = MinimizeMode(rawValue: entry.value) {
+        minimize = mode
+      } else if let b = parseBool(entry.value) {
+        // repart reads a boolean as best (yes) or off (no).
+        minimize = b ? .best : .off
+      } else {
+        diagnostics.error(
+          entry.valueAt, "invalid value '\(entry.value)' for Minimize=",
+          hint: "off, best, guess, or yes/no")
+      }
+    }
+    var paddingMax: UInt64?
+    if let value = section.size("PaddingMaxBytes") {
+      paddingMax = value
+      if value < section.size("PaddingMinBytes") ?? 0, let entry = section.entry("PaddingMaxBytes")
+      {
+        diagnostics.error(entry.valueAt, "PaddingMaxBytes= is smaller than PaddingMinBytes=")
+      }
+    }
     if let entry = section.entry("SlotB"), !isAB {
-      diagnostics.error(entry.keyAt, "SlotB= needs two Subvolumes=")
+      diagnostics.error(entry.keyAt, "SlotB= needs two Slots=")
     }
 
     let layers = buildLayers(
@@ -221,17 +290,29 @@ extension LoadState {
         hint: "the FAT is built with 4096-byte logical sectors; some firmware cannot read it")
     }
 
-    return PartitionSpec(
+    var spec = PartitionSpec(
       label: label, type: type, uuid: section.typed("UUID")?.uuid, format: format, size: size,
       offset: offset, paddingMinBytes: section.size("PaddingMinBytes") ?? 0, flags: flags,
       readOnly: section.bool("ReadOnly") ?? false, noAuto: section.bool("NoAuto") ?? false,
       growFileSystem: section.bool("GrowFileSystem") ?? false,
       weight: Int(section.int("Weight") ?? 1000),
-      minimize: section.text("Minimize").flatMap(MinimizeMode.init(rawValue:)) ?? .off,
+      minimize: minimize,
       splitName: section.text("SplitName"), copyBlocks: copyBlocks, subvolumes: subvolumes,
       defaultSubvolume: defaultSubvolume,
       slotB: section.text("SlotB").flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
       layers: layers, position: group.header)
+    spec.copyBlocksPosition = section.entry("CopyBlocks")?.valueAt
+    // Who takes free space of a fixed-size disk, and by how much (RepartLayout).
+    let grows =
+      minimize == .off
+      && (section.bool("Grow") == true || section.has("Weight")
+        || (size != .fixed(bytes: maxBytes ?? 0) && maxBytes != nil))
+    spec.repartSizing = RepartSizing(
+      sizeMin: minBytes, sizeMax: maxBytes, paddingMin: section.size("PaddingMinBytes") ?? 0,
+      paddingMax: paddingMax, weight: grows ? Int(section.int("Weight") ?? 1000) : 0,
+      paddingWeight: Int(section.int("PaddingWeight") ?? 0))
+    if !grows { spec.weight = 0 }
+    return spec
   }
 
   func firstUsableByte(sectorSize: Int) -> UInt64 {
@@ -254,8 +335,8 @@ extension LoadState {
         slot = entry.typed?.text.flatMap(SlotSelector.init(rawValue:)) ?? .both
         if slot != .both && !isAB {
           diagnostics.error(
-            entry.valueAt, "Slot=\(entry.value) needs two Subvolumes=",
-            hint: "e.g. Subvolumes=a b")
+            entry.valueAt, "Slot=\(entry.value) needs two Slots=",
+            hint: "e.g. Slots=a b")
         }
         continue
       }
@@ -329,10 +410,28 @@ extension LoadState {
     switch entry.key {
     case "Tarball", "Directory", "CopyFiles":
       let parts = splitFields(value, on: ":", limit: 2)
-      let want: Want = entry.key == "Tarball" ? .file : entry.key == "Directory" ? .directory : .any
-      let source = checkHostPath(entry, text: parts[0].field, offset: 0, want: want)
+      let want: Want = entry.key == "Tarball" ? .file : .any
+      let source: String?
+      var defaultDestination = "/"
+      if entry.key == "CopyFiles" && parts[0].field.hasPrefix("/") {
+        // As repart: an absolute source is under --root, and the target defaults to it.
+        defaultDestination = parts[0].field
+        guard let root else {
+          diagnostics.error(
+            entry.valueAt, "CopyFiles=\(parts[0].field) needs --root",
+            hint: "absolute sources are under `rosepack build --root DIR`, as in repart (give "
+              + "--root / for this machine's files); a relative source is relative to the recipe")
+          return nil
+        }
+        source = checkHostPath(
+          entry, text: ((root as NSString).standardizingPath + "/" + parts[0].field), offset: 0,
+          want: want)
+      } else {
+        source = checkHostPath(entry, text: parts[0].field, offset: 0, want: want)
+      }
       let destination =
-        parts.count > 1 ? imagePath(entry, parts[1].field, offset: parts[1].offset) : "/"
+        parts.count > 1
+        ? imagePath(entry, parts[1].field, offset: parts[1].offset) : defaultDestination
       guard let source, let destination else { return nil }
       if entry.key == "Tarball" {
         return .tarball(source: source, destination: destination, at: at)
@@ -480,7 +579,9 @@ extension LoadState {
     var cursor: UInt64? = firstUsableByte(sectorSize: image.sectorSize)
     var previousLabel = ""
     for (partition, section) in partitions {
-      if let first = labels[partition.label] {
+      if partition.label == "_empty" {
+        // systemd-sysupdate marks unused slots so; several partitions may carry it.
+      } else if let first = labels[partition.label] {
         diagnostics.error(
           section.entry("Label")?.valueAt ?? partition.position,
           "duplicate partition label '\(partition.label)'",
@@ -500,11 +601,7 @@ extension LoadState {
       }
       if case .grow = partition.size {
         let at = section.entry("Grow")?.valueAt ?? partition.position
-        if let first = grower {
-          diagnostics.error(
-            at, "more than one partition has Grow=yes",
-            hint: "'\(first.label)' at line \(first.position.line) already grows")
-        } else {
+        if grower == nil {
           grower = partition
           if image.diskSize == .auto {
             diagnostics.warning(

@@ -24,6 +24,7 @@ public func recipesMarkdown() -> String {
         .joined(separator: " | ") + " |\n"
     }
   }
+  out += repartMarkdown()
   out += "\n## Partition types\n\n| Name | GUID |\n|---|---|\n"
   for entry in PartitionTypes.explicit {
     out += "| `\(entry.name)` | `\(entry.guid.uppercased)` |\n"
@@ -33,13 +34,18 @@ public func recipesMarkdown() -> String {
   for (name, meaning) in TemplateVariables.documented {
     out += "| `\(name)` | \(meaning) |\n"
   }
-  out += "\n## Starter projects\n\n`rosepack init --template NAME DIR` writes one of:\n\n"
-  for starter in StarterTemplates.allCases {
-    out += "- `\(starter.rawValue)`: \(starter.summary)\n"
-  }
-  for starter in StarterTemplates.allCases {
-    out += "\n### \(starter.rawValue)\n\n```ini\n\(starter.files[0].contents)```\n"
-  }
+  out += """
+
+    ## Starter projects
+
+    `rosepack init --list` lists the starter projects, and `rosepack init --template NAME DIR`
+    copies one: each is a real directory under the top-level `Templates/NAME/` (the recipe
+    `NAME.conf`, its inputs and Mustache templates; `DESCRIPTION` holds the one-line summary).
+    rosepack finds `Templates/` through `$ROSEPACK_TEMPLATES`, then next to its executable
+    (`Templates/` or `share/rosepack/Templates/`), then in the source tree it was built in.
+    Every template builds unchanged (`Tests/RosepackTests/TemplateTests.swift`).
+
+    """
   return out
 }
 
@@ -134,8 +140,8 @@ private let recipesIntro = """
 
   ## A/B slots
 
-  `Subvolumes=a b` gives a RoseFS partition two subvolumes: the first is slot A, the second
-  slot B; `DefaultSubvolume=` picks the one mounted by default. With `SlotB=snapshot`
+  `Slots=a b` gives a RoseFS partition two subvolumes: the first is slot A, the second
+  slot B; `DefaultSlot=` picks the one mounted by default. With `SlotB=snapshot`
   (default) slot B is a snapshot of slot A: it shares all data except per-slot files; with
   `SlotB=empty` it starts empty.
 
@@ -157,3 +163,40 @@ private let recipesIntro = """
   ## Reference
 
   """
+
+/// The `--definitions` section: what rosepack does with every key of repart.d(5).
+func repartMarkdown() -> String {
+  var out = """
+
+    ## repart.d definitions (`rosepack build --definitions`)
+
+    `rosepack build --definitions DIR [--root DIR] [--seed UUID] [--size SIZE|auto]
+    [--sector-size 512|4096] IMAGE.img-or-OUTDIR` reads a systemd repart.d directory: one partition
+    per `*.conf` file in file-name order (with `NAME.conf.d/*.conf` drop-ins), `[Partition]`
+    sections with repart's keys and meanings. It builds the disk that
+    `systemd-repart --empty=create --size=SIZE --seed=UUID --dry-run=no` (systemd 252) builds:
+    the same free-space distribution (minima, then maxima, then weights, on the 4096-byte grain),
+    the same GPT (first usable LBA on the 1 MiB boundary), the disk and partition UUIDs derived
+    from the seed by HMAC-SHA256 as repart derives them, repart's default labels (`root-x86-64`,
+    `root-x86-64-2`) and attributes (grow-fs on root/usr/home/srv/var/tmp/xbootldr, read-only on
+    verity). Without `--seed` the seed is the all-zero UUID (rosepack never reads
+    `/etc/machine-id`). `SizeMinBytes=`/`PaddingMinBytes=` are rounded down and
+    `SizeMaxBytes=`/`PaddingMaxBytes=` up to 4096 bytes, as repart 252 rounds them.
+    `Tests/RepartCorpus` holds the definitions the conformance test builds with both tools and
+    compares with `sfdisk --json`.
+
+    | Key | Status |
+    |---|---|
+
+    """
+  for (name, status) in repartKeyTable {
+    let text: String
+    switch status {
+    case .same: text = "same as repart 252"
+    case .partial(let note): text = "accepted: " + note
+    case .refused(let reason): text = "refused: " + reason
+    }
+    out += "| `\(name)=` | \(text.replacingOccurrences(of: "|", with: "\\|")) |\n"
+  }
+  return out
+}

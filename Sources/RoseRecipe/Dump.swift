@@ -20,7 +20,7 @@ public func dumpConfig(_ recipe: Recipe) -> String {
   case .fixed(let bytes): put("DiskSize", String(bytes))
   }
   put("Seed", image.seed)
-  put("SourceDateEpoch", String(image.sourceDateEpoch))
+  if recipe.image.clampsTimes { put("SourceDateEpoch", String(image.sourceDateEpoch)) }
   put("PartitionTable", image.partitionTable)
   for (name, value) in image.defines.sorted(by: { $0.key < $1.key }) {
     out.append("Define=\(name)=\(value)")
@@ -48,6 +48,10 @@ public func dumpConfig(_ recipe: Recipe) -> String {
     }
     if let offset = partition.offset { put("Offset", String(offset)) }
     put("PaddingMinBytes", String(partition.paddingMinBytes))
+    if let paddingMax = partition.repartSizing?.paddingMax {
+      put("PaddingMaxBytes", String(paddingMax))
+    }
+    put("PaddingWeight", String(partition.repartSizing?.paddingWeight ?? 0))
     put("Flags", "0x" + String(partition.flags, radix: 16))
     put("ReadOnly", partition.readOnly ? "yes" : "no")
     put("NoAuto", partition.noAuto ? "yes" : "no")
@@ -57,9 +61,9 @@ public func dumpConfig(_ recipe: Recipe) -> String {
     put("SplitName", partition.splitName)
     if let copyBlocks = partition.copyBlocks { put("CopyBlocks", copyBlocks) }
     if !partition.subvolumes.isEmpty {
-      put("Subvolumes", partition.subvolumes.joined(separator: " "))
+      put("Slots", partition.subvolumes.joined(separator: " "))
     }
-    if let name = partition.defaultSubvolume { put("DefaultSubvolume", name) }
+    if let name = partition.defaultSubvolume { put("DefaultSlot", name) }
     if partition.isAB { put("SlotB", partition.slotB.rawValue) }
     var slot = SlotSelector.both
     for slotted in partition.layers {
@@ -87,7 +91,8 @@ func dumpLayer(_ layer: ContentLayer) -> (String, String) {
   case .tarball(let source, let destination, _):
     return ("Tarball", "\(source):\(destination)")
   case .directory(let source, let destination, _):
-    return ("CopyFiles", "\(source):\(destination)")
+    // Directory= takes absolute host paths as they are (CopyFiles= would read them under --root).
+    return ("Directory", "\(source):\(destination)")
   case .file(let source, let destination, let mode, _):
     let suffix = mode.map { ":0" + String($0, radix: 8) } ?? ""
     return ("File", "\(source):\(destination)\(suffix)")

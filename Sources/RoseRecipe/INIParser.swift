@@ -60,6 +60,21 @@ enum INIParser {
       let valueIndent = afterEquals.prefix(while: { $0 == " " || $0 == "\t" }).count
       let value = String(afterEquals.dropFirst(valueIndent)).trimmingTrailingSpace()
       let valueColumn = column + body.distance(from: body.startIndex, to: equals) + 1 + valueIndent
+      // NUL and other control characters cut names short or make invalid ones downstream.
+      if let offset = value.unicodeScalars.firstIndex(where: {
+        ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F
+      }) {
+        let bad = value.unicodeScalars[offset].value
+        let column =
+          valueColumn
+          + value.unicodeScalars.distance(
+            from: value.unicodeScalars.startIndex, to: offset)
+        diagnostics.error(
+          SourcePosition(file: file, line: lineNumber, column: column),
+          "\(key)= contains the control character U+\(String(format: "%04X", bad))",
+          hint: "remove it; write \\n or \\t escapes in Inline= text")
+        continue
+      }
       result.append(
         .entry(
           key: key, value: value, keyAt: position,

@@ -60,11 +60,14 @@ public struct KeySpec: Sendable, Equatable {
   public var required: Bool
   /// The name systemd-repart uses for the same meaning, if this key is a repart key.
   public var fromRepart: Bool
+  /// True for keys kept for compatibility that cannot change the output (one allowed value).
+  public var recordedOnly: Bool
   public var help: String
 
   init(
     _ section: SectionKind, _ name: String, _ type: KeyType, default defaultValue: String = "",
-    repeatable: Bool = false, required: Bool = false, repart: Bool = false, _ help: String
+    repeatable: Bool = false, required: Bool = false, repart: Bool = false,
+    recordedOnly: Bool = false, _ help: String
   ) {
     self.section = section
     self.name = name
@@ -73,6 +76,7 @@ public struct KeySpec: Sendable, Equatable {
     self.repeatable = repeatable
     self.required = required
     self.fromRepart = repart
+    self.recordedOnly = recordedOnly
     self.help = help
   }
 
@@ -132,30 +136,35 @@ public let recipeKeys: [KeySpec] = [
     .image, "Seed", .string, default: "the value of Name=",
     "Seed for the deterministic disk and partition UUIDs."),
   KeySpec(
-    .image, "SourceDateEpoch", .int(min: 0, max: Int64(Int32.max) * 4), default: "0",
-    "Timestamp (seconds since 1970) clamping every time written into the image. The "
-      + "SOURCE_DATE_EPOCH environment variable wins over this key."),
+    .image, "SourceDateEpoch", .int(min: 0, max: Int64(Int32.max) * 4), default: "none",
+    "Timestamp (seconds since 1970): times from the inputs later than it are clamped to it, "
+      + "as mkosi does. Without it (or SOURCE_DATE_EPOCH, which wins) input times are kept; "
+      + "entries rosepack creates are dated 0 (1970-01-01) unless an epoch is given."),
   KeySpec(
-    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", "Partition table type."),
+    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", recordedOnly: true,
+    "Partition table type (recorded only: gpt is the one value)."),
   KeySpec(
     .image, "Define", .syntax("NAME=VALUE"), repeatable: true,
     "Default for a %{NAME} variable; --define NAME=VALUE on the command line wins. The value "
       + "is taken literally."),
 
   KeySpec(
-    .partition, "Type", .partitionType, required: true, repart: true,
+    .partition, "Type", .partitionType,
+    default: "Format=rosefs: rosefs-root with two Slots=, else rosefs-data", repart: true,
     "GPT partition type: a DPS name ("
       + partitionTypeNames.joined(separator: ", ") + ") or a GUID."),
   KeySpec(
-    .partition, "Label", .string, default: "the Type= name", repart: true,
-    "GPT partition name (at most 36 characters); unique on the disk."),
+    .partition, "Label", .string,
+    default: "repart's name for the type (root-x86-64, esp, ...), -2, -3 for repeats", repart: true,
+    "GPT partition name (at most 36 characters); unique on the disk, except _empty (the "
+      + "systemd-sysupdate mark of an unused slot), which several partitions may carry."),
   KeySpec(
     .partition, "UUID", .uuid, default: "derived from Seed=", repart: true,
-    "GPT partition UUID."),
+    "GPT partition UUID, with or without dashes; null writes the all-zero UUID."),
   KeySpec(
     .partition, "Extend", .string,
-    "Adds this section's keys to the earlier partition with this label instead of creating a "
-      + "new partition (for drop-ins)."),
+    "Adds this section's keys to the earlier partition with this Label= (or, for a partition "
+      + "without one, this Type= value) instead of creating a new partition (for drop-ins)."),
   KeySpec(
     .partition, "Format", .enumeration(PartitionFormat.allCases.map(\.rawValue)),
     default: "empty", repart: true,
@@ -175,7 +184,8 @@ public let recipeKeys: [KeySpec] = [
     "Free space added above the content size, in percent of the content size."),
   KeySpec(
     .partition, "Grow", .bool, default: "no",
-    "Take all space left on a fixed-size disk. At most one partition may grow."),
+    "Share the space left on a fixed-size disk with the other growing partitions, by Weight= "
+      + "(default 1000)."),
   KeySpec(
     .partition, "Offset", .size, default: "after the previous partition",
     "Pin the partition start (e.g. for boot ROMs); a multiple of Alignment=."),
@@ -184,13 +194,19 @@ public let recipeKeys: [KeySpec] = [
     "Unused space kept after the partition."),
   KeySpec(
     .partition, "Weight", .int(min: 0, max: 1_000_000), default: "1000", repart: true,
-    "Accepted for repart compatibility and recorded; rosepack gives spare space only to the "
-      + "Grow=yes partition."),
+    "Share of the free space of a fixed-size disk, divided as systemd-repart divides it (minima "
+      + "first, then maxima, then by weight, on the Alignment= grain). Only partitions with "
+      + "Grow=yes, Weight= or SizeMaxBytes= above SizeMinBytes= share it."),
   KeySpec(
-    .partition, "Minimize", .enumeration(MinimizeMode.allCases.map(\.rawValue)), default: "off",
-    repart: true,
-    "Accepted for repart compatibility; rosepack always computes the smallest size in one "
-      + "pass for partitions without a fixed size."),
+    .partition, "PaddingWeight", .int(min: 0, max: 1_000_000), default: "0", repart: true,
+    "Share of the free space left unused after the partition, as Weight= for the partition."),
+  KeySpec(
+    .partition, "PaddingMaxBytes", .size, default: "no limit", repart: true,
+    "Upper bound of the unused space after the partition. " + sizeHelp),
+  KeySpec(
+    .partition, "Minimize", .syntax("off|best|guess|BOOL"), default: "off", repart: true,
+    "best, guess or yes: the partition is exactly as large as its content (plus headroom) and "
+      + "takes no free space of a fixed-size disk; off or no: it shares free space by Weight=."),
   KeySpec(
     .partition, "Flags", .syntax("BITS"), default: "0", repart: true,
     "GPT attribute bits, decimal or 0x hexadecimal."),
@@ -206,13 +222,14 @@ public let recipeKeys: [KeySpec] = [
     "File name of this partition in the split output."),
   KeySpec(
     .partition, "CopyBlocks", .path, repart: true,
-    "Format=raw: host file copied verbatim into the partition (bootloader, kernel, boot.img)."),
+    "Format=raw: host file copied verbatim into the partition (bootloader, kernel, boot.img). "
+      + "repart's CopyBlocks=auto (copy the running system's partition) is refused."),
   KeySpec(
-    .partition, "Subvolumes", .list, repart: true,
+    .partition, "Slots", .list,
     "Format=rosefs: one or two subvolume names; the first is slot A, the second slot B."),
   KeySpec(
-    .partition, "DefaultSubvolume", .string, repart: true,
-    "Format=rosefs: the subvolume mounted by default; one of Subvolumes=."),
+    .partition, "DefaultSlot", .string,
+    "Format=rosefs: the subvolume mounted by default; one of Slots=."),
   KeySpec(
     .partition, "SlotB", .enumeration(SlotBMode.allCases.map(\.rawValue)), default: "snapshot",
     "How slot B starts: a snapshot sharing everything with slot A (plus B-only layers and "
@@ -221,17 +238,19 @@ public let recipeKeys: [KeySpec] = [
     .partition, "Slot", .enumeration(SlotSelector.allCases.map(\.rawValue)), default: "both",
     repeatable: true,
     "Selects the slot for the content layers that follow it in this section, until the next "
-      + "Slot=. Needs two Subvolumes=."),
+      + "Slot=. Needs two Slots=."),
   KeySpec(
     .partition, "Tarball", .syntax("PATH[:DEST]"), repeatable: true,
     "Layer: unpack a tar archive (plain, gz, xz, zst) at DEST (default /)."),
   KeySpec(
     .partition, "Directory", .syntax("HOSTDIR[:DEST]"), repeatable: true,
-    "Layer: copy a host directory tree to DEST (default /)."),
+    "Layer: copy a host directory tree (or one file) to DEST (default /); an absolute HOSTDIR "
+      + "is a host path as given."),
   KeySpec(
     .partition, "CopyFiles", .syntax("SRC[:DEST]"), repeatable: true, repart: true,
-    "Layer: copy a host file or directory to DEST (default /). Unlike repart, SRC is a host "
-      + "path relative to the recipe, not to --root."),
+    "Layer: copy a file or directory to DEST (default: the same path). As in repart, an "
+      + "absolute SRC is under `rosepack build --root DIR` (never the build host's / unless "
+      + "--root / is given); a relative SRC is relative to the recipe file."),
   KeySpec(
     .partition, "File", .syntax("HOSTFILE:DEST[:MODE]"), repeatable: true,
     "Layer: copy one host file to DEST, with an optional octal MODE."),

@@ -1,4 +1,5 @@
 import Foundation
+import RoseDisk
 
 /// Turns a recipe file (plus its includes, drop-ins, `--define`s and environment) into a
 /// validated `Recipe`, or throws every problem at once as `RecipeErrors`.
@@ -7,10 +8,17 @@ public struct RecipeLoader: Sendable {
   ///   - path: the recipe file (`NAME.conf`); drop-ins are read from `NAME.conf.d/*.conf`.
   ///   - defines: `--define NAME=VALUE` pairs; they win over `Define=` in the recipe.
   ///   - environment: only `SOURCE_DATE_EPOCH` is read; it wins over `SourceDateEpoch=`.
+  ///   - root: `--root DIR`: where absolute `CopyFiles=` sources are (as in systemd-repart).
   public static func load(
-    path: String, defines: [String: String] = [:], environment: [String: String] = [:]
+    path: String, defines: [String: String] = [:], environment: [String: String] = [:],
+    root: String? = nil
   ) throws -> Recipe {
-    var state = LoadState(mainPath: (path as NSString).standardizingPath)
+    var absolute = path
+    if !absolute.hasPrefix("/") {
+      absolute = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
+    var state = LoadState(mainPath: (absolute as NSString).standardizingPath)
+    state.root = root
     let recipe = state.run(defines: defines, environment: environment)
     if !state.diagnostics.errors.isEmpty || recipe == nil {
       throw RecipeErrors(state.diagnostics.errors)
@@ -35,6 +43,10 @@ struct LoadState {
   var groups: [Group] = []
   var singletons: [SectionKind: Int] = [:]
   var filesRead: [String] = []
+  var root: String?
+  /// True when an epoch was given (environment or `SourceDateEpoch=`): only then are input
+  /// times clamped.
+  var epochGiven = false
 
   init(mainPath: String) {
     self.mainPath = mainPath
@@ -73,13 +85,16 @@ struct LoadState {
         "include cycle: " + chain.joined(separator: " -> "))
       return
     }
-    guard let data = FileManager.default.contents(atPath: path),
-      let text = String(data: data, encoding: .utf8)
-    else {
+    let text: String
+    switch readText(path) {
+    case .success(let contents):
+      text = contents
+    case .failure(let reason):
       if let includedFrom {
-        diagnostics.error(includedFrom, "cannot read included file \(path)")
+        diagnostics.error(includedFrom, "cannot read included file \(path): \(reason.text)")
       } else {
-        diagnostics.error(SourcePosition(file: path, line: 0, column: 0), "cannot read recipe file")
+        diagnostics.error(
+          SourcePosition(file: path, line: 0, column: 0), "cannot read recipe file: \(reason.text)")
       }
       return
     }
@@ -158,12 +173,10 @@ struct LoadState {
         if !spec.repeatable {
           if let previous = accepted.firstIndex(where: { $0.key == entry.key }) {
             if accepted[previous].keyAt.file == entry.keyAt.file {
-              diagnostics.error(
-                entry.keyAt, "duplicate key \(entry.key)=",
-                hint: "\(entry.key)= takes one value and was already set at line "
-                  + "\(accepted[previous].keyAt.line); only a drop-in or included file may "
-                  + "override it")
-              continue
+              // systemd reads unit files this way: the last assignment wins.
+              diagnostics.warning(
+                entry.keyAt,
+                "\(entry.key)= repeats line \(accepted[previous].keyAt.line); the last value wins")
             }
             accepted.remove(at: previous)
           }
@@ -179,7 +192,11 @@ struct LoadState {
   mutating func reportUnknownKey(_ entry: Entry, in kind: SectionKind) {
     let candidates = recipeKeys.filter { $0.section == kind || $0.section == .any }.map(\.name)
     var hint: String?
-    if let match = closestMatch(entry.key, in: candidates) {
+    if entry.key == "Subvolumes" || entry.key == "DefaultSubvolume" {
+      hint =
+        "repart's \(entry.key)= is about btrfs subvolumes, which rosepack does not write; RoseFS "
+        + "A/B slots are Slots= and DefaultSlot="
+    } else if let match = closestMatch(entry.key, in: candidates) {
       hint = "did you mean \(match)=?"
     } else if let other = recipeKeys.first(where: { $0.name == entry.key }) {
       hint = "\(entry.key)= belongs in [\(other.section.rawValue)]"
@@ -287,6 +304,7 @@ struct LoadState {
     if let text = environment["SOURCE_DATE_EPOCH"] {
       if let value = Int64(text), value >= 0 {
         epoch = value
+        epochGiven = true
       } else {
         diagnostics.error(
           SourcePosition(file: "SOURCE_DATE_EPOCH (environment)", line: 0, column: 0),
@@ -296,6 +314,7 @@ struct LoadState {
       let value = Int64(entry.value), value >= 0
     {
       epoch = value
+      epochGiven = true
     }
     var all = variables
     all["IMAGE_NAME"] = name
@@ -405,7 +424,16 @@ struct LoadState {
         at, "invalid boolean '\(value)' for \(spec.name)=", hint: "use yes or no")
     case .size, .sizeOrAuto:
       if case .sizeOrAuto = spec.type, value == "auto" { return .auto }
-      if let size = parseSize(value) { return .size(size) }
+      if let size = parseSize(value) {
+        if size >= 1 << 60 {
+          diagnostics.error(
+            at, "\(spec.name)=\(value) is too large",
+            hint: "sizes must be below 1 EiB (2^60 bytes); disk offsets must stay far from 2^63"
+          )
+          return nil
+        }
+        return .size(size)
+      }
       var hint = sizeSyntaxHint
       if case .sizeOrAuto = spec.type { hint += ", or auto" }
       if let last = value.last, "kmgt".contains(last), parseSize(value.uppercased()) != nil {
@@ -430,18 +458,51 @@ struct LoadState {
       if let match = closestMatch(value, in: allowed) { hint = "did you mean \(match)? " + hint }
       diagnostics.error(at, "invalid value '\(value)' for \(spec.name)=", hint: hint)
     case .uuid:
-      if let uuid = UUID(uuidString: value) { return .uuid(uuid) }
+      // As systemd's sd_id128_from_string: with or without dashes; `null` is the all-zero UUID.
+      let guid = value == "null" ? GUID.zero : GUID.parseID128(value)
+      if let guid, let uuid = UUID(uuidString: guid.description) { return .uuid(uuid) }
       diagnostics.error(
         at, "invalid UUID '\(value)' for \(spec.name)=",
-        hint: "e.g. 8a6c3e3c-5a5b-4a4e-9c62-1f0a5c2d7e11")
+        hint: "32 hex digits with or without dashes (8a6c3e3c-5a5b-4a4e-9c62-1f0a5c2d7e11), or null"
+      )
     case .partitionType:
       if resolvePartitionType(value, architecture: architecture) != nil { return .text(value) }
-      var hint = "known types: " + partitionTypeNames.joined(separator: ", ") + ", or a GUID"
-      if let match = closestMatch(value, in: partitionTypeNames) {
-        hint = "did you mean \(match)? " + hint
-      }
-      diagnostics.error(at, "unknown partition type '\(value)'", hint: hint)
+      diagnostics.error(at, "unknown partition type '\(value)'", hint: typeHint(value))
     }
     return nil
   }
+}
+
+struct ReadFailure: Error {
+  var text: String
+}
+
+/// A text file's contents, or why it cannot be read (the errno text, a directory, not UTF-8).
+func readText(_ path: String) -> Result<String, ReadFailure> {
+  let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+  guard fd >= 0 else { return .failure(ReadFailure(text: String(cString: strerror(errno)))) }
+  defer { close(fd) }
+  var st = stat()
+  guard fstat(fd, &st) == 0 else {
+    return .failure(ReadFailure(text: String(cString: strerror(errno))))
+  }
+  guard (st.st_mode & S_IFMT) == S_IFREG else {
+    let kind = (st.st_mode & S_IFMT) == S_IFDIR ? "is a directory" : "is not a regular file"
+    return .failure(ReadFailure(text: kind))
+  }
+  var data = Data()
+  var buffer = [UInt8](repeating: 0, count: 65536)
+  while true {
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    if n < 0 {
+      if errno == EINTR { continue }
+      return .failure(ReadFailure(text: String(cString: strerror(errno))))
+    }
+    if n == 0 { break }
+    data.append(contentsOf: buffer[0..<n])
+  }
+  guard let text = String(data: data, encoding: .utf8) else {
+    return .failure(ReadFailure(text: "not UTF-8 text"))
+  }
+  return .success(text)
 }

@@ -69,6 +69,10 @@ public struct ImageSettings: Sendable, Equatable {
   /// Set for a repart.d definitions directory: the disk is laid out exactly as systemd-repart
   /// lays it out (`RepartLayout`), with UUIDs derived from this seed as repart derives them.
   public var repart: RepartDisk?
+  /// True when `SourceDateEpoch=`/`SOURCE_DATE_EPOCH` was given: input times later than it are
+  /// clamped to it. Otherwise input times are kept (they are deterministic already) and the
+  /// entries rosepack creates are dated `sourceDateEpoch` (0).
+  public var clampsTimes: Bool = true
 
   public init(
     name: String, version: String = "0", architecture: Architecture = .x8664,
@@ -272,7 +276,10 @@ public struct PartitionSpec: Sendable, Equatable {
   public var layers: [SlottedLayer]
   /// The `[Partition]` header, for planner errors such as "does not fit".
   public var position: SourcePosition
-  /// `--definitions` builds: repart's size keys, laid out by `RepartLayout`.
+  /// The `CopyBlocks=` value, for errors about the copied file.
+  public var copyBlocksPosition: SourcePosition?
+  /// repart's size keys, laid out by `RepartLayout` (set for every partition: `--definitions`
+  /// builds as repart reads them, recipes with the weight of partitions that grow).
   public var repartSizing: RepartSizing?
   /// The GPT attribute bits as written when set (repart's defaults already applied); nil: computed
   /// from `flags`, `readOnly`, `noAuto` and `growFileSystem`.
@@ -309,6 +316,7 @@ public struct PartitionSpec: Sendable, Equatable {
     self.position = position
     self.repartSizing = nil
     self.attributeOverride = nil
+    self.copyBlocksPosition = nil
   }
 
   /// The GPT attribute field as written: `Flags=` plus the DPS bits 60 (read-only),

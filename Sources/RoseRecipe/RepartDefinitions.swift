@@ -132,6 +132,14 @@ public enum RepartDefinitions {
       sectorSize: options.sectorSize, alignment: UInt64(max(4096, options.sectorSize)),
       diskSize: options.diskSize.map { .fixed($0) } ?? .auto, seed: options.seed.description)
     image.repart = RepartDisk(seed: options.seed, diskSize: options.diskSize)
+    // Input times are kept unless SOURCE_DATE_EPOCH asks for a clamp.
+    image.clampsTimes = false
+    if let text = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let epoch = Int64(text),
+      epoch >= 0
+    {
+      image.sourceDateEpoch = epoch
+      image.clampsTimes = true
+    }
     return Recipe(
       image: image, partitions: partitions,
       output: OutputSpec(kinds: [.raw], baseName: image.name),
@@ -192,12 +200,6 @@ struct DefinitionReader {
             "did you mean \($0)=?"
           }
           diagnostics.error(keyAt, "unknown key \(key)= in [Partition]", hint: hint)
-          continue
-        }
-        if let bad = value.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-          diagnostics.error(
-            valueAt, "\(key)= contains the control character U+\(String(bad.value, radix: 16))",
-            hint: "remove it; names and paths cannot hold control characters")
           continue
         }
         switch key {
@@ -277,9 +279,10 @@ struct DefinitionReader {
         hint: "bytes with an optional K, M, G, T, P or E suffix (powers of 1024), e.g. 64M")
       return nil
     }
-    guard parsed < 1 << 63 else {
+    guard parsed < 1 << 60 else {
       diagnostics.error(
-        entry.at, "\(key)=\(entry.value) is too large", hint: "sizes must be below 8 EiB")
+        entry.at, "\(key)=\(entry.value) is too large",
+        hint: "sizes must be below 1 EiB (2^60 bytes)")
       return nil
     }
     // systemd-repart 252 (as Debian 12 ships it, checked with SYSTEMD_LOG_LEVEL=debug: "Rounded

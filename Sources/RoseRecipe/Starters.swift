@@ -1,222 +1,107 @@
 import Foundation
 
-/// Ready-to-build recipe projects for `rosepack init --template NAME DIR`, because a working
-/// example that validates teaches the language faster than any reference page. The text is
-/// embedded so the binary needs no data files.
-public enum StarterTemplates: String, CaseIterable, Sendable {
-  /// One RoseFS root partition.
-  case minimal
-  /// PC: ESP + RoseFS root with A/B subvolumes.
-  case abRoot = "ab-root"
-  /// Phone: 4096-byte sectors, boot_a/boot_b raw, RoseFS A/B, Android sparse output.
-  case phone
-
-  public var summary: String {
-    switch self {
-    case .minimal: return "one RoseFS root partition filled from a directory"
-    case .abRoot: return "PC disk: ESP plus a RoseFS root with A/B subvolumes, zst and bmap"
-    case .phone:
-      return "phone: 4096-byte sectors, boot_a/boot_b raw images, RoseFS A/B, Android sparse"
-    }
-  }
+/// Starter projects for `rosepack init --template NAME DIR`: real directories under the
+/// project's top-level `Templates/` (a recipe `NAME.conf`, its input files and Mustache templates,
+/// and a one-line `DESCRIPTION` that is not copied), so a user edits files, not strings in Swift.
+///
+/// Where `Templates/` is found, first match wins: `$ROSEPACK_TEMPLATES`; `Templates/` or
+/// `share/rosepack/Templates/` next to, or one level above, the executable's directory (an
+/// installed layout); then the nearest directory above the executable that holds both
+/// `Package.swift` and `Templates/` (the source tree `swift build` ran in, e.g. from
+/// `.build/debug/rosepack`).
+public struct StarterTemplate: Sendable, Equatable {
+  public var name: String
+  public var summary: String
+  /// The template's directory.
+  public var directory: String
 
   /// File name of the recipe inside the project directory.
-  public var recipeFileName: String { "\(rawValue).conf" }
+  public var recipeFileName: String { "\(name).conf" }
 
-  /// Every file of the project, relative path and contents, recipe first.
-  public var files: [(path: String, contents: String)] {
-    switch self {
-    case .minimal:
-      return [
-        (recipeFileName, minimalRecipe),
-        ("rootfs/etc/os-release", osRelease),
-      ]
-    case .abRoot:
-      return [
-        (recipeFileName, abRootRecipe),
-        ("rootfs/etc/os-release", osRelease),
-        ("esp/EFI/BOOT/README.txt", "Put BOOTX64.EFI here.\n"),
-        ("Templates/fstab.mustache", fstabTemplate),
-        ("Templates/slot.mustache", "{{slot}}\n"),
-        ("Templates/loader.conf.mustache", "default {{image_name}}-*\ntimeout 3\n"),
-        ("fs_config", fsConfigSample),
-      ]
-    case .phone:
-      return [
-        (recipeFileName, phoneRecipe),
-        // An empty tar archive (two zero blocks); replace with the real system tarball.
-        ("system.tar", String(repeating: "\0", count: 1024)),
-        ("boot.img", String(repeating: "\0", count: 4096)),
-        ("Templates/slot_suffix.mustache", "_{{slot}}\n"),
-        ("Templates/fstab.mustache", fstabTemplate),
-        ("fs_config", fsConfigSample),
-      ]
-    }
-  }
+  static let descriptionFile = "DESCRIPTION"
 
-  /// Writes the project into `directory` (created if needed) and returns the recipe path.
-  /// Refuses to overwrite existing files.
+  /// Copies the template into `target` (created if needed) and returns the recipe path.
+  /// Refuses to overwrite existing files; copies symbolic links as links.
   @discardableResult
-  public func write(to directory: String) throws -> String {
+  public func write(to target: String) throws -> String {
     let manager = FileManager.default
+    let files = try relativeFiles()
     for file in files {
-      let path = (directory as NSString).appendingPathComponent(file.path)
+      let path = (target as NSString).appendingPathComponent(file)
       if manager.fileExists(atPath: path) {
         throw RecipeError(
-          file: path, line: 0, column: 0, message: "already exists; not overwriting it")
+          file: path, line: 0, column: 0, message: "already exists; not overwriting it",
+          hint: "choose an empty directory for the new project")
       }
     }
     for file in files {
-      let path = (directory as NSString).appendingPathComponent(file.path)
+      let source = (directory as NSString).appendingPathComponent(file)
+      let path = (target as NSString).appendingPathComponent(file)
       try manager.createDirectory(
         atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-      try Data(file.contents.utf8).write(to: URL(fileURLWithPath: path))
+      try manager.copyItem(atPath: source, toPath: path)
     }
-    return (directory as NSString).appendingPathComponent(recipeFileName)
+    return (target as NSString).appendingPathComponent(recipeFileName)
+  }
+
+  /// Every regular file and link of the template, relative, sorted; DESCRIPTION left out.
+  public func relativeFiles() throws -> [String] {
+    guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
+      throw RecipeError(
+        file: directory, line: 0, column: 0, message: "cannot read the template directory")
+    }
+    var files: [String] = []
+    while let entry = enumerator.nextObject() as? String {
+      if entry == Self.descriptionFile { continue }
+      let kind = fileKind((directory as NSString).appendingPathComponent(entry))
+      if !kind.isDirectory { files.append(entry) }
+    }
+    return files.sorted()
   }
 }
 
-private let osRelease = """
-  NAME="Rose"
-  ID=rose
-  VERSION_ID=1.0
+public enum StarterTemplates {
+  /// The `Templates/` directory (see `StarterTemplate`), or nil when none is found.
+  public static func directory(
+    executable: String = CommandLine.arguments.first ?? "",
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> String? {
+    if let explicit = environment["ROSEPACK_TEMPLATES"], !explicit.isEmpty {
+      return explicit
+    }
+    var exe = executable
+    if !exe.hasPrefix("/") {
+      exe = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(exe)
+    }
+    exe = (exe as NSString).resolvingSymlinksInPath
+    var dir = (exe as NSString).deletingLastPathComponent
+    let first = dir
+    for candidate in [
+      first + "/Templates", first + "/share/rosepack/Templates",
+      (first as NSString).deletingLastPathComponent + "/share/rosepack/Templates",
+    ] where fileKind(candidate).isDirectory {
+      return candidate
+    }
+    while dir != "/" && !dir.isEmpty {
+      if fileKind(dir + "/Package.swift").exists && fileKind(dir + "/Templates").isDirectory {
+        return dir + "/Templates"
+      }
+      dir = (dir as NSString).deletingLastPathComponent
+    }
+    return nil
+  }
 
-  """
-
-private let fstabTemplate = """
-  # /etc/fstab for slot {{slot}} of {{image_name}} {{image_version}}
-  PARTLABEL={{partition_label}} / rosefs subvol={{subvolume}},ro 0 0
-
-  """
-
-private let fsConfigSample = """
-  # Android fs_config: path uid gid mode [capabilities=0x...]
-  etc 0 0 0755
-  etc/os-release 0 0 0644
-  usr/bin/ping 0 0 0755 capabilities=0x2000
-
-  """
-
-private let minimalRecipe = """
-  # A minimal rosepack recipe: one RoseFS root partition.
-  # Build it with: rosepack build minimal.conf
-
-  [Image]
-  Name=minimal
-  Version=1.0
-
-  [Partition]
-  Type=root
-  Label=root
-  Format=rosefs
-  # Leave 20% free space above the content size.
-  HeadroomPercent=20
-  # Content layers apply in the order written.
-  Directory=rootfs:/
-  Inline=/etc/hostname:%{IMAGE_NAME}\\n
-  MakeDirectories=/var /tmp
-
-  [Output]
-  Formats=raw manifest
-
-  """
-
-private let abRootRecipe = """
-  # PC disk: EFI system partition + one RoseFS root holding slots A and B as subvolumes.
-  # Slot B starts as a snapshot of slot A: it shares everything except per-slot files.
-
-  [Image]
-  Name=rose-pc
-  Version=1.0
-  Architecture=x86-64
-  SectorSize=512
-  Alignment=1M
-  DiskSize=8G
-  SourceDateEpoch=1700000000
-  Define=HOSTNAME=rose-pc
-
-  [Partition]
-  Type=esp
-  Label=esp
-  Format=vfat
-  SizeMinBytes=256M
-  SizeMaxBytes=256M
-  CopyFiles=esp:/
-  Template=loader.conf.mustache:/loader/loader.conf
-
-  [Partition]
-  Type=root
-  Label=root
-  Format=rosefs
-  # Take the rest of the 8G disk.
-  Grow=yes
-  SizeMinBytes=2G
-  GrowFileSystem=yes
-  Subvolumes=a b
-  DefaultSubvolume=a
-  SlotB=snapshot
-  Directory=rootfs:/
-  Inline=/etc/hostname:%{HOSTNAME}\\n
-  # Rendered once per slot: differing output becomes a per-slot file.
-  Template=fstab.mustache:/etc/fstab
-  Template=slot.mustache:/etc/rose/slot
-  Ownership=fs_config
-  Remove=/usr/share/doc/**
-  # Layers after Slot=b apply to slot B only.
-  Slot=b
-  Inline=/etc/rose/first-boot:pending\\n
-
-  [Output]
-  Formats=raw zst bmap manifest
-  CompressLevel=19
-
-  """
-
-private let phoneRecipe = """
-  # Phone (UFS): 4096-byte sectors, raw boot_a/boot_b, RoseFS system with A/B subvolumes,
-  # Android sparse output for fastboot.
-
-  [Image]
-  Name=rose-phone
-  Version=1.0
-  Architecture=arm64
-  SectorSize=4096
-  Alignment=1M
-  DiskSize=auto
-
-  [Partition]
-  Type=linux-generic
-  Label=boot_a
-  Format=raw
-  CopyBlocks=boot.img
-  SizeMinBytes=64M
-  SizeMaxBytes=64M
-
-  [Partition]
-  Type=linux-generic
-  Label=boot_b
-  Format=raw
-  CopyBlocks=boot.img
-  SizeMinBytes=64M
-  SizeMaxBytes=64M
-
-  [Partition]
-  Type=root
-  Label=system
-  Format=rosefs
-  HeadroomPercent=10
-  HeadroomBytes=64M
-  Subvolumes=a b
-  DefaultSubvolume=a
-  Tarball=system.tar
-  Ownership=fs_config
-  Template=slot_suffix.mustache:/etc/slot_suffix
-  Template=fstab.mustache:/etc/fstab
-  Symlink=/vendor:/system/vendor
-
-  [Output]
-  Formats=simg bmap manifest
-  SparseCrc=no
-  SparseBlockSize=4K
-
-  """
+  /// The templates in `directory`: every subdirectory that holds `NAME/NAME.conf`.
+  public static func list(in directory: String) -> [StarterTemplate] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.sorted().compactMap { name in
+      let dir = (directory as NSString).appendingPathComponent(name)
+      guard fileKind(dir + "/" + name + ".conf") == (true, false) else { return nil }
+      let description =
+        (try? String(
+          contentsOfFile: dir + "/" + StarterTemplate.descriptionFile, encoding: .utf8))
+      let summary = description?.split(separator: "\n").first.map(String.init) ?? ""
+      return StarterTemplate(name: name, summary: summary, directory: dir)
+    }
+  }
+}

@@ -38,16 +38,88 @@ public struct TemplateRenderer: Sendable {
     }
   }
 
-  /// Renders the template at `templatePath` with `variables`. Missing variables render empty,
-  /// as Mustache defines; an empty value is false in `{{#name}}` sections.
+  /// Renders the template at `templatePath` with `variables`. A missing variable is an error;
+  /// `{{#name}}…{{/name}}` on a missing or empty name renders nothing (a conditional).
   public func render(templatePath: String, variables: [String: String]) throws -> String {
-    let template = try parse(templatePath: templatePath)
+    switch readText(templatePath) {
+    case .success(let text):
+      return try render(text: text, name: templatePath, variables: variables)
+    case .failure(let reason):
+      throw RecipeError(
+        file: templatePath, line: 0, column: 0, message: "cannot read template: \(reason.text)")
+    }
+  }
+
+  /// Renders template text directly (tests, starter previews). A variable the template uses
+  /// and nobody defined is an error at its line and column, not empty text.
+  public func render(text: String, name: String, variables: [String: String]) throws -> String {
+    let template = try parse(text: text, name: name)
+    if let missing = Self.undefinedNames(in: text, defined: variables).first {
+      throw RecipeError(
+        file: name, line: missing.line, column: missing.column,
+        message: "undefined template variable {{\(missing.name)}}",
+        hint: "defined: " + variables.keys.sorted().joined(separator: ", "))
+    }
     return template.render(Self.context(variables))
   }
 
-  /// Renders template text directly (tests, starter previews).
-  public func render(text: String, name: String, variables: [String: String]) throws -> String {
-    try parse(text: text, name: name).render(Self.context(variables))
+  /// Names used by `{{name}}`, `{{{name}}}`, `{{&name}}`, `{{#name}}` and `{{^name}}` tags that
+  /// are not in `defined`, with their 1-based line and column.
+  static func undefinedNames(in text: String, defined: [String: String]) -> [(
+    name: String, line: Int, column: Int
+  )] {
+    var result: [(String, Int, Int)] = []
+    var sections: [(name: String, skipped: Bool)] = []
+    let chars = Array(text)
+    var line = 1
+    var column = 1
+    var i = 0
+    while i < chars.count {
+      if chars[i] == "{" && i + 1 < chars.count && chars[i + 1] == "{" {
+        let tagLine = line
+        let tagColumn = column
+        var j = i + 2
+        while j + 1 < chars.count && !(chars[j] == "}" && chars[j + 1] == "}") { j += 1 }
+        var body = String(chars[(i + 2)..<min(j, chars.count)])
+        if body.hasPrefix("{") { body.removeFirst() }
+        let sigil = body.first
+        let name = String(body.drop(while: { "#^&/!>=%".contains($0) }))
+          .trimmingCharacters(in: .whitespaces)
+        let skipping = sections.contains { $0.skipped }
+        if sigil == "#" || sigil == "^" {
+          // `{{#name}}` on an undefined name renders nothing: what is inside is not checked;
+          // `{{^name}}` renders its inside exactly when the name is undefined.
+          sections.append((name, sigil == "#" && defined[name] == nil))
+        } else if sigil == "/" {
+          if let index = sections.lastIndex(where: { $0.name == name }) {
+            sections.removeSubrange(index...)
+          }
+        } else if let sigil, "!>=%".contains(sigil) {
+          // comments, partials, delimiters, pragmas
+        } else if !skipping && !name.isEmpty && name != "." && defined[name] == nil {
+          result.append((name, tagLine, tagColumn))
+        }
+        let end = min(j + 2, chars.count)
+        while i < end {
+          if chars[i] == "\n" {
+            line += 1
+            column = 1
+          } else {
+            column += 1
+          }
+          i += 1
+        }
+        continue
+      }
+      if chars[i] == "\n" {
+        line += 1
+        column = 1
+      } else {
+        column += 1
+      }
+      i += 1
+    }
+    return result
   }
 
   static func context(_ variables: [String: String]) -> [String: Any] {
@@ -114,7 +186,7 @@ public enum TemplateVariables {
     ("other_slot", "the other slot"),
     ("slot_a, slot_b", "true in the matching slot, for `{{#slot_a}}…{{/slot_a}}`"),
     ("subvolume", "the subvolume name of this slot"),
-    ("default_subvolume", "`DefaultSubvolume=`"),
+    ("default_subvolume", "`DefaultSlot=`"),
     ("image_name, image_version", "`Name=`, `Version=`"),
     ("architecture, source_date_epoch", "`Architecture=`, the resolved epoch"),
     ("partition_label, partition_type", "this partition's `Label=` and `Type=`"),

@@ -69,7 +69,8 @@ struct BuildCommand: ParsableCommand {
         (loaded, outputDirectory) = try loadDefinitions(definitions)
       } else {
         loaded = try RecipeLoader.load(
-          path: recipe, defines: values, environment: ProcessInfo.processInfo.environment)
+          path: recipe, defines: values, environment: ProcessInfo.processInfo.environment,
+          root: root)
       }
     } catch let error as RecipeErrors {
       reportErrors(error.errors)
@@ -124,7 +125,7 @@ extension BuildCommand {
     }
     var diskSize: UInt64?
     if size != "auto" {
-      guard let bytes = parseCLISize(size), bytes > 0, bytes < 1 << 63 else {
+      guard let bytes = parseCLISize(size), bytes > 0, bytes < 1 << 60 else {
         throw CLIError.usage(
           "--size '\(size)': expected bytes with an optional K, M, G or T suffix, or auto")
       }
@@ -175,24 +176,40 @@ func report(_ diagnostics: [RecipeError], kind: String) {
   }
 }
 
-/// `rosepack init`: a starter recipe project that builds as it is.
+/// `rosepack init`: a starter recipe project that builds as it is, copied from `Templates/NAME/`.
 struct InitCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "init", abstract: "Create a recipe project from a starter template.",
-    discussion: StarterTemplates.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(
-      separator: "\n"))
+    discussion: """
+      Copies Templates/NAME/ (a recipe NAME.conf, its inputs and Mustache templates) into DIR.
+      Templates/ is found through $ROSEPACK_TEMPLATES, next to the rosepack executable
+      (Templates/ or share/rosepack/Templates/), or in the source tree it was built in.
+      """)
 
-  @Option(help: "Starter: \(StarterTemplates.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var template: String = StarterTemplates.minimal.rawValue
+  @Option(help: "The starter template (see --list).") var template: String = "minimal"
+  @Flag(help: "List the starter templates and exit.") var list = false
   @Argument(
     help: "Directory to create the project in (created if missing; files are never overwritten).")
-  var directory: String
+  var directory: String?
 
   func run() throws {
-    guard let starter = StarterTemplates(rawValue: template) else {
+    guard let templates = StarterTemplates.directory() else {
+      throw CLIError.failed(
+        "cannot find the Templates/ directory; set ROSEPACK_TEMPLATES to the Templates/ folder of "
+          + "the rosepack sources")
+    }
+    let starters = StarterTemplates.list(in: templates)
+    if list {
+      for starter in starters { print("\(starter.name)\t\(starter.summary)") }
+      return
+    }
+    guard let directory else {
+      throw CLIError.usage("rosepack init: give the project DIRECTORY (or --list)")
+    }
+    guard let starter = starters.first(where: { $0.name == template }) else {
       throw CLIError.usage(
-        "--template '\(template)' is not a starter; use one of "
-          + StarterTemplates.allCases.map(\.rawValue).joined(separator: ", "))
+        "--template '\(template)' is not a starter in \(templates); use one of "
+          + starters.map(\.name).joined(separator: ", "))
     }
     let path: String
     do {

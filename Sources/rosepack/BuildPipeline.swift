@@ -267,7 +267,7 @@ final class BuildPipeline {
           separator: ", ")
     }
     return BuildFailure.at(
-      spec.position, message,
+      spec.format == .raw ? (spec.copyBlocksPosition ?? spec.position) : spec.position, message,
       hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
   }
 
@@ -291,6 +291,7 @@ final class BuildPipeline {
 
   func plan() throws -> DiskLayout {
     if let repart = recipe.image.repart { return try planRepart(repart) }
+    if recipe.partitions.allSatisfy({ $0.offset == nil }) { return try planByWeight() }
     var requests: [PartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       let type: GUID
@@ -315,7 +316,7 @@ final class BuildPipeline {
         if let maxBytes { low = min(low, maxBytes) }
         rule = .auto(min: max(low, minBytes), max: maxBytes)
       case .grow(let minBytes, let maxBytes):
-        rule = .grow(min: minBytes, max: maxBytes, weight: 1)
+        rule = .grow(min: minBytes, max: maxBytes, weight: UInt64(max(spec.weight, 1)))
       }
       requests.append(
         PartitionRequest(

@@ -376,6 +376,7 @@ final class BuildSlotFiller {
 
   /// Every timestamp at most SOURCE_DATE_EPOCH.
   func clampTimes(_ root: Inode) {
+    guard recipe.image.clampsTimes else { return }
     let limit = epoch
     var seen = Set<ObjectIdentifier>()
     func clamp(_ inode: Inode) {

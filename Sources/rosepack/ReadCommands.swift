@@ -192,6 +192,8 @@ struct CatCommand: ParsableCommand {
   @OptionGroup var volume: VolumeOptions
   @Argument(help: "Path of a regular file inside the subvolume.") var path: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+  @Flag(help: "Write data blocks whose checksum does not match instead of failing.")
+  var ignoreChecksums = false
 
   func run() throws {
     let (vol, _) = try volume.open()
@@ -210,12 +212,17 @@ struct CatCommand: ParsableCommand {
         written += UInt64(n)
       }
     }
-    try reader.readFile(ino: ino, head: head) { buf, off in
-      writeZeros(upTo: off)
-      guard writeAll(1, buf) else {
-        throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+    let source: ContentSource = ignoreChecksums ? reader : ChecksumVerifyingSource(reader: reader)
+    do {
+      try source.readContent(try reader.content(of: rec, head: head)) { buf, off in
+        writeZeros(upTo: off)
+        guard writeAll(1, buf) else {
+          throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+        }
+        written = off + UInt64(buf.count)
       }
-      written = off + UInt64(buf.count)
+    } catch let e as RoseFSError {
+      throw CLIError.failed("\(volume.image): \(path): \(e)")
     }
     writeZeros(upTo: rec.size)
   }
@@ -245,12 +252,15 @@ struct ExportCommand: ParsableCommand {
   @Option(name: .shortAndLong, help: "The tarball to write (.tar, .tar.gz, .tar.xz, .tar.zst).")
   var output: String
   @Option(help: "Subvolume name (default: the default subvolume).") var subvolume: String?
+  @Flag(help: "Export data blocks whose checksum does not match instead of failing.")
+  var ignoreChecksums = false
 
   func run() throws {
     let (vol, _) = try volume.open()
     let reader = try ImageReader(image: vol)
     let head = try reader.headIndex(named: subvolume)
     let root = try reader.loadTree(head: head)
+    let source: ContentSource = ignoreChecksums ? reader : ChecksumVerifyingSource(reader: reader)
     let compression: TarExporter.Compression =
       output.hasSuffix(".gz")
       ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
@@ -259,7 +269,7 @@ struct ExportCommand: ParsableCommand {
     let temporary = output + ".tmp-\(getpid())"
     Interrupts.shared.register(temporary)
     defer { Interrupts.shared.unregister(temporary) }
-    try TarExporter(compression: compression).export(root: root, source: reader, to: output)
+    try TarExporter(compression: compression).export(root: root, source: source, to: output)
   }
 }
 

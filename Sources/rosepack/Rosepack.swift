@@ -9,7 +9,8 @@ struct Rosepack: ParsableCommand {
     subcommands: [
       ConvertCommand.self, BuildCommand.self, InitCommand.self, RecipeCommand.self,
       InspectCommand.self, MapCommand.self,
-      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self, UpdateCommand.self,
+      FsckCommand.self, LsCommand.self, CatCommand.self, ExportCommand.self, MountCommand.self,
+      UpdateCommand.self, FuzzCommand.self,
     ])
 }
 

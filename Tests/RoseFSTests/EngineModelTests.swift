@@ -21,7 +21,7 @@ import Testing
 struct ModelOp: CustomStringConvertible {
   enum Kind: Int, CaseIterable {
     case create, mkdir, symlink, link, unlink, rmdir, rename, renameNoReplace, write, truncate
-    case chmod, chown, utimens, setxattr, removexattr, sync, mkfifo, renameExchange
+    case chmod, chown, utimens, setxattr, removexattr, sync, mkfifo, renameExchange, fallocate
   }
   var kind: Kind
   var a: UInt64
@@ -49,6 +49,7 @@ func generateOps(seed: UInt64, count: Int) -> [ModelOp] {
     (.create, 14), (.mkdir, 6), (.symlink, 4), (.link, 4), (.unlink, 6), (.rmdir, 3), (.rename, 6),
     (.renameNoReplace, 2), (.write, 22), (.truncate, 6), (.chmod, 3), (.chown, 2), (.utimens, 3),
     (.setxattr, 4), (.removexattr, 2), (.sync, 2), (.mkfifo, 1), (.renameExchange, 1),
+    (.fallocate, 2),
   ]
   let total = weights.reduce(0) { $0 + $1.1 }
   var ops: [ModelOp] = []
@@ -205,7 +206,8 @@ final class ModelRun {
     for (step, op) in ops.enumerated() {
       guard let e = engine else { break }
       let entries = host.walk()
-      let dirs: [[UInt8]] = [[]] + entries.filter { $0.st.st_mode & S_IFMT == S_IFDIR }.map { $0.path }
+      let dirs: [[UInt8]] =
+        [[]] + entries.filter { $0.st.st_mode & S_IFMT == S_IFDIR }.map { $0.path }
       func pick(_ r: UInt64) -> HostTree.Entry? {
         entries.isEmpty ? nil : entries[Int(r % UInt64(entries.count))]
       }
@@ -315,10 +317,14 @@ final class ModelRun {
         what = "\(op.kind) \(Name.printable(t.path))"
         if op.kind == .unlink {
           hostErr = host.call { Glibc.unlink(host.full(t.path)) }
-          engErr = engineErrno { () throws(EngineError) in try e.unlink(parent: try ino(dir), name: name) }
+          engErr = engineErrno { () throws(EngineError) in
+            try e.unlink(parent: try ino(dir), name: name)
+          }
         } else {
           hostErr = host.call { Glibc.rmdir(host.full(t.path)) }
-          engErr = engineErrno { () throws(EngineError) in try e.rmdir(parent: try ino(dir), name: name) }
+          engErr = engineErrno { () throws(EngineError) in
+            try e.rmdir(parent: try ino(dir), name: name)
+          }
         }
         exactMtime = [:]
       case .rename, .renameNoReplace, .renameExchange:
@@ -382,9 +388,31 @@ final class ModelRun {
             let n = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
             return n == data.count ? 0 : -1
           }
-          engErr = engineErrno { () throws(EngineError) in try e.writeAll(try ino(t.path), data, at: offset) }
+          engErr = engineErrno { () throws(EngineError) in
+            try e.writeAll(try ino(t.path), data, at: offset)
+          }
           touched = t.path
         }
+        exactMtime[UInt64(t.st.st_ino)] = nil
+      case .fallocate:
+        guard let t = pick(op.a), t.st.st_mode & S_IFMT == S_IFREG else { continue }
+        let offset = op.b % 300_000
+        let len = 1 + op.c % 200_000
+        let end = max(UInt64(t.st.st_size), offset + len)
+        if usedBytes + end - UInt64(t.st.st_size) > dataBudget { continue }
+        what = "fallocate \(Name.printable(t.path)) at \(offset) \(len) bytes"
+        hostErr = host.call {
+          let fd = open(host.full(t.path), O_WRONLY)
+          guard fd >= 0 else { return -1 }
+          defer { close(fd) }
+          let r = posix_fallocate(fd, off_t(offset), off_t(len))
+          if r != 0 { errno = r }
+          return r == 0 ? 0 : -1
+        }
+        engErr = engineErrno { () throws(EngineError) in
+          try e.fallocate(try ino(t.path), offset: offset, length: len, keepSize: false)
+        }
+        touched = t.path
         exactMtime[UInt64(t.st.st_ino)] = nil
       case .chmod, .chown, .utimens:
         guard let t = pick(op.a), t.st.st_mode & S_IFMT != S_IFLNK else { continue }
@@ -437,7 +465,9 @@ final class ModelRun {
         if op.kind == .setxattr {
           let value = testBytes(Int(op.c % 3 == 0 ? op.d % 1500 : op.d % 40), seed: op.d)
           hostErr = host.call {
-            value.withUnsafeBytes { lsetxattr(host.full(t.path), cname, $0.baseAddress, $0.count, 0) }
+            value.withUnsafeBytes {
+              lsetxattr(host.full(t.path), cname, $0.baseAddress, $0.count, 0)
+            }
           }
           if hostErr == ENOSPC || hostErr == E2BIG { continue }
           engErr = engineErrno { () throws(EngineError) in
@@ -451,7 +481,9 @@ final class ModelRun {
           }
         } else {
           hostErr = host.call { lremovexattr(host.full(t.path), cname) }
-          engErr = engineErrno { () throws(EngineError) in try e.removexattr(try ino(t.path), name: name) }
+          engErr = engineErrno { () throws(EngineError) in
+            try e.removexattr(try ino(t.path), name: name)
+          }
         }
       case .sync:
         what = "sync"
@@ -475,7 +507,9 @@ final class ModelRun {
           "step \(step) \(what): host errno \(hostErr) (\(String(cString: strerror(hostErr)))), engine errno \(engErr) (\(String(cString: strerror(engErr))))"
       }
       let full = step % 8 == 7
-      if let engine, let diff = try compare(engine, host, exactMtime, contentOf: full ? nil : touched) {
+      if let engine,
+        let diff = try compare(engine, host, exactMtime, contentOf: full ? nil : touched)
+      {
         return "step \(step) \(what): \(diff)"
       }
     }
@@ -542,7 +576,9 @@ final class ModelRun {
         let data = try e.read(ino, offset: 0, count: Int(a.size) + 10)
         if data != host.readFile(h.path) {
           let hd = host.readFile(h.path)
-          let first = (0..<min(data.count, hd.count)).first { data[$0] != hd[$0] } ?? min(data.count, hd.count)
+          let first =
+            (0..<min(data.count, hd.count)).first { data[$0] != hd[$0] }
+            ?? min(data.count, hd.count)
           return "\(p): content differs at byte \(first) (sizes \(data.count), \(hd.count))"
         }
       case .symlink:
@@ -609,9 +645,11 @@ func shrink(_ ops: [ModelOp]) -> [ModelOp] {
 enum HostCalls {
   typealias ListFn = @convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<CChar>?, Int) -> Int
   typealias GetFn =
-    @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int
+    @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) ->
+    Int
   typealias SetFn =
-    @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
+    @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) ->
+    Int32
   typealias RemoveFn = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>) -> Int32
   typealias RenameFn =
     @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32

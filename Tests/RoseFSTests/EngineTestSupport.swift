@@ -45,7 +45,9 @@ extension RoseEngine {
   func writeAll(_ ino: UInt32, _ bytes: [UInt8], at offset: UInt64 = 0) throws(EngineError) {
     var failure: EngineError?
     bytes.withUnsafeBytes { buf in
-      do throws(EngineError) { try write(ino, offset: offset, bytes: buf) } catch { failure = error }
+      do throws(EngineError) { try write(ino, offset: offset, bytes: buf) } catch {
+        failure = error
+      }
     }
     if let failure { throw failure }
   }

@@ -49,6 +49,56 @@ func tinyImage() throws -> TestImage {
     #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
   }
 
+  /// Issue 11 item 13: a volume larger than its container (a partition, or a file) is refused.
+  @Test func volumeLargerThanItsContainerIsRefused() throws {
+    let img = try tinyImage()
+    let size = img.image.fileSize
+    let exact = try ImageFile(openPath: img.path, length: size)
+    #expect(Fsck.check(image: exact).isEmpty)
+    #expect(exact.containerSize == size)
+    for short in [size - 4096, size / 2, UInt64(RoseLayout.mainStart) * 4096] {
+      let partition = try ImageFile(openPath: img.path, length: short)
+      let problems = Fsck.check(image: partition)
+      #expect(problems.contains { $0.contains("container") }, "\(short): \(problems.prefix(3))")
+      #expect(throws: RoseFSError.self) { _ = try ImageReader(image: partition) }
+      // Nothing past the container is read, even block by block.
+      #expect(throws: RoseFSError.self) { _ = try partition.read(count: 4096, atByte: short) }
+    }
+  }
+
+  /// Issue 11 item 14: copy 0 with a damaged magic; the reader falls back to copy 1 (FORMAT.md 12)
+  /// and a volume is still recognised by its copy-1 magic.
+  @Test func damagedSuperblockCopy0FallsBackToCopy1() throws {
+    let img = try tinyImage()
+    try img.image.write([0, 0, 0, 0], atByte: 1024)
+    #expect(img.image.hasRoseFSMagic())
+    let reader = try ImageReader(image: img.image)
+    #expect(reader.superblockCopy == 1)
+    #expect(try reader.loadTree(head: 0).children.count == 5)
+    let problems = Fsck.check(image: img.image)
+    #expect(!problems.isEmpty)
+    #expect(problems.allSatisfy { $0.contains("superblock copy") }, "\(problems)")
+    // Both copies damaged: not a RoseFS volume.
+    try img.image.write([0, 0, 0, 0], atByte: 4096 + 1024)
+    #expect(!img.image.hasRoseFSMagic())
+    #expect(throws: RoseFSError.self) { _ = try ImageReader(image: img.image) }
+  }
+
+  /// Issue 11 item 14: `feature_incompat` without a feature the image uses is reported.
+  @Test func missingIncompatFeatureIsReported() throws {
+    let img = try tinyImage()
+    var sb = try Superblock.decode(try img.image.read(count: 256, atByte: 1024))
+    sb.featureIncompat = 0
+    let bytes = sb.encode(checksum: RoseChecksum(uuid: sb.uuid))
+    try img.image.write(bytes, atByte: 1024)
+    try img.image.write(bytes, atByte: 4096 + 1024)
+    let lacks = Fsck.check(image: img.image).filter { $0.contains("lacks") }
+    for name in ["INLINE", "TAILPACK", "DIRTREE", "EXTTREE", "XATTRNODE"] {
+      #expect(lacks.contains { $0.contains("lacks \(name) ") }, "\(name): \(lacks)")
+    }
+    #expect(lacks.count == 5)
+  }
+
   @Test func tinyImageIsClean() throws {
     let img = try tinyImage()
     let problems = Fsck.check(image: img.image)

@@ -30,10 +30,31 @@ import Testing
     for key in recipeKeys { #expect(generated.contains("`\(key.name)=`")) }
   }
 
-  @Test(arguments: StarterTemplates.allCases)
-  func starterProjectsValidateCleanly(_ starter: StarterTemplates) throws {
+  /// The top-level Templates/ of this source tree.
+  static let templatesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Templates").path
+
+  static var starters: [StarterTemplate] { StarterTemplates.list(in: templatesDirectory) }
+
+  @Test func templatesAreRealDirectories() {
+    #expect(Self.starters.map(\.name) == ["ab-root", "minimal", "phone"])
+    #expect(Self.starters.allSatisfy { !$0.summary.isEmpty })
+    // The lookup finds them from an executable inside the source tree's .build directory.
+    let found = StarterTemplates.directory(
+      executable: (Self.templatesDirectory as NSString).deletingLastPathComponent
+        + "/.build/debug/rosepack", environment: [:])
+    #expect(found == Self.templatesDirectory)
+    #expect(
+      StarterTemplates.directory(executable: "/x", environment: ["ROSEPACK_TEMPLATES": "/t"])
+        == "/t")
+  }
+
+  @Test(arguments: starters)
+  func starterProjectsValidateCleanly(_ starter: StarterTemplate) throws {
     let dir = TempDir()
     let path = try starter.write(to: dir.path)
+    #expect(!FileManager.default.fileExists(atPath: dir.path + "/DESCRIPTION"))
     let recipe = try RecipeLoader.load(path: path, defines: [:], environment: [:])
     #expect(recipe.warnings.isEmpty)
     #expect(!recipe.partitions.isEmpty)
@@ -47,14 +68,19 @@ import Testing
 
   @Test func starterSpecifics() throws {
     let dir = TempDir()
+    let starters = Self.starters
+    let phoneStarter = try #require(starters.first { $0.name == "phone" })
+    let pcStarter = try #require(starters.first { $0.name == "ab-root" })
     let phone = try RecipeLoader.load(
-      path: try StarterTemplates.phone.write(to: dir.path), defines: [:], environment: [:])
+      path: try phoneStarter.write(to: dir.path), defines: [:], environment: [:])
     #expect(phone.image.sectorSize == 4096)
     #expect(phone.partitions.map(\.label) == ["boot_a", "boot_b", "system"])
     #expect(phone.partitions[2].isAB)
     #expect(phone.output.kinds.contains(.simg) && !phone.output.sparseCRC)
+    // bmap needs the whole-disk image beside it.
+    #expect(phone.output.kinds.contains(.raw) && phone.output.kinds.contains(.bmap))
     let pc = try RecipeLoader.load(
-      path: try StarterTemplates.abRoot.write(to: dir.path + "/pc"), defines: [:], environment: [:])
+      path: try pcStarter.write(to: dir.path + "/pc"), defines: [:], environment: [:])
     #expect(pc.partitions.map(\.format) == [.vfat, .rosefs])
     #expect(pc.partitions[1].layers.last?.slot == .b)
   }
@@ -102,8 +128,8 @@ import Testing
       Minimize=best
       Weight=10
       SplitName=system.img
-      Subvolumes=a b
-      DefaultSubvolume=b
+      Slots=a b
+      DefaultSlot=b
       SlotB=empty
       Inline=/etc/x:50%% off\\ttab\\\\back\\n
       Slot=a

@@ -116,3 +116,54 @@ import Testing
     #expect(parts.first?["type"] as? String == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
   }
 }
+
+/// The recipe language shares free space as repart does (issue 8: root Weight=20000 and home
+/// Weight=40000 gave root 1 GiB and home the rest; swap with only SizeMaxBytes= came out 1 MiB).
+@Suite struct RecipeWeightTests {
+  @Test func weightsPaddingAndMaximaShareTheDisk() throws {
+    let dir = try CLI.temporaryDirectory("weights")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let recipe = dir + "/w.conf"
+    try """
+    [Image]
+    Name=w
+    DiskSize=8G
+    Alignment=4K
+    [Partition]
+    Type=esp
+    SizeMinBytes=512M
+    SizeMaxBytes=512M
+    PaddingMinBytes=16M
+    [Partition]
+    Type=root
+    Weight=20000
+    [Partition]
+    Type=home
+    Weight=40000
+    [Partition]
+    Type=swap
+    SizeMaxBytes=64M
+    [Output]
+    Formats=raw
+    """.write(toFile: recipe, atomically: false, encoding: .utf8)
+    let built = try CLI.rosepack(["build", recipe, "-o", dir + "/out", "-q"])
+    #expect(built.status == 0, "\(built.stderr)")
+    let result = try CLI.tool("sfdisk", ["--json", dir + "/out/w_0.img"])
+    let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    let parts = (json?["partitiontable"] as? [String: Any])?["partitions"] as? [[String: Any]] ?? []
+    let sizes = parts.map { ($0["size"] as? Int ?? 0) * 512 }
+    let starts = parts.map { ($0["start"] as? Int ?? 0) * 512 }
+    #expect(parts.map { $0["name"] as? String ?? "" } == ["esp", "root-x86-64", "home", "swap"])
+    #expect(sizes.count == 4)
+    guard sizes.count == 4 else { return }
+    #expect(sizes[0] == 512 << 20)
+    // PaddingMinBytes= leaves 16 MiB unused after the ESP.
+    #expect(starts[1] - (starts[0] + sizes[0]) == 16 << 20)
+    // The swap takes its share up to its maximum; home gets twice root's share (within a grain).
+    #expect(sizes[3] == 64 << 20)
+    #expect(abs(sizes[2] - 2 * sizes[1]) <= 2 * 4096)
+    // Nothing is left over: the last partition ends at the last usable 4 KiB boundary.
+    let total = 8 << 30
+    #expect(total - (starts[3] + sizes[3]) < 33 * 512 + 4096)
+  }
+}

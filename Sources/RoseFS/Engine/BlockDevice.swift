@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Foundation
 
 /// Whole 4096-byte blocks of one RoseFS volume, addressed from the volume's first block. The engine
 /// reads and writes nothing else. `flush()` is a write barrier: every write issued before it is durable

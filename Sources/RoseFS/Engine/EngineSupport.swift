@@ -141,7 +141,11 @@ final class EngineInode {
   var blocks: [UInt32: UInt32] = [:]
   var partial: PartialBlock = .none
   /// Directories: name to (ino, entry type).
-  var entries: [[UInt8]: (ino: UInt32, type: UInt8)] = [:]
+  var entries: [[UInt8]: (ino: UInt32, type: UInt8)] = [:] {
+    didSet { sortedCache = nil }
+  }
+  /// Directories: bytes the entries take in tree leaves (16 + name each), kept for space estimates.
+  var entryBytes = 0
   /// Directories: the entries in key order, computed when needed.
   var sortedCache: [EncodedDirent]?
   var xattrs: [Xattr] = []

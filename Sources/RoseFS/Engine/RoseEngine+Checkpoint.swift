@@ -95,7 +95,8 @@ extension RoseEngine {
   func seal(_ b: inout [UInt8], addr: UInt32) {
     b.withUnsafeMutableBytes { buf in
       buf.storeBytes(of: addr.littleEndian, toByteOffset: 0x10, as: UInt32.self)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
     }
   }
@@ -321,7 +322,8 @@ extension RoseEngine {
         let loader = BTreeBulkLoader(
           magic: Magic.xattrNode, ownerIno: ino, cpVer: cpVer, keyWidth: 8)
         nodes.append(
-          PendingNode(nid: nid, bytes: loader.block(nid: nid, level: 0, count: n.xattrs.count, body: x)))
+          PendingNode(
+            nid: nid, bytes: loader.block(nid: nid, level: 0, count: n.xattrs.count, body: x)))
         rec.flags |= InodeFlag.xattrNode
         rec.xattrNid = nid
       }
@@ -545,11 +547,9 @@ extension RoseEngine {
     var liveSegs = Set<Int>()
     var lastLive = [Int](repeating: -1, count: segmentCount)
     for (wi, w) in or.words.enumerated() where w != 0 {
-      for bit in 0..<64 where w & (1 << UInt64(bit)) != 0 {
-        let k = wi * 64 + bit
-        liveSegs.insert(k / bps)
-        lastLive[k / bps] = max(lastLive[k / bps], k % bps)
-      }
+      let k = wi * 64 + (63 - w.leadingZeroBitCount)
+      liveSegs.insert(k / bps)
+      lastLive[k / bps] = max(lastLive[k / bps], k % bps)
     }
     var logs: [LogHead] = []
     for l in 0..<3 {

@@ -69,7 +69,8 @@ extension RoseEngine {
           extents = ImageReader.extentRecords(rec.inlineArea, at: 0, count: Int(rec.nitems))
         } else if rec.has(InodeFlag.extentTree) {
           n.nodeNids = try walkTree(
-            root: rec.treeRoot, depth: Int(rec.treeDepth), magic: Magic.extentNode, ino: ino, head: h
+            root: rec.treeRoot, depth: Int(rec.treeDepth), magic: Magic.extentNode, ino: ino,
+            head: h
           ) { b in
             extents += ImageReader.extentRecords(
               b, at: RoseLayout.headerSize, count: Int(ByteReader(b).u16(0x18)))
@@ -127,6 +128,7 @@ extension RoseEngine {
     default:
       break
     }
+    for name in n.entries.keys { n.entryBytes += 16 + name.count }
     if rec.has(InodeFlag.xattrNode) {
       let b = try verifiedBlock(
         natLookup(h, rec.xattrNid), magic: Magic.xattrNode, what: "\(what) xattr node")
@@ -193,8 +195,10 @@ extension RoseEngine {
   /// The size stat shows: for directories the stored size (FORMAT.md 8).
   func displaySize(_ n: EngineInode) -> UInt64 {
     if n.kind == .directory {
-      let bytes = encodeInlineDirents(sortedEntries(n)).count
-      if bytes <= RoseLayout.inlineCapacity { return UInt64(bytes) }
+      // As stored after the next checkpoint: inline bytes, or 4096 per leaf.
+      let inline = n.entryBytes - 8 * n.entries.count
+      if inline <= RoseLayout.inlineCapacity { return UInt64(inline) }
+      if !n.dirty { return n.rec.size }
       return UInt64(directoryLeaves(sortedEntries(n)).count * RoseLayout.blockSize)
     }
     return n.rec.size

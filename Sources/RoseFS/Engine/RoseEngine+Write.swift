@@ -16,7 +16,7 @@ extension RoseEngine {
 
   /// Checkpoints when the state held in memory grows, so that the next checkpoint fits the reserve.
   func checkpointIfLarge() throws(EngineError) {
-    if dirtyInodes.count > 4096 || metadataEstimate() > reserveBlocks / 2 {
+    if dirtyInodes.count > 1024 || metadataEstimate() > reserveBlocks / 2 {
       try checkpoint(umount: false)
     }
   }
@@ -55,6 +55,7 @@ extension RoseEngine {
   }
 
   func addEntry(_ d: EngineInode, _ name: [UInt8], _ n: EngineInode) {
+    if d.entries[name] == nil { d.entryBytes += 16 + name.count }
     d.entries[name] = (n.rec.ino, n.kind.rawValue)
     d.sortedCache = nil
     let t = now()
@@ -64,6 +65,7 @@ extension RoseEngine {
   }
 
   func removeEntry(_ d: EngineInode, _ name: [UInt8]) {
+    if d.entries[name] != nil { d.entryBytes -= 16 + name.count }
     d.entries[name] = nil
     d.sortedCache = nil
     let t = now()
@@ -340,7 +342,8 @@ extension RoseEngine {
     markDirty(n)
     if n.rec.nlink == 0 {
       try destroy(n)
-    } else if n.rec.parent == d.rec.ino && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
+    } else if n.rec.parent == d.rec.ino
+      && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
     {
       // `parent` must name a directory of the head; the root always is one.
       n.rec.parent = rootIno
@@ -353,7 +356,9 @@ extension RoseEngine {
       let d = try directory(parent)
       guard let e = d.entries[name] else { throw EngineError.noEntry(Name.printable(name)) }
       let n = try inode(e.ino)
-      if n.kind == .directory { throw EngineError(EISDIR, "\(Name.printable(name)) is a directory") }
+      if n.kind == .directory {
+        throw EngineError(EISDIR, "\(Name.printable(name)) is a directory")
+      }
       dataChanged = true
       removeEntry(d, name)
       try dropName(n, from: d)
@@ -649,5 +654,65 @@ extension RoseEngine {
       if !isReadOnly { try checkpoint(umount: true) }
       unmounted = true
     }
+  }
+}
+
+extension RoseEngine {
+  /// Cleaning of tail blocks (FORMAT.md 13.5, TAIL): the live fragments of tail blocks that are at
+  /// most three quarters live in this head go back to memory, the next checkpoint packs them densely, and the
+  /// old blocks are free after it. Works in batches that the free space can hold. Returns whether
+  /// space was freed.
+  func cleanTailBlocks() throws(EngineError) -> Bool {
+    let before = mainBlocks - busyTotal
+    // New tail blocks and inode pages of one batch must fit in what is free now.
+    let budget = max(0, (mainBlocks - busyTotal - metadataEstimate()) / 3)
+    var moved = 0
+    var movedBytes = 0
+    var k = tailCleanCursor
+    var scanned = 0
+    while scanned < mainBlocks && movedBytes / 3000 + moved / 4 < budget {
+      let at = k
+      k = (k + 1) % mainBlocks
+      scanned += 1
+      guard vbm[head].get(at), !committedByOtherHead(at) else { continue }
+      let addr = mainStart + UInt32(at)
+      guard ssaEntry(addr).info >> 28 == UInt32(SSAKind.tail) else { continue }
+      let b = try verifiedBlock(addr, magic: Magic.tail, what: "tail block")
+      let r = ByteReader(b)
+      var live: [EngineInode] = []
+      var liveBytes = 0
+      for i in 0..<Int(r.u16(0x18)) {
+        let o = RoseLayout.headerSize + 8 * i
+        let want = PartialBlock.tail(block: addr, offset: r.u16(o + 4), length: r.u16(o + 6))
+        let ino = r.u32(o)
+        var n = inodes[ino]
+        if n == nil, let loaded = try loadInode(ino, head: head) {
+          inodes[ino] = loaded
+          n = loaded
+        }
+        if let n, !n.deleted, n.partial == want {
+          live.append(n)
+          liveBytes += Int(r.u16(o + 6)) + 8
+        }
+      }
+      guard liveBytes * 4 <= (RoseLayout.blockSize - RoseLayout.headerSize) * 3 else { continue }
+      for n in live {
+        n.partial = .memory(try partialBytes(n))
+        markDirty(n)
+        moved += 1
+        movedBytes += n.partial == .none ? 0 : Int(n.rec.size % UInt64(RoseLayout.blockSize))
+      }
+      // Reading the fragments needed the old placement; now the block holds nothing live here.
+      clearLive(head, addr)
+    }
+    tailCleanCursor = k
+    guard moved > 0 || scanned < mainBlocks else { return false }
+    try checkpoint(umount: false)
+    return mainBlocks - busyTotal > before
+  }
+
+  /// Whether another head reaches block `k` (then repacking in this head frees nothing).
+  func committedByOtherHead(_ k: Int) -> Bool {
+    (0..<heads.count).contains { $0 != head && vbm[$0].get(k) }
   }
 }

@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Foundation
 
 // The read-write engine (FORMAT.md section 13). At open it loads the superblock, the valid checkpoint,
 // every head's NAT (journal applied), every head's validity bitmap and the SSA into memory. Changes
@@ -60,6 +61,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   var freeInos: [UInt32] = []
   /// Nids handed out for inode pages not yet in any NAT.
   var reservedNids = Set<UInt32>()
+  /// Where the tail-block cleaner continues its scan.
+  var tailCleanCursor = 0
   /// Something in the open head changed since the last checkpoint.
   var dataChanged = false
 
@@ -296,9 +299,11 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     }
     committed = or
     busyTotal = 0
+    // Segments are whole words (at least 64 blocks each).
+    let words = bps / 64
     for s in 0..<segmentCount {
       var n = 0
-      for k in s * bps..<(s + 1) * bps where committed.get(k) { n += 1 }
+      for w in s * words..<(s + 1) * words { n += or.words[w].nonzeroBitCount }
       busyPerSegment[s] = n
       busyTotal += n
     }
@@ -355,9 +360,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       guard let n = inodes[ino] else { continue }
       nodes += n.nodeNids.count + 2
       if n.kind == .directory {
-        var bytes = 0
-        for name in n.entries.keys { bytes += 16 + name.count }
-        nodes += bytes / 3000 + 1
+        nodes += n.entryBytes / 3000 + 1
       } else {
         nodes += n.blocks.count / 300 + 1
       }
@@ -368,7 +371,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     var nat = 0
     for h in 0..<heads.count { nat += natFiles[h].leaves.count + 2 }
     var vbmBlocks = 0
-    for h in 0..<heads.count {
+    for _ in 0..<heads.count {
       vbmBlocks += (mainBlocks + RoseLayout.bitsPerVBMBlock - 1) / RoseLayout.bitsPerVBMBlock + 2
     }
     let ssa = ssaFile.dirty.count + (written + nat + vbmBlocks) / 300 + 4
@@ -382,6 +385,10 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     // Blocks freed since the last checkpoint become usable once a checkpoint no longer reaches them.
     try checkpoint(umount: false)
     if userSpaceLeft() >= blocks { return }
+    // Then clean: tail blocks whose fragments are mostly dead are repacked (FORMAT.md 13.5).
+    while try cleanTailBlocks() {
+      if userSpaceLeft() >= blocks { return }
+    }
     throw EngineError.noSpace("the volume is full (the reserve of FORMAT.md 13.3 is kept)")
   }
 
@@ -426,16 +433,16 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let leaf = k / RoseLayout.ssaEntriesPerBlock
     let o = (k % RoseLayout.ssaEntriesPerBlock) * RoseLayout.ssaEntrySize
-    var body =
-      ssaBodies[leaf]
-      ?? [UInt8](repeating: 0, count: RoseLayout.blockSize - RoseLayout.headerSize)
-    body.withUnsafeMutableBytes { buf in
+    if ssaBodies[leaf] == nil {
+      ssaBodies[leaf] = [UInt8](repeating: 0, count: RoseLayout.blockSize - RoseLayout.headerSize)
+    }
+    // In place: no copy of the 4 KiB body per block written.
+    ssaBodies[leaf]!.withUnsafeMutableBytes { buf in
       buf.storeBytes(of: owner.littleEndian, toByteOffset: o, as: UInt32.self)
       let info = UInt32(kind) << 28 | (index & 0x0FFF_FFFF)
       buf.storeBytes(of: info.littleEndian, toByteOffset: o + 4, as: UInt32.self)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: o + 8, as: UInt32.self)
     }
-    ssaBodies[leaf] = body
     ssaFile.dirty.insert(leaf)
   }
 
@@ -468,7 +475,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   func newNid() -> UInt32 {
     var n = max(nidCursor, 1)
     while n < nextFreeNid {
-      if !reservedNids.contains(n) && !(0..<heads.count).contains(where: { natLookup($0, n) != 0 }) {
+      if !reservedNids.contains(n) && !(0..<heads.count).contains(where: { natLookup($0, n) != 0 })
+      {
         nidCursor = n + 1
         return n
       }

@@ -1,0 +1,191 @@
+/// Packer phase "node plan" (FORMAT.md sections 7 to 10): each inode's content and xattr forms, and
+/// the tree and xattr nodes they need, numbered with nids after the inode pages.
+extension ImageBuilder {
+  struct AuxNodes {
+    var nodes: [PendingNode] = []
+    var inline: [UInt8] = []
+    var flags: UInt16 = 0
+    var nitems: UInt32 = 0
+    var treeRoot: UInt32 = 0
+    var treeDepth: UInt8 = 0
+    var xattrInline: [UInt8] = []
+    var xattrNid: UInt32 = 0
+    var size: UInt64 = 0
+
+    /// Same nodes apart from nid numbering: compare bodies with the header's owner field masked.
+    func sameNodes(as other: AuxNodes) -> Bool {
+      guard nodes.count == other.nodes.count, inline == other.inline, flags == other.flags,
+        xattrInline == other.xattrInline, treeDepth == other.treeDepth
+      else { return false }
+      let base = nodes.first?.nid ?? 0
+      let otherBase = other.nodes.first?.nid ?? 0
+      for (a, b) in zip(nodes, other.nodes) {
+        guard a.nid - base == b.nid - otherBase else { return false }
+        if a.bytes[0x18...] != b.bytes[0x18...]
+          && !sameInteriorModuloNids(a.bytes, b.bytes, shift: Int64(base) - Int64(otherBase))
+        {
+          return false
+        }
+      }
+      return true
+    }
+
+    /// Interior nodes hold child nids, which differ by the numbering shift between the two sets.
+    private func sameInteriorModuloNids(_ a: [UInt8], _ b: [UInt8], shift: Int64) -> Bool {
+      let ra = ByteReader(a)
+      let rb = ByteReader(b)
+      guard ra.u8(0x1A) > 0, ra.u8(0x1A) == rb.u8(0x1A), ra.u16(0x18) == rb.u16(0x18) else {
+        return false
+      }
+      let width = ra.u32(0) == Magic.dirNode ? 12 : 8
+      let keyWidth = width - 4
+      for i in 0..<Int(ra.u16(0x18)) {
+        let o = 0x20 + i * width
+        guard ra.slice(o, keyWidth) == rb.slice(o, keyWidth),
+          Int64(ra.u32(o + keyWidth)) - Int64(rb.u32(o + keyWidth)) == shift
+        else { return false }
+      }
+      return true
+    }
+  }
+
+  /// Decides the storage form of an inode's content and xattrs; builds its tree and xattr nodes.
+  func buildAux(_ inode: Inode, hashSeed: [UInt8], nextNid: inout UInt32) throws -> AuxNodes {
+    var a = AuxNodes()
+    var localNid = nextNid
+    let alloc = { () -> UInt32 in
+      localNid += 1
+      return localNid - 1
+    }
+    switch inode.kind {
+    case .directory:
+      let children = inode.children.map { ($0.key, $0.value.ino, $0.value.kind.rawValue) }
+      let entries = sortedDirents(children, seed: hashSeed)
+      let inlineBytes = encodeInlineDirents(entries)
+      a.nitems = UInt32(entries.count)
+      if inlineBytes.count <= RoseLayout.inlineCapacity {
+        a.flags = InodeFlag.inlineDentry
+        a.inline = inlineBytes
+        a.size = UInt64(inlineBytes.count)
+      } else {
+        let leaves = directoryLeaves(entries)
+        let loader = BTreeBulkLoader(
+          magic: Magic.dirNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
+        let t = loader.build(leaves: leaves, allocateNid: alloc)
+        a.nodes = t.nodes
+        a.treeRoot = t.root
+        a.treeDepth = t.depth
+        a.flags = InodeFlag.dirTree
+        a.size = UInt64(leaves.count) * UInt64(RoseLayout.blockSize)
+      }
+    case .regular, .symlink:
+      let c = inode.content
+      a.size = c.size
+      if c.size > RoseLayout.maxFileSize {
+        throw RoseFSError.fileTooLarge(path: "inode \(inode.ino)", size: c.size)
+      }
+      if let bytes = c.inline {
+        a.flags = InodeFlag.inlineData
+        a.inline = bytes
+      } else {
+        let ext = encodeExtents(c.extents)
+        a.nitems = UInt32(c.extents.count)
+        if ext.count <= RoseLayout.inlineCapacity {
+          a.flags = InodeFlag.extents
+          a.inline = ext
+        } else {
+          let loader = BTreeBulkLoader(
+            magic: Magic.extentNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 4)
+          let t = loader.build(leaves: extentLeaves(c.extents), allocateNid: alloc)
+          a.nodes = t.nodes
+          a.treeRoot = t.root
+          a.treeDepth = t.depth
+          a.flags = InodeFlag.extentTree
+        }
+        if c.tail != nil { a.flags |= InodeFlag.tail }
+      }
+    default:
+      break
+    }
+    guard a.inline.count <= RoseLayout.inlineCapacity else {
+      throw RoseFSError.internalInvariant(
+        "inode \(inode.ino) (\(inode.kind), \(a.size) bytes) has \(a.inline.count) inline bytes"
+      )
+    }
+    if !inode.xattrs.isEmpty {
+      let x = try encodeXattrRecords(inode.xattrs, path: "inode \(inode.ino)")
+      if x.count <= RoseLayout.inlineCapacity - a.inline.count {
+        a.xattrInline = x
+      } else if x.count <= RoseLayout.maxXattrBytes {
+        let nid = alloc()
+        let loader = BTreeBulkLoader(
+          magic: Magic.xattrNode, ownerIno: inode.ino, cpVer: cpVer, keyWidth: 8)
+        a.nodes.append(
+          PendingNode(
+            nid: nid, bytes: loader.block(nid: nid, level: 0, count: inode.xattrs.count, body: x)))
+        a.xattrNid = nid
+        a.flags |= InodeFlag.xattrNode
+      } else {
+        throw RoseFSError.xattrsTooLarge(path: "inode \(inode.ino)", bytes: x.count)
+      }
+    }
+    nextNid = localNid
+    return a
+  }
+}
+
+/// What `planNodes` decided: the distinct inode objects of all heads in a deterministic order, each
+/// object's forms and nodes, and the tree and xattr nodes to write (with the objects owning them).
+struct NodePlan {
+  var objects: [Inode] = []
+  var aux: [ObjectIdentifier: ImageBuilder.AuxNodes] = [:]
+  /// Nodes to write, by nid, with their first owner.
+  var nodes: [PendingNode] = []
+  var nodeOwner: [ObjectIdentifier] = []
+  /// Other objects (a snapshot's copy of a directory) sharing a node, by nid.
+  var nodeSharers: [UInt32: [ObjectIdentifier]] = [:]
+  var firstNodeNid: UInt32 = 0
+  var nextFreeNid: UInt32 = 0
+}
+
+extension ImageBuilder {
+  /// Packer phase "node plan": nids after the inode pages for every tree and xattr node. Objects with
+  /// the same ino (a snapshot's copy of a directory) whose nodes come out identical share them: same
+  /// nids, written once.
+  func planNodes(views: [HeadView], hashSeed: [UInt8]) throws -> NodePlan {
+    var plan = NodePlan()
+    var seen = Set<ObjectIdentifier>()
+    for v in views {
+      for ino in v.order {
+        guard let inode = v.inodes[ino] else { continue }
+        if seen.insert(ObjectIdentifier(inode)).inserted { plan.objects.append(inode) }
+      }
+    }
+    plan.firstNodeNid = (allocatedInoLimit + 7) / 8
+    var nextNid = plan.firstNodeNid
+    var auxByIno: [UInt32: [(AuxNodes, [ObjectIdentifier])]] = [:]
+    for inode in plan.objects {
+      let id = ObjectIdentifier(inode)
+      var probe = nextNid
+      let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &probe)
+      if !a.nodes.isEmpty, let candidates = auxByIno[inode.ino],
+        let match = candidates.firstIndex(where: { $0.0.sameNodes(as: a) })
+      {
+        let shared = candidates[match].0
+        plan.aux[id] = shared
+        auxByIno[inode.ino]?[match].1.append(id)
+        for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
+        continue
+      }
+      nextNid = probe
+      plan.aux[id] = a
+      auxByIno[inode.ino, default: []].append((a, [id]))
+      for n in a.nodes {
+        plan.nodes.append(n)
+        plan.nodeOwner.append(id)
+      }
+    }
+    plan.nextFreeNid = nextNid
+    return plan
+  }
+}
