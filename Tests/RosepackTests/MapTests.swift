@@ -82,6 +82,24 @@ import Testing
     #expect(r.status == 1 && r.stderr.contains("bad.json"))
   }
 
+  /// A GPT disk: the RoseFS partition is found by label, and a partition that is not there is one error.
+  @Test func mapsAPartitionOfADisk() throws {
+    let dir = try CLI.temporaryDirectory("map-disk")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var r = try CLI.rosepack(["build", "Recipes/demo.conf", "-o", dir])
+    #expect(r.status == 0, "\(r.stderr)")
+    let disk = dir + "/demo_1.0.img"
+    r = try CLI.rosepack(["map", disk, "--partition", "root", "-o", dir + "/root.svg"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let svg = String(decoding: try CLI.bytes(dir + "/root.svg"), as: UTF8.self)
+    #expect(svg.contains("partition") && svg.contains("'root'"))
+    #expect(svg.contains(">file data</text>"))
+    r = try CLI.rosepack(["map", disk, "--partition", "nosuch", "-o", dir + "/x.svg"])
+    #expect(r.status == 1 && r.stderr.contains("nosuch"))
+    #expect(r.stderr.split(separator: "\n").count == 1)
+    #expect(!FileManager.default.fileExists(atPath: dir + "/x.svg"))
+  }
+
   /// Decodes a PNG with Python's zlib (no imaging library needed) and returns (distinct colours,
   /// fraction of pixels that are not white).
   static let pngProbe = """
