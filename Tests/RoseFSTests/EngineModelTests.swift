@@ -641,7 +641,7 @@ func shrink(_ ops: [ModelOp]) -> [ModelOp] {
       }
       if (seed - first + 1) % 100 == 0 {
         print("model test: seeds \(first)...\(seed) run, \(failures.count) failing")
-        fflush(stdout)
+        fflush(nil)
       }
     }
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
