@@ -618,8 +618,11 @@ func shrink(_ ops: [ModelOp]) -> [ModelOp] {
 }
 
 @Suite struct EngineModelTests {
+  /// 100 seeds; ROSEPACK_LONG_TESTS=1: 2000; ROSEPACK_MODEL_SEEDS overrides both.
   static var seedCount: Int {
-    ProcessInfo.processInfo.environment["ROSEPACK_LONG_TESTS"] == "1" ? 2000 : 100
+    let env = ProcessInfo.processInfo.environment
+    if let n = Int(env["ROSEPACK_MODEL_SEEDS"] ?? "") { return n }
+    return env["ROSEPACK_LONG_TESTS"] == "1" ? 2000 : 100
   }
 
   @Test func randomOperationsMatchTheHost() throws {
@@ -635,6 +638,10 @@ func shrink(_ ops: [ModelOp]) -> [ModelOp] {
           "seed \(seed): \(failure)\n  shrunk to \(small.count) ops: \(smallRun.log.joined(separator: "; "))\n  -> \(why ?? "")"
         )
         if failures.count >= 3 { break }
+      }
+      if (seed - first + 1) % 100 == 0 {
+        print("model test: seeds \(first)...\(seed) run, \(failures.count) failing")
+        fflush(nil)
       }
     }
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")

@@ -358,12 +358,17 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     for ino in dirtyInodes {
       pages.insert(ino / 8)
       guard let n = inodes[ino] else { continue }
-      nodes += n.nodeNids.count + 2
+      // Tree nodes as the encoders will lay them out (full leaves, one interior level per 254
+      // children), never fewer than the inode has now; one xattr node.
+      var tree = 0
       if n.kind == .directory {
-        nodes += n.entryBytes / 3000 + 1
-      } else {
-        nodes += n.blocks.count / 300 + 1
+        if n.entryBytes - 8 * n.entries.count > RoseLayout.inlineCapacity {
+          tree = n.entryBytes / 3000 + 2
+        }
+      } else if n.blocks.count > 20 {
+        tree = n.blocks.count / 300 + 2
       }
+      nodes += max(tree, n.nodeNids.count) + (n.xattrs.isEmpty ? 0 : 1)
       if case .memory(let b) = n.partial { tailBytes += b.count + 8 }
     }
     let tails = tailBytes / 3000 + 2
