@@ -213,7 +213,6 @@ extension RoseEngine {
       setLive(head, a)
       setSSA(a, owner: nid, kind: SSAKind.node, index: 0, crc: 0)
       setNAT(head, nid, a)
-      reservedNids.remove(nid)
     }
     for ino in dirtyInodes where inodes[ino]?.deleted ?? false { inodes[ino] = nil }
     dirtyInodes.removeAll()

@@ -85,6 +85,8 @@ extension RoseEngine {
     inodeCount[head] -= 1
     let page = n.rec.ino / 8
     if !(0..<heads.count).contains(where: { $0 != head && natLookup($0, page) != 0 }) {
+      // The page stays reserved while the pool holds its inos, even if a checkpoint frees it.
+      reservedNids.insert(page)
       freeInos.append(n.rec.ino)
     }
   }
@@ -237,9 +239,10 @@ extension RoseEngine {
     guard end <= RoseLayout.maxFileSize else {
       throw EngineError(EFBIG, "a RoseFS file ends before 2^40 bytes")
     }
+    // A write of nothing changes nothing (POSIX: not even the size).
+    if data.isEmpty { return }
     dataChanged = true
     if end > n.rec.size { try resize(n, to: end) }
-    if data.isEmpty { return }
     if n.isInlineForm {
       n.inline.replaceSubrange(Int(offset)..<Int(end), with: data)
       markDirty(n)
