@@ -233,9 +233,12 @@ struct DefinitionReader {
     return entry
   }
 
-  /// Expands repart's specifiers. `%%`, `%T` and `%V` are constants; the others describe the
-  /// running system (machine ID, host name, boot ID, OS release), which an image build for
-  /// another machine cannot know.
+  /// Expands repart's specifiers as systemd-repart 252 does with `--root`: `%a` is the architecture,
+  /// `%o %w %W %B %M %A` the OS release fields and `%m` the machine ID of the root being built
+  /// (`ROOT/etc/os-release`, else `ROOT/usr/lib/os-release`; `ROOT/etc/machine-id`); `%%`, `%T` and `%V`
+  /// are constants. Without `--root` the OS fields are refused rather than read from the build host,
+  /// and `%b %H %l %v` (boot ID, host name, kernel release) always are: they describe the machine
+  /// repart runs on, which an image built for another machine cannot know.
   func expand(_ text: String, at: SourcePosition, diagnostics: inout Diagnostics) -> String? {
     var out = ""
     var chars = Array(text)[...]
@@ -252,11 +255,15 @@ struct DefinitionReader {
       case "%": out.append("%")
       case "T": out += "/tmp"
       case "V": out += "/var/tmp"
-      case "a", "A", "b", "B", "H", "l", "m", "M", "o", "v", "w", "W":
+      case "a": out += options.architecture.rawValue
+      case "o", "w", "W", "B", "M", "A", "m":
+        guard let value = rootValue(s, at: at, diagnostics: &diagnostics) else { return nil }
+        out += value
+      case "b", "H", "l", "v":
         diagnostics.error(
           at, "specifier %\(s) needs a running system",
-          hint: "it expands to a property of the machine repart runs on (machine ID, host name, "
-            + "boot ID, kernel or OS release); write the value out")
+          hint: "it expands to the boot ID, host name or kernel release of the machine repart runs "
+            + "on; write the value out")
         return nil
       default:
         diagnostics.error(
@@ -267,6 +274,58 @@ struct DefinitionReader {
       }
     }
     return out
+  }
+
+  /// The value of an OS-release or machine-ID specifier, read from `--root`.
+  func rootValue(_ s: Character, at: SourcePosition, diagnostics: inout Diagnostics) -> String? {
+    let field: String
+    switch s {
+    case "o": field = "ID"
+    case "w": field = "VERSION_ID"
+    case "W": field = "VARIANT_ID"
+    case "B": field = "BUILD_ID"
+    case "M": field = "IMAGE_ID"
+    case "A": field = "IMAGE_VERSION"
+    default: field = "machine-id"
+    }
+    guard let root = options.root else {
+      diagnostics.error(
+        at, "specifier %\(s) needs --root",
+        hint:
+          "it is read from the root being built (\(s == "m" ? "etc/machine-id" : "os-release \(field)=")); "
+          + "give --root DIR, or write the value out")
+      return nil
+    }
+    if s == "m" {
+      let path = root + "/etc/machine-id"
+      let id = (try? String(contentsOfFile: path, encoding: .utf8))?
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+      guard let id, id.count == 32, id.allSatisfy(\.isHexDigit) else {
+        diagnostics.error(
+          at, "specifier %m: \(path) holds no machine ID",
+          hint: "the root needs a 32-digit /etc/machine-id, or write the value out")
+        return nil
+      }
+      return id
+    }
+    for path in [root + "/etc/os-release", root + "/usr/lib/os-release"] {
+      guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+      // os-release(5): KEY=value lines, values optionally quoted; an unset field expands to "".
+      for line in text.split(whereSeparator: \.isNewline) {
+        let parts = line.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, parts[0] == field else { continue }
+        var v = String(parts[1])
+        if v.count >= 2, let q = v.first, q == "\"" || q == "'", v.last == q {
+          v = String(v.dropFirst().dropLast())
+        }
+        return v
+      }
+      return ""
+    }
+    diagnostics.error(
+      at, "specifier %\(s): no os-release under \(root)",
+      hint: "the root needs etc/os-release or usr/lib/os-release, or write the value out")
+    return nil
   }
 
   func size(

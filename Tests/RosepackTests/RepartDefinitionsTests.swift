@@ -77,6 +77,7 @@ import Testing
       "40-d.conf": "[Partition]\nType=srv\nFormat=rosefs\nSubvolumes=a b\n",
       "50-e.conf": "[Partition]\nType=rooot\n",
       "60-f.conf": "[Partition]\nType=esp\nLabel=%m\n",
+      "70-g.conf": "[Partition]\nType=swap\nLabel=%H\n",
     ])
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let result = try CLI.rosepack(["build", "--definitions", dir, dir + "/x.img"])
@@ -89,7 +90,35 @@ import Testing
     #expect(err.contains("btrfs"))
     #expect(err.contains("50-e.conf:2:6: error: unknown partition type 'rooot'"))
     #expect(err.contains("nearest names: root,"))
-    #expect(err.contains("60-f.conf:3:7: error: specifier %m needs a running system"))
+    #expect(err.contains("60-f.conf:3:7: error: specifier %m needs --root"))
+    #expect(err.contains("70-g.conf:3:7: error: specifier %H needs a running system"))
+  }
+
+  /// repart expands the OS-release and machine-ID specifiers from `--root` (systemd.unit(5)
+  /// specifier table), and `%a` to the architecture.
+  @Test func specifiersExpandFromTheRoot() throws {
+    let dir = try definitions([
+      "10-usr.conf": "[Partition]\nType=usr\nLabel=%o_%w_%A\nSizeMinBytes=1M\n",
+      "20-root.conf": "[Partition]\nType=root\nLabel=%M-%a\nSizeMinBytes=1M\n",
+      "30-var.conf": "[Partition]\nType=var\nLabel=m%m\nSizeMinBytes=1M\n",
+    ])
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let root = dir + "/root"
+    try FileManager.default.createDirectory(
+      atPath: root + "/usr/lib", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+      atPath: root + "/etc", withIntermediateDirectories: true)
+    try "ID=particle\nVERSION_ID=\"12\"\nIMAGE_ID='pos'\nIMAGE_VERSION=7.1\n".write(
+      toFile: root + "/usr/lib/os-release", atomically: false, encoding: .utf8)
+    try "0123456789abcdef0123456789abcdef\n".write(
+      toFile: root + "/etc/machine-id", atomically: false, encoding: .utf8)
+    let image = dir + "/disk.img"
+    let built = try CLI.rosepack([
+      "build", "-q", "--definitions", dir, "--root", root, "--size", "16M", image,
+    ])
+    #expect(built.status == 0, "\(built.stderr)")
+    let names = try table(image).map { $0["name"] as? String ?? "" }
+    #expect(names == ["particle_12_7.1", "pos-x86-64", "m0123456789abcdef0123456789abcdef"])
   }
 
   /// repart.d(5): "GrowFileSystem= ... Defaults to on for all partition types that support it";
