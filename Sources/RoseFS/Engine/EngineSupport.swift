@@ -70,51 +70,6 @@ extension InodeRecord {
       inlineLen: 0, xattrLen: 0, nitems: 0, crc: 0, treeRoot: 0, treeDepth: 0,
       reserved08D: [0, 0, 0], inlineArea: [UInt8](repeating: 0, count: RoseLayout.inlineCapacity))
   }
-
-  /// The 512 bytes of the slot (FORMAT.md section 7), checksum filled in: the inverse of `decode`.
-  func encodeSlot(checksum: RoseChecksum) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: RoseLayout.inodeSize)
-    out.withUnsafeMutableBytes { buf in
-      var w = ByteWriter(buf)
-      w.put(mode)
-      w.put(flags)
-      w.put(uid)
-      w.put(gid)
-      w.put(nlink)
-      w.put(size)
-      w.put(blocks)
-      w.put(atime.seconds)
-      w.put(mtime.seconds)
-      w.put(ctime.seconds)
-      w.put(crtime.seconds)
-      w.put(atime.nanoseconds)
-      w.put(mtime.nanoseconds)
-      w.put(ctime.nanoseconds)
-      w.put(crtime.nanoseconds)
-      w.put(generation)
-      w.put(parent)
-      w.put(xattrNid)
-      w.put(UInt32(0))
-      w.put(rdevMajor)
-      w.put(rdevMinor)
-      w.put(cpVer)
-      w.put(tailBlk)
-      w.put(tailOff)
-      w.put(tailLen)
-      w.put(inlineLen)
-      w.put(xattrLen)
-      w.put(nitems)
-      w.put(ino)
-      w.put(UInt32(0))
-      w.put(treeRoot)
-      w.put(treeDepth)
-      w.pos = SlotOffset.inline
-      w.put(bytes: inlineArea, paddedTo: RoseLayout.inlineCapacity)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: SlotOffset.crc)
-      buf.storeBytes(of: crc.littleEndian, toByteOffset: SlotOffset.crc, as: UInt32.self)
-    }
-    return out
-  }
 }
 
 /// Where the last partial block of a file in block form is.

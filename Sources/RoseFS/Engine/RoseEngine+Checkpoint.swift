@@ -342,7 +342,7 @@ extension RoseEngine {
     n.nodeNids = used
     rec.inlineArea = area
     n.rec = rec
-    return rec.encodeSlot(checksum: checksum)
+    return rec.encode(checksum: checksum)
   }
 
   /// NAT size follows next_free_nid; changes go to the journal while it has room, else into the
