@@ -177,6 +177,32 @@ public enum RepartLayout {
       weightSum = b
     }
     func charge(_ amount: UInt64) { span = lessBy(span, roundUp(amount, grain)) }
+    /// One step of a phase for a size or a padding that is not assigned yet (repart's
+    /// context_grow_partitions_phase treats both alike): its weighted share of what is left, held
+    /// to its bounds. True when the phase must repeat.
+    func settle(
+      _ slot: inout UInt64?, phase: Int, weight: UInt64, low: UInt64, high: UInt64
+    ) -> Bool {
+      guard slot == nil else { return false }
+      let share = scaleByWeight(span, weight, weightSum)
+      var assigned: UInt64?
+      var repeatPhase = false
+      if phase == 1 && low > share {
+        assigned = low
+        repeatPhase = true
+      } else if phase == 2 && high < share {
+        assigned = high
+        repeatPhase = true
+      } else if phase == 3 {
+        assigned = min(max(roundDown(share, grain), low), high)
+      }
+      if let assigned {
+        slot = assigned
+        charge(assigned)
+        weightSum -= weight
+      }
+      return repeatPhase
+    }
 
     // The overcharge, undercharge and distribute phases; a phase repeats until it assigns nothing.
     for phase in 1...3 {
@@ -184,45 +210,17 @@ public enum RepartLayout {
       while again {
         again = false
         for (i, spec) in specs.enumerated() {
-          if sizes[i] == nil {
-            let share = scaleByWeight(span, spec.weight, weightSum)
-            let low = minSize(spec, grain: grain)
-            let high = maxSize(spec, grain: grain)
-            var assigned: UInt64?
-            if phase == 1 && low > share {
-              assigned = low
-              again = true
-            } else if phase == 2 && high < share {
-              assigned = high
-              again = true
-            } else if phase == 3 {
-              assigned = min(max(roundDown(share, grain), low), high)
-            }
-            if let assigned {
-              sizes[i] = assigned
-              charge(assigned)
-              weightSum -= spec.weight
-            }
+          if settle(
+            &sizes[i], phase: phase, weight: spec.weight, low: minSize(spec, grain: grain),
+            high: maxSize(spec, grain: grain))
+          {
+            again = true
           }
-          if paddings[i] == nil {
-            let share = scaleByWeight(span, spec.paddingWeight, weightSum)
-            let low = spec.paddingMin ?? 0
-            let high = spec.paddingMax ?? UInt64.max
-            var assigned: UInt64?
-            if phase == 1 && low > share {
-              assigned = low
-              again = true
-            } else if phase == 2 && high < share {
-              assigned = high
-              again = true
-            } else if phase == 3 {
-              assigned = min(max(roundDown(share, grain), low), high)
-            }
-            if let assigned {
-              paddings[i] = assigned
-              charge(assigned)
-              weightSum -= spec.paddingWeight
-            }
+          if settle(
+            &paddings[i], phase: phase, weight: spec.paddingWeight, low: spec.paddingMin ?? 0,
+            high: spec.paddingMax ?? UInt64.max)
+          {
+            again = true
           }
         }
       }

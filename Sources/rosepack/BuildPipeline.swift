@@ -289,21 +289,25 @@ final class BuildPipeline {
 
   // MARK: planning
 
+  /// A partition's type GUID and its UUID: the recipe's, or derived from the seed and label.
+  func identifiers(of spec: PartitionSpec) throws -> (type: GUID, uuid: GUID) {
+    do {
+      let type = try GUID(parsing: spec.type.guid.uuidString)
+      let uuid =
+        try spec.uuid.map { try GUID(parsing: $0.uuidString) }
+        ?? GUID.derived(seed: seed, label: spec.label)
+      return (type, uuid)
+    } catch {
+      throw BuildFailure.at(spec.position, "\(error)")
+    }
+  }
+
   func plan() throws -> DiskLayout {
     if let repart = recipe.image.repart { return try planRepart(repart) }
     if recipe.partitions.allSatisfy({ $0.offset == nil }) { return try planByWeight() }
     var requests: [PartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
-      let type: GUID
-      let uuid: GUID
-      do {
-        type = try GUID(parsing: spec.type.guid.uuidString)
-        uuid =
-          try spec.uuid.map { try GUID(parsing: $0.uuidString) }
-          ?? GUID.derived(seed: seed, label: spec.label)
-      } catch {
-        throw BuildFailure.at(spec.position, "\(error)")
-      }
+      let (type, uuid) = try identifiers(of: spec)
       let content = contents[i].size
       let rule: PartitionSizeRule
       switch spec.size {

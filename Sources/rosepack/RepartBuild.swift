@@ -78,16 +78,7 @@ extension BuildPipeline {
     var requests: [RepartPartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       let sizing = spec.repartSizing ?? RepartSizing(weight: 0)
-      let type: GUID
-      let uuid: GUID
-      do {
-        type = try GUID(parsing: spec.type.guid.uuidString)
-        uuid =
-          try spec.uuid.map { try GUID(parsing: $0.uuidString) }
-          ?? GUID.derived(seed: seed, label: spec.label)
-      } catch {
-        throw BuildFailure.at(spec.position, "\(error)")
-      }
+      let (type, uuid) = try identifiers(of: spec)
       let content = contents[i].size
       var low: UInt64
       var high: UInt64?
