@@ -74,6 +74,18 @@ extension RoseEngine {
     markDirty(d)
   }
 
+  /// An entry for `x` moved from directory `from` to directory `to`: a subdirectory's `..` link
+  /// moves with it, and the `parent` hint follows when it named the old directory.
+  func moveParent(of x: EngineInode, from: EngineInode, to: EngineInode) {
+    if x.kind == .directory {
+      from.rec.nlink -= 1
+      to.rec.nlink += 1
+      x.rec.parent = to.rec.ino
+    } else if x.rec.parent == from.rec.ino {
+      x.rec.parent = to.rec.ino
+    }
+  }
+
   /// Frees everything an inode holds; its slot is zeroed by the next checkpoint.
   func destroy(_ n: EngineInode) throws(EngineError) {
     try releaseAllData(n)
@@ -444,20 +456,8 @@ extension RoseEngine {
         d.sortedCache = nil
         nd.sortedCache = nil
         if parent != newParent {
-          if n.kind == .directory {
-            d.rec.nlink -= 1
-            nd.rec.nlink += 1
-            n.rec.parent = newParent
-          } else if n.rec.parent == parent {
-            n.rec.parent = newParent
-          }
-          if m.kind == .directory {
-            nd.rec.nlink -= 1
-            d.rec.nlink += 1
-            m.rec.parent = parent
-          } else if m.rec.parent == newParent {
-            m.rec.parent = parent
-          }
+          moveParent(of: n, from: d, to: nd)
+          moveParent(of: m, from: nd, to: d)
         }
         let t0 = now()
         for x in [d, nd, n, m] {
@@ -496,15 +496,7 @@ extension RoseEngine {
       }
       removeEntry(d, name)
       addEntry(nd, newName, n)
-      if parent != newParent {
-        if n.kind == .directory {
-          d.rec.nlink -= 1
-          nd.rec.nlink += 1
-          n.rec.parent = newParent
-        } else if n.rec.parent == parent {
-          n.rec.parent = newParent
-        }
-      }
+      if parent != newParent { moveParent(of: n, from: d, to: nd) }
       n.rec.ctime = now()
       markDirty(n)
       try checkpointIfLarge()
