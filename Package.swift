@@ -30,6 +30,9 @@ let package = Package(
     .target(
       name: "RoseRecipe",
       dependencies: ["RoseDisk", .product(name: "Mustache", package: "swift-mustache")]),
+    // Other filesystems, made by their own tools (mke2fs, mkfs.erofs, mksquashfs, mkfs.btrfs,
+    // mkfs.f2fs, mkfs.xfs, mkswap, mkfs.vfat + mtools) from a staged tree, unprivileged.
+    .target(name: "RoseMkfs", dependencies: ["RoseFS", "RoseIngest", "RoseDisk"]),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
     .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
@@ -37,7 +40,7 @@ let package = Package(
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseMkfs",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
@@ -57,6 +60,8 @@ let package = Package(
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
+    .testTarget(
+      name: "RoseMkfsTests", dependencies: ["RoseMkfs", "RoseFS", "RoseIngest", "RoseDisk"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
     .testTarget(
       name: "RosepackTests",

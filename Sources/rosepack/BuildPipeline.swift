@@ -2,6 +2,7 @@ import Foundation
 import RoseDisk
 import RoseFS
 import RoseIngest
+import RoseMkfs
 import RoseRecipe
 
 /// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
@@ -29,6 +30,9 @@ enum BuildContent {
   case rosefs(measured: String?, report: BuildReport?)
   case vfat(estimate: UInt64)
   case raw(path: String, size: UInt64)
+  /// ext4, erofs, squashfs, ... (RoseMkfs): the staged tree and, when auto-sized, the smallest
+  /// filesystem.
+  case fileSystem(ForeignFileSystem)
   case empty
 
   /// The content size the planner sees.
@@ -37,6 +41,7 @@ enum BuildContent {
     case .rosefs(_, let report): return report?.volumeBytes ?? 0
     case .vfat(let estimate): return estimate
     case .raw(_, let size): return size
+    case .fileSystem(let content): return content.minimal?.size ?? (1 << 20)
     case .empty: return 0
     }
   }
@@ -203,6 +208,8 @@ final class BuildPipeline {
       return .raw(path: path, size: UInt64(st.st_size))
     case .empty:
       return .empty
+    default:
+      return try prepareFileSystem(spec, index: index)
     }
   }
 
@@ -404,6 +411,8 @@ final class BuildPipeline {
           throw doesNotFit(spec, needed: needed, has: available)
         }
         if size > 0 { map.insert(offset: part.offset, length: min(size, part.size)) }
+      case .fileSystem(let content):
+        try writeFileSystem(spec, content, part: part, into: image, map: &map)
       case .empty:
         break
       }
