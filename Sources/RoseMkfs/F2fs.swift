@@ -5,12 +5,12 @@ import RoseFS
 /// f2fs with `mkfs.f2fs` then `sload.f2fs -P` (f2fs-tools 1.15), the load unpacked in a
 /// fakeroot session: owners, modes, devices, fifos, hard links, symlinks and mtimes arrive
 /// (`-T` stamps the epoch where sload has no time of its own). sload.f2fs 1.15 copies no xattrs,
-/// so an xattr is refused. mkfs.f2fs needs at least 56 MiB (it crashes below). The smallest
-/// filesystem is measured: 56 MiB, doubled until the load fits.
+/// so an xattr is refused. mkfs.f2fs crashes below 56 MiB, and 56 MiB leaves no block for data,
+/// so the smallest filesystem is measured: 64 MiB, doubled until the load fits.
 struct F2fsMaker {
   var request: FileSystemRequest
   var tree: StagedTree?
-  static let minimum: UInt64 = 56 << 20
+  static let minimum: UInt64 = 64 << 20
 
   func make(_ output: String) throws -> FileSystemImage {
     guard let tree else { throw UnsupportedContent.noTree(request.format) }
@@ -27,8 +27,16 @@ struct F2fsMaker {
       if let label = request.label { arguments += ["-l", label] }
       arguments += request.extraOptions + [output]
       _ = try Tool.run(mkfs, arguments, environment: environment)
-      let text = try tree.runUnpacked(
-        sload, ["-f", "{}", "-T", epoch, "-P", output], epoch: request.sourceDateEpoch)
+      // sload.f2fs reports a full volume as "Can't find free block" (status 255 or 0).
+      let text: String
+      do {
+        text = try tree.runUnpacked(
+          sload, ["-f", "{}", "-T", epoch, "-P", output], epoch: request.sourceDateEpoch)
+      } catch DiskError.toolFailed(_, _, _, let output)
+        where output.contains("Can't find free") || output.contains("No space")
+      {
+        throw ContentDoesNotFit(needed: size + 1, available: size)
+      }
       if text.contains("Can't find free") || text.contains("No space") {
         throw ContentDoesNotFit(needed: size + 1, available: size)
       }

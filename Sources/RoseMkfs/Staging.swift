@@ -147,12 +147,6 @@ public final class StagedTree {
         } else if path.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
           failure = refuse(path, "this name", "protofile names cannot hold spaces or control bytes")
         }
-      case .squashfs:
-        if path.isEmpty, let x = inode.xattrs.first {
-          failure = refuse(
-            path, "the xattr \(Name.printable(x.name)) on the root directory",
-            "mksquashfs -tar sets the root from options only; move the xattr to a subdirectory")
-        }
       case .f2fs:
         if let x = inode.xattrs.first {
           failure = refuse(
@@ -183,18 +177,30 @@ public final class StagedTree {
   /// Unpacks the tarball into a fresh directory inside one `fakeroot` session and runs `tool`
   /// there with `arguments`, where `{}` stands for that directory: the tool sees the owners,
   /// devices and xattrs the tarball holds, and the host gets none of them.
-  func runUnpacked(_ tool: String, _ arguments: [String], epoch: Int64) throws -> String {
+  /// `keepEpoch` false leaves SOURCE_DATE_EPOCH out (mksquashfs refuses it beside `-mkfs-time`).
+  func runUnpacked(_ tool: String, _ arguments: [String], epoch: Int64, keepEpoch: Bool = true)
+    throws -> String
+  {
     let fakeroot = try Tool.find("fakeroot", package: "fakeroot")
     let bsdtar = try Tool.find("bsdtar", package: "libarchive-tools")
     let directory = scratch + "/tree"
     try? FileManager.default.removeItem(atPath: directory)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let script = "\"$1\" -xpf \"$2\" -C \"$3\" --xattrs --acls --numeric-owner && shift 3 && exec \"$@\""
+    // bsdtar leaves the top directory's mode, owner and time as they are (and its time moves as
+    // entries are made in it), so the root's are set last.
+    let rootTime = root.mtime.signMagnitude
+    let script =
+      "\"$1\" -xpf \"$2\" -C \"$3\" --xattrs --acls --numeric-owner"
+      + " && chown \(root.uid):\(root.gid) \"$3\" && chmod \(String(root.permissions, radix: 8)) \"$3\""
+      + " && touch -d @\(rootTime.seconds).\(String(rootTime.nanoseconds).leftPadded(9)) \"$3\""
+      + " && shift 3 && exec \"$@\""
     let resolved = arguments.map { $0 == "{}" ? directory : $0 }
+    var environment = Self.environment(epoch: epoch)
+    if !keepEpoch { environment.removeValue(forKey: "SOURCE_DATE_EPOCH") }
     return try Tool.run(
       fakeroot, ["--", "/bin/sh", "-c", script, "sh", bsdtar, tarball, directory, tool] + resolved,
-      environment: Self.environment(epoch: epoch))
+      environment: environment)
   }
 
   /// A first size to try for a format without a shrink step: the data in 4 KiB blocks, an inode
