@@ -3,9 +3,10 @@ import RoseDisk
 import RoseFS
 
 /// btrfs with `mkfs.btrfs --rootdir` (btrfs-progs 6.2), unpacked in a fakeroot session: owners,
-/// modes, devices, fifos, sockets, hard links, symlinks, xattrs and times arrive. The smallest
-/// filesystem is `--shrink`'s. Not reproducible: btrfs-progs 6.2 draws the device and chunk-tree
-/// UUIDs at random and stamps the build time in its trees (no option sets them).
+/// modes, fifos, sockets, hard links, symlinks, xattrs and times arrive, except the root
+/// directory's times (the build time). Device nodes are refused: their numbers arrive as 0,0.
+/// The smallest filesystem is `--shrink`'s. Not reproducible: btrfs-progs 6.2 draws the device
+/// and chunk-tree UUIDs at random and stamps the build time in its trees (no option sets them).
 struct BtrfsMaker {
   var request: FileSystemRequest
   var tree: StagedTree?

@@ -86,11 +86,18 @@ struct Ext4Maker {
     return count * size
   }
 
-  /// Sets every inode's ctime (and the root's) to the tree's, in one debugfs run. Names debugfs
+  /// Sets every inode's ctime (and the root's times, mode and owner) to the tree's, in one debugfs
+  /// run. Names debugfs
   /// cannot quote (a double quote, a backslash or a control byte) keep the unpacking time.
   func fixTimes(_ image: String, tree: StagedTree, environment: [String: String]) throws {
     let debugfs = try Tool.find("debugfs", package: "e2fsprogs")
-    var commands = "sif / ctime @\(tree.root.ctime.seconds)\n"
+    // mke2fs -d does not copy the source directory's own times to the root inode (it stamps its
+    // clock), nor its mode and owner in every version.
+    let root = tree.root
+    var commands =
+      "sif / mtime @\(root.mtime.seconds)\nsif / atime @\(root.atime.seconds)\n"
+      + "sif / ctime @\(root.ctime.seconds)\nsif / mode 0\(String(root.mode, radix: 8))\n"
+      + "sif / uid \(root.uid)\nsif / gid \(root.gid)\n"
     var seen = Set<ObjectIdentifier>()
     walkTree(tree.root) { path, inode in
       guard seen.insert(ObjectIdentifier(inode)).inserted,

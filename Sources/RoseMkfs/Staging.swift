@@ -147,6 +147,13 @@ public final class StagedTree {
         } else if path.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
           failure = refuse(path, "this name", "protofile names cannot hold spaces or control bytes")
         }
+      case .btrfs:
+        if inode.kind == .characterDevice || inode.kind == .blockDevice {
+          failure = refuse(
+            path, "a device node",
+            "mkfs.btrfs --rootdir (btrfs-progs 6.2) writes its number as 0,0 when unprivileged; "
+              + "use ext4, erofs or squashfs, or create it at boot (systemd-tmpfiles)")
+        }
       case .f2fs:
         if let x = inode.xattrs.first {
           failure = refuse(
