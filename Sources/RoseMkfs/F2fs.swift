@@ -3,9 +3,9 @@ import RoseDisk
 import RoseFS
 
 /// f2fs with `mkfs.f2fs` then `sload.f2fs -P` (f2fs-tools 1.15), the load unpacked in a
-/// fakeroot session: owners, modes, devices, fifos, hard links, symlinks and mtimes arrive
-/// (`-T` stamps the epoch where sload has no time of its own). sload.f2fs 1.15 copies no xattrs,
-/// so an xattr is refused. mkfs.f2fs crashes below 56 MiB, and 56 MiB leaves no block for data,
+/// fakeroot session: owners, modes, hard links, symlinks and mtimes arrive (`-T` stamps the
+/// epoch where sload has no time of its own). sload.f2fs 1.15 copies no xattrs and skips device
+/// nodes, fifos and sockets, so those are refused. mkfs.f2fs crashes below 56 MiB, and 56 MiB leaves no block for data,
 /// so the smallest filesystem is measured: 64 MiB, doubled until the load fits.
 struct F2fsMaker {
   var request: FileSystemRequest

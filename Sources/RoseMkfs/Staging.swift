@@ -155,7 +155,18 @@ public final class StagedTree {
               + "use ext4, erofs or squashfs, or create it at boot (systemd-tmpfiles)")
         }
       case .f2fs:
-        if let x = inode.xattrs.first {
+        if inode.kind == .characterDevice || inode.kind == .blockDevice || inode.kind == .fifo
+          || inode.kind == .socket
+        {
+          let what = [
+            FileKind.characterDevice: "a device node", .blockDevice: "a device node",
+            .fifo: "a fifo", .socket: "a socket",
+          ][inode.kind, default: "a special file"]
+          failure = refuse(
+            path, what,
+            "sload.f2fs (f2fs-tools 1.15) skips special files; use ext4, erofs or squashfs, or "
+              + "create it at boot (systemd-tmpfiles)")
+        } else if let x = inode.xattrs.first {
           failure = refuse(
             path, "the xattr \(Name.printable(x.name))",
             "sload.f2fs (f2fs-tools 1.15) copies no xattrs; use ext4, erofs or squashfs")
