@@ -26,7 +26,8 @@ struct BtrfsMaker {
     } catch DiskError.toolFailed(_, _, _, let text)
       where text.contains("No space") || text.contains("too small")
     {
-      throw ContentDoesNotFit(needed: max(size + 1, tree.estimate(overhead: 128 << 20)), available: size)
+      throw ContentDoesNotFit(
+        needed: max(size + 1, tree.estimate(overhead: 128 << 20)), available: size)
     }
     return FileSystemImage(path: output, size: align(fileSize(output), to: 4096))
   }

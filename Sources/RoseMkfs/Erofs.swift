@@ -24,7 +24,7 @@ struct ErofsMaker {
     if let available = request.size, size > available {
       throw ContentDoesNotFit(needed: size, available: available)
     }
-    if size != fileSize(output) { _ = truncate(output, off_t(size)) }
+    if size != fileSize(output) { _ = truncate(output, off_t(clamping: size)) }
     return FileSystemImage(path: output, size: size)
   }
 }

@@ -55,7 +55,7 @@ struct Ext4Maker {
       let resize2fs = try Tool.find("resize2fs", package: "e2fsprogs")
       _ = try Tool.run(resize2fs, ["-f", "-M", output], environment: environment)
       size = try Self.blockCount(output, environment: environment)
-      guard truncate(output, off_t(size)) == 0 else {
+      guard truncate(output, off_t(clamping: size)) == 0 else {
         throw DiskError.invalidInput(
           path: output, reason: "cannot truncate: \(String(cString: strerror(errno)))")
       }

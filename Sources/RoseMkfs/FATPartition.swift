@@ -231,4 +231,3 @@ public struct FATPartition: Sendable {
     return (sortedDirectories, copies.sorted { $0.1 < $1.1 })
   }
 }
-

@@ -20,7 +20,8 @@ struct SquashfsMaker {
     if let compression = request.compression { arguments += ["-comp", compression] }
     if let level = request.compressionLevel { arguments += ["-Xcompression-level", String(level)] }
     arguments += request.extraOptions
-    _ = try tree.runUnpacked(mksquashfs, arguments, epoch: request.sourceDateEpoch, keepEpoch: false)
+    _ = try tree.runUnpacked(
+      mksquashfs, arguments, epoch: request.sourceDateEpoch, keepEpoch: false)
     let size = align(fileSize(output), to: 4096)
     if let available = request.size, size > available {
       throw ContentDoesNotFit(needed: size, available: available)

@@ -44,7 +44,8 @@ public enum Tool {
   /// Runs a tool and returns its combined stdout and stderr (its last 4 KiB: the tail carries the
   /// error, and a chatty tool must not make the message huge).
   public static func run(
-    _ tool: String, _ arguments: [String], environment: [String: String], allowFailure: Bool = false,
+    _ tool: String, _ arguments: [String], environment: [String: String],
+    allowFailure: Bool = false,
     standardInput: String? = nil
   )
     throws -> String
@@ -105,10 +106,12 @@ public struct UnsupportedContent: Error, CustomStringConvertible, Sendable {
 func createSparseFile(_ path: String, size: UInt64) throws {
   let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
   guard fd >= 0 else {
-    throw DiskError.invalidInput(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
+    throw DiskError.invalidInput(
+      path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
   }
   defer { close(fd) }
-  guard ftruncate(fd, off_t(size)) == 0 else {
+  guard let length = off_t(exactly: size), ftruncate(fd, length) == 0 else {
+    unlink(path)
     throw DiskError.invalidInput(
       path: path, reason: "cannot size to \(size) bytes: \(String(cString: strerror(errno)))")
   }
@@ -125,11 +128,14 @@ func fileSize(_ path: String) -> UInt64 {
 public struct ContentDoesNotFit: Error, CustomStringConvertible, Sendable {
   public var needed: UInt64
   public var available: UInt64
-  public var description: String { "the content needs \(needed) bytes, the partition has \(available)" }
+  public var description: String {
+    "the content needs \(needed) bytes, the partition has \(available)"
+  }
 }
 
 /// Every entry below `dir` (not `dir` itself), parents first, names in byte order.
-func walkTree(_ dir: Inode, prefix: [UInt8] = [], _ body: ([UInt8], Inode) throws -> Void) rethrows {
+func walkTree(_ dir: Inode, prefix: [UInt8] = [], _ body: ([UInt8], Inode) throws -> Void) rethrows
+{
   for name in dir.children.keys.sorted() {
     guard let child = dir.children[name] else { continue }
     let path = prefix.isEmpty ? name.bytes : prefix + [UInt8(ascii: "/")] + name.bytes

@@ -85,7 +85,9 @@ struct XfsMaker {
     return out + "$\n"
   }
 
-  func symlinkTarget(_ inode: Inode) -> [UInt8] { tree?.symlinkTargets[ObjectIdentifier(inode)] ?? [] }
+  func symlinkTarget(_ inode: Inode) -> [UInt8] {
+    tree?.symlinkTargets[ObjectIdentifier(inode)] ?? []
+  }
 }
 
 extension String {

@@ -335,7 +335,9 @@ extension LoadState {
   ]
 
   /// `VolumeLabel=`, `Compression=`, `CompressionLevel=` and `MakeFileSystemOptions=`.
-  mutating func fileSystemKeys(_ section: SectionView, format: PartitionFormat, into spec: inout PartitionSpec) {
+  mutating func fileSystemKeys(
+    _ section: SectionView, format: PartitionFormat, into spec: inout PartitionSpec
+  ) {
     if let entry = section.entry("VolumeLabel"), let text = section.text("VolumeLabel") {
       if let limit = Self.volumeLabelLimit(format), format != .rosefs {
         if text.isEmpty || text.utf8.count > limit {

@@ -45,7 +45,8 @@ extension BuildPipeline {
     } else {
       content.tree = try stageTree(spec, format: format, scratch: scratch)
     }
-    if case .fixed = spec.size {} else {
+    if case .fixed = spec.size {
+    } else {
       progress.update("\(spec.label): building the smallest \(format.rawValue)")
       content.minimal = try makeFileSystem(spec, content, size: nil)
     }

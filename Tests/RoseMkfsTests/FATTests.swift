@@ -1,7 +1,7 @@
 import Foundation
+import RoseDisk
 import Testing
 
-import RoseDisk
 @testable import RoseMkfs
 
 @Suite struct FATTests {

@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import RoseDisk
+import Testing
 
 struct TestFailure: Error, CustomStringConvertible {
   let description: String

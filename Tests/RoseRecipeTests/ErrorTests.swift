@@ -63,7 +63,9 @@ import Testing
     let path = recipe("[Partition]\nType=root\nFormat=rosfs\n")
     expectSingle(
       errors(path), file: path, line: 6, column: 8, message: "invalid value 'rosfs' for Format=",
-      hint: "did you mean rosefs? allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap")
+      hint:
+        "did you mean rosefs? allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap"
+    )
   }
 
   @Test func badFormatDoesNotCascade() {
@@ -71,7 +73,9 @@ import Testing
     let path = recipe("[Partition]\nType=root\nFormat=minix\nTarball=root.tar\nSlots=a b\n")
     expectSingle(
       errors(path), file: path, line: 6, column: 8, message: "invalid value 'minix' for Format=",
-      hint: "allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap")
+      hint:
+        "allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap"
+    )
   }
 
   @Test func badPartitionType() {

@@ -168,7 +168,9 @@ import Testing
     defer { _ = try? CLI.tool("umount", [mountPoint]) }
     let scan = try CLI.tool("python3", [script, "scan", mountPoint] + c.inputFlags + c.scanFlags)
     #expect(scan.status == 0, "\(scan.stderr)")
-    #expect(scan.stdout == expected, "\(c.format) read back differs:\n\(scan.stdout)\nwanted:\n\(expected)")
+    #expect(
+      scan.stdout == expected,
+      "\(c.format) read back differs:\n\(scan.stdout)\nwanted:\n\(expected)")
   }
 
   /// What a format cannot hold is refused with the partition's recipe line and the entry.
@@ -190,7 +192,8 @@ import Testing
       #expect(result.status != 0)
       #expect(result.stderr.contains("r.conf:4:"), "\(result.stderr)")
       #expect(
-        result.stderr.contains("\(entry): Format=\(format) cannot hold \(what)"), "\(result.stderr)")
+        result.stderr.contains("\(entry): Format=\(format) cannot hold \(what)"), "\(result.stderr)"
+      )
     }
     // Swap holds no files: refused when the recipe is read, at the content line.
     try recipe(format: "swap", tarball: "in.tar").write(
@@ -243,100 +246,100 @@ import Testing
 
   /// The reference tree (python3's tarfile writes it; `scan` reads a mounted copy back).
   static let treeScript = #"""
-import hashlib, os, stat, sys, tarfile, io
+    import hashlib, os, stat, sys, tarfile, io
 
-def spec(flags):
-    E = []  # (path, type, mode, uid, gid, data/target, rdev, xattrs, mtime)
-    E.append(("", "d", 0o755, 0, 0, None, None, {}, 1600000000))
-    E.append(("etc", "d", 0o755, 0, 0, None, None, {}, 1600000001))
-    E.append(("etc/hostname", "f", 0o644, 0, 0, b"rose\n", None, {}, 1600000002))
-    E.append(("home", "d", 0o755, 0, 0, None, None, {}, 1600000003))
-    E.append(("home/user", "d", 0o750, 1000, 1000, None, None, {}, 1600000004))
-    E.append(("home/user/notes.txt", "f", 0o600, 1000, 1000, bytes(range(256)) * 40 + b"tail", None,
-              {} if "noxattr" in flags else {"user.comment": b"kept"}, 1600000005))
-    E.append(("usr", "d", 0o755, 0, 0, None, None, {}, 1600000006))
-    E.append(("usr/bin", "d", 0o755, 0, 0, None, None, {}, 1600000007))
-    E.append(("usr/bin/su", "f", 0o4755, 0, 0, b"\x7fELF" + b"x" * 5000, None, {}, 1600000008))
-    if "nohardlink" not in flags:
-        E.append(("usr/bin/su-link", "h", 0o4755, 0, 0, "usr/bin/su", None, {}, 1600000008))
-    E.append(("usr/bin/sh", "l", 0o777, 0, 0, "../../bin/dash", None, {}, 1600000009))
-    if "nodevice" not in flags:
-        E.append(("dev", "d", 0o755, 0, 0, None, None, {}, 1600000010))
-        E.append(("dev/null", "c", 0o666, 0, 0, None, (1, 3), {}, 1600000011))
-        E.append(("dev/initctl", "p", 0o600, 0, 0, None, None, {}, 1600000012))
-    E.append(("empty", "f", 0o644, 0, 0, b"", None, {}, 1600000013))
-    E.append(("big.bin", "f", 0o644, 0, 0, hashlib.sha256(b"seed").digest() * 4000, None, {}, 1600000014))
-    return E
+    def spec(flags):
+        E = []  # (path, type, mode, uid, gid, data/target, rdev, xattrs, mtime)
+        E.append(("", "d", 0o755, 0, 0, None, None, {}, 1600000000))
+        E.append(("etc", "d", 0o755, 0, 0, None, None, {}, 1600000001))
+        E.append(("etc/hostname", "f", 0o644, 0, 0, b"rose\n", None, {}, 1600000002))
+        E.append(("home", "d", 0o755, 0, 0, None, None, {}, 1600000003))
+        E.append(("home/user", "d", 0o750, 1000, 1000, None, None, {}, 1600000004))
+        E.append(("home/user/notes.txt", "f", 0o600, 1000, 1000, bytes(range(256)) * 40 + b"tail", None,
+                  {} if "noxattr" in flags else {"user.comment": b"kept"}, 1600000005))
+        E.append(("usr", "d", 0o755, 0, 0, None, None, {}, 1600000006))
+        E.append(("usr/bin", "d", 0o755, 0, 0, None, None, {}, 1600000007))
+        E.append(("usr/bin/su", "f", 0o4755, 0, 0, b"\x7fELF" + b"x" * 5000, None, {}, 1600000008))
+        if "nohardlink" not in flags:
+            E.append(("usr/bin/su-link", "h", 0o4755, 0, 0, "usr/bin/su", None, {}, 1600000008))
+        E.append(("usr/bin/sh", "l", 0o777, 0, 0, "../../bin/dash", None, {}, 1600000009))
+        if "nodevice" not in flags:
+            E.append(("dev", "d", 0o755, 0, 0, None, None, {}, 1600000010))
+            E.append(("dev/null", "c", 0o666, 0, 0, None, (1, 3), {}, 1600000011))
+            E.append(("dev/initctl", "p", 0o600, 0, 0, None, None, {}, 1600000012))
+        E.append(("empty", "f", 0o644, 0, 0, b"", None, {}, 1600000013))
+        E.append(("big.bin", "f", 0o644, 0, 0, hashlib.sha256(b"seed").digest() * 4000, None, {}, 1600000014))
+        return E
 
-def make(path, flags):
-    E = spec(flags)
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+    def make(path, flags):
+        E = spec(flags)
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+            for (p, kind, mode, uid, gid, data, rdev, xattrs, mtime) in E:
+                i = tarfile.TarInfo("./" + p if p else ".")
+                i.mode, i.uid, i.gid, i.mtime = mode, uid, gid, mtime
+                i.uname = i.gname = ""
+                if xattrs:
+                    i.pax_headers = {"SCHILY.xattr." + k: v.decode() for k, v in xattrs.items()}
+                if kind == "d": i.type = tarfile.DIRTYPE; t.addfile(i)
+                elif kind == "f": i.size = len(data); t.addfile(i, io.BytesIO(data))
+                elif kind == "h": i.type = tarfile.LNKTYPE; i.linkname = "./" + data; t.addfile(i)
+                elif kind == "l": i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+                elif kind == "c": i.type = tarfile.CHRTYPE; i.devmajor, i.devminor = rdev; t.addfile(i)
+                elif kind == "p": i.type = tarfile.FIFOTYPE; t.addfile(i)
+        lines = []
+        first = {}
         for (p, kind, mode, uid, gid, data, rdev, xattrs, mtime) in E:
-            i = tarfile.TarInfo("./" + p if p else ".")
-            i.mode, i.uid, i.gid, i.mtime = mode, uid, gid, mtime
-            i.uname = i.gname = ""
-            if xattrs:
-                i.pax_headers = {"SCHILY.xattr." + k: v.decode() for k, v in xattrs.items()}
-            if kind == "d": i.type = tarfile.DIRTYPE; t.addfile(i)
-            elif kind == "f": i.size = len(data); t.addfile(i, io.BytesIO(data))
-            elif kind == "h": i.type = tarfile.LNKTYPE; i.linkname = "./" + data; t.addfile(i)
-            elif kind == "l": i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
-            elif kind == "c": i.type = tarfile.CHRTYPE; i.devmajor, i.devminor = rdev; t.addfile(i)
-            elif kind == "p": i.type = tarfile.FIFOTYPE; t.addfile(i)
-    lines = []
-    first = {}
-    for (p, kind, mode, uid, gid, data, rdev, xattrs, mtime) in E:
-        if kind == "h":
-            src = [e for e in E if e[0] == data][0]
-            kind, data = "f", src[5]
-            link = data_path = src[0]
-        else:
-            link = "-"
-        lines.append(line(p, kind, mode, uid, gid, data, rdev, xattrs, mtime, link, flags))
-    return lines
+            if kind == "h":
+                src = [e for e in E if e[0] == data][0]
+                kind, data = "f", src[5]
+                link = data_path = src[0]
+            else:
+                link = "-"
+            lines.append(line(p, kind, mode, uid, gid, data, rdev, xattrs, mtime, link, flags))
+        return lines
 
-def line(p, kind, mode, uid, gid, data, rdev, xattrs, mtime, link, flags):
-    size = len(data) if kind == "f" else 0
-    digest = hashlib.sha256(data).hexdigest()[:16] if kind == "f" else "-"
-    target = data if kind == "l" else "-"
-    dev = "%d,%d" % rdev if rdev else "-"
-    xs = ",".join("%s=%s" % (k, v.hex()) for k, v in sorted(xattrs.items())) or "-"
-    times = "-" if "notimes" in flags or kind == "l" or (p == "" and "noroottime" in flags) else str(mtime)
-    owners = "-" if "noowners" in flags else "%d:%d" % (uid, gid)
-    perms = "-" if "nomodes" in flags else "%o" % mode
-    return " ".join(["/" + p, kind, perms, owners, str(size), digest, target, dev, xs, times, link])
+    def line(p, kind, mode, uid, gid, data, rdev, xattrs, mtime, link, flags):
+        size = len(data) if kind == "f" else 0
+        digest = hashlib.sha256(data).hexdigest()[:16] if kind == "f" else "-"
+        target = data if kind == "l" else "-"
+        dev = "%d,%d" % rdev if rdev else "-"
+        xs = ",".join("%s=%s" % (k, v.hex()) for k, v in sorted(xattrs.items())) or "-"
+        times = "-" if "notimes" in flags or kind == "l" or (p == "" and "noroottime" in flags) else str(mtime)
+        owners = "-" if "noowners" in flags else "%d:%d" % (uid, gid)
+        perms = "-" if "nomodes" in flags else "%o" % mode
+        return " ".join(["/" + p, kind, perms, owners, str(size), digest, target, dev, xs, times, link])
 
-def scan(root, flags):
-    lines = []
-    inodes = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs.sort(); files.sort()
-        for name in ([""] if dirpath == root else []) + dirs + files:
-            full = os.path.join(dirpath, name) if name else dirpath
-            rel = os.path.relpath(full, root)
-            rel = "" if rel == "." else rel
-            if rel == "lost+found": continue
-            st = os.lstat(full)
-            m = st.st_mode
-            kind = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
-                    stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[stat.S_IFMT(m)]
-            data = open(full, "rb").read() if kind == "f" else (os.readlink(full) if kind == "l" else None)
-            rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in "cb" else None
-            xattrs = {}
-            if kind in "fd":
-                for k in os.listxattr(full, follow_symlinks=False):
-                    if k.startswith("user."): xattrs[k] = os.getxattr(full, k, follow_symlinks=False)
-            link = "-"
-            if kind == "f" and st.st_nlink > 1 and "nohardlink" not in flags:
-                link = inodes.setdefault(st.st_ino, rel)
-                if link == rel: link = "-"
-            lines.append(line(rel, kind, stat.S_IMODE(m), st.st_uid, st.st_gid, data, rdev, xattrs,
-                              int(st.st_mtime), link, flags))
-    return lines
+    def scan(root, flags):
+        lines = []
+        inodes = {}
+        for dirpath, dirs, files in os.walk(root):
+            dirs.sort(); files.sort()
+            for name in ([""] if dirpath == root else []) + dirs + files:
+                full = os.path.join(dirpath, name) if name else dirpath
+                rel = os.path.relpath(full, root)
+                rel = "" if rel == "." else rel
+                if rel == "lost+found": continue
+                st = os.lstat(full)
+                m = st.st_mode
+                kind = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
+                        stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[stat.S_IFMT(m)]
+                data = open(full, "rb").read() if kind == "f" else (os.readlink(full) if kind == "l" else None)
+                rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in "cb" else None
+                xattrs = {}
+                if kind in "fd":
+                    for k in os.listxattr(full, follow_symlinks=False):
+                        if k.startswith("user."): xattrs[k] = os.getxattr(full, k, follow_symlinks=False)
+                link = "-"
+                if kind == "f" and st.st_nlink > 1 and "nohardlink" not in flags:
+                    link = inodes.setdefault(st.st_ino, rel)
+                    if link == rel: link = "-"
+                lines.append(line(rel, kind, stat.S_IMODE(m), st.st_uid, st.st_gid, data, rdev, xattrs,
+                                  int(st.st_mtime), link, flags))
+        return lines
 
-if __name__ == "__main__":
-    mode, path, flags = sys.argv[1], sys.argv[2], set(sys.argv[3:])
-    out = make(path, flags) if mode == "make" else scan(path, flags)
-    print("\n".join(sorted(out)))
-"""#
+    if __name__ == "__main__":
+        mode, path, flags = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+        out = make(path, flags) if mode == "make" else scan(path, flags)
+        print("\n".join(sorted(out)))
+    """#
 }
