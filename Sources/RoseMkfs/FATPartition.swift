@@ -32,6 +32,9 @@ public struct FATPartition: Sendable {
   public var sectorSize: UInt64
   /// 12, 16 or 32; nil lets mkfs.vfat choose.
   public var fatBits: Int?
+  /// Extra `mkfs.vfat` arguments, after rosepack's own (`MakeFileSystemOptions=`: `-s 8` for the
+  /// cluster size, `-i 1234ABCD` for another volume ID; the later option wins).
+  public var extraOptions: [String] = []
 
   public init(
     size: UInt64, label: String = "ESP", volumeID: UInt32, sourceDateEpoch: UInt64? = nil,
@@ -90,6 +93,7 @@ public struct FATPartition: Sendable {
         String(sectorSize),
       ]
       if let fatBits { arguments += ["-F", String(fatBits)] }
+      arguments += extraOptions
       arguments.append(path)
       _ = try Tool.run(mkfs, arguments, environment: environment)
 

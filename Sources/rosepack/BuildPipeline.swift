@@ -511,11 +511,13 @@ final class BuildPipeline {
       }
       .prefix(11))
     if label.isEmpty { label = "ESP" }
+    if let volumeLabel = spec.volumeLabel { label = volumeLabel }
     do {
-      return try FATPartition(
+      var fat = FATPartition(
         size: size, label: label, volumeID: FATPartition.volumeID(seed: seed, label: spec.label),
-        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize
-      ).build(files: list, in: staging)
+        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize)
+      fat.extraOptions = spec.makeFileSystemOptions
+      return try fat.build(files: list, in: staging)
     } catch {
       throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
     }

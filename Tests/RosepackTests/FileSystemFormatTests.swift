@@ -173,6 +173,61 @@ import Testing
       "\(c.format) read back differs:\n\(scan.stdout)\nwanted:\n\(expected)")
   }
 
+  /// vfat: blkid, fsck.vfat, VolumeLabel= and MakeFileSystemOptions= (cluster size) reach
+  /// mkfs.vfat, and mcopy reads every file back unchanged.
+  @Test func vfatLabelOptionsAndContent() throws {
+    guard available("mkfs.vfat"), available("mcopy"), available("blkid") else { return }
+    let dir = try CLI.temporaryDirectory("fs-vfat")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var files: [String: Data] = [:]
+    for d in ["EFI/BOOT", "loader/entries", "data/many"] {
+      try FileManager.default.createDirectory(
+        atPath: dir + "/esp/" + d, withIntermediateDirectories: true)
+    }
+    files["EFI/BOOT/BOOTX64.EFI"] = pseudoRandom(count: 70_000)
+    files["loader/loader.conf"] = Data("timeout 3\n".utf8)
+    for i in 0..<50 { files["data/many/f\(i).txt"] = Data("file \(i)\n".utf8) }
+    for (path, data) in files { try data.write(to: URL(fileURLWithPath: dir + "/esp/" + path)) }
+    let text = """
+      [Image]
+      Name=rt
+      SourceDateEpoch=\(Self.epoch)
+      [Partition]
+      Type=esp
+      Label=data
+      Format=vfat
+      VolumeLabel=BOOT
+      MakeFileSystemOptions=-s 8
+      SizeMinBytes=64M
+      SizeMaxBytes=64M
+      Directory=esp:/
+      [Output]
+      Formats=raw split
+
+      """
+    let image = try build(text, dir, name: "one")
+    let probe = try CLI.tool("blkid", ["-p", "-o", "export", image])
+    #expect(probe.stdout.contains("TYPE=vfat\n"), "\(probe.stdout)")
+    #expect(probe.stdout.contains("LABEL=BOOT\n"), "\(probe.stdout)")
+    if available("fsck.vfat") {
+      let fsck = try CLI.tool("fsck.vfat", ["-n", image])
+      #expect(fsck.status == 0, "\(fsck.stdout)")
+    }
+    let info = try CLI.run(
+      "/usr/bin/minfo", ["-i", image, "::"], environment: ["MTOOLS_SKIP_CHECK": "1"])
+    #expect(info.stdout.contains("cluster size: 8 sectors"), "\(info.stdout)")
+    let out = dir + "/back"
+    let copy = try CLI.run(
+      "/usr/bin/mcopy", ["-s", "-n", "-i", image, "::/", out],
+      environment: ["MTOOLS_SKIP_CHECK": "1"])
+    #expect(copy.status == 0, "\(copy.stderr)")
+    for (path, data) in files {
+      #expect(FileManager.default.contents(atPath: out + "/" + path) == data, "\(path)")
+    }
+    let again = try build(text, dir, name: "two")
+    #expect(try CLI.filesEqual(image, again), "vfat: two builds differ")
+  }
+
   /// What a format cannot hold is refused with the partition's recipe line and the entry.
   @Test func refusesWhatAFormatCannotHold() throws {
     guard available("fakeroot"), available("python3") else { return }
