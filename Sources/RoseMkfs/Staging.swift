@@ -66,7 +66,6 @@ public final class StagedTree {
   public let dataBytes: UInt64
   public let hasHardLinks: Bool
   let root: Inode
-  let paths: [[UInt8]]
   /// Symlink targets by inode (the protofile writes them out).
   var symlinkTargets: [ObjectIdentifier: [UInt8]] = [:]
 
@@ -80,10 +79,8 @@ public final class StagedTree {
     var data: UInt64 = 0
     var seen = Set<ObjectIdentifier>()
     var hardLinks = false
-    var paths: [[UInt8]] = []
-    walkTree(root) { path, inode in
+    walkTree(root) { _, inode in
       entries += 1
-      paths.append(path)
       if inode.kind != .directory, !seen.insert(ObjectIdentifier(inode)).inserted {
         hardLinks = true
         return
@@ -93,15 +90,15 @@ public final class StagedTree {
     self.entries = entries
     self.dataBytes = data
     self.hasHardLinks = hardLinks
-    self.paths = paths
     var targets: [ObjectIdentifier: [UInt8]] = [:]
     var badTarget: [UInt8]?
     try walkTree(root) { path, inode in
-      guard inode.kind == .symlink else { return }
+      // Only a protofile (xfs) writes symlink targets itself; other tools read the tarball.
+      guard format == .xfs, inode.kind == .symlink else { return }
       var target: [UInt8] = []
       try source.readContent(inode.content) { bytes, _ in target += bytes }
       targets[ObjectIdentifier(inode)] = target
-      if format == .xfs, badTarget == nil, target.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+      if badTarget == nil, target.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
         badTarget = path
       }
     }

@@ -80,11 +80,35 @@ extension BuildPipeline {
       throw error
     } catch let error as UnsupportedContent {
       throw BuildFailure.at(
-        spec.position, "partition '\(spec.label)': \(error)",
+        layerPosition(spec, entry: error.entry), "partition '\(spec.label)': \(error)",
         hint: "see docs/FILESYSTEMS.md for what each format keeps")
     } catch {
       throw CLIError.failed("partition '\(spec.label)' (\(spec.position)): \(error)")
     }
+  }
+
+  /// The recipe line that most likely put `entry` in the tree: the last layer whose destination is
+  /// the entry or one of its parent directories (the partition header when none is).
+  func layerPosition(_ spec: PartitionSpec, entry: String) -> SourcePosition {
+    func covers(_ destination: String) -> Bool {
+      destination == "/" || entry == destination || entry.hasPrefix(destination + "/")
+    }
+    for slotted in spec.layers.reversed() {
+      switch slotted.layer {
+      case .tarball(_, let destination, let at), .directory(_, let destination, let at):
+        if covers(destination) { return at }
+      case .file(_, let destination, _, let at), .inline(let destination, _, let at),
+        .template(_, let destination, let at), .symlink(let destination, _, let at):
+        if entry == destination { return at }
+      case .makeDirectories(let paths, let at):
+        if paths.contains(entry) { return at }
+      case .ownership(_, let overrides, let at):
+        if overrides.contains(where: { "/" + $0.path == entry || $0.path == entry }) { return at }
+      case .remove:
+        break
+      }
+    }
+    return spec.position
   }
 
   /// One mkfs run; tool failures are I/O failures naming the tool, not recipe errors.

@@ -245,7 +245,8 @@ import Testing
         toFile: dir + "/r.conf", atomically: true, encoding: .utf8)
       let result = try CLI.rosepack(["build", dir + "/r.conf", "-o", dir + "/out", "-q"])
       #expect(result.status != 0)
-      #expect(result.stderr.contains("r.conf:4:"), "\(result.stderr)")
+      // The line of the Tarball= that brought the entry in.
+      #expect(result.stderr.contains("r.conf:8:1: error: partition 'data': "), "\(result.stderr)")
       #expect(
         result.stderr.contains("\(entry): Format=\(format) cannot hold \(what)"), "\(result.stderr)"
       )
