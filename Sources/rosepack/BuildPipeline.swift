@@ -3,6 +3,7 @@ import RoseDisk
 import RoseFS
 import RoseIngest
 import RoseRecipe
+import RoseSizes
 
 /// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
 struct BuildFailure: Error, CustomStringConvertible {
@@ -259,11 +260,12 @@ final class BuildPipeline {
     }
     inputs.sort { $0.1 > $1.1 }
     var message =
-      "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
+      "partition '\(spec.label)' needs \(formatSize(needed, exact: true)), has \(formatSize(has, exact: true))"
     if !inputs.isEmpty {
       message +=
         "; the largest inputs are "
-        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(
+        + inputs.prefix(3).map { "\($0.0) (\(formatSize($0.1, exact: true)), line \($0.2.line))" }
+        .joined(
           separator: ", ")
     }
     return BuildFailure.at(
@@ -337,7 +339,8 @@ final class BuildPipeline {
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
         throw CLIError.failed(
-          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
+        )
       }
       throw doesNotFit(spec, needed: needed, has: available)
     } catch let error as DiskError {
