@@ -41,6 +41,18 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
   /// Input data that cannot be used (too large, wrong size, ...).
   case invalidInput(path: String, reason: String)
 
+  /// The partition the error is about, for callers that point at its recipe section.
+  public var partitionLabel: String? {
+    switch self {
+    case .invalidLabel(let label, _), .invalidSizeRule(let label, _),
+      .partitionDoesNotFit(let label, _, _), .misaligned(let label, _, _, _),
+      .overlap(let label, _, _, _):
+      return label
+    default:
+      return nil
+    }
+  }
+
   public var description: String {
     switch self {
     case .io(let path, let operation, let code):

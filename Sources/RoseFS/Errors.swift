@@ -46,6 +46,14 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   }
 }
 
+extension RoseFSError {
+  /// `error` itself when the format library threw it; anything else reaching a format-library call
+  /// site is a broken invariant, kept with its text.
+  public init(wrapping error: any Error) {
+    self = (error as? RoseFSError) ?? .internalInvariant("\(error)")
+  }
+}
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)

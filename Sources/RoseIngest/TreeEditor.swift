@@ -215,7 +215,7 @@ public final class TreeEditor {
     guard size <= RoseLayout.maxFileSize else {
       throw IngestError.image(
         input: input, entry: path,
-        underlying: "file of \(size) bytes is larger than RoseFS v1 supports (2^40 bytes)")
+        underlying: .fileTooLarge(path: Name.printable(path), size: size))
     }
     let data = builder.data
     do {
@@ -229,7 +229,7 @@ public final class TreeEditor {
       throw e
     } catch {
       if let partial = try? data.finishFile() { data.release(partial) }
-      throw IngestError.image(input: input, entry: path, underlying: "\(error)")
+      throw IngestError.image(input: input, entry: path, underlying: RoseFSError(wrapping: error))
     }
   }
 
@@ -251,7 +251,7 @@ public final class TreeEditor {
     do {
       inode.content = try builder.data.store(target, ino: inode.ino)
     } catch {
-      throw IngestError.image(input: input, entry: path, underlying: "\(error)")
+      throw IngestError.image(input: input, entry: path, underlying: RoseFSError(wrapping: error))
     }
     place(inode, named: comps[comps.count - 1], in: dir)
     return inode

@@ -345,7 +345,9 @@ final class BuildPipeline {
       throw doesNotFit(spec, needed: needed, has: available)
     } catch let error as DiskError {
       let file = recipe.sourceFiles.first ?? "recipe"
-      for spec in recipe.partitions where "\(error)".contains("'\(spec.label)'") {
+      if let label = error.partitionLabel,
+        let spec = recipe.partitions.first(where: { $0.label == label })
+      {
         throw BuildFailure.at(spec.position, "\(error)")
       }
       throw BuildFailure([RecipeError(file: file, line: 0, column: 0, message: "\(error)")])
