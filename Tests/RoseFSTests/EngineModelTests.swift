@@ -190,6 +190,8 @@ final class ModelRun {
   let volumeSize: UInt64
   let dataBudget: UInt64
   var log: [String] = []
+  /// > 0: the engine cleans a victim segment every this many operations (EngineCleaningTests).
+  var cleanEvery = 0
 
   init(ops: [ModelOp], volumeSize: UInt64 = 32 << 20) {
     self.ops = ops
@@ -202,6 +204,7 @@ final class ModelRun {
     let host = try HostTree()
     var engine: RoseEngine? = try RoseEngine.open(
       device: try FileBlockDevice(path: img.path, writable: true), subvolume: nil, readOnly: false)
+    engine?.cleanEveryOps = cleanEvery
     var exactMtime: [UInt64: Timestamp] = [:]  // host st_ino -> mtime set by utimens
     for (step, op) in ops.enumerated() {
       guard let e = engine else { break }
@@ -497,6 +500,7 @@ final class ModelRun {
           engine = try RoseEngine.open(
             device: try FileBlockDevice(path: img.path, writable: true), subvolume: nil,
             readOnly: false)
+          engine?.cleanEveryOps = cleanEvery
         } else {
           engErr = engineErrno { () throws(EngineError) in try e.sync() }
         }
