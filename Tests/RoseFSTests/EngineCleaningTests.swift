@@ -340,6 +340,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     let env = ProcessInfo.processInfo.environment
     let seeds = Int(env["ROSEPACK_CLEAN_MODEL_SEEDS"] ?? "") ?? (env["ROSEPACK_LONG_TESTS"] == "1" ? 500 : 24)
     var failures: [String] = []
+    var moved = 0
     for seed in UInt64(5000)..<UInt64(5000 + seeds) {
       let run = ModelRun(ops: generateOps(seed: seed, count: 40), volumeSize: 16 << 20)
       run.cleanEvery = 2
@@ -347,14 +348,17 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
         failures.append("seed \(seed): \(failure)\n  \(run.log.joined(separator: "; "))")
         if failures.count >= 2 { break }
       }
+      moved += run.cleanedBlocks
     }
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+    #expect(moved > seeds * 20, "the cleaner moved \(moved) blocks over \(seeds) seeds")
+    print("model with cleaning: \(seeds) seeds, \(moved) blocks moved by the cleaner")
   }
 
   /// Crash consistency across cleaning passes: every prefix of the recorded writes is fsck-clean and
   /// holds every file fsync'd before the cut.
   @Test func everyPrefixIsConsistentAcrossCleaning() throws {
-    let img = try emptyVolume(size: 8 << 20)
+    let img = try emptyVolume(size: 16 << 20)
     let dev = try RecordingBlockDevice(imagePath: img.path)
     let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
     var durable: [(name: String, data: [UInt8], at: Int)] = []
@@ -376,7 +380,9 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
       for (i, n) in names.enumerated() where i % 2 == 0 {
         try e.unlink(parent: e.rootIno, name: Array(n.utf8))
       }
-      _ = try e.clean(victims: e.chooseVictims(2, policy: .greedy, maxLive: e.bps))
+      // The two segments with the fewest live blocks, open log segments included.
+      let used = (0..<e.segmentCount).filter { e.liveBlocks(inSegment: $0) > 0 }
+      _ = try e.clean(victims: Array(used.sorted { e.liveBlocks(inSegment: $0) < e.liveBlocks(inSegment: $1) }.prefix(2)))
     }
     try e.unmount()
     #expect(e.cleaningStats.passes == 3 && e.cleaningStats.blocksMoved > 0, "\(e.cleaningStats)")

@@ -192,6 +192,8 @@ final class ModelRun {
   var log: [String] = []
   /// > 0: the engine cleans a victim segment every this many operations (EngineCleaningTests).
   var cleanEvery = 0
+  /// Blocks the engine's cleaner moved over the run (summed over remounts).
+  var cleanedBlocks = 0
 
   init(ops: [ModelOp], volumeSize: UInt64 = 32 << 20) {
     self.ops = ops
@@ -492,6 +494,7 @@ final class ModelRun {
         what = "sync"
         if op.a % 4 == 0 {
           what = "unmount and remount"
+          cleanedBlocks += e.cleaningStats.blocksMoved
           try e.unmount()
           let problems = try fsckProblems(path: img.path)
           if !problems.isEmpty {
@@ -518,6 +521,7 @@ final class ModelRun {
       }
     }
     guard let e = engine else { return nil }
+    cleanedBlocks += e.cleaningStats.blocksMoved
     try e.unmount()
     let problems = try fsckProblems(path: img.path)
     if !problems.isEmpty {
