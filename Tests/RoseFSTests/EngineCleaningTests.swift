@@ -84,7 +84,8 @@ func exportHead(_ r: ImageReader, _ name: String) throws -> [String: [UInt8]] {
     for e in try r.entries(ofDirectory: ino, head: h) {
       let p = path + "/" + String(decoding: e.name, as: UTF8.self)
       let rec = try r.readInodeRecord(e.ino, head: h)
-      var bytes = Array("\(rec.mode) \(rec.uid) \(rec.gid) \(rec.nlink) \(rec.size) \(rec.mtime)".utf8)
+      var bytes = Array(
+        "\(rec.mode) \(rec.uid) \(rec.gid) \(rec.nlink) \(rec.size) \(rec.mtime)".utf8)
       for x in try r.xattrs(of: rec, head: h) { bytes += x.name + [0] + x.value + [0] }
       if rec.kind == .directory {
         try walk(e.ino, p)
@@ -189,7 +190,8 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     _ = try e.clean(victims: (0..<e.segmentCount).filter { e.liveBlocks(inSegment: $0) > 0 })
     let s = e.cleaningStats
     #expect(s.dataBlocks > 0 && s.dataBlocksInExtentTrees > 0, "\(s)")
-    #expect(s.inodePages > 0 && s.directoryNodes > 0 && s.extentNodes > 0 && s.xattrNodes > 0, "\(s)")
+    #expect(
+      s.inodePages > 0 && s.directoryNodes > 0 && s.extentNodes > 0 && s.xattrNodes > 0, "\(s)")
     #expect(s.tailBlocks > 0 && s.tailFragments > 0 && s.metaBlocks > 0, "\(s)")
     #expect(s.segmentsCleaned >= all.count - 3, "\(s)")
     #expect(try fixture.mismatch(e) == nil)
@@ -258,7 +260,8 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     let writesAfter = dev.writeCounts
     #expect(freed.sorted() == victims.sorted(), "freed \(freed) of \(victims)")
     let overwritten = aReached.filter { writesAfter[$0] != writesBefore[$0] }
-    #expect(overwritten.isEmpty, "blocks A reached were written: \(overwritten.sorted().prefix(10))")
+    #expect(
+      overwritten.isEmpty, "blocks A reached were written: \(overwritten.sorted().prefix(10))")
     let s = eb.cleaningStats
     // Every shared data block was in a victim: moved once, repointed in both heads.
     #expect(s.dataBlocks >= shared.data && s.headRepoints >= s.dataBlocks + shared.data, "\(s)")
@@ -276,7 +279,8 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     let rb = try RoseEngine.open(device: dev, subvolume: "b", readOnly: true)
     #expect(try bFixture.mismatch(rb) == nil)
     print(
-      "cleaning shared A/B: \(victims.count) victims, \(shared) -> \(sharedAfter) shared blocks; \(s)")
+      "cleaning shared A/B: \(victims.count) victims, \(shared) -> \(sharedAfter) shared blocks; \(s)"
+    )
   }
 
   /// The same from the other side: A open, B (the snapshot that diverged) cleaned as a foreign
@@ -338,7 +342,8 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
   /// host after every step, and fsck is clean at every remount and at the end.
   @Test func modelWithAggressiveCleaning() throws {
     let env = ProcessInfo.processInfo.environment
-    let seeds = Int(env["ROSEPACK_CLEAN_MODEL_SEEDS"] ?? "") ?? (env["ROSEPACK_LONG_TESTS"] == "1" ? 500 : 24)
+    let seeds =
+      Int(env["ROSEPACK_CLEAN_MODEL_SEEDS"] ?? "") ?? (env["ROSEPACK_LONG_TESTS"] == "1" ? 500 : 24)
     var failures: [String] = []
     var moved = 0
     for seed in UInt64(5000)..<UInt64(5000 + seeds) {
@@ -367,7 +372,8 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
       var names: [String] = []
       for i in 0..<8 {
         let name = "r\(round)-\(i)"
-        let data = testBytes(Int([300, 2500, 9000, 40_000][Int(rng.below(4))]), seed: UInt64(round * 10 + i))
+        let data = testBytes(
+          Int([300, 2500, 9000, 40_000][Int(rng.below(4))]), seed: UInt64(round * 10 + i))
         let ino = try e.createFile(e.rootIno, name)
         try e.writeAll(ino, data)
         names.append(name)
@@ -382,7 +388,9 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
       }
       // The two segments with the fewest live blocks, open log segments included.
       let used = (0..<e.segmentCount).filter { e.liveBlocks(inSegment: $0) > 0 }
-      _ = try e.clean(victims: Array(used.sorted { e.liveBlocks(inSegment: $0) < e.liveBlocks(inSegment: $1) }.prefix(2)))
+      _ = try e.clean(
+        victims: Array(
+          used.sorted { e.liveBlocks(inSegment: $0) < e.liveBlocks(inSegment: $1) }.prefix(2)))
     }
     try e.unmount()
     #expect(e.cleaningStats.passes == 3 && e.cleaningStats.blocksMoved > 0, "\(e.cleaningStats)")
@@ -391,7 +399,9 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     for n in 0...events.count {
       let blocks = dev.image(afterEvents: n)
       let problems = try fsckProblems(blocks: blocks, device: dev)
-      #expect(problems.isEmpty, "prefix \(n) of \(events.count): \(problems.prefix(5).joined(separator: "; "))")
+      #expect(
+        problems.isEmpty,
+        "prefix \(n) of \(events.count): \(problems.prefix(5).joined(separator: "; "))")
       let view = RecordingBlockDevice(blockCount: dev.blockCount, blocks: blocks)
       let r = try RoseEngine.open(device: view, subvolume: nil, readOnly: true)
       for f in durable where f.at <= n {

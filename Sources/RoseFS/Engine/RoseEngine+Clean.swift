@@ -308,7 +308,8 @@ extension RoseEngine {
         n.partial = .block(new)
       } else {
         throw EngineError.corrupt(
-          "data block \(old) is live in head \(h), but ino \(ino) has another block at lblk \(lblk)")
+          "data block \(old) is live in head \(h), but ino \(ino) has another block at lblk \(lblk)"
+        )
       }
       if n.rec.has(InodeFlag.extentTree) { inTree = true }
       markChanged(n, head: h)
