@@ -315,6 +315,31 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(try bOnly.mismatch(rb) == nil)
   }
 
+  /// A data block that no longer matches its SSA checksum is not moved (its copy would hide the
+  /// damage): the pass fails with one error naming the block, and the volume on disk is unchanged.
+  @Test func damagedDataBlockIsNotMoved() throws {
+    let img = try emptyVolume(size: 16 << 20)
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    dev.recording = false
+    let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
+    let ino = try e.createFile(e.rootIno, "f")
+    try e.writeAll(ino, testBytes(3 * 4096, seed: 1))
+    try e.sync()
+    guard let addr = try e.inode(ino).blocks[1] else {
+      Issue.record("no block at lblk 1")
+      return
+    }
+    try dev.writeBlock(addr, [UInt8](repeating: 0xA5, count: RoseLayout.blockSize))
+    let segment = Int(addr - e.mainStart) / e.bps
+    do throws(EngineError) {
+      _ = try e.clean(victims: [segment])
+      Issue.record("cleaning moved a damaged block")
+    } catch {
+      #expect(error.errno == 117, "\(error)")
+      #expect("\(error)".contains("\(addr)"), "\(error)")
+    }
+  }
+
   /// Cost-benefit picks differently from greedy but cleans just as correctly.
   @Test func costBenefitPolicyCleans() throws {
     let img = try emptyVolume(size: 16 << 20)

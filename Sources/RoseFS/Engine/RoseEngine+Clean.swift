@@ -173,10 +173,9 @@ extension RoseEngine {
       }
       return
     }
-    guard allocatedSinceClean >= bps, countFreeSegments() <= 2 * Int(sb.rsvSegments) else {
-      return
-    }
+    guard allocatedSinceClean >= bps else { return }
     allocatedSinceClean = 0
+    guard countFreeSegments() <= 2 * Int(sb.rsvSegments) else { return }
     let victims = chooseVictims(1, policy: cleaningPolicy, maxLive: bps / 2)
     guard !victims.isEmpty, cleaningRoom(victims) >= cleaningNeed(victims) else { return }
     _ = try cleanVictims(victims)
@@ -279,6 +278,14 @@ extension RoseEngine {
     return n
   }
 
+  /// The crc field of block `addr`'s SSA entry.
+  func ssaCRC(_ addr: UInt32) -> UInt32 {
+    let k = Int(addr - mainStart)
+    guard let body = ssaBodies[k / RoseLayout.ssaEntriesPerBlock] else { return 0 }
+    return ByteReader(body, base: (k % RoseLayout.ssaEntriesPerBlock) * RoseLayout.ssaEntrySize)
+      .u32(8)
+  }
+
   func markChanged(_ n: EngineInode, head h: Int) {
     if h == head {
       markDirty(n)
@@ -293,9 +300,16 @@ extension RoseEngine {
     foreign: inout [Int: [UInt32: EngineInode]]
   ) throws(EngineError) {
     let bytes = try device.readBlock(old)
+    // A damaged block is not moved: its copy would carry a checksum that hides the damage.
+    let crc = ssaCRC(old)
+    guard checksum.checksum(bytes) == crc else {
+      throw EngineError.corrupt(
+        "data block \(old) (ino \(ino), logical block \(lblk)) does not match its SSA checksum; the cleaner leaves it in place (run rosepack fsck)"
+      )
+    }
     let new = try allocate(.data)
     try writeDeviceBlock(new, bytes)
-    setSSA(new, owner: ino, kind: SSAKind.data, index: lblk, crc: checksum.checksum(bytes))
+    setSSA(new, owner: ino, kind: SSAKind.data, index: lblk, crc: crc)
     var inTree = false
     for h in owners {
       guard let n = try cleanerInode(ino, head: h, foreign: &foreign) else {
@@ -324,14 +338,15 @@ extension RoseEngine {
   func relocateNode(_ old: UInt32, nid: UInt32, owners: [Int]) throws(EngineError) {
     var b = try device.readBlock(old)
     let magic = ByteReader(b).u32(0)
-    let new = try allocate(.node)
-    switch magic {
-    case Magic.dirNode, Magic.extentNode, Magic.xattrNode:
-      // A node names its own address in its header.
-      seal(&b, addr: new)
-    default:
-      break  // An inode page: every slot carries its own checksum, no address.
+    let isTreeNode = [Magic.dirNode, Magic.extentNode, Magic.xattrNode].contains(magic)
+    if isTreeNode {
+      // Checked before it is resealed, so that a damaged node is not given a valid checksum.
+      b = try verifiedBlock(old, magic: magic, what: "node \(nid)")
     }
+    let new = try allocate(.node)
+    // A tree or xattr node names its own address in its header; an inode page names none (every
+    // slot carries its own checksum) and is copied as it is.
+    if isTreeNode { seal(&b, addr: new) }
     try writeDeviceBlock(new, b)
     setSSA(new, owner: nid, kind: SSAKind.node, index: 0, crc: 0)
     for h in owners {
