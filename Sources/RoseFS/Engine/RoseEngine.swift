@@ -91,6 +91,11 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   var cleanEveryOps = 0
   var opsSinceClean = 0
 
+  // Roll-forward (FORMAT.md 13.7, RoseEngine+RollForward.swift): the chain this instance extends
+  // and the changes since its last record group; what open replayed.
+  var rf = RollForwardState()
+  public internal(set) var rollForwardReplay = RollForwardReplay()
+
   var bps: Int { Int(sb.blocksPerSegment) }
   var mainStart: UInt32 { sb.mainBlkaddr }
   var mainBlocks: Int { Int(sb.mainBlocks) }
@@ -244,6 +249,12 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       logSegment = [0, 1, 2]
       logCursor = [bps, bps, bps]
     }
+    // FORMAT.md 13.7: the fsyncs since the checkpoint. A read-only open keeps the result in memory;
+    // a writable one makes it a checkpoint at once (and starts a chain of its own).
+    if cp.rfNext != 0 {
+      rollForwardReplay = try replayRollForward()
+      if rollForwardReplay.groups > 0 && !readOnly { try checkpoint(umount: false) }
+    }
   }
 
   static func natBlockCount(_ nextFreeNid: UInt32) -> Int {
@@ -333,6 +344,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let was = isBusy(k)
     for g in headsSharing(h) where !vbm[g].get(k) {
+      noteBit(g, k, was: false)
       vbm[g].set(k)
       markVBMDirty(g, k)
     }
@@ -348,6 +360,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let was = isBusy(k)
     for g in headsSharing(h) where vbm[g].get(k) {
+      noteBit(g, k, was: true)
       vbm[g].clear(k)
       markVBMDirty(g, k)
     }
@@ -505,6 +518,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       buf.storeBytes(of: crc.littleEndian, toByteOffset: o + 8, as: UInt32.self)
     }
     ssaFile.dirty.insert(leaf)
+    noteSSA(k)
   }
 
   func ssaEntry(_ addr: UInt32) -> (owner: UInt32, info: UInt32) {
@@ -526,6 +540,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     }
     nat[h][i] = addr
     natDiff[h][nid] = addr
+    noteNAT(h, nid, addr)
   }
 
   func natLookup(_ h: Int, _ nid: UInt32) -> UInt32 {
