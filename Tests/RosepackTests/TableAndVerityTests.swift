@@ -208,4 +208,173 @@ import Testing
     #expect(r.status != 0)
     #expect(r.stderr.contains("partition 'p5' would be primary partition 5"), "\(r.stderr)")
   }
+
+  // MARK: signature wiping
+
+  /// Writes `text` as DIR/NAME.conf, builds it, returns the output directory.
+  func buildRecipe(_ text: String, in dir: String, name: String, extra: [String] = []) throws
+    -> String
+  {
+    try text.write(toFile: dir + "/\(name).conf", atomically: false, encoding: .utf8)
+    let out = dir + "/out-" + name
+    let r = try CLI.rosepack(["build", dir + "/\(name).conf", "-o", out, "-q"] + extra)
+    guard r.status == 0 else { throw TestFailure("build \(name) failed: \(r.stderr)") }
+    return out
+  }
+
+  func partitions(_ image: String) throws -> [(start: UInt64, size: UInt64, name: String)] {
+    let table = try Self.sfdiskJSON(image)
+    return ((table["partitions"] as? [[String: Any]]) ?? []).map {
+      (
+        UInt64($0["start"] as? Int ?? 0) * 512, UInt64($0["size"] as? Int ?? 0) * 512,
+        $0["name"] as? String ?? ""
+      )
+    }
+  }
+
+  /// `blkid -p` finds a file system signature at `offset` of `file`.
+  func hasSignature(_ file: String, at offset: UInt64) throws -> Bool {
+    try CLI.tool("blkid", ["-p", "--offset", String(offset), file]).status == 0
+  }
+
+  @Test func flashingWipesStaleSignaturesInEmptyPartitions() throws {
+    let dir = try CLI.temporaryDirectory("wipe")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let out = try buildRecipe(
+      """
+      [Image]
+      Name=wipe
+      [Partition]
+      Type=root
+      Label=root
+      Format=rosefs
+      Inline=/etc/hostname:wipe\\n
+      [Partition]
+      Type=home
+      Label=home
+      SizeMinBytes=8M
+      SizeMaxBytes=8M
+      [Partition]
+      Type=swap
+      Label=swap
+      SizeMinBytes=4M
+      SizeMaxBytes=4M
+      [Output]
+      Formats=raw bmap simg
+
+      """, in: dir, name: "wipe")
+    let image = out + "/wipe_0.img"
+    let parts = try partitions(image)
+    #expect(parts.count == 3)
+    // A 2 MiB ext4 (one block group, no backup superblock) copied to every partition's offset.
+    let ext4 = dir + "/old.ext4"
+    #expect(try CLI.tool("truncate", ["-s", "2M", ext4]).status == 0)
+    #expect(try CLI.tool("mkfs.ext4", ["-q", "-F", ext4]).status == 0)
+    let old = try CLI.bytes(ext4)
+    let size = try FileManager.default.attributesOfItem(atPath: image)[.size] as? UInt64 ?? 0
+    for (n, flash) in ["bmaptool", "simg2img"].enumerated() {
+      let target = dir + "/target-\(n)"
+      #expect(FileManager.default.createFile(atPath: target, contents: nil))
+      let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: target))
+      try handle.truncate(atOffset: size)
+      for p in parts {
+        try handle.seek(toOffset: p.start)
+        handle.write(old)
+      }
+      try handle.close()
+      for p in parts { #expect(try hasSignature(target, at: p.start), "the stale ext4 is there") }
+      let r: CLI.Result
+      if flash == "bmaptool" {
+        r = try CLI.tool("bmaptool", ["copy", "--bmap", out + "/wipe_0.bmap", image, target])
+      } else {
+        // simg2img truncates a file it writes to, so the device is a loop device on the target
+        // (a block device is not truncated; DON'T CARE chunks are skipped, as on a phone).
+        let loop = try CLI.tool("losetup", ["-f", "--show", target])
+        let device = loop.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard loop.status == 0, device.hasPrefix("/dev/") else {
+          print("skipped the simg2img flash: no loop device (needs root): \(loop.stderr)")
+          continue
+        }
+        r = try CLI.tool("simg2img", [out + "/wipe_0.simg", device])
+        _ = try CLI.tool("sync", [])
+        _ = try CLI.tool("losetup", ["-d", device])
+      }
+      #expect(r.status == 0, "\(flash): \(r.stderr)")
+      for p in parts where p.name != "root" {
+        #expect(
+          try !hasSignature(target, at: p.start),
+          "\(flash) left the old ext4 in the empty partition '\(p.name)'")
+      }
+    }
+  }
+
+  @Test func aBmapIsWrittenOnlyBesideAnImage() throws {
+    let dir = try CLI.temporaryDirectory("bmap-zst")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let base = "[Image]\nName=z\n[Partition]\nType=home\nSizeMinBytes=1M\nSizeMaxBytes=1M\n"
+    let out = try buildRecipe(base + "[Output]\nFormats=zst bmap\n", in: dir, name: "z")
+    let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+    #expect(files == ["z_0.img.zst", "z_0.img.zst.bmap"])
+    let text = String(decoding: try CLI.bytes(out + "/z_0.img.zst.bmap"), as: UTF8.self)
+    #expect(text.contains("<!-- Describes: z_0.img.zst -->"))
+    try (base + "[Output]\nFormats=bmap simg\n").write(
+      toFile: dir + "/bad.conf", atomically: false, encoding: .utf8)
+    let r = try CLI.rosepack(["build", dir + "/bad.conf", "-o", dir + "/bad", "-q"])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains("Formats=bmap needs raw or zst"), "\(r.stderr)")
+  }
+
+  // MARK: sparse images
+
+  @Test func perPartitionAndSplitSparseImagesExpandToTheRawImage() throws {
+    let dir = try CLI.temporaryDirectory("simg")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // 3 MiB that neither repeats a word per block nor is zero: RAW chunks only.
+    try Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }).write(
+      to: URL(fileURLWithPath: dir + "/system.bin"))
+    let out = try buildRecipe(
+      """
+      [Image]
+      Name=phone
+      [Partition]
+      Type=L
+      Label=system_a
+      Format=raw
+      CopyBlocks=system.bin
+      Formats=simg
+      [Partition]
+      Type=L
+      Label=vendor_a
+      Format=rosefs
+      Inline=/build.prop:ro.vendor=1\\n
+      SplitName=vendor_a
+      Formats=simg
+      [Output]
+      Formats=raw simg
+      MaxDownloadSize=1M
+
+      """, in: dir, name: "phone")
+    let image = out + "/phone_0.img"
+    let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+    #expect(files.contains("system_a.img") && files.contains("vendor_a.img"), "\(files)")
+    let parts = try partitions(image)
+    for (name, p) in zip(["system_a", "vendor_a"], parts) {
+      let expanded = dir + "/\(name).raw"
+      #expect(try CLI.tool("simg2img", [out + "/\(name).img", expanded]).status == 0)
+      #expect(try CLI.bytes(expanded) == CLI.slice(image, offset: p.start, length: Int(p.size)))
+    }
+    let pieces = files.filter { $0.hasPrefix("phone_0.") && $0.hasSuffix(".simg") }.sorted {
+      $0.count == $1.count ? $0 < $1 : $0.count < $1.count
+    }
+    #expect(pieces.count >= 4, "3 MiB of data in pieces of 1 MiB: \(pieces)")
+    for piece in pieces {
+      let bytes = try FileManager.default.attributesOfItem(atPath: out + "/" + piece)[.size] as? Int ?? 0
+      #expect(bytes <= 1 << 20, "\(piece) is \(bytes) bytes")
+      // Each piece is a valid sparse image on its own.
+      #expect(try CLI.tool("simg2img", [out + "/" + piece, dir + "/one.raw"]).status == 0)
+    }
+    #expect(
+      try CLI.tool("simg2img", pieces.map { out + "/" + $0 } + [dir + "/all.raw"]).status == 0)
+    #expect(try CLI.filesEqual(dir + "/all.raw", image))
+  }
 }
