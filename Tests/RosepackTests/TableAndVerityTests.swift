@@ -377,4 +377,91 @@ import Testing
       try CLI.tool("simg2img", pieces.map { out + "/" + $0 } + [dir + "/all.raw"]).status == 0)
     #expect(try CLI.filesEqual(dir + "/all.raw", image))
   }
+
+  // MARK: verity
+
+  @Test func veritySetVerifiesAndIsSigned() throws {
+    let dir = try CLI.temporaryDirectory("verity")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let key = try CLI.tool(
+      "openssl",
+      [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rosepack test", "-days",
+        "2", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+      ])
+    #expect(key.status == 0, "\(key.stderr)")
+    let out = try buildRecipe(
+      """
+      [Image]
+      Name=usr
+      Architecture=x86-64
+      [Partition]
+      Type=usr
+      Label=usr_a
+      Format=rosefs
+      Inline=/lib/os-release:ID=rose\\n
+      Verity=data
+      VerityMatchKey=usr
+      SizeMinBytes=16M
+      SizeMaxBytes=16M
+      [Partition]
+      Type=usr-verity
+      Label=usr_a_verity
+      Verity=hash
+      VerityMatchKey=usr
+      [Partition]
+      Type=usr-verity-sig
+      Label=usr_a_verity_sig
+      Verity=signature
+      VerityMatchKey=usr
+      [Output]
+      Formats=raw split
+
+      """, in: dir, name: "usr",
+      extra: ["--private-key", dir + "/key.pem", "--certificate", dir + "/cert.pem"])
+    let data = out + "/usr_0.usr_a.img"
+    let hash = out + "/usr_0.usr_a_verity.img"
+    let sig = try CLI.bytes(out + "/usr_0.usr_a_verity_sig.img")
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: Data(sig.prefix { $0 != 0 })) as? [String: String])
+    let rootHash = try #require(json["rootHash"])
+    #expect(rootHash.count == 64)
+    // repart's 16 KiB, rounded up to Alignment= (1 MiB); NULs after the JSON.
+    #expect(sig.count == 1 << 20)
+    #expect(sig.drop { $0 != 0 }.allSatisfy { $0 == 0 })
+    let verify = try CLI.tool("veritysetup", ["verify", data, hash, rootHash])
+    #expect(verify.status == 0, "\(verify.stderr)")
+    // The UUIDs come from the root hash: data the first 128 bits, hash the last.
+    let table = try Self.sfdiskJSON(out + "/usr_0.img")
+    let uuids = ((table["partitions"] as? [[String: Any]]) ?? []).map {
+      ($0["uuid"] as? String ?? "").lowercased().replacingOccurrences(of: "-", with: "")
+    }
+    #expect(uuids.count == 3)
+    #expect(uuids.first == String(rootHash.prefix(32)))
+    #expect(uuids.dropFirst().first == String(rootHash.suffix(32)))
+    // The signature is a PKCS#7 over the hex root hash, by the certificate given.
+    try Data((json["signature"].flatMap { Data(base64Encoded: $0) }) ?? Data()).write(
+      to: URL(fileURLWithPath: dir + "/sig.p7s"))
+    try Data(rootHash.utf8).write(to: URL(fileURLWithPath: dir + "/roothash.txt"))
+    let cms = try CLI.tool(
+      "openssl",
+      [
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", dir + "/sig.p7s", "-content",
+        dir + "/roothash.txt", "-CAfile", dir + "/cert.pem", "-purpose", "any", "-out",
+        "/dev/null",
+      ])
+    #expect(cms.status == 0, "\(cms.stderr)")
+    // One flipped byte in the data partition and verification fails.
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: data))
+    try handle.seek(toOffset: 4096 * 3 + 17)
+    let byte = try handle.read(upToCount: 1) ?? Data([0])
+    try handle.seek(toOffset: 4096 * 3 + 17)
+    handle.write(Data([byte[0] ^ 0x5A]))
+    try handle.close()
+    #expect(try CLI.tool("veritysetup", ["verify", data, hash, rootHash]).status != 0)
+    // Without a key the signature partition is refused, naming the options.
+    let r = try CLI.rosepack(["build", dir + "/usr.conf", "-o", dir + "/nokey", "-q"])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains("--private-key"), "\(r.stderr)")
+  }
 }
