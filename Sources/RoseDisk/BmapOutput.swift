@@ -52,7 +52,9 @@ public struct BmapOutput: Sendable {
 
     let describedComment =
       describes.isEmpty
-      ? "" : "\n<!-- Describes: " + describes.map { $0.replacingOccurrences(of: "--", with: "-") }
+      ? ""
+      : "\n<!-- Describes: "
+        + describes.map { $0.replacingOccurrences(of: "--", with: "-") }
         .joined(separator: ", ") + " -->"
     let zeros = String(repeating: "0", count: 64)
     let percent = blocks == 0 ? 0 : (mapped * 1000 / blocks)

@@ -95,7 +95,9 @@ public enum GPTReader {
 
     let mbr = try readBytes(fd, path: path, offset: 0, count: 512)
     // A hybrid MBR (genimage) lists its 0xEE entry after the mirrored partitions.
-    if mbr[510] != 0x55 || mbr[511] != 0xAA || !(0..<4).contains(where: { mbr[446 + 16 * $0 + 4] == 0xEE }) {
+    if mbr[510] != 0x55 || mbr[511] != 0xAA
+      || !(0..<4).contains(where: { mbr[446 + 16 * $0 + 4] == 0xEE })
+    {
       warnings.append("protective MBR is missing or has no 0xEE partition")
     }
 

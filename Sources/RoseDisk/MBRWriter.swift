@@ -75,7 +75,8 @@ public enum TableError: Error, CustomStringConvertible, Equatable, Sendable {
   /// A partition starts or ends beyond 2^32 sectors, which a DOS entry cannot express.
   case beyondMBRLimit(label: String, endSector: UInt64)
   /// A blob overlaps a table area, a partition or another blob.
-  case blobOverlap(blob: String, start: UInt64, end: UInt64, other: String, otherStart: UInt64,
+  case blobOverlap(
+    blob: String, start: UInt64, end: UInt64, other: String, otherStart: UInt64,
     otherEnd: UInt64)
   /// A blob ends beyond the end of the disk.
   case blobBeyondDisk(blob: String, end: UInt64, diskSize: UInt64)
@@ -144,7 +145,8 @@ public enum MBRWriter {
         throw TableError.tooManyPrimaries(label: p.label, count: i + 1)
       }
       result.append(
-        try entry(p, type: i < types.count ? types[i] : 0x83, bootable: i < bootable.count && bootable[i]))
+        try entry(
+          p, type: i < types.count ? types[i] : 0x83, bootable: i < bootable.count && bootable[i]))
     }
     return result
   }

@@ -830,7 +830,8 @@ extension LoadState {
       let last = output.entries.last(where: { $0.key == "Formats" })
     {
       diagnostics.error(
-        last.valueAt, "Formats=bmap needs raw or zst: a .bmap is written beside the image it "
+        last.valueAt,
+        "Formats=bmap needs raw or zst: a .bmap is written beside the image it "
           + "describes", hint: "add raw or zst to Formats=")
     }
     var maxDownload: UInt64?

@@ -136,7 +136,8 @@ extension BuildPipeline {
         throw BuildFailure.at(
           data.position,
           "Verity=data partition '\(data.label)' cannot use Grow=yes: its hash partition is sized "
-            + "before the disk is laid out", hint: "give it a fixed size (SizeMinBytes=SizeMaxBytes=)")
+            + "before the disk is laid out",
+          hint: "give it a fixed size (SizeMinBytes=SizeMaxBytes=)")
       }
       let grain = max(recipe.image.alignment, Verity.blockSize)
       dataSize = (dataSize + grain - 1) / grain * grain
@@ -204,7 +205,8 @@ extension BuildPipeline {
           json = try Verity.signatureJSON(
             rootHash: rootHash, privateKey: key, certificate: certificate, scratch: scratch)
         } catch let error as DiskError {
-          throw BuildFailure.at(signatureSpec.position, "partition '\(signatureSpec.label)': \(error)")
+          throw BuildFailure.at(
+            signatureSpec.position, "partition '\(signatureSpec.label)': \(error)")
         }
         guard UInt64(json.count) <= part.size else {
           throw doesNotFit(signatureSpec, needed: UInt64(json.count), has: part.size)

@@ -28,7 +28,8 @@ import Testing
 
   @Test func entriesRoundTrip() throws {
     let disk = try layout(2)
-    let entries = try MBRWriter.entries(layout: disk, types: [0x0C, 0x83], bootable: [true, false])
+    let entries = try MBRWriter.entries(
+      layout: disk, types: [0x0C, 0x83], bootable: [true, false])
     let tail = MBRWriter.encodeTail(signature: 0x1234_5678, entries: entries)
     #expect(tail.count == 72)
     #expect(Array(tail[0..<4]) == [0x78, 0x56, 0x34, 0x12])
@@ -90,7 +91,8 @@ import Testing
   @Test func typeDefaultsAndShortcuts() throws {
     let esp = try PartitionTypes.guid(for: "esp")
     #expect(MBRWriter.defaultType(gptType: esp, isFAT: true) == 0xEF)
-    #expect(MBRWriter.defaultType(gptType: try PartitionTypes.guid(for: "swap"), isFAT: false) == 0x82)
+    #expect(
+      MBRWriter.defaultType(gptType: try PartitionTypes.guid(for: "swap"), isFAT: false) == 0x82)
     #expect(MBRWriter.defaultType(gptType: .zero, isFAT: true) == 0x0C)
     #expect(MBRWriter.defaultType(gptType: .zero, isFAT: false) == 0x83)
     #expect(PartitionTypes.guid(for: "U", architecture: "arm64") == esp)

@@ -17,7 +17,9 @@ import Testing
       to: URL(fileURLWithPath: dir + "/input/u-boot.bin"))
     for (file, size) in [("boot.vfat", 32 << 20), ("rootfs.ext4", 64 << 20)] {
       var data = Data(count: size)
-      for i in stride(from: 0, to: size, by: 1 << 20) { data[i] = UInt8(truncatingIfNeeded: i >> 20) | 1 }
+      for i in stride(from: 0, to: size, by: 1 << 20) {
+        data[i] = UInt8(truncatingIfNeeded: i >> 20) | 1
+      }
       try data.write(to: URL(fileURLWithPath: dir + "/input/" + file))
     }
     return dir
@@ -62,7 +64,9 @@ import Testing
 
   /// genimage's config for the same layout (its buildroot Raspberry Pi config, with the blob,
   /// fixed UUIDs and disk signature so that the tables can be compared byte for byte).
-  static func genimageConfig(table: String, blobOffset: String, signature: String, disk: [String: Any])
+  static func genimageConfig(
+    table: String, blobOffset: String, signature: String, disk: [String: Any]
+  )
     -> String
   {
     let parts = (disk["partitions"] as? [[String: Any]]) ?? []
@@ -160,7 +164,9 @@ import Testing
     #expect(
       try CLI.slice(image, offset: 8192, length: 20000)
         == CLI.bytes(dir + "/input/u-boot.bin"))
-    #expect(try CLI.slice(image, offset: 4 << 20, length: 32 << 20) == CLI.bytes(dir + "/input/boot.vfat"))
+    #expect(
+      try CLI.slice(image, offset: 4 << 20, length: 32 << 20) == CLI.bytes(dir + "/input/boot.vfat")
+    )
     guard let theirs = try genimage(dir: dir, table: "mbr", blobOffset: "8K", ours: ours) else {
       return
     }
@@ -168,8 +174,11 @@ import Testing
     #expect(Self.fields(ours) == Self.fields(reference))
     #expect(ours["id"] as? String == reference["id"] as? String)
     // Signature, entries with their CHS fields, 0x55AA: the same bytes.
-    #expect(try CLI.slice(image, offset: 440, length: 72) == CLI.slice(theirs, offset: 440, length: 72))
-    #expect(try CLI.slice(image, offset: 8192, length: 20000) == CLI.slice(theirs, offset: 8192, length: 20000))
+    #expect(
+      try CLI.slice(image, offset: 440, length: 72) == CLI.slice(theirs, offset: 440, length: 72))
+    #expect(
+      try CLI.slice(image, offset: 8192, length: 20000)
+        == CLI.slice(theirs, offset: 8192, length: 20000))
   }
 
   @Test func hybridMatchesGenimage() throws {
@@ -178,31 +187,41 @@ import Testing
     let ours = try Self.sfdiskJSON(image)
     #expect(ours["label"] as? String == "gpt")
     let dos = try Self.sfdiskJSON(image, nested: true)
-    #expect(Self.fields(dos) == ["bootable=1 size=65536 start=8192 type=c", "size=33 start=1 type=ee"])
-    #expect(try CLI.slice(image, offset: 32768, length: 20000) == CLI.bytes(dir + "/input/u-boot.bin"))
+    #expect(
+      Self.fields(dos) == ["bootable=1 size=65536 start=8192 type=c", "size=33 start=1 type=ee"])
+    #expect(
+      try CLI.slice(image, offset: 32768, length: 20000) == CLI.bytes(dir + "/input/u-boot.bin"))
     #expect(try CLI.tool("sgdisk", ["-v", image]).stdout.contains("No problems found"))
     guard let theirs = try genimage(dir: dir, table: "hybrid", blobOffset: "32K", ours: ours)
     else { return }
     #expect(Self.fields(ours) == Self.fields(try Self.sfdiskJSON(theirs)))
     #expect(Self.fields(dos) == Self.fields(try Self.sfdiskJSON(theirs, nested: true)))
-    #expect(try CLI.slice(image, offset: 440, length: 72) == CLI.slice(theirs, offset: 440, length: 72))
+    #expect(
+      try CLI.slice(image, offset: 440, length: 72) == CLI.slice(theirs, offset: 440, length: 72))
   }
 
   @Test func aBlobOverTheGPTIsRefusedWithBothRanges() throws {
     let dir = try Self.inputs("table-overlap")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    try Self.recipe(table: "gpt", blobOffset: "8K").replacingOccurrences(of: "MBRType=0x0c\n", with: "")
-      .write(toFile: dir + "/rpi.conf", atomically: false, encoding: .utf8)
+    try Self.recipe(table: "gpt", blobOffset: "8K").replacingOccurrences(
+      of: "MBRType=0x0c\n", with: ""
+    )
+    .write(toFile: dir + "/rpi.conf", atomically: false, encoding: .utf8)
     let r = try CLI.rosepack(["build", dir + "/rpi.conf", "-o", dir + "/out", "-q"])
     #expect(r.status != 0)
-    #expect(r.stderr.contains("blob 'u-boot' at bytes [8192, 28192) overlaps the primary GPT at bytes [512, 17408)"), "\(r.stderr)")
+    #expect(
+      r.stderr.contains(
+        "blob 'u-boot' at bytes [8192, 28192) overlaps the primary GPT at bytes [512, 17408)"),
+      "\(r.stderr)")
   }
 
   @Test func aFifthMBRPartitionIsRefusedByName() throws {
     let dir = try CLI.temporaryDirectory("table-five")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     var text = "[Image]\nName=five\nPartitionTable=mbr\n"
-    for i in 1...5 { text += "[Partition]\nType=L\nLabel=p\(i)\nSizeMinBytes=1M\nSizeMaxBytes=1M\n" }
+    for i in 1...5 {
+      text += "[Partition]\nType=L\nLabel=p\(i)\nSizeMinBytes=1M\nSizeMaxBytes=1M\n"
+    }
     try text.write(toFile: dir + "/five.conf", atomically: false, encoding: .utf8)
     let r = try CLI.rosepack(["build", dir + "/five.conf", "-o", dir + "/out", "-q"])
     #expect(r.status != 0)
@@ -368,7 +387,8 @@ import Testing
     }
     #expect(pieces.count >= 4, "3 MiB of data in pieces of 1 MiB: \(pieces)")
     for piece in pieces {
-      let bytes = try FileManager.default.attributesOfItem(atPath: out + "/" + piece)[.size] as? Int ?? 0
+      let bytes =
+        try FileManager.default.attributesOfItem(atPath: out + "/" + piece)[.size] as? Int ?? 0
       #expect(bytes <= 1 << 20, "\(piece) is \(bytes) bytes")
       // Each piece is a valid sparse image on its own.
       #expect(try CLI.tool("simg2img", [out + "/" + piece, dir + "/one.raw"]).status == 0)
@@ -463,5 +483,74 @@ import Testing
     let r = try CLI.rosepack(["build", dir + "/usr.conf", "-o", dir + "/nokey", "-q"])
     #expect(r.status != 0)
     #expect(r.stderr.contains("--private-key"), "\(r.stderr)")
+  }
+
+  // MARK: the recipes in Recipes/
+
+  @Test func boardRecipeBuilds() throws {
+    let dir = try CLI.temporaryDirectory("board")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try CLI.rosepack(["build", "Recipes/board-mbr.conf", "-o", dir, "-q"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let image = dir + "/board_1.0.img"
+    let table = try Self.sfdiskJSON(image)
+    #expect(table["label"] as? String == "dos")
+    let fields = Self.fields(table)
+    #expect(fields.count == 4)
+    #expect(fields.first == "bootable=1 size=131072 start=8192 type=c")
+    #expect(fields.dropFirst().allSatisfy { $0.hasSuffix("type=83") }, "\(fields)")
+    #expect(
+      try CLI.slice(image, offset: 8192, length: 24 * 1024)
+        == CLI.bytes("Recipes/board/u-boot-placeholder.bin"))
+    try CLI.slice(image, offset: 4 << 20, length: 64 << 20).write(
+      to: URL(fileURLWithPath: dir + "/boot.vfat"))
+    let fsck = try CLI.tool("fsck.vfat", ["-n", dir + "/boot.vfat"])
+    #expect(fsck.status == 0, "\(fsck.stdout)")
+    let mdir = try CLI.tool("mdir", ["-i", dir + "/boot.vfat", "::/"])
+    #expect(mdir.stdout.contains("cmdline") && mdir.stdout.contains("config"), "\(mdir.stdout)")
+    let ls = try CLI.rosepack(["ls", image, "--partition", "2", "/etc"])
+    #expect(ls.status == 0 && ls.stdout.contains("hostname"), "\(ls.stdout)\(ls.stderr)")
+  }
+
+  @Test func verityUsrRecipeBuilds() throws {
+    let dir = try CLI.temporaryDirectory("usr-verity")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let key = try CLI.tool(
+      "openssl",
+      [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rosepack test", "-days",
+        "2", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+      ])
+    #expect(key.status == 0, "\(key.stderr)")
+    let r = try CLI.rosepack([
+      "build", "Recipes/usr-verity-ab.conf", "-o", dir + "/out", "-q", "--private-key",
+      dir + "/key.pem", "--certificate", dir + "/cert.pem",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let image = dir + "/out/usr-verity_1.0.img"
+    let parts = (try Self.sfdiskJSON(image)["partitions"] as? [[String: Any]]) ?? []
+    #expect(
+      parts.map { $0["name"] as? String ?? "" } == [
+        "esp", "usr_a", "usr_a_verity", "usr_a_verity_sig", "_empty", "_empty", "_empty", "root",
+      ])
+    guard parts.count == 8 else { return }
+    func range(_ i: Int) -> (UInt64, Int) {
+      (UInt64(parts[i]["start"] as? Int ?? 0) * 512, (parts[i]["size"] as? Int ?? 0) * 512)
+    }
+    let sig = try CLI.slice(image, offset: range(3).0, length: range(3).1)
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: Data(sig.prefix { $0 != 0 })) as? [String: String])
+    let rootHash = try #require(json["rootHash"])
+    try CLI.slice(image, offset: range(1).0, length: range(1).1).write(
+      to: URL(fileURLWithPath: dir + "/usr.img"))
+    try CLI.slice(image, offset: range(2).0, length: range(2).1).write(
+      to: URL(fileURLWithPath: dir + "/usr.verity"))
+    let verify = try CLI.tool(
+      "veritysetup", ["verify", dir + "/usr.img", dir + "/usr.verity", rootHash])
+    #expect(verify.status == 0, "\(verify.stderr)")
+    let uuid = ((parts[1]["uuid"] as? String) ?? "").lowercased().replacingOccurrences(
+      of: "-", with: "")
+    #expect(uuid == String(rootHash.prefix(32)))
+    #expect(try CLI.tool("sgdisk", ["-v", image]).stdout.contains("No problems found"))
   }
 }
