@@ -15,6 +15,9 @@ pkgs=(
   chromium e2fsprogs btrfs-progs
   # Format=ext4/xfs/btrfs/erofs/squashfs/f2fs/swap: each filesystem's own tool, run in fakeroot
   fakeroot xfsprogs erofs-utils squashfs-tools f2fs-tools util-linux
+  # MBR/hybrid tables are compared with genimage's; verity sets need veritysetup and openssl;
+  # signature wiping is checked with blkid and losetup (util-linux) after bmaptool/simg2img
+  genimage cryptsetup-bin openssl util-linux
 )
 missing=()
 for p in "${pkgs[@]}"; do

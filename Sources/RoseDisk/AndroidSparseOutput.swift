@@ -1,5 +1,6 @@
 import CChecksum
 import Foundation
+import RoseSizes
 
 /// Android sparse image (`.simg`, libsparse format 1.0): 28-byte file header, 12-byte chunk
 /// headers, little-endian. Used ranges of the AllocationMap become RAW chunks (or FILL chunks
@@ -49,23 +50,142 @@ public struct AndroidSparseOutput: Sendable {
   /// Converts `rawImage` into `output` using `map` for the used ranges.
   @discardableResult
   public func write(rawImage: String, map: AllocationMap, to output: String) throws -> Summary {
-    let bs = UInt64(blockSize)
-    guard bs >= 1024, bs % 4 == 0, bs <= UInt64(FileIO.chunkSize) else {
-      throw DiskError.invalidInput(
-        path: output, reason: "sparse block size \(bs) must be a multiple of 4 >= 1024")
-    }
     let input = try FileIO.open(rawImage, flags: O_RDONLY)
     defer { close(input) }
     let imageSize = try FileIO.size(input, path: rawImage)
+    let totalBlocks = try blocks(of: imageSize, path: rawImage)
+    return try encode(
+      input, path: rawImage, base: 0, size: imageSize, map: map, dataBlocks: 0..<totalBlocks,
+      to: output)
+  }
+
+  /// Writes the bytes `[offset, offset + size)` of `rawImage` (one partition) as a sparse image
+  /// of their own, for `fastboot flash PARTITION FILE`. `offset` must be a block multiple.
+  @discardableResult
+  public func writePartition(
+    rawImage: String, map: AllocationMap, offset: UInt64, size: UInt64, to output: String
+  ) throws -> Summary {
+    let bs = UInt64(blockSize)
+    guard offset % bs == 0 else {
+      throw DiskError.invalidInput(
+        path: output,
+        reason: "partition offset \(offset) is not a multiple of the sparse block size \(bs)")
+    }
+    let input = try FileIO.open(rawImage, flags: O_RDONLY)
+    defer { close(input) }
+    let local = AllocationMap(
+      unsorted: map.extents(inRange: offset, length: size).map {
+        AllocationMap.Extent(offset: $0.offset - offset, length: $0.length)
+      })
+    let totalBlocks = try blocks(of: size, path: output)
+    return try encode(
+      input, path: rawImage, base: offset, size: size, map: local, dataBlocks: 0..<totalBlocks,
+      to: output)
+  }
+
+  /// Splits the image into sparse images of at most `maxBytes` each, as libsparse's
+  /// `sparse_file_resparse` (fastboot) splits at the device's max-download-size: every piece
+  /// describes the whole image, with DON'T CARE before and after its share of the data, so each
+  /// is valid alone and flashing (or `simg2img`-ing) them in turn gives the image. `path(n)`
+  /// names piece `n` (1-based). Returns the paths written.
+  @discardableResult
+  public func writeSplit(
+    rawImage: String, map: AllocationMap, maxBytes: UInt64, path: (Int) -> String
+  ) throws -> [String] {
+    let input = try FileIO.open(rawImage, flags: O_RDONLY)
+    defer { close(input) }
+    let imageSize = try FileIO.size(input, path: rawImage)
+    let totalBlocks = try blocks(of: imageSize, path: rawImage)
+    let windows = try AndroidSparseOutput.splitWindows(
+      map: map, blockSize: UInt64(blockSize), imageSize: imageSize, maxBytes: maxBytes,
+      crc: includeCRC)
+    var written: [String] = []
+    for (n, window) in windows.enumerated() {
+      let output = path(n + 1)
+      try encode(
+        input, path: rawImage, base: 0, size: imageSize, map: map,
+        dataBlocks: window.clamped(to: 0..<totalBlocks), to: output)
+      written.append(output)
+    }
+    return written
+  }
+
+  /// Block ranges of the pieces of a split image: greedy, each piece's data (counted as RAW,
+  /// which FILL chunks only make smaller) plus its headers within `maxBytes`.
+  static func splitWindows(
+    map: AllocationMap, blockSize bs: UInt64, imageSize: UInt64, maxBytes: UInt64, crc: Bool
+  ) throws -> [Range<UInt64>] {
     let totalBlocks = (imageSize + bs - 1) / bs
+    let batch = UInt64(FileIO.chunkSize) / bs
+    // File header, leading and trailing DON'T CARE, CRC chunk.
+    let fixed: UInt64 = 28 + 12 + 12 + (crc ? 16 : 0)
+    // Per run: a DON'T CARE before it and one chunk header per read batch (plus one for a
+    // RAW chunk split by FILL blocks, which saves more than it costs).
+    func cost(_ blocks: UInt64) -> UInt64 { 24 + 12 * (blocks / batch + 1) + blocks * bs }
+    guard maxBytes > fixed + cost(1) else {
+      throw DiskError.invalidInput(
+        path: "MaxDownloadSize", reason: "\(maxBytes) bytes cannot hold one \(bs)-byte block")
+    }
+    var windows: [Range<UInt64>] = []
+    var start: UInt64 = 0
+    var used = fixed
+    for range in map.blockRanges(blockSize: bs, imageSize: imageSize) {
+      var first = range.first
+      while first <= range.last {
+        let left = range.last - first + 1
+        if used + cost(left) <= maxBytes {
+          used += cost(left)
+          break
+        }
+        // Take as many blocks as fit, then start a new piece at the next block.
+        var fit: UInt64 = 0
+        if maxBytes > used + cost(0) {
+          fit = min(left, (maxBytes - used - cost(0)) / bs)
+          while fit > 0 && used + cost(fit) > maxBytes { fit -= 1 }
+        }
+        let cut = first + fit
+        if cut > start { windows.append(start..<cut) }
+        start = cut
+        first = cut
+        used = fixed
+      }
+    }
+    windows.append(start..<totalBlocks)
+    return windows
+  }
+
+  func blocks(of size: UInt64, path: String) throws -> UInt64 {
+    let bs = UInt64(blockSize)
+    guard bs >= 1024, bs % 4 == 0, bs <= UInt64(FileIO.chunkSize) else {
+      throw DiskError.invalidInput(
+        path: path, reason: "sparse block size \(bs) must be a multiple of 4 >= 1024")
+    }
+    let totalBlocks = (size + bs - 1) / bs
     guard totalBlocks <= UInt64(UInt32.max) else {
       throw DiskError.invalidInput(
-        path: rawImage,
-        reason: "image of \(formatDiskSize(imageSize)) has more than 2^32 blocks of \(bs) bytes")
+        path: path,
+        reason: "image of \(formatSize(size, exact: true)) has more than 2^32 blocks of \(bs) bytes")
     }
+    return totalBlocks
+  }
+
+  /// Writes one sparse image of `size` bytes whose block `b` is the input's bytes at
+  /// `base + b * blockSize`: mapped blocks inside `dataBlocks` become RAW or FILL chunks,
+  /// everything else DON'T CARE. Bytes past `size` in the last block read as zeros.
+  @discardableResult
+  func encode(
+    _ input: Int32, path rawImage: String, base origin: UInt64, size imageSize: UInt64,
+    map fullMap: AllocationMap, dataBlocks: Range<UInt64>, to output: String
+  ) throws -> Summary {
+    let bs = UInt64(blockSize)
+    let totalBlocks = (imageSize + bs - 1) / bs
     var summary = Summary()
     summary.totalBlocks = UInt32(totalBlocks)
     summary.paddingBytes = totalBlocks * bs - imageSize
+    let map = AllocationMap(
+      unsorted: fullMap.extents(
+        inRange: dataBlocks.lowerBound * bs,
+        length: (dataBlocks.upperBound - dataBlocks.lowerBound) * bs))
 
     let file = try AtomicOutputFile(path: output)
     let writer = BufferedWriter(fd: file.fd, path: file.temporaryPath, offset: 28)
@@ -129,7 +249,11 @@ public struct AndroidSparseOutput: Sendable {
         let bytes = Int(count * bs)
         let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes])
         try RawImageOutput.readMapped(
-          input, path: rawImage, map: nil, offset: block * bs, into: chunk)
+          input, path: rawImage, map: nil, offset: origin + block * bs, into: chunk)
+        let inside = imageSize > block * bs ? imageSize - block * bs : 0
+        if inside < UInt64(bytes), let start = chunk.baseAddress {
+          memset(start + Int(inside), 0, bytes - Int(inside))
+        }
         guard let base = chunk.baseAddress else { break }
         if includeCRC { crc = rose_crc32_update(crc, base, bytes) }
         var rawStart: Int? = nil

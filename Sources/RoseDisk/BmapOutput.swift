@@ -1,4 +1,5 @@
 import Foundation
+import RoseSizes
 
 /// bmaptool block map, format 2.0, sha256, block size 4096, written from the AllocationMap
 /// (not by probing holes, so it is correct before compression and on any filesystem).
@@ -14,7 +15,11 @@ public struct BmapOutput: Sendable {
   /// Writes the bmap for `rawImage` to `output`; `map` lists the used byte ranges.
   /// Returns the number of mapped blocks.
   @discardableResult
-  public func write(rawImage: String, map: AllocationMap, to output: String) throws -> UInt64 {
+  /// `describes` names the image files (raw, `.zst`) the bmap is written for; they go into a
+  /// comment, since the format has no field for them.
+  public func write(
+    rawImage: String, map: AllocationMap, to output: String, describes: [String] = []
+  ) throws -> UInt64 {
     let input = try FileIO.open(rawImage, flags: O_RDONLY)
     defer { close(input) }
     let imageSize = try FileIO.size(input, path: rawImage)
@@ -46,13 +51,19 @@ public struct BmapOutput: Sendable {
       body += "        <Range chksum=\"\(digest)\"> \(span) </Range>\n"
     }
 
+    let describedComment =
+      describes.isEmpty
+      ? ""
+      : "\n<!-- Describes: "
+        + describes.map { $0.replacingOccurrences(of: "--", with: "-") }
+        .joined(separator: ", ") + " -->"
     let zeros = String(repeating: "0", count: 64)
     let percent = blocks == 0 ? 0 : (mapped * 1000 / blocks)
     var text = """
       <?xml version="1.0" ?>
-      <!-- Block map written by rosepack from its allocation map (bmaptool format 2.0). -->
+      <!-- Block map written by rosepack from its allocation map (bmaptool format 2.0). -->\(describedComment)
       <bmap version="2.0">
-          <!-- Image size in bytes: \(formatDiskSize(imageSize)) -->
+          <!-- Image size in bytes: \(formatSize(imageSize, exact: true)) -->
           <ImageSize> \(imageSize) </ImageSize>
 
           <!-- Size of a block in bytes -->
@@ -61,7 +72,7 @@ public struct BmapOutput: Sendable {
           <!-- Count of blocks in the image file -->
           <BlocksCount> \(blocks) </BlocksCount>
 
-          <!-- Count of mapped blocks: \(formatDiskSize(mapped * bs)) or \(percent / 10).\(percent % 10)% -->
+          <!-- Count of mapped blocks: \(formatSize(mapped * bs, exact: true)) or \(percent / 10).\(percent % 10)% -->
           <MappedBlocksCount> \(mapped) </MappedBlocksCount>
 
           <!-- Type of checksum used in this file -->

@@ -1,3 +1,5 @@
+import RoseSizes
+
 /// How big a partition should be.
 public enum PartitionSizeRule: Sendable, Equatable {
   /// Exactly this many bytes (a multiple of the sector size).
@@ -102,6 +104,39 @@ public struct DiskLayout: Sendable, Equatable {
     map.insert(offset: 0, length: (2 + entryArraySectors) * sectorSize)
     map.insert(offset: backupEntriesLBA * sectorSize, length: (entryArraySectors + 1) * sectorSize)
     return map
+  }
+
+  /// Bytes wiped at each end of a partition, as systemd-repart wipes signatures.
+  public static let signatureWipeBytes: UInt64 = 1 << 20
+
+  /// The first and last MiB of every partition (all of a smaller one). Added to the image's
+  /// AllocationMap, these ranges reach the bmap and the Android sparse image as explicit zeros
+  /// (where nothing else is written there), so flashing with bmaptool or fastboot overwrites an
+  /// old file system, LUKS or RAID signature the device held there, which blkid, an initrd or
+  /// systemd-gpt-auto-generator would otherwise find.
+  public var signatureAreas: AllocationMap {
+    var map = AllocationMap()
+    let wipe = DiskLayout.signatureWipeBytes
+    for p in partitions {
+      let head = min(wipe, p.size)
+      map.insert(offset: p.offset, length: head)
+      map.insert(offset: p.end - head, length: head)
+    }
+    return map
+  }
+
+  /// The same disk with some partition UUIDs replaced (by 1-based index): verity sets learn
+  /// theirs from the root hash only after their data is written.
+  public func replacingUUIDs(_ uuids: [Int: GUID]) -> DiskLayout {
+    let replaced = partitions.map { p in
+      PlannedPartition(
+        index: p.index, label: p.label, type: p.type, uuid: uuids[p.index] ?? p.uuid,
+        attributes: p.attributes, firstLBA: p.firstLBA, lastLBA: p.lastLBA, offset: p.offset,
+        size: p.size, contentSize: p.contentSize)
+    }
+    return DiskLayout(
+      sectorSize: sectorSize, alignment: alignment, diskSize: diskSize, diskGUID: diskGUID,
+      partitions: replaced, firstUsableLBA: firstUsableLBA)
   }
 
   /// Finds a partition by label or 1-based index.
@@ -243,7 +278,9 @@ public struct DiskLayout: Sendable, Equatable {
       if let max, max < min {
         throw DiskError.invalidSizeRule(
           label: label,
-          reason: "minimum size \(formatDiskSize(min)) is above maximum \(formatDiskSize(max))")
+          reason:
+            "minimum size \(formatSize(min, exact: true)) is above maximum \(formatSize(max, exact: true))"
+        )
       }
       let needed = Swift.max(spec.contentSize, min, 1)
       if let max {

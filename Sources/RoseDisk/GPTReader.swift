@@ -82,6 +82,9 @@ public enum GPTReader {
         }
       }
     }
+    if detected == nil, let table = try readMBR(fd: fd, path: path, imageSize: imageSize) {
+      return table
+    }
     guard let ss = detected else {
       let tried = candidates.map { "byte \($0)" }.joined(separator: " or ")
       throw DiskError.invalidGPT(
@@ -91,7 +94,10 @@ public enum GPTReader {
     var warnings: [String] = []
 
     let mbr = try readBytes(fd, path: path, offset: 0, count: 512)
-    if mbr[510] != 0x55 || mbr[511] != 0xAA || mbr[446 + 4] != 0xEE {
+    // A hybrid MBR (genimage) lists its 0xEE entry after the mirrored partitions.
+    if mbr[510] != 0x55 || mbr[511] != 0xAA
+      || !(0..<4).contains(where: { mbr[446 + 16 * $0 + 4] == 0xEE })
+    {
       warnings.append("protective MBR is missing or has no 0xEE partition")
     }
 
@@ -167,6 +173,40 @@ public enum GPTReader {
       alternateLBA: primary.alternateLBA,
       entryCount: primary.entryCount, entrySize: primary.entrySize, partitions: partitions,
       warnings: warnings)
+  }
+
+  /// A disk with a DOS partition table and no GPT, read as a table of 512-byte sectors whose
+  /// partitions have no label, the zero type GUID and the type name `mbr-0xNN`, so that
+  /// `inspect`, `ls` and `--partition N` work on MBR images too.
+  static func readMBR(fd: Int32, path: String, imageSize: UInt64) throws -> GPTTable? {
+    guard imageSize >= 512,
+      let table = MBRTable.parse(try readBytes(fd, path: path, offset: 0, count: 512)),
+      !table.entries.isEmpty,
+      !table.entries.contains(where: { $0.entry.type == MBRWriter.gptProtectiveType })
+    else { return nil }
+    let ss: UInt64 = 512
+    var partitions: [GPTPartition] = []
+    for (slot, e) in table.entries {
+      let first = UInt64(e.firstLBA)
+      let count = UInt64(e.sectorCount)
+      guard count > 0, (first + count) * ss <= imageSize else {
+        throw DiskError.invalidGPT(
+          path: path,
+          reason: "MBR partition \(slot) spans sectors \(first)-\(first + count), beyond the "
+            + "image (\(imageSize / ss) sectors)")
+      }
+      let hex = String(e.type, radix: 16)
+      partitions.append(
+        GPTPartition(
+          index: slot, label: "", type: .zero,
+          typeName: "mbr-0x" + (hex.count == 1 ? "0" + hex : hex), uuid: .zero, firstLBA: first,
+          lastLBA: first + count - 1, attributes: e.bootable ? 1 << 2 : 0, offset: first * ss,
+          size: count * ss))
+    }
+    return GPTTable(
+      path: path, sectorSize: ss, imageSize: imageSize, diskGUID: .zero, firstUsableLBA: 1,
+      lastUsableLBA: imageSize / ss - 1, alternateLBA: 0, entryCount: 4, entrySize: 16,
+      partitions: partitions, warnings: ["DOS partition table (MBR), no GPT"])
   }
 
   struct Header {

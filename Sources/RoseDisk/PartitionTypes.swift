@@ -181,8 +181,23 @@ public enum PartitionTypes {
       name = parts[0] + "-" + architecture + (parts.count > 1 ? "-" + parts[1] : "")
     }
     if let entry = explicit.first(where: { $0.name == name }) { return entry.guid }
+    if let shortcut = genimageShortcuts.first(where: { $0.letter == key }) {
+      return try? GUID(parsing: shortcut.guid)
+    }
     return try? GUID(parsing: key)
   }
+
+  /// genimage's one-letter `partition-type-uuid` shortcuts (any case): no DPS name is one
+  /// letter long, so none is ambiguous.
+  public static let genimageShortcuts: [(letter: String, guid: String)] = [
+    ("l", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+    ("s", "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
+    ("h", "933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
+    ("u", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+    ("r", "A19D880F-05FC-4D3B-A006-743F0F84911E"),
+    ("v", "E6D6D379-F507-44C2-A23C-238F2A3DF928"),
+    ("f", "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
+  ]
 
   /// All known names with their GUIDs (explicit names first, then host aliases), sorted by name.
   public static let all: [(name: String, guid: GUID)] = {

@@ -25,7 +25,13 @@ extension LoadState {
       image, defines: userDefines, sourceDateEpoch: sourceDateEpoch, architecture: architecture)
     settings.clampsTimes = epochGiven
     var partitions: [(PartitionSpec, SectionView)] = []
+    var blobs: [BlobSpec] = []
     for group in groups where group.kind == .partition && group.mergedInto == nil {
+      let section = SectionView(entries: group.entries)
+      if section.bool("InPartitionTable") == false {
+        if let blob = buildBlob(group) { blobs.append(blob) }
+        continue
+      }
       if let partition = buildPartition(
         group, image: settings, index: partitions.count, earlier: partitions.map(\.0.label))
       {
@@ -38,12 +44,128 @@ extension LoadState {
         hint: "a disk needs at least one partition")
     }
     crossCheck(partitions, image: settings)
+    checkTables(partitions, image: settings, image: image)
     let output = buildOutput(
       SectionView(entries: singletons[.output].map { groups[$0].entries } ?? []),
       image: settings)
-    return Recipe(
+    var recipe = Recipe(
       image: settings, partitions: partitions.map(\.0), output: output,
       warnings: diagnostics.warnings.sorted(by: RecipeError.sortKey), sourceFiles: filesRead)
+    recipe.blobs = blobs
+    return recipe
+  }
+
+  // MARK: tables, blobs, verity (issue 9)
+
+  /// An `InPartitionTable=no` section: a raw file at a fixed offset outside the table.
+  mutating func buildBlob(_ group: Group) -> BlobSpec? {
+    let section = SectionView(entries: group.entries)
+    let name = section.text("Label") ?? "blob-\(group.header.line)"
+    if let entry = section.entry("Format"), section.text("Format") != "raw" {
+      diagnostics.error(
+        entry.valueAt, "InPartitionTable=no needs Format=raw",
+        hint: "a blob is CopyBlocks= written byte for byte at Offset=")
+    }
+    for key in [
+      "SizeMinBytes", "SizeMaxBytes", "Grow", "Slots", "MBRType", "Bootable", "Verity", "Type",
+      "UUID", "Formats",
+    ] {
+      if let entry = section.entry(key) {
+        diagnostics.error(
+          entry.keyAt, "\(key)= has no effect with InPartitionTable=no",
+          hint: "a blob is not in the partition table; its size is the file's")
+      }
+    }
+    guard let offsetEntry = section.entry("Offset"), let offset = section.size("Offset") else {
+      if section.entry("Offset") == nil {
+        diagnostics.error(
+          group.header, "InPartitionTable=no section '\(name)' has no Offset=",
+          hint: "give the byte offset the boot ROM reads it from, e.g. Offset=8K or Offset=32K")
+      }
+      return nil
+    }
+    _ = offsetEntry
+    guard let entry = section.entry("CopyBlocks"), !entry.failed else {
+      if section.entry("CopyBlocks") == nil {
+        diagnostics.error(
+          group.header, "InPartitionTable=no section '\(name)' has no CopyBlocks=",
+          hint: "add CopyBlocks=FILE with the bytes to write")
+      }
+      return nil
+    }
+    guard let path = checkHostPath(entry, text: entry.value, offset: 0, want: .file) else {
+      return nil
+    }
+    return BlobSpec(name: name, source: path, offset: offset, position: group.header)
+  }
+
+  /// MBR limits that the recipe alone decides (four primaries, three hybrid mirrors), and the
+  /// verity sets (one data and one hash partition per VerityMatchKey=).
+  mutating func checkTables(
+    _ partitions: [(PartitionSpec, SectionView)], image settings: ImageSettings,
+    image: SectionView
+  ) {
+    let kind = settings.tableKind
+    for (spec, section) in partitions {
+      if let entry = section.entry("MBRType"), kind == .gpt {
+        diagnostics.error(
+          entry.keyAt, "MBRType= needs PartitionTable=mbr or hybrid",
+          hint: "partition '\(spec.label)' is on a GPT disk")
+      }
+    }
+    if kind == .mbr && partitions.count > 4 {
+      let (spec, _) = partitions[4]
+      diagnostics.error(
+        spec.position,
+        "partition '\(spec.label)' would be primary partition 5: an MBR holds at most 4",
+        hint: "use PartitionTable=gpt or hybrid, or InPartitionTable=no for bootloader blobs")
+    }
+    if kind == .hybrid {
+      let mirrored = partitions.filter { $0.0.mbrType != nil }
+      if mirrored.count > 3 {
+        diagnostics.error(
+          mirrored[3].0.position,
+          "partition '\(mirrored[3].0.label)' is the 4th with MBRType=: a hybrid MBR mirrors at "
+            + "most 3 partitions next to its 0xEE entry",
+          hint: "remove MBRType= from the partitions that need not be in the MBR")
+      }
+    }
+    var sets: [String: [VerityRole: PartitionSpec]] = [:]
+    for (spec, section) in partitions where spec.verity != .off {
+      guard let key = spec.verityMatchKey else {
+        diagnostics.error(
+          section.entry("Verity")?.valueAt ?? spec.position,
+          "Verity=\(spec.verity.rawValue) needs VerityMatchKey=",
+          hint: "give the data, hash and signature partitions of one set the same key")
+        continue
+      }
+      if let other = sets[key]?[spec.verity] {
+        diagnostics.error(
+          section.entry("Verity")?.valueAt ?? spec.position,
+          "VerityMatchKey=\(key) has two Verity=\(spec.verity.rawValue) partitions",
+          hint: "the other is '\(other.label)' at line \(other.position.line)")
+      }
+      sets[key, default: [:]][spec.verity] = spec
+    }
+    for (key, set) in sets.sorted(by: { $0.key < $1.key }) {
+      for role in [VerityRole.data, .hash] where set[role] == nil {
+        let any = set.values.first
+        diagnostics.error(
+          any?.position ?? SourcePosition(file: mainPath, line: 1, column: 1),
+          "VerityMatchKey=\(key) has no Verity=\(role.rawValue) partition",
+          hint: "a verity set needs a data and a hash partition (and optionally a signature)")
+      }
+      if let hash = set[.hash], hash.format != .empty {
+        diagnostics.error(
+          hash.position, "Verity=hash partition '\(hash.label)' must have Format=empty",
+          hint: "rosepack fills it with veritysetup format")
+      }
+      if let sig = set[.signature], sig.format != .empty {
+        diagnostics.error(
+          sig.position, "Verity=signature partition '\(sig.label)' must have Format=empty",
+          hint: "rosepack fills it with repart's JSON")
+      }
+    }
   }
 
   // MARK: [Image]
@@ -303,6 +425,31 @@ extension LoadState {
       layers: layers, position: group.header)
     spec.copyBlocksPosition = section.entry("CopyBlocks")?.valueAt
     if formatKnown { fileSystemKeys(section, format: format, into: &spec) }
+    if let entry = section.entry("MBRType"), !entry.failed {
+      if let byte = parseMBRType(entry.value) {
+        spec.mbrType = byte
+      } else {
+        diagnostics.error(
+          entry.valueAt, "invalid MBRType= '\(entry.value)'",
+          hint: "a type byte in hex (0x0c, 83, 0xef) or fat32, linux, esp, swap; not 0 or 0xee")
+      }
+    }
+    spec.bootable = section.bool("Bootable") ?? false
+    if let role = section.text("Verity").flatMap(VerityRole.init(rawValue:)) {
+      spec.verity = role
+    }
+    spec.verityMatchKey = section.text("VerityMatchKey")
+    for entry in section.entries where entry.key == "Formats" && !entry.failed {
+      for word in entry.typed?.words ?? [] {
+        if word.word == "simg" {
+          spec.sparseImage = true
+        } else {
+          diagnostics.error(
+            entry.position(at: word.offset),
+            "unknown per-partition output format '\(word.word)'", hint: "allowed values: simg")
+        }
+      }
+    }
     // Who takes free space of a fixed-size disk, and by how much (RepartLayout).
     let grows =
       minimize == .off
@@ -383,6 +530,18 @@ extension LoadState {
       }
       spec.makeFileSystemOptions += splitWords(entry.value).map(\.word)
     }
+  }
+
+  /// `MBRType=`: a hex byte (with or without 0x) or a name.
+  func parseMBRType(_ text: String) -> UInt8? {
+    let names: [String: UInt8] = ["fat32": 0x0C, "linux": 0x83, "esp": 0xEF, "swap": 0x82]
+    let lower = text.lowercased()
+    if let byte = names[lower] { return byte }
+    let digits = lower.hasPrefix("0x") ? String(lower.dropFirst(2)) : lower
+    guard !digits.isEmpty, digits.count <= 2, let byte = UInt8(digits, radix: 16), byte != 0,
+      byte != 0xEE
+    else { return nil }
+    return byte
   }
 
   func firstUsableByte(sectorSize: Int) -> UInt64 {
@@ -743,6 +902,26 @@ extension LoadState {
       diagnostics.error(last.valueAt, "no output formats left", hint: "e.g. Formats=raw")
     }
     let chosen = Set(kinds ?? [.raw, .manifest])
+    if chosen.contains(.bmap) && !chosen.contains(.raw) && !chosen.contains(.zst),
+      let last = output.entries.last(where: { $0.key == "Formats" })
+    {
+      diagnostics.error(
+        last.valueAt,
+        "Formats=bmap needs raw or zst: a .bmap is written beside the image it "
+          + "describes", hint: "add raw or zst to Formats=")
+    }
+    var maxDownload: UInt64?
+    if let entry = output.entry("MaxDownloadSize"), let value = output.size("MaxDownloadSize") {
+      if !chosen.contains(.simg) {
+        diagnostics.error(entry.keyAt, "MaxDownloadSize= needs Formats=simg")
+      } else if value < 64 << 10 {
+        diagnostics.error(
+          entry.valueAt, "MaxDownloadSize=\(entry.value) is below 64K",
+          hint: "fastboot devices report hundreds of MiB (getvar max-download-size)")
+      } else {
+        maxDownload = value
+      }
+    }
     var blockSize: UInt64 = 4096
     if let entry = output.entry("SparseBlockSize"), let value = output.size("SparseBlockSize") {
       if value == 0 || value % 4 != 0 || value % UInt64(image.sectorSize) != 0 {
@@ -758,10 +937,12 @@ extension LoadState {
     if let entry = output.entry("BaseName"), baseName.isEmpty || baseName.contains("/") {
       diagnostics.error(entry.valueAt, "invalid BaseName= '\(baseName)'", hint: "no '/' allowed")
     }
-    return OutputSpec(
+    var spec = OutputSpec(
       kinds: OutputKind.allCases.filter { chosen.contains($0) },
       zstdLevel: Int(output.int("CompressLevel") ?? 3),
       sparseCRC: output.bool("SparseCrc") ?? false, sparseBlockSize: blockSize,
       baseName: baseName)
+    spec.maxDownloadSize = maxDownload
+    return spec
   }
 }

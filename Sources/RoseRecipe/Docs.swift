@@ -160,7 +160,50 @@ private let recipesIntro = """
   `[Output] Formats=` picks any combination of `raw` (sparse disk image), `zst` (zstd,
   `CompressLevel=`), `bmap` (bmaptool 2.0), `simg` (Android sparse, no CRC chunk unless
   `SparseCrc=yes`), `split` (one file per partition, named by `SplitName=`) and `manifest`.
-  The default is `raw manifest`.
+  The default is `raw manifest`. A `bmap` needs `raw` or `zst` beside it (a zst-only build
+  names it `NAME.img.zst.bmap`). `Formats=simg` in a `[Partition]` also writes that partition
+  alone as `SPLITNAME.img` for `fastboot flash`; `MaxDownloadSize=` (or `--max-download-size`)
+  splits the whole-disk simg into `NAME.1.simg`, `NAME.2.simg`, ..., each a valid sparse image
+  of the whole disk holding its share of the data, as fastboot splits.
+
+  Every partition's first and last MiB (all of a smaller one) are mapped as zeros in the bmap
+  and the simg, as systemd-repart wipes them, so flashing with bmaptool or fastboot overwrites a
+  stale file system or LUKS signature the device held there.
+
+  ## Partition tables, bootloader blobs and verity
+
+  `PartitionTable=mbr` writes a DOS table of at most four primary partitions: `MBRType=` sets
+  the type byte (default 0xef for an ESP, 0x82 for swap, 0x0c for vfat, else 0x83),
+  `Bootable=yes` the active flag, the disk signature derives from `Seed=`, and the CHS fields
+  are computed as genimage computes them. `PartitionTable=hybrid` is a GPT whose MBR lists the
+  partitions that have `MBRType=` (at most three) and then a 0xEE entry over the GPT header and
+  entries, as genimage writes it. `Bootable=yes` also sets GPT attribute bit 2.
+
+  A `[Partition]` with `InPartitionTable=no` is a blob, not a partition: `CopyBlocks=` is
+  written byte for byte at `Offset=` (e.g. u-boot at 8K on an MBR disk, 32K on a GPT disk),
+  outside the table, as genimage's `in-partition-table = false`. A blob that overlaps the MBR,
+  the primary or backup GPT, a partition or another blob is refused, with both byte ranges in
+  the error:
+
+      [Partition]
+      Label=u-boot
+      InPartitionTable=no
+      Format=raw
+      CopyBlocks=u-boot-sunxi-with-spl.bin
+      Offset=8K
+
+  `Type=` also takes genimage's shortcuts `U` (ESP), `L` (Linux), `S` (swap), `H` (home), `R`
+  (RAID), `V` (LVM) and `F` (basic data).
+
+  `Verity=data`, `hash` and `signature` with one `VerityMatchKey=` make a dm-verity set as
+  systemd-repart does: the hash partition (Format=empty, sized for its data partition, which
+  may not grow) is `veritysetup format` over the data partition's bytes (sha256, format 1,
+  4096-byte blocks, salt and superblock UUID derived from `Seed=` and the key), the data
+  partition's UUID is the first 128 bits of the root hash and the hash partition's the last
+  (unless `UUID=` is set), and the signature partition holds
+  `{"rootHash":...,"certificateFingerprint":...,"signature":...}` (a PKCS#7 over the hex root
+  hash by `openssl cms`, with `rosepack build --private-key KEY --certificate CERT`), padded
+  with NULs. Needs `veritysetup` (cryptsetup-bin) and `openssl`.
 
   ## Reference
 

@@ -141,8 +141,11 @@ public let recipeKeys: [KeySpec] = [
       + "as mkosi does. Without it (or SOURCE_DATE_EPOCH, which wins) input times are kept; "
       + "entries rosepack creates are dated 0 (1970-01-01) unless an epoch is given."),
   KeySpec(
-    .image, "PartitionTable", .enumeration(["gpt"]), default: "gpt", recordedOnly: true,
-    "Partition table type (recorded only: gpt is the one value)."),
+    .image, "PartitionTable", .enumeration(PartitionTableKind.allCases.map(\.rawValue)),
+    default: "gpt",
+    "gpt: a GUID partition table. mbr: a DOS table of at most 4 primary partitions (type bytes "
+      + "from MBRType=, active flag from Bootable=). hybrid: a GPT plus an MBR mirroring the "
+      + "partitions that have MBRType= (at most 3) next to a 0xEE entry, as genimage writes it."),
   KeySpec(
     .image, "Define", .syntax("NAME=VALUE"), repeatable: true,
     "Default for a %{NAME} variable; --define NAME=VALUE on the command line wins. The value "
@@ -152,7 +155,8 @@ public let recipeKeys: [KeySpec] = [
     .partition, "Type", .partitionType,
     default: "Format=rosefs: rosefs-root with two Slots=, else rosefs-data", repart: true,
     "GPT partition type: a DPS name ("
-      + partitionTypeNames.joined(separator: ", ") + ") or a GUID."),
+      + partitionTypeNames.joined(separator: ", ") + "), a GUID, or one of genimage's "
+      + "shortcuts U (ESP), L (Linux), S (swap), H (home), R (RAID), V (LVM), F (basic data)."),
   KeySpec(
     .partition, "Label", .string,
     default: "repart's name for the type (root-x86-64, esp, ...), -2, -3 for repeats", repart: true,
@@ -296,6 +300,41 @@ public let recipeKeys: [KeySpec] = [
   KeySpec(
     .partition, "Ownership", .path, repeatable: true,
     "Layer: apply an Android fs_config manifest (path uid gid mode [capabilities=0x...])."),
+
+  // Tables, blobs, verity and per-partition sparse images (issue 9).
+  KeySpec(
+    .partition, "MBRType", .syntax("BYTE|fat32|linux|esp|swap"),
+    default: "0xef for an ESP, 0x82 for swap, 0x0c for vfat, else 0x83",
+    "DOS partition type byte (hex, e.g. 0x0c or 83) for PartitionTable=mbr or hybrid. With "
+      + "hybrid it also puts the partition into the MBR (at most 3)."),
+  KeySpec(
+    .partition, "Bootable", .bool, default: "no",
+    "Sets the MBR active flag (0x80) and GPT attribute bit 2 (legacy BIOS bootable)."),
+  KeySpec(
+    .partition, "InPartitionTable", .bool, default: "yes",
+    "no: the section is a blob, not a partition: CopyBlocks= is written byte for byte at "
+      + "Offset= (any sector multiple, e.g. 8K or 32K for u-boot/SPL) outside the partition "
+      + "table, as genimage's in-partition-table = false. Refused where it overlaps the MBR, "
+      + "the GPT, a partition or another blob. Needs Format=raw, CopyBlocks= and Offset=."),
+  KeySpec(
+    .partition, "Verity", .enumeration(VerityRole.allCases.map(\.rawValue)), default: "off",
+    repart: true,
+    "dm-verity role as systemd-repart defines it: data (the protected file system), hash "
+      + "(veritysetup format over the data partition), signature (repart's JSON with rootHash and "
+      + "a PKCS#7 signature made with --private-key/--certificate). The root hash derives the "
+      + "data and hash partition UUIDs as repart does."),
+  KeySpec(
+    .partition, "VerityMatchKey", .string, repart: true,
+    "Ties the data, hash and signature partitions of one verity set together."),
+  KeySpec(
+    .partition, "Formats", .list, default: "none",
+    "simg: also write this partition as an Android sparse image named SplitName=.img (e.g. "
+      + "system_a.img), for `fastboot flash system_a system_a.img`."),
+  KeySpec(
+    .output, "MaxDownloadSize", .size, default: "no limit",
+    "Split the whole-disk simg into pieces NAME.N.simg of at most this size, each a valid "
+      + "sparse image that fastboot flashes in turn (as fastboot splits at its "
+      + "max-download-size). " + sizeHelp),
 
   KeySpec(
     .output, "Formats", .list, default: "raw manifest", repeatable: true,

@@ -7,6 +7,8 @@ public struct Recipe: Sendable, Equatable {
   public var image: ImageSettings
   /// In disk order (file order of the `[Partition]` sections).
   public var partitions: [PartitionSpec]
+  /// `InPartitionTable=no` sections: raw files at fixed offsets outside the table (bootloaders).
+  public var blobs: [BlobSpec] = []
   public var output: OutputSpec
   /// Problems that do not stop a build (e.g. vfat on 4096-byte sectors); the CLI prints them.
   public var warnings: [RecipeError]
@@ -27,7 +29,8 @@ public struct Recipe: Sendable, Equatable {
 
   /// Which files (and lines) the recipe came from is provenance, not meaning.
   public static func == (lhs: Recipe, rhs: Recipe) -> Bool {
-    lhs.image == rhs.image && lhs.partitions == rhs.partitions && lhs.output == rhs.output
+    lhs.image == rhs.image && lhs.partitions == rhs.partitions && lhs.blobs == rhs.blobs
+      && lhs.output == rhs.output
       && lhs.warnings.map(\.message) == rhs.warnings.map(\.message)
   }
 }
@@ -62,13 +65,17 @@ public struct ImageSettings: Sendable, Equatable {
   public var seed: String
   /// Clamp for every timestamp written; from the environment, else the recipe, else 0.
   public var sourceDateEpoch: Int64
-  /// Always "gpt" today; recorded so that a future MBR/hybrid option is not a model change.
+  /// `gpt`, `mbr` or `hybrid` (see `tableKind`).
   public var partitionTable: String
   /// Variables from `Define=` merged with `--define` (which wins). Built-ins are not included.
   public var defines: [String: String]
   /// Set for a repart.d definitions directory: the disk is laid out exactly as systemd-repart
   /// lays it out (`RepartLayout`), with UUIDs derived from this seed as repart derives them.
   public var repart: RepartDisk?
+  /// `PartitionTable=`: the table written (`partitionTable` keeps the text for dumps).
+  public var tableKind: PartitionTableKind {
+    PartitionTableKind(rawValue: partitionTable) ?? .gpt
+  }
   /// True when `SourceDateEpoch=`/`SOURCE_DATE_EPOCH` was given: input times later than it are
   /// clamped to it. Otherwise input times are kept (they are deterministic already) and the
   /// entries rosepack creates are dated `sourceDateEpoch` (0).
@@ -306,6 +313,19 @@ public struct PartitionSpec: Sendable, Equatable {
   public var compressionLevel: Int?
   /// `MakeFileSystemOptions=`: extra arguments for the format's mkfs tool, appended last.
   public var makeFileSystemOptions: [String] = []
+  /// `MBRType=`: the DOS type byte. With `PartitionTable=hybrid` it also selects the partition
+  /// for the MBR (as genimage's `partition-type`); nil: derived from the GPT type and format.
+  public var mbrType: UInt8?
+  /// `Bootable=yes`: the MBR active flag (0x80) and GPT attribute bit 2 (legacy BIOS bootable),
+  /// as genimage sets both.
+  public var bootable: Bool = false
+  /// `Verity=`: this partition's role in a dm-verity set, as systemd-repart defines it.
+  public var verity: VerityRole = .off
+  /// `VerityMatchKey=`: ties a data, hash and signature partition together.
+  public var verityMatchKey: String?
+  /// `Formats=simg` in the section: also write this partition as an Android sparse image
+  /// named `SplitName=.img` (for `fastboot flash NAME`).
+  public var sparseImage: Bool = false
 
   public init(
     label: String, type: PartitionType, uuid: UUID? = nil, format: PartitionFormat = .empty,
@@ -349,11 +369,41 @@ public struct PartitionSpec: Sendable, Equatable {
     if readOnly { bits |= 1 << 60 }
     if noAuto { bits |= 1 << 63 }
     if growFileSystem { bits |= 1 << 59 }
+    if bootable { bits |= 1 << 2 }
     return bits
   }
 
   /// True when the partition carries two slots in one filesystem.
   public var isAB: Bool { subvolumes.count == 2 }
+}
+
+/// A raw file written at a fixed byte offset outside the partition table (u-boot, SPL): a
+/// `[Partition]` section with `InPartitionTable=no`, `CopyBlocks=` and `Offset=`, as genimage's
+/// `in-partition-table = false`.
+public struct BlobSpec: Sendable, Equatable {
+  /// The section's `Label=` (for errors and the summary).
+  public var name: String
+  public var source: String
+  public var offset: UInt64
+  public var position: SourcePosition
+
+  public init(name: String, source: String, offset: UInt64, position: SourcePosition) {
+    self.name = name
+    self.source = source
+    self.offset = offset
+    self.position = position
+  }
+}
+
+/// A partition's role in a dm-verity set (systemd-repart's `Verity=`).
+public enum VerityRole: String, Sendable, Equatable, CaseIterable {
+  case off
+  /// The protected file system.
+  case data
+  /// The Merkle tree made by `veritysetup format` over the data partition.
+  case hash
+  /// JSON `{"rootHash": ..., "signature": ...}` (PKCS#7 over the root hash).
+  case signature
 }
 
 /// An output artifact kind; any combination may be asked for.
@@ -377,6 +427,9 @@ public struct OutputSpec: Sendable, Equatable {
   public var sparseBlockSize: UInt64
   /// File name stem of every artifact.
   public var baseName: String
+  /// `MaxDownloadSize=` (or `--max-download-size`): split the whole-disk sparse image into
+  /// pieces of at most this many bytes, each a valid sparse image (as fastboot splits).
+  public var maxDownloadSize: UInt64?
 
   public init(
     kinds: [OutputKind] = [.raw, .manifest], zstdLevel: Int = 3, sparseCRC: Bool = false,

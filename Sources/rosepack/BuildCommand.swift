@@ -47,6 +47,21 @@ struct BuildCommand: ParsableCommand {
     name: .customLong("define"),
     help: "NAME=VALUE for %{NAME} in the recipe (repeatable; wins over Define=).")
   var defines: [String] = []
+  @Option(
+    help: ArgumentHelp(
+      "PEM private key that signs Verity=signature partitions (as systemd-repart's "
+        + "--private-key).", valueName: "file"))
+  var privateKey: String?
+  @Option(
+    help: ArgumentHelp(
+      "PEM certificate of --private-key, named in Verity=signature partitions.",
+      valueName: "file"))
+  var certificate: String?
+  @Option(
+    help: ArgumentHelp(
+      "Split the whole-disk simg into valid sparse images of at most this size, as fastboot does "
+        + "at the device's max-download-size (wins over MaxDownloadSize=).", valueName: "size"))
+  var maxDownloadSize: String?
   @Flag(help: "Print the result as one JSON document on stdout.") var json = false
   @Flag(help: "Print the fully resolved recipe and exit.") var dumpConfig = false
   @Flag(help: "List the recipe keys and exit.") var helpKeys = false
@@ -64,7 +79,7 @@ struct BuildCommand: ParsableCommand {
       }
       values[String(define[..<eq])] = String(define[define.index(after: eq)...])
     }
-    let loaded: Recipe
+    var loaded: Recipe
     var outputDirectory = output
     do {
       if let definitions {
@@ -81,6 +96,17 @@ struct BuildCommand: ParsableCommand {
       reportErrors([error])
       throw ExitCode.failure
     }
+    if let text = maxDownloadSize {
+      guard let limit = try parseSize(text, option: "--max-download-size"), limit >= 64 << 10 else {
+        throw CLIError.usage("--max-download-size '\(text)': give a size of at least 64K")
+      }
+      let kinds = Set(loaded.output.kinds + [.simg])
+      loaded.output.kinds = OutputKind.allCases.filter { kinds.contains($0) }
+      loaded.output.maxDownloadSize = limit
+    }
+    if (privateKey == nil) != (certificate == nil) {
+      throw CLIError.usage("--private-key and --certificate go together")
+    }
     if dumpConfig {
       print(RoseRecipe.dumpConfig(loaded), terminator: "")
       return
@@ -90,6 +116,8 @@ struct BuildCommand: ParsableCommand {
     do {
       let pipeline = try BuildPipeline(
         recipe: loaded, outputDirectory: outputDirectory, progress: progress)
+      pipeline.verityPrivateKey = privateKey
+      pipeline.verityCertificate = certificate
       let summary = try pipeline.run()
       if json {
         try printJSON(summary)

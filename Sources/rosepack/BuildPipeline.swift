@@ -4,6 +4,7 @@ import RoseFS
 import RoseIngest
 import RoseMkfs
 import RoseRecipe
+import RoseSizes
 
 /// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
 struct BuildFailure: Error, CustomStringConvertible {
@@ -34,6 +35,8 @@ enum BuildContent {
   /// filesystem.
   case fileSystem(ForeignFileSystem)
   case empty
+  /// A verity hash or signature partition: space reserved, filled after the data is written.
+  case verity(reserved: UInt64)
 
   /// The content size the planner sees.
   var size: UInt64 {
@@ -43,6 +46,7 @@ enum BuildContent {
     case .raw(_, let size): return size
     case .fileSystem(let content): return content.minimal?.size ?? (1 << 20)
     case .empty: return 0
+    case .verity(let reserved): return reserved
     }
   }
 }
@@ -56,9 +60,12 @@ final class BuildPipeline {
   let outputDirectory: String
   let progress: Progress
   let staging: String
-  private(set) var contents: [BuildContent] = []
+  var contents: [BuildContent] = []
   /// The final RoseFS report of each RoseFS partition, by partition index.
   private(set) var reports: [Int: BuildReport] = [:]
+  /// `--private-key`/`--certificate`: signs Verity=signature partitions.
+  var verityPrivateKey: String?
+  var verityCertificate: String?
 
   init(recipe: Recipe, outputDirectory: String, progress: Progress) throws {
     self.recipe = recipe
@@ -117,11 +124,15 @@ final class BuildPipeline {
     for (i, spec) in recipe.partitions.enumerated() {
       contents.append(try prepare(spec, index: i))
     }
+    try reserveVerity()
     progress.update("planning the disk")
-    let layout = try plan()
+    var layout = try plan()
     let base = recipe.output.baseName
     let rawPath = staging + "/" + base + ".img"
-    let map = try writeDisk(layout, to: rawPath)
+    var map = try writeDisk(layout, to: rawPath)
+    layout = try applyVerity(layout, rawPath: rawPath, map: &map)
+    // Zeros over every partition's signature areas, so flashing tools overwrite stale ones.
+    map.insert(layout.signatureAreas)
 
     var outputs: [(file: String, format: String)] = []
     let kinds = recipe.output.kinds
@@ -134,17 +145,33 @@ final class BuildPipeline {
     }
     if kinds.contains(.bmap) {
       progress.update("writing \(base).bmap")
-      try BmapOutput().write(rawImage: rawPath, map: map, to: staging + "/" + base + ".bmap")
-      outputs.append((base + ".bmap", "bmap"))
+      // Named so that `bmaptool copy IMAGE` finds it beside the image it describes.
+      let described = kinds.contains(.raw) ? [base + ".img"] : []
+      let bmapName = kinds.contains(.raw) ? base + ".bmap" : base + ".img.zst.bmap"
+      try BmapOutput().write(
+        rawImage: rawPath, map: map, to: staging + "/" + bmapName,
+        describes: described + (kinds.contains(.zst) ? [base + ".img.zst"] : []))
+      outputs.append((bmapName, "bmap"))
     }
     if kinds.contains(.simg) {
       progress.update("writing \(base).simg")
-      try AndroidSparseOutput(
+      let sparse = AndroidSparseOutput(
         blockSize: UInt32(clamping: recipe.output.sparseBlockSize),
         includeCRC: recipe.output.sparseCRC
-      ).write(rawImage: rawPath, map: map, to: staging + "/" + base + ".simg")
-      outputs.append((base + ".simg", "android-sparse"))
+      )
+      if let limit = recipe.output.maxDownloadSize {
+        let pieces = try sparse.writeSplit(rawImage: rawPath, map: map, maxBytes: limit) { n in
+          staging + "/" + base + ".\(n).simg"
+        }
+        for piece in pieces {
+          outputs.append(((piece as NSString).lastPathComponent, "android-sparse"))
+        }
+      } else {
+        try sparse.write(rawImage: rawPath, map: map, to: staging + "/" + base + ".simg")
+        outputs.append((base + ".simg", "android-sparse"))
+      }
     }
+    outputs += try writePartitionSparseImages(layout, rawPath: rawPath, map: map)
     if kinds.contains(.split) {
       progress.update("writing split images")
       let written = try SplitOutput().write(
@@ -266,11 +293,12 @@ final class BuildPipeline {
     }
     inputs.sort { $0.1 > $1.1 }
     var message =
-      "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
+      "partition '\(spec.label)' needs \(formatSize(needed, exact: true)), has \(formatSize(has, exact: true))"
     if !inputs.isEmpty {
       message +=
         "; the largest inputs are "
-        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(
+        + inputs.prefix(3).map { "\($0.0) (\(formatSize($0.1, exact: true)), line \($0.2.line))" }
+        .joined(
           separator: ", ")
     }
     return BuildFailure.at(
@@ -344,12 +372,15 @@ final class BuildPipeline {
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
         throw CLIError.failed(
-          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
+        )
       }
       throw doesNotFit(spec, needed: needed, has: available)
     } catch let error as DiskError {
       let file = recipe.sourceFiles.first ?? "recipe"
-      for spec in recipe.partitions where "\(error)".contains("'\(spec.label)'") {
+      if let label = error.partitionLabel,
+        let spec = recipe.partitions.first(where: { $0.label == label })
+      {
         throw BuildFailure.at(spec.position, "\(error)")
       }
       throw BuildFailure([RecipeError(file: file, line: 0, column: 0, message: "\(error)")])
@@ -361,8 +392,8 @@ final class BuildPipeline {
   func writeDisk(_ layout: DiskLayout, to path: String) throws -> AllocationMap {
     progress.update("writing the disk image")
     let image = try RawImageOutput.create(path: path, size: layout.diskSize)
-    try GPTWriter.write(layout, to: image.fd, path: image.temporaryPath)
-    var map = layout.tableMap
+    var map = try writeTables(layout, to: image.fd, path: image.temporaryPath)
+    map.insert(try writeBlobs(layout, to: image.fd, path: image.temporaryPath))
     for (i, spec) in recipe.partitions.enumerated() {
       let part = layout.partitions[i]
       switch contents[i] {
@@ -413,7 +444,7 @@ final class BuildPipeline {
         if size > 0 { map.insert(offset: part.offset, length: min(size, part.size)) }
       case .fileSystem(let content):
         try writeFileSystem(spec, content, part: part, into: image, map: &map)
-      case .empty:
+      case .empty, .verity:
         break
       }
     }

@@ -15,6 +15,8 @@ import Testing
     var baseline: String = ""
     /// `[Output]` lines of both builds (e.g. the split output `SplitName=` names).
     var output: String = ""
+    /// `[Image]` lines of both builds (e.g. `PartitionTable=mbr` for `MBRType=`).
+    var image: String = ""
   }
 
   static let variants: [String: Variant] = [
@@ -88,12 +90,39 @@ import Testing
     "SparseBlockSize": Variant(
       section: "output", lines: "Formats=simg\nSparseBlockSize=8K", baseline: "Formats=simg"),
     "BaseName": Variant(section: "output", lines: "BaseName=renamed"),
+    // Tables, blobs, verity, per-partition sparse images (issue 9).
+    "PartitionTable": Variant(section: "image", lines: "PartitionTable=mbr"),
+    "MBRType": Variant(
+      section: "home", lines: "MBRType=0x0c", image: "PartitionTable=mbr"),
+    "Bootable": Variant(section: "home", lines: "Bootable=yes"),
+    "InPartitionTable": Variant(
+      section: "end",
+      lines: "[Partition]\nLabel=spl\nInPartitionTable=no\nFormat=raw\nCopyBlocks=blob\n"
+        + "Offset=512K"),
+    "Verity": Variant(
+      section: "end",
+      lines: "[Partition]\nExtend=home\nFormat=raw\nCopyBlocks=blob\nVerity=data\n"
+        + "VerityMatchKey=h\n[Partition]\nType=usr-verity\nLabel=hv\nVerity=hash\n"
+        + "VerityMatchKey=h",
+      baseline: "[Partition]\nExtend=home\nFormat=raw\nCopyBlocks=blob\n"
+        + "[Partition]\nType=usr-verity\nLabel=hv\nSizeMinBytes=1M\nSizeMaxBytes=1M"),
+    "VerityMatchKey": Variant(
+      section: "end",
+      lines: "[Partition]\nExtend=home\nFormat=raw\nCopyBlocks=blob\nVerity=data\n"
+        + "VerityMatchKey=other\n[Partition]\nType=usr-verity\nLabel=hv\nVerity=hash\n"
+        + "VerityMatchKey=other",
+      baseline: "[Partition]\nExtend=home\nFormat=raw\nCopyBlocks=blob\nVerity=data\n"
+        + "VerityMatchKey=h\n[Partition]\nType=usr-verity\nLabel=hv\nVerity=hash\n"
+        + "VerityMatchKey=h"),
+    "MaxDownloadSize": Variant(
+      section: "output", lines: "Formats=simg\nMaxDownloadSize=1M", baseline: "Formats=simg"),
   ]
 
   func recipe(_ variant: Variant?, baselineOnly: Bool) -> String {
     let extra = variant.map { baselineOnly ? $0.baseline : $0.lines } ?? ""
     func put(_ section: String) -> String { variant?.section == section ? extra + "\n" : "" }
-    return "[Image]\nName=k\nVersion=1\nDiskSize=64M\nDefine=X=1\n" + put("image")
+    return "[Image]\nName=k\nVersion=1\nDiskSize=64M\nDefine=X=1\n" + (variant?.image ?? "")
+      + "\n" + put("image")
       + "[Partition]\nType=root\nFormat=rosefs\nInline=/etc/x:%{X}\n" + put("root")
       + "[Partition]\nType=home\n" + put("home")
       + "[Output]\nFormats=raw manifest\n" + (variant?.output ?? "") + "\n" + put("output")

@@ -1,0 +1,222 @@
+import Foundation
+import RoseDisk
+import RoseRecipe
+
+/// The partition table kinds, bootloader blobs and verity sets of a build (issue 9).
+extension BuildPipeline {
+  /// Writes the table `PartitionTable=` asks for and returns the byte ranges it occupies.
+  func writeTables(_ layout: DiskLayout, to fd: Int32, path: String) throws -> AllocationMap {
+    let kind = recipe.image.tableKind
+    let bootable = recipe.partitions.map(\.bootable)
+    do {
+      switch kind {
+      case .gpt:
+        try GPTWriter.write(layout, to: fd, path: path)
+        return layout.tableMap
+      case .mbr:
+        let types = recipe.partitions.map { spec in
+          spec.mbrType ?? MBRWriter.defaultType(gptType: gptType(spec), isFAT: spec.format == .vfat)
+        }
+        let entries = try MBRWriter.entries(layout: layout, types: types, bootable: bootable)
+        try MBRWriter.write(
+          signature: MBRWriter.diskSignature(seed: seed), entries: entries, to: fd, path: path)
+        var map = AllocationMap()
+        map.insert(offset: 0, length: layout.sectorSize)
+        return map
+      case .hybrid:
+        try GPTWriter.write(layout, to: fd, path: path)
+        let entries = try MBRWriter.hybridEntries(
+          layout: layout, types: recipe.partitions.map(\.mbrType), bootable: bootable)
+        try MBRWriter.write(
+          signature: MBRWriter.diskSignature(seed: seed), entries: entries, to: fd, path: path)
+        return layout.tableMap
+      }
+    } catch let error as TableError {
+      throw tableFailure(error)
+    }
+  }
+
+  func gptType(_ spec: PartitionSpec) -> GUID {
+    (try? GUID(parsing: spec.type.guid.uuidString)) ?? .zero
+  }
+
+  /// Checks the `InPartitionTable=no` blobs against the planned disk and writes them.
+  func writeBlobs(_ layout: DiskLayout, to fd: Int32, path: String) throws -> AllocationMap {
+    guard !recipe.blobs.isEmpty else { return AllocationMap() }
+    var placed: [PlacedBlob] = []
+    for blob in recipe.blobs {
+      var st = stat()
+      guard stat(blob.source, &st) == 0 else {
+        throw BuildFailure.at(
+          blob.position, "blob '\(blob.name)': \(blob.source): \(String(cString: strerror(errno)))")
+      }
+      placed.append(
+        PlacedBlob(
+          name: blob.name, source: blob.source, offset: blob.offset,
+          size: UInt64(max(st.st_size, 0))))
+    }
+    do {
+      try BlobPlacement.check(placed, layout: layout, table: recipe.image.tableKind)
+      progress.update("writing bootloader blobs")
+      return try BlobPlacement.write(placed, to: fd, imagePath: path)
+    } catch let error as TableError {
+      throw tableFailure(error)
+    }
+  }
+
+  /// A table error at the line of the partition or blob it names.
+  func tableFailure(_ error: TableError) -> BuildFailure {
+    let text = "\(error)"
+    for blob in recipe.blobs where text.contains("blob '\(blob.name)'") {
+      return BuildFailure.at(blob.position, text)
+    }
+    for spec in recipe.partitions where text.contains("'\(spec.label)'") {
+      return BuildFailure.at(spec.position, text)
+    }
+    return BuildFailure([
+      RecipeError(file: recipe.sourceFiles.first ?? "recipe", line: 0, column: 0, message: text)
+    ])
+  }
+}
+
+extension BuildPipeline {
+  /// `Formats=simg` in a `[Partition]`: the partition alone as an Android sparse image named
+  /// `SplitName=.img` (e.g. `system_a.img`), as `fastboot flash system_a` and `fastboot
+  /// flashall` expect.
+  func writePartitionSparseImages(_ layout: DiskLayout, rawPath: String, map: AllocationMap)
+    throws -> [(file: String, format: String)]
+  {
+    var outputs: [(file: String, format: String)] = []
+    let sparse = AndroidSparseOutput(
+      blockSize: UInt32(clamping: recipe.output.sparseBlockSize),
+      includeCRC: recipe.output.sparseCRC)
+    for (i, spec) in recipe.partitions.enumerated() where spec.sparseImage {
+      let part = layout.partitions[i]
+      let name = SplitOutput.fileName(baseName: "", label: spec.splitName, index: part.index)
+        .dropFirst()
+      progress.update("writing \(name)")
+      do {
+        try sparse.writePartition(
+          rawImage: rawPath, map: map, offset: part.offset, size: part.size,
+          to: staging + "/" + name)
+      } catch let error as DiskError {
+        throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+      }
+      outputs.append((String(name), "android-sparse"))
+    }
+    return outputs
+  }
+}
+
+extension BuildPipeline {
+  /// The partitions of each VerityMatchKey= set, by role (the recipe checked there is one data
+  /// and one hash partition per key).
+  func veritySets() -> [(key: String, data: Int, hash: Int, signature: Int?)] {
+    var sets: [String: [VerityRole: Int]] = [:]
+    for (i, spec) in recipe.partitions.enumerated() where spec.verity != .off {
+      if let key = spec.verityMatchKey { sets[key, default: [:]][spec.verity] = i }
+    }
+    return sets.keys.sorted().compactMap { key in
+      guard let set = sets[key], let data = set[.data], let hash = set[.hash] else { return nil }
+      return (key, data, hash, set[.signature])
+    }
+  }
+
+  /// Reserves the hash tree's size for each hash partition (from its data partition's fixed
+  /// size, or its content rounded up to the alignment) and 16 KiB for each signature partition.
+  func reserveVerity() throws {
+    for set in veritySets() {
+      let data = recipe.partitions[set.data]
+      var dataSize: UInt64
+      switch data.size {
+      case .fixed(let bytes): dataSize = bytes
+      case .auto(let minBytes, _, let headroomBytes, _):
+        dataSize = max(contents[set.data].size &+ headroomBytes, minBytes)
+      case .grow:
+        throw BuildFailure.at(
+          data.position,
+          "Verity=data partition '\(data.label)' cannot use Grow=yes: its hash partition is sized "
+            + "before the disk is laid out",
+          hint: "give it a fixed size (SizeMinBytes=SizeMaxBytes=)")
+      }
+      let grain = max(recipe.image.alignment, Verity.blockSize)
+      dataSize = (dataSize + grain - 1) / grain * grain
+      contents[set.hash] = .verity(reserved: Verity.hashSize(dataSize: dataSize))
+      if let signature = set.signature {
+        contents[signature] = .verity(reserved: Verity.signatureSize)
+      }
+    }
+  }
+
+  /// Builds every verity set on the written disk: `veritysetup format` over the data
+  /// partition's bytes into the hash partition, the signature JSON, then the tables again with
+  /// the UUIDs the root hash gives (unless UUID= set them).
+  func applyVerity(_ layout: DiskLayout, rawPath: String, map: inout AllocationMap) throws
+    -> DiskLayout
+  {
+    let sets = veritySets()
+    guard !sets.isEmpty else { return layout }
+    let fd = open(rawPath, O_RDWR | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw CLIError.failed("\(rawPath): cannot open: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var uuids: [Int: GUID] = [:]
+    for set in sets {
+      let dataSpec = recipe.partitions[set.data]
+      let hashSpec = recipe.partitions[set.hash]
+      let data = layout.partitions[set.data]
+      let hash = layout.partitions[set.hash]
+      progress.update("\(dataSpec.label): building the verity hash tree")
+      let scratch = staging + "/.verity-\(set.data)"
+      try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+      defer { try? FileManager.default.removeItem(atPath: scratch) }
+      let dataFile = try SplitOutput().write(
+        rawImage: rawPath, partitions: [data], map: map, directory: scratch, baseName: "data")[0]
+      let hashFile = scratch + "/hash.img"
+      let rootHash: [UInt8]
+      do {
+        rootHash = try Verity.format(
+          data: dataFile, hash: hashFile, salt: Verity.salt(seed: seed, matchKey: set.key),
+          uuid: GUID.derived(seed: seed, label: "verity:" + set.key))
+        try RawImageOutput.copyFile(
+          hashFile, into: fd, imagePath: rawPath, offset: hash.offset, capacity: hash.size,
+          label: hash.label)
+      } catch let error as DiskError {
+        throw BuildFailure.at(hashSpec.position, "partition '\(hashSpec.label)': \(error)")
+      }
+      var st = stat()
+      if stat(hashFile, &st) == 0 { map.insert(offset: hash.offset, length: UInt64(st.st_size)) }
+      if let derived = Verity.partitionUUIDs(rootHash: rootHash) {
+        if dataSpec.uuid == nil { uuids[data.index] = derived.data }
+        if hashSpec.uuid == nil { uuids[hash.index] = derived.hash }
+      }
+      if let signatureIndex = set.signature {
+        let signatureSpec = recipe.partitions[signatureIndex]
+        let part = layout.partitions[signatureIndex]
+        guard let key = verityPrivateKey, let certificate = verityCertificate else {
+          throw BuildFailure.at(
+            signatureSpec.position,
+            "Verity=signature partition '\(signatureSpec.label)' needs a key to sign with",
+            hint: "give --private-key KEY.pem and --certificate CERT.pem")
+        }
+        let json: [UInt8]
+        do {
+          json = try Verity.signatureJSON(
+            rootHash: rootHash, privateKey: key, certificate: certificate, scratch: scratch)
+        } catch let error as DiskError {
+          throw BuildFailure.at(
+            signatureSpec.position, "partition '\(signatureSpec.label)': \(error)")
+        }
+        guard UInt64(json.count) <= part.size else {
+          throw doesNotFit(signatureSpec, needed: UInt64(json.count), has: part.size)
+        }
+        try Verity.writeSignature(json, to: fd, at: part.offset, path: rawPath)
+        map.insert(offset: part.offset, length: UInt64(json.count))
+      }
+    }
+    let updated = layout.replacingUUIDs(uuids)
+    _ = try writeTables(updated, to: fd, path: rawPath)
+    return updated
+  }
+}
