@@ -218,12 +218,20 @@ extension RoseEngine {
       try moveLog(l)
     }
     var foreign: [Int: [UInt32: EngineInode]] = [:]
-    for s in victims.sorted() {
+    // Each relocation changes a head's bits and its inode together; when one fails, the other
+    // heads' inodes already repointed are still written below, so their bitmaps stay true.
+    var failure: EngineError?
+    relocation: for s in victims.sorted() {
       for off in 0..<bps {
         let k = s * bps + off
         let owners = (0..<heads.count).filter { vbm[$0].get(k) }
         if owners.isEmpty { continue }
-        try relocate(mainStart + UInt32(k), owners: owners, foreign: &foreign)
+        do throws(EngineError) {
+          try relocate(mainStart + UInt32(k), owners: owners, foreign: &foreign)
+        } catch {
+          failure = error
+          break relocation
+        }
       }
     }
     // Inodes of the other heads: their tails packed and their pages written, each in its head.
@@ -234,6 +242,7 @@ extension RoseEngine {
         try writeInodes(cpVer: cp.cpVer + 1)
       }
     }
+    if let failure { throw failure }
     try checkpoint(umount: false)
     let freed = victims.filter { busyPerSegment[$0] == 0 }
     cleaningStats.passes += 1
