@@ -387,6 +387,49 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(try bOnly.mismatch(rb) == nil)
   }
 
+  /// Foreground cleaning (FORMAT.md 13.3): once free segments are at most 2 * rsv_segments, writes
+  /// clean half-live victims by themselves; content stays and fsck is clean.
+  @Test func foregroundCleaningStartsWhenFreeSegmentsRunLow() throws {
+    let img = try emptyVolume(size: 16 << 20)
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    dev.recording = false
+    let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
+    let low = 2 * Int(e.sb.rsvSegments)
+    var files: [(name: String, bytes: [UInt8])] = []
+    var i = 0
+    while e.freeSegmentCount > low + 4 {
+      let bytes = testBytes(24_576, seed: UInt64(i))
+      try e.writeAll(try e.createFile(e.rootIno, "f\(i)"), bytes)
+      files.append(("f\(i)", bytes))
+      i += 1
+    }
+    try e.sync()
+    var kept: [(name: String, bytes: [UInt8])] = []
+    for (j, f) in files.enumerated() {
+      if j % 2 == 0 {
+        try e.unlink(parent: e.rootIno, name: Array(f.name.utf8))
+      } else {
+        kept.append(f)
+      }
+    }
+    try e.sync()
+    #expect(e.cleaningStats.passes == 0)
+    // Holes are filled first; free segments drop to the threshold and cleaning starts.
+    for j in 0..<files.count / 2 {
+      let bytes = testBytes(24_576, seed: 10_000 + UInt64(j))
+      try e.writeAll(try e.createFile(e.rootIno, "g\(j)"), bytes)
+      kept.append(("g\(j)", bytes))
+    }
+    #expect(e.cleaningStats.passes > 0 && e.cleaningStats.segmentsCleaned > 0, "\(e.cleaningStats)")
+    for f in kept {
+      #expect(try e.read(try e.resolve(f.name), offset: 0, count: f.bytes.count + 1) == f.bytes)
+    }
+    try e.unmount()
+    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
+    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    print("foreground cleaning: \(e.cleaningStats)")
+  }
+
   /// Cost-benefit picks differently from greedy but cleans just as correctly.
   @Test func costBenefitPolicyCleans() throws {
     let img = try emptyVolume(size: 16 << 20)

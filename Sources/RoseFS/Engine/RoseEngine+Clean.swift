@@ -158,9 +158,10 @@ extension RoseEngine {
   // MARK: - Triggers
 
   /// Foreground cleaning (FORMAT.md 13.3): when free segments are at most `2 * rsv_segments`, one
-  /// greedy victim at most half live, at most once per segment's worth of blocks allocated (so
-  /// cleaning moves at most half a block per block written). The test knob `cleanEveryOps` cleans
-  /// one victim every so many calls instead, whatever the space.
+  /// greedy victim at most half live, at most once per two segments' worth of blocks allocated
+  /// (the cleaner's and the checkpoints' included), so the cleaner moves at most a quarter block per
+  /// block allocated. The test knob `cleanEveryOps` cleans one victim every so many calls instead,
+  /// whatever the space.
   func cleanInForegroundIfDue() throws(EngineError) {
     guard !cleaningActive, !isReadOnly else { return }
     if cleanEveryOps > 0 {
@@ -173,7 +174,7 @@ extension RoseEngine {
       }
       return
     }
-    guard allocatedSinceClean >= bps else { return }
+    guard allocatedSinceClean >= 2 * bps else { return }
     allocatedSinceClean = 0
     guard countFreeSegments() <= 2 * Int(sb.rsvSegments) else { return }
     let victims = chooseVictims(1, policy: cleaningPolicy, maxLive: bps / 2)
