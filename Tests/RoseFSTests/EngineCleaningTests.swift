@@ -340,6 +340,96 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     }
   }
 
+  /// A pass that fails part-way (a damaged block late in the victim), with head b open and head a's
+  /// inodes already repointed: a's repointed inodes are still written, so once the block is
+  /// repaired the volume unmounts fsck-clean with both heads' content intact.
+  @Test func failedPassKeepsOtherHeadsConsistent() throws {
+    let img = try emptyVolume(size: 16 << 20, heads: ["a", "b"])
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    dev.recording = false
+    let ea = try RoseEngine.open(device: dev, subvolume: "a", readOnly: false)
+    let fixture = try CleaningFixture.populate(ea, prefix: "x", seed: 21)
+    try ea.snapshotHead(from: "a", to: "b")
+    try ea.unmount()
+    let eb = try RoseEngine.open(device: dev, subvolume: "b", readOnly: false)
+    let bOnly = try CleaningFixture.populate(eb, prefix: "y", seed: 22)
+    try eb.sync()
+    let aBefore = try exportHead(blocks: dev.blocks, device: dev, "a")
+    // The segment with the most data blocks live in a; its last such block is damaged.
+    var best = (segment: -1, blocks: [UInt32]())
+    for seg in 0..<eb.segmentCount {
+      let data = (0..<eb.bps).map { eb.mainStart + UInt32(seg * eb.bps + $0) }.filter {
+        eb.vbm[0].get(Int($0 - eb.mainStart))
+          && UInt8(eb.ssaEntry($0).info >> 28) == SSAKind.data
+      }
+      if data.count > best.blocks.count { best = (seg, data) }
+    }
+    guard best.blocks.count >= 4, let damaged = best.blocks.last else {
+      Issue.record("no segment with data blocks of a: \(best)")
+      return
+    }
+    let original = try dev.readBlock(damaged)
+    try dev.writeBlock(damaged, [UInt8](repeating: 0x5A, count: RoseLayout.blockSize))
+    do throws(EngineError) {
+      _ = try eb.clean(victims: [best.segment])
+      Issue.record("cleaning moved a damaged block")
+    } catch {
+      #expect(error.errno == 117, "\(error)")
+    }
+    #expect(eb.cleaningStats.dataBlocks >= 3, "\(eb.cleaningStats)")
+    try dev.writeBlock(damaged, original)
+    try eb.unmount()
+    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
+    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    #expect(try exportHead(blocks: dev.blocks, device: dev, "a") == aBefore, "head a changed")
+    let rb = try RoseEngine.open(device: dev, subvolume: "b", readOnly: true)
+    #expect(try fixture.mismatch(rb) == nil)
+    #expect(try bOnly.mismatch(rb) == nil)
+  }
+
+  /// Foreground cleaning (FORMAT.md 13.3): once free segments are at most 2 * rsv_segments, writes
+  /// clean half-live victims by themselves; content stays and fsck is clean.
+  @Test func foregroundCleaningStartsWhenFreeSegmentsRunLow() throws {
+    let img = try emptyVolume(size: 16 << 20)
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    dev.recording = false
+    let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
+    let low = 2 * Int(e.sb.rsvSegments)
+    var files: [(name: String, bytes: [UInt8])] = []
+    var i = 0
+    while e.freeSegmentCount > low + 4 {
+      let bytes = testBytes(24_576, seed: UInt64(i))
+      try e.writeAll(try e.createFile(e.rootIno, "f\(i)"), bytes)
+      files.append(("f\(i)", bytes))
+      i += 1
+    }
+    try e.sync()
+    var kept: [(name: String, bytes: [UInt8])] = []
+    for (j, f) in files.enumerated() {
+      if j % 2 == 0 {
+        try e.unlink(parent: e.rootIno, name: Array(f.name.utf8))
+      } else {
+        kept.append(f)
+      }
+    }
+    try e.sync()
+    #expect(e.cleaningStats.passes == 0)
+    // Holes are filled first; free segments drop to the threshold and cleaning starts.
+    for j in 0..<files.count / 2 {
+      let bytes = testBytes(24_576, seed: 10_000 + UInt64(j))
+      try e.writeAll(try e.createFile(e.rootIno, "g\(j)"), bytes)
+      kept.append(("g\(j)", bytes))
+    }
+    #expect(e.cleaningStats.passes > 0 && e.cleaningStats.segmentsCleaned > 0, "\(e.cleaningStats)")
+    for f in kept {
+      #expect(try e.read(try e.resolve(f.name), offset: 0, count: f.bytes.count + 1) == f.bytes)
+    }
+    try e.unmount()
+    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
+    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    print("foreground cleaning: \(e.cleaningStats)")
+  }
+
   /// Cost-benefit picks differently from greedy but cleans just as correctly.
   @Test func costBenefitPolicyCleans() throws {
     let img = try emptyVolume(size: 16 << 20)

@@ -158,9 +158,10 @@ extension RoseEngine {
   // MARK: - Triggers
 
   /// Foreground cleaning (FORMAT.md 13.3): when free segments are at most `2 * rsv_segments`, one
-  /// greedy victim at most half live, at most once per segment's worth of blocks allocated (so
-  /// cleaning moves at most half a block per block written). The test knob `cleanEveryOps` cleans
-  /// one victim every so many calls instead, whatever the space.
+  /// greedy victim at most half live, at most once per two segments' worth of blocks allocated
+  /// (the cleaner's and the checkpoints' included), so the cleaner moves at most a quarter block per
+  /// block allocated. The test knob `cleanEveryOps` cleans one victim every so many calls instead,
+  /// whatever the space.
   func cleanInForegroundIfDue() throws(EngineError) {
     guard !cleaningActive, !isReadOnly else { return }
     if cleanEveryOps > 0 {
@@ -173,7 +174,7 @@ extension RoseEngine {
       }
       return
     }
-    guard allocatedSinceClean >= bps else { return }
+    guard allocatedSinceClean >= 2 * bps else { return }
     allocatedSinceClean = 0
     guard countFreeSegments() <= 2 * Int(sb.rsvSegments) else { return }
     let victims = chooseVictims(1, policy: cleaningPolicy, maxLive: bps / 2)
@@ -218,12 +219,20 @@ extension RoseEngine {
       try moveLog(l)
     }
     var foreign: [Int: [UInt32: EngineInode]] = [:]
-    for s in victims.sorted() {
+    // Each relocation changes a head's bits and its inode together; when one fails, the other
+    // heads' inodes already repointed are still written below, so their bitmaps stay true.
+    var failure: EngineError?
+    relocation: for s in victims.sorted() {
       for off in 0..<bps {
         let k = s * bps + off
         let owners = (0..<heads.count).filter { vbm[$0].get(k) }
         if owners.isEmpty { continue }
-        try relocate(mainStart + UInt32(k), owners: owners, foreign: &foreign)
+        do throws(EngineError) {
+          try relocate(mainStart + UInt32(k), owners: owners, foreign: &foreign)
+        } catch {
+          failure = error
+          break relocation
+        }
       }
     }
     // Inodes of the other heads: their tails packed and their pages written, each in its head.
@@ -234,6 +243,7 @@ extension RoseEngine {
         try writeInodes(cpVer: cp.cpVer + 1)
       }
     }
+    if let failure { throw failure }
     try checkpoint(umount: false)
     let freed = victims.filter { busyPerSegment[$0] == 0 }
     cleaningStats.passes += 1
