@@ -393,10 +393,12 @@ func runtimeText(_ rt: SpaceReport.RuntimeState, headNames: [String]) -> String 
   if rt.rollForwardNext == 0 {
     s += "roll-forward: no chain\n"
   } else {
+    func count(_ n: Int, _ what: String) -> String { "\(n) \(what)\(n == 1 ? "" : "s")" }
     s +=
-      "roll-forward: \(rt.rollForwardGroups) fsync groups in \(rt.rollForwardBlocks) record blocks after checkpoint \(rt.checkpointVersion), chain from block \(rt.rollForwardNext)"
+      "roll-forward: chain from block \(rt.rollForwardNext) after checkpoint \(rt.checkpointVersion): \(count(rt.rollForwardGroups, "fsync group")) in \(count(rt.rollForwardBlocks, "record block"))"
     if rt.rollForwardPartialBlocks > 0 {
-      s += ", then an incomplete group of \(rt.rollForwardPartialBlocks) blocks (ignored)"
+      s +=
+        ", then an incomplete group of \(count(rt.rollForwardPartialBlocks, "block")) (ignored at mount)"
     }
     s += "\n"
   }

@@ -226,6 +226,32 @@ import Testing
     }
   }
 
+  /// fsck calls a pending chain runtime state, but a record in it with a bad entry a problem.
+  @Test func fsckChecksTheRecordsItReaches() throws {
+    let img = try emptyVolume(size: 16 << 20)
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
+    try e.sync()
+    let f = try e.createFile(e.rootIno, "f")
+    try e.writeAll(f, testBytes(9000, seed: 9))
+    let at = e.cp.rfNext
+    try e.fsync(f, dataOnly: false)
+    var blocks = dev.blocks
+    #expect(try fsckProblems(blocks: blocks, device: dev).isEmpty)
+    var rec = try #require(
+      RollForwardRecord.decode(blocks[at] ?? [], addr: at, checksum: e.checksum))
+    rec.entries[0].head = 3
+    blocks[at] = rec.encode(addr: at, checksum: e.checksum)
+    let problems = try fsckProblems(blocks: blocks, device: dev)
+    #expect(
+      problems.contains {
+        $0.contains("roll-forward record at block \(at)") && $0.contains("head 3")
+      })
+    // The engine does not apply it either.
+    let r = try RoseEngine.open(device: Self.view(dev, blocks), subvolume: nil, readOnly: true)
+    #expect(r.rollForwardReplay.groups == 0)
+  }
+
   /// One fsync whose changes need several record blocks, then more fsyncs: a chain of several
   /// groups; a group missing one of its blocks is ignored and the groups before it still apply.
   @Test func chainOfSeveralGroups() throws {

@@ -43,7 +43,9 @@ extension RoseEngine {
   /// segments).
   var prefreeLimit: Int { Int(sb.rsvSegments) * bps / 2 }
 
-  /// Blocks the checkpoint on disk (or a written record) reaches that no head uses any more.
+  /// Blocks that were live at the checkpoint on disk or named live by a written record and that no
+  /// head uses any more (FORMAT.md 13.3). The record blocks and the reserved next address are kept
+  /// as well but were never live: they are not prefree.
   func prefreeBlocks() -> Int {
     var n = 0
     for i in 0..<committed.words.count {
@@ -51,7 +53,7 @@ extension RoseEngine {
       for h in 0..<vbm.count { live |= vbm[h].words[i] }
       n += (committed.words[i] & ~live).nonzeroBitCount
     }
-    return n
+    return max(0, n - rf.blocks - (rf.next != 0 ? 1 : 0))
   }
 
   /// Keeps `addr` from being allocated until the next checkpoint (a record block or a block a
