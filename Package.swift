@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
   name: "rosepack",
-  platforms: [.macOS(.v13)],
   products: [
     .executable(name: "rosepack", targets: ["rosepack"]),
     .library(name: "RoseFS", targets: ["RoseFS"]),
@@ -14,22 +13,29 @@ let package = Package(
   ],
   targets: [
     // C system libraries (Debian: libarchive-dev, libzstd-dev, libssl-dev).
-    .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(
+      name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+    // Linux calls and constants Swift's Glibc module leaves out (l*xattr, SEEK_DATA/SEEK_HOLE).
+    .systemLibrary(name: "CSystem"),
     // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
     .target(name: "CChecksum"),
+    // Byte sizes: the one grammar users write them in and the one way they are printed.
+    .target(name: "RoseSizes"),
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
-    .target(name: "RoseFS", dependencies: ["CChecksum"]),
+    .target(name: "RoseFS", dependencies: ["CChecksum", "RoseSizes"]),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
-    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd"]),
+    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CSystem"]),
     // Partition tables and output encoders.
-    .target(name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto"]),
+    .target(name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto", "RoseSizes"]),
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
-      dependencies: ["RoseDisk", .product(name: "Mustache", package: "swift-mustache")]),
+      dependencies: [
+        "RoseDisk", "RoseSizes", .product(name: "Mustache", package: "swift-mustache"),
+      ]),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
     .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
@@ -37,7 +43,7 @@ let package = Package(
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseSizes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
@@ -57,10 +63,10 @@ let package = Package(
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
-    .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe"]),
+    .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe", "RoseSizes"]),
     .testTarget(
       name: "RosepackTests",
-      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap"]),
+      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import CChecksum
 import Foundation
+import RoseSizes
 
 /// Android sparse image (`.simg`, libsparse format 1.0): 28-byte file header, 12-byte chunk
 /// headers, little-endian. Used ranges of the AllocationMap become RAW chunks (or FILL chunks
@@ -163,7 +164,7 @@ public struct AndroidSparseOutput: Sendable {
     guard totalBlocks <= UInt64(UInt32.max) else {
       throw DiskError.invalidInput(
         path: path,
-        reason: "image of \(formatDiskSize(size)) has more than 2^32 blocks of \(bs) bytes")
+        reason: "image of \(formatSize(size, exact: true)) has more than 2^32 blocks of \(bs) bytes")
     }
     return totalBlocks
   }

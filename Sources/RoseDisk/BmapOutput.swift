@@ -1,4 +1,5 @@
 import Foundation
+import RoseSizes
 
 /// bmaptool block map, format 2.0, sha256, block size 4096, written from the AllocationMap
 /// (not by probing holes, so it is correct before compression and on any filesystem).
@@ -62,7 +63,7 @@ public struct BmapOutput: Sendable {
       <?xml version="1.0" ?>
       <!-- Block map written by rosepack from its allocation map (bmaptool format 2.0). -->\(describedComment)
       <bmap version="2.0">
-          <!-- Image size in bytes: \(formatDiskSize(imageSize)) -->
+          <!-- Image size in bytes: \(formatSize(imageSize, exact: true)) -->
           <ImageSize> \(imageSize) </ImageSize>
 
           <!-- Size of a block in bytes -->
@@ -71,7 +72,7 @@ public struct BmapOutput: Sendable {
           <!-- Count of blocks in the image file -->
           <BlocksCount> \(blocks) </BlocksCount>
 
-          <!-- Count of mapped blocks: \(formatDiskSize(mapped * bs)) or \(percent / 10).\(percent % 10)% -->
+          <!-- Count of mapped blocks: \(formatSize(mapped * bs, exact: true)) or \(percent / 10).\(percent % 10)% -->
           <MappedBlocksCount> \(mapped) </MappedBlocksCount>
 
           <!-- Type of checksum used in this file -->

@@ -1,4 +1,5 @@
 import Foundation
+import RoseSizes
 
 /// Every error thrown by RoseDisk. Each case carries the file, partition label or value that
 /// caused it, and `description` says what to do about it.
@@ -40,6 +41,18 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
   /// Input data that cannot be used (too large, wrong size, ...).
   case invalidInput(path: String, reason: String)
 
+  /// The partition the error is about, for callers that point at its recipe section.
+  public var partitionLabel: String? {
+    switch self {
+    case .invalidLabel(let label, _), .invalidSizeRule(let label, _),
+      .partitionDoesNotFit(let label, _, _), .misaligned(let label, _, _, _),
+      .overlap(let label, _, _, _):
+      return label
+    default:
+      return nil
+    }
+  }
+
   public var description: String {
     switch self {
     case .io(let path, let operation, let code):
@@ -75,11 +88,11 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
       return "partition '\(label)': \(reason)"
     case .partitionDoesNotFit(let label, let needed, let available):
       return
-        "partition '\(label)' does not fit: needs \(formatDiskSize(needed)), has \(formatDiskSize(available)); "
+        "partition '\(label)' does not fit: needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true)); "
         + "raise its size/max or the disk size"
     case .diskTooSmall(let needed, let given):
       return
-        "disk size \(formatDiskSize(given)) is too small: the layout needs \(formatDiskSize(needed)); "
+        "disk size \(formatSize(given, exact: true)) is too small: the layout needs \(formatSize(needed, exact: true)); "
         + "raise the disk size or leave it unset for automatic sizing"
     case .misaligned(let label, let what, let value, let alignment):
       return "partition '\(label)': \(what) \(value) is not a multiple of \(alignment) bytes; "
@@ -104,17 +117,4 @@ public enum DiskError: Error, CustomStringConvertible, Equatable, Sendable {
       return "\(path): \(reason)"
     }
   }
-}
-
-/// Human-readable binary size: "412 MiB", "1.5 GiB", "512 bytes".
-public func formatDiskSize(_ value: UInt64) -> String {
-  let units: [(UInt64, String)] = [
-    (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"),
-  ]
-  for (unit, name) in units where value >= unit {
-    if value % unit == 0 { return "\(value / unit) \(name)" }
-    let tenths = UInt64((Double(value) / Double(unit) * 10).rounded())
-    return "\(tenths / 10).\(tenths % 10) \(name) (\(value) bytes)"
-  }
-  return "\(value) bytes"
 }

@@ -1,3 +1,5 @@
+import RoseSizes
+
 /// How big a partition should be.
 public enum PartitionSizeRule: Sendable, Equatable {
   /// Exactly this many bytes (a multiple of the sector size).
@@ -276,7 +278,9 @@ public struct DiskLayout: Sendable, Equatable {
       if let max, max < min {
         throw DiskError.invalidSizeRule(
           label: label,
-          reason: "minimum size \(formatDiskSize(min)) is above maximum \(formatDiskSize(max))")
+          reason:
+            "minimum size \(formatSize(min, exact: true)) is above maximum \(formatSize(max, exact: true))"
+        )
       }
       let needed = Swift.max(spec.contentSize, min, 1)
       if let max {

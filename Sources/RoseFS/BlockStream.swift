@@ -40,11 +40,11 @@ final class BlockStream {
     return UnsafeMutableRawBufferPointer(rebasing: staging[off..<off + RoseLayout.blockSize])
   }
 
-  /// Commits the block filled through `reserveNext`; `dataChecksum` is recorded for DATA blocks.
   /// Whether blocks still get an entry in the checksum spool: true during the data phase (data and
   /// tail blocks); the metadata written after it needs no SSA checksum.
   var recordsChecksums = true
 
+  /// Commits the block filled through `reserveNext`; `dataChecksum` is recorded for DATA blocks.
   @discardableResult
   func commit(dataChecksum: Bool) throws -> UInt32 {
     if let failure { throw failure }

@@ -1,7 +1,11 @@
+import RoseSizes
+
 /// Errors of the format library. Each carries the context a user needs to act; the CLI prints them once.
 public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   case io(path: String, operation: String, errno: Int32)
   case volumeTooSmall(neededBytes: UInt64, haveBytes: UInt64)
+  /// A requested volume size below `RoseLayout.minVolumeBytes`.
+  case volumeBelowMinimum(bytes: UInt64)
   case volumeTooLarge(bytes: UInt64)
   case fileTooLarge(path: String, size: UInt64)
   case xattrsTooLarge(path: String, bytes: Int)
@@ -18,7 +22,10 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
       return "\(path): \(op) failed: \(String(cString: strerror(e)))"
     case .volumeTooSmall(let need, let have):
       return
-        "image too small: the content needs \(formatBytes(need)) (\(need) bytes) but the size given is \(formatBytes(have)); use --size \(suggestSize(need)) or --size auto"
+        "volume too small: the content needs \(formatSize(need, exact: true)), the volume has \(formatSize(have, exact: true))"
+    case .volumeBelowMinimum(let bytes):
+      return
+        "a volume of \(formatSize(bytes, exact: true)) is below the RoseFS minimum of \(formatSize(RoseLayout.minVolumeBytes))"
     case .volumeTooLarge(let b):
       return
         "volume of \(b) bytes is larger than RoseFS v1 supports (16 TiB with 32-bit block addresses)"
@@ -39,27 +46,16 @@ public enum RoseFSError: Error, CustomStringConvertible, Equatable {
   }
 }
 
+extension RoseFSError {
+  /// `error` itself when the format library threw it; anything else reaching a format-library call
+  /// site is a broken invariant, kept with its text.
+  public init(wrapping error: any Error) {
+    self = (error as? RoseFSError) ?? .internalInvariant("\(error)")
+  }
+}
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-
-/// "412.0 MiB": binary units, as the CLI takes them.
-public func formatBytes(_ n: UInt64) -> String {
-  let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  var v = Double(n)
-  var i = 0
-  while v >= 1024 && i < units.count - 1 {
-    v /= 1024
-    i += 1
-  }
-  if i == 0 { return "\(n) B" }
-  let r = (v * 10).rounded() / 10
-  return "\(r) \(units[i])"
-}
-
-func suggestSize(_ need: UInt64) -> String {
-  let mib = (need + (1 << 20) - 1) >> 20
-  return "\(mib)M"
-}

@@ -80,8 +80,7 @@ public final class ImageBuilder {
   public init(image: ImageFile, options: BuildOptions) throws {
     if let s = options.size {
       if s < RoseLayout.minVolumeBytes {
-        throw RoseFSError.invalidOption(
-          "--size \(s) is below the RoseFS minimum of 16 MiB (16777216 bytes)")
+        throw RoseFSError.volumeBelowMinimum(bytes: s)
       }
       if s > (UInt64(UInt32.max) + 1) << RoseLayout.blockShift {
         throw RoseFSError.volumeTooLarge(bytes: s)
@@ -119,9 +118,6 @@ public final class ImageBuilder {
     nextIno += 1
     return inode
   }
-
-  /// A copy of `inode` for a snapshot to change; it keeps its inode number (same lineage in every head).
-  public func cloneForSnapshot(_ inode: Inode) -> Inode { inode.clone() }
 
   /// A snapshot of a tree for another subvolume (B of A): every directory is copied (same inode
   /// numbers), every other inode is shared, so the snapshot's directories can be edited freely while

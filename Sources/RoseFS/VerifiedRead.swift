@@ -76,19 +76,18 @@ public final class ChecksumVerifyingSource: ContentSource {
     guard UInt64(address) >= main else {
       throw RoseFSError.corrupt("data block \(address) lies before the main area")
     }
-    let k = UInt64(address) - main
-    let per = UInt64(RoseLayout.ssaEntriesPerBlock)
-    let index = UInt32(truncatingIfNeeded: k / per)
+    let at = SSAEntry.location(ofMainBlock: UInt64(address) - main)
+    let index = UInt32(truncatingIfNeeded: at.block)
     if ssaBlocks[index] == nil {
       if ssaBlocks.count > 4096 { ssaBlocks.removeAll() }  // memory stays bounded
-      let at = try reader.metaContentAddress(
+      let a = try reader.metaContentAddress(
         reader.checkpoint.ssa, index: index, type: MetaType.ssa, what: "SSA")
-      guard at != 0 else {
+      guard a != 0 else {
         throw RoseFSError.corrupt("data block \(address) has no segment summary entry")
       }
-      ssaBlocks[index] = try reader.readHeaderBlock(at, magic: Magic.ssa, what: "SSA block")
+      ssaBlocks[index] = try reader.readHeaderBlock(a, magic: Magic.ssa, what: "SSA block")
     }
     guard let b = ssaBlocks[index] else { return 0 }
-    return ByteReader(b).u32(0x20 + 12 * Int(k % per) + 8)
+    return SSAEntry.decode(ByteReader(b), at.offset).crc
   }
 }

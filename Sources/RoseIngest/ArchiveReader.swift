@@ -130,7 +130,7 @@ public final class ArchiveReader {
             try data.write(UnsafeRawBufferPointer(start: b, count: len), at: UInt64(off))
           } catch let e as RoseFSError {
             // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
-            if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: "\(e)") }
+            if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: e) }
             throw IngestError.corruptArchive(
               input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(e)")
           } catch {

@@ -1,3 +1,4 @@
+import CSystem
 import RoseFS
 
 #if canImport(Glibc)
@@ -8,19 +9,6 @@ import RoseFS
 
 /// Streams a host file's bytes into the image: pread in 1 MiB chunks; files with fewer blocks than
 /// their size are read region by region with SEEK_DATA/SEEK_HOLE so holes stay holes.
-@_silgen_name("llistxattr")
-private func sysLlistxattr(
-  _ path: UnsafePointer<CChar>, _ list: UnsafeMutablePointer<CChar>?, _ size: Int
-) -> Int
-@_silgen_name("lgetxattr")
-private func sysLgetxattr(
-  _ path: UnsafePointer<CChar>, _ name: UnsafePointer<CChar>, _ value: UnsafeMutableRawPointer?,
-  _ size: Int
-) -> Int
-
-private let seekData: Int32 = 3  // SEEK_DATA (Linux), not exported by Glibc's Swift module
-private let seekHole: Int32 = 4  // SEEK_HOLE
-
 enum HostData {
   static let chunk = 1 << 20
 
@@ -35,13 +23,13 @@ enum HostData {
       regions = []
       var pos: off_t = 0
       while UInt64(pos) < size {
-        let d = lseek(fd, pos, seekData)
+        let d = lseek(fd, pos, rose_seek_data)
         if d < 0 {
           if errno == ENXIO { break }  // only a hole is left
           regions = [(0, size)]  // SEEK_DATA unsupported: read it all
           break
         }
-        var h = lseek(fd, d, seekHole)
+        var h = lseek(fd, d, rose_seek_hole)
         if h < 0 { h = off_t(size) }
         let end = min(UInt64(h), size)
         if UInt64(d) >= end { break }
@@ -240,14 +228,14 @@ public final class DirectoryReader {
 
   private func readXattrs(_ h: [UInt8]) throws -> [Xattr] {
     try cpath(h) { p in
-      var size = sysLlistxattr(p, nil, 0)
+      var size = rose_llistxattr(p, nil, 0)
       if size < 0 {
         if errno == ENOTSUP || errno == ENOSYS { return [] }
         throw IngestError.io(path: printable(h), operation: "llistxattr", errno: errno)
       }
       if size == 0 { return [] }
       var list = [CChar](repeating: 0, count: size + 256)
-      size = sysLlistxattr(p, &list, list.count)
+      size = rose_llistxattr(p, &list, list.count)
       if size < 0 {
         throw IngestError.io(path: printable(h), operation: "llistxattr", errno: errno)
       }
@@ -259,13 +247,13 @@ public final class DirectoryReader {
         if name.isEmpty { continue }
         var v = [UInt8]()
         let cname = Array(list[(i - name.count)...i])
-        var n = sysLgetxattr(p, cname, nil, 0)
+        var n = rose_lgetxattr(p, cname, nil, 0)
         if n < 0 {
           if errno == ENODATA { continue }
           throw IngestError.io(path: printable(h), operation: "lgetxattr", errno: errno)
         }
         v = [UInt8](repeating: 0, count: n + 64)
-        n = sysLgetxattr(p, cname, &v, v.count)
+        n = rose_lgetxattr(p, cname, &v, v.count)
         if n < 0 { throw IngestError.io(path: printable(h), operation: "lgetxattr", errno: errno) }
         out.append(Xattr(name: name, value: Array(v[0..<n])))
       }

@@ -25,8 +25,8 @@ public enum IngestError: Error, CustomStringConvertible, Equatable {
   case unsupportedType(input: String, entry: [UInt8], mode: UInt32)
   /// A system call on a host path failed.
   case io(path: String, operation: String, errno: Int32)
-  /// Writing the image failed while an entry's data streamed in.
-  case image(input: String, entry: [UInt8], underlying: String)
+  /// Writing the image failed while an entry's data streamed in; the format library's error is kept.
+  case image(input: String, entry: [UInt8], underlying: RoseFSError)
   /// A path the recipe names does not exist in the tree.
   case notFound(path: [UInt8])
   /// A recipe-level request that cannot be done (bad fs_config line, glob, mode...).

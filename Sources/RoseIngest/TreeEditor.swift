@@ -215,7 +215,7 @@ public final class TreeEditor {
     guard size <= RoseLayout.maxFileSize else {
       throw IngestError.image(
         input: input, entry: path,
-        underlying: "file of \(size) bytes is larger than RoseFS v1 supports (2^40 bytes)")
+        underlying: .fileTooLarge(path: Name.printable(path), size: size))
     }
     let data = builder.data
     do {
@@ -229,7 +229,7 @@ public final class TreeEditor {
       throw e
     } catch {
       if let partial = try? data.finishFile() { data.release(partial) }
-      throw IngestError.image(input: input, entry: path, underlying: "\(error)")
+      throw IngestError.image(input: input, entry: path, underlying: RoseFSError(wrapping: error))
     }
   }
 
@@ -251,7 +251,7 @@ public final class TreeEditor {
     do {
       inode.content = try builder.data.store(target, ino: inode.ino)
     } catch {
-      throw IngestError.image(input: input, entry: path, underlying: "\(error)")
+      throw IngestError.image(input: input, entry: path, underlying: RoseFSError(wrapping: error))
     }
     place(inode, named: comps[comps.count - 1], in: dir)
     return inode
@@ -419,97 +419,19 @@ public final class TreeEditor {
     return removed
   }
 
-  /// Sets owner and group of every path matching `glob`; returns the number changed.
-  @discardableResult
-  public func setOwnership(glob: String, uid: UInt32, gid: UInt32) -> Int {
-    let g = PathGlob(glob)
-    var n = 0
-    if g.pattern.isEmpty || g.pattern == [UInt8(ascii: "/")] {
-      root.uid = uid
-      root.gid = gid
-      return 1
-    }
-    walk { path, inode in
-      if g.matches(path) {
-        inode.uid = uid
-        inode.gid = gid
-        n += 1
-      }
-    }
-    return n
-  }
-
-  /// Sets the permission bits (07777) of every path matching `glob`; returns the number changed.
-  @discardableResult
-  public func setMode(glob: String, permissions: UInt16) -> Int {
-    let g = PathGlob(glob)
-    var n = 0
-    if g.pattern.isEmpty || g.pattern == [UInt8(ascii: "/")] {
-      root.permissions = permissions & 0o7777
-      return 1
-    }
-    walk { path, inode in
-      if g.matches(path) {
-        inode.permissions = permissions & 0o7777
-        n += 1
-      }
-    }
-    return n
-  }
-
-  /// Sets (or with 0 removes) the file capabilities of `path` as a VFS v2 `security.capability`.
-  public func setCapabilities(_ path: [UInt8], _ caps: UInt64, input: String = "recipe") throws {
-    guard let inode = lookup(path) else { throw IngestError.notFound(path: path) }
-    if caps == 0 {
-      inode.xattrs.removeAll { $0.name == Array("security.capability".utf8) }
-    } else {
-      inode.setXattr(Capabilities.xattr(permitted: caps))
-    }
-  }
-
-  /// Applies Android fs_config lines (`path uid gid mode [capabilities=0x...]`, `#` comments). Returns
-  /// the paths that are not in the tree (not an error: fs_config files list more than one image holds).
-  @discardableResult
-  public func applyFsConfig(_ text: String, input: String) throws -> [String] {
-    var missing: [String] = []
-    for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line =
-        raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-      let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-      if f.isEmpty { continue }
-      func bad(_ why: String) -> IngestError {
-        IngestError.invalid(
-          input: input,
-          detail: "line \(n + 1): \(why); expected 'path uid gid mode [capabilities=0x...]'")
-      }
-      guard f.count >= 4, let uid = UInt32(f[1]), let gid = UInt32(f[2]),
-        let mode = UInt16(f[3], radix: 8),
-        mode <= 0o7777
-      else { throw bad("cannot parse '\(line)'") }
-      var caps: UInt64?
-      for extra in f.dropFirst(4) {
-        guard extra.hasPrefix("capabilities=") else { throw bad("unknown field '\(extra)'") }
-        var v = extra.dropFirst("capabilities=".count)
-        if v.hasPrefix("0x") || v.hasPrefix("0X") { v = v.dropFirst(2) }
-        guard let c = UInt64(v, radix: 16) else { throw bad("bad capabilities '\(extra)'") }
-        caps = c
-      }
-      let path = Array(f[0].utf8)
-      guard let inode = lookup(path) else {
-        missing.append(String(f[0]))
-        continue
-      }
-      inode.uid = uid
-      inode.gid = gid
-      inode.permissions = mode
-      if let caps { try setCapabilities(path, caps, input: input) }
-    }
-    return missing
-  }
 }
 
 /// `security.capability` values.
 public enum Capabilities {
+  /// Sets (or with 0 removes) the file capabilities of `inode`, as an fs_config line does.
+  public static func apply(_ permitted: UInt64, to inode: Inode) {
+    if permitted == 0 {
+      inode.xattrs.removeAll { $0.name == Array("security.capability".utf8) }
+    } else {
+      inode.setXattr(xattr(permitted: permitted))
+    }
+  }
+
   /// VFS_CAP_REVISION_2 with the effective flag, permitted = `permitted`, inheritable = 0: what
   /// Android's fs_config / e2fsdroid write.
   public static func xattr(permitted: UInt64, inheritable: UInt64 = 0, effective: Bool = true)

@@ -1,5 +1,6 @@
 import Foundation
 import RoseDisk
+import RoseSizes
 
 /// Turns a recipe file (plus its includes, drop-ins, `--define`s and environment) into a
 /// validated `Recipe`, or throws every problem at once as `RecipeErrors`.
@@ -434,11 +435,8 @@ struct LoadState {
         }
         return .size(size)
       }
-      var hint = sizeSyntaxHint
-      if case .sizeOrAuto = spec.type { hint += ", or auto" }
-      if let last = value.last, "kmgt".contains(last), parseSize(value.uppercased()) != nil {
-        hint = "suffixes are upper case: \(value.dropLast())\(last.uppercased())"
-      }
+      var hint = sizeHint(for: value)
+      if case .sizeOrAuto = spec.type, hint == sizeSyntaxHint { hint += ", or auto" }
       diagnostics.error(at, "invalid size '\(value)' for \(spec.name)=", hint: hint)
     case .int(let low, let high):
       guard let number = Int64(value) else {

@@ -50,30 +50,6 @@ enum TypedValue {
   }
 }
 
-let sizeSyntaxHint =
-  "a number of bytes with an optional K, M, G or T suffix (powers of 1024), e.g. 64M"
-
-func parseSize(_ text: String) -> UInt64? {
-  guard !text.isEmpty else { return nil }
-  var digits = Substring(text)
-  var multiplier: UInt64 = 1
-  if let last = digits.last, !last.isNumber {
-    switch last {
-    case "K": multiplier = 1 << 10
-    case "M": multiplier = 1 << 20
-    case "G": multiplier = 1 << 30
-    case "T": multiplier = 1 << 40
-    default: return nil
-    }
-    digits = digits.dropLast()
-  }
-  guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-    let number = UInt64(digits)
-  else { return nil }
-  let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
-  return overflow ? nil : product
-}
-
 func parseBool(_ text: String) -> Bool? {
   switch text.lowercased() {
   case "yes", "true", "on", "1": return true

@@ -3,6 +3,7 @@ import RoseDisk
 import RoseFS
 import RoseIngest
 import RoseRecipe
+import RoseSizes
 
 /// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
 struct BuildFailure: Error, CustomStringConvertible {
@@ -285,11 +286,12 @@ final class BuildPipeline {
     }
     inputs.sort { $0.1 > $1.1 }
     var message =
-      "partition '\(spec.label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(has))"
+      "partition '\(spec.label)' needs \(formatSize(needed, exact: true)), has \(formatSize(has, exact: true))"
     if !inputs.isEmpty {
       message +=
         "; the largest inputs are "
-        + inputs.prefix(3).map { "\($0.0) (\(formatDiskSize($0.1)), line \($0.2.line))" }.joined(
+        + inputs.prefix(3).map { "\($0.0) (\(formatSize($0.1, exact: true)), line \($0.2.line))" }
+        .joined(
           separator: ", ")
     }
     return BuildFailure.at(
@@ -363,12 +365,15 @@ final class BuildPipeline {
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
         throw CLIError.failed(
-          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
+        )
       }
       throw doesNotFit(spec, needed: needed, has: available)
     } catch let error as DiskError {
       let file = recipe.sourceFiles.first ?? "recipe"
-      for spec in recipe.partitions where "\(error)".contains("'\(spec.label)'") {
+      if let label = error.partitionLabel,
+        let spec = recipe.partitions.first(where: { $0.label == label })
+      {
         throw BuildFailure.at(spec.position, "\(error)")
       }
       throw BuildFailure([RecipeError(file: file, line: 0, column: 0, message: "\(error)")])

@@ -2,6 +2,7 @@ import Foundation
 import RoseFS
 import RoseIngest
 import RoseRecipe
+import RoseSizes
 
 /// Fills the subvolume trees of one `Format=rosefs` partition from its content layers.
 ///
@@ -165,7 +166,7 @@ final class BuildSlotFiller {
         let name = (source as NSString).lastPathComponent
         try editor.ingest(source, at: imagePath(destination)) { [progress] p in
           var s =
-            "\(label): \(name): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
+            "\(label): \(name): \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))"
           if let t = p.totalBytes, t > 0 {
             s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)"
           }
@@ -260,7 +261,7 @@ final class BuildSlotFiller {
       path: source,
       progress: { [progress] p in
         progress.update(
-          "\(label): \(name)/: \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))")
+          "\(label): \(name)/: \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))")
       }
     ).read(into: scratch)
     let uid = getuid()
@@ -336,12 +337,7 @@ final class BuildSlotFiller {
       inode.uid = o.uid
       inode.gid = o.gid
       inode.permissions = o.mode & 0o7777
-      let capability = Array("security.capability".utf8)
-      if o.capabilities == 0 {
-        inode.xattrs.removeAll { $0.name == capability }
-      } else {
-        inode.setXattr(Capabilities.xattr(permitted: o.capabilities))
-      }
+      Capabilities.apply(o.capabilities, to: inode)
     }
   }
 

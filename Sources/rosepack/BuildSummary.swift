@@ -2,6 +2,7 @@ import Foundation
 import RoseDisk
 import RoseFS
 import RoseRecipe
+import RoseSizes
 
 /// What `rosepack build` reports: a table on stdout, or one JSON document with `--json`.
 struct BuildSummary: Encodable {
@@ -64,8 +65,8 @@ struct BuildSummary: Encodable {
         p.defaultSubvolume = spec.defaultSubvolume ?? names.first
         p.volumeBytes = report.volumeBytes
         p.inodes = report.inodeCount
-        p.privateBytes = report.privateBlocksPerHead.map { $0 * 4096 }
-        p.liveBytes = report.liveBlocks * 4096
+        p.privateBytes = report.privateBlocksPerHead.map { $0 * UInt64(RoseLayout.blockSize) }
+        p.liveBytes = report.liveBlocks * UInt64(RoseLayout.blockSize)
       }
       return p
     }
@@ -75,7 +76,7 @@ struct BuildSummary: Encodable {
   var text: String {
     var lines: [String] = []
     lines.append(
-      "\(image) \(version): \(formatDiskSize(diskSize)) GPT disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)"
+      "\(image) \(version): \(formatSize(diskSize, exact: true)) GPT disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)"
     )
     var rows = [["#", "LABEL", "TYPE", "FORMAT", "OFFSET", "SIZE", "FILL", "CONTENT"]]
     for p in partitions {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RoseFS
 import RoseIngest
+import RoseSizes
 
 /// `rosepack convert`: tarballs and directories, layered in order, into one RoseFS image.
 struct ConvertCommand: ParsableCommand {
@@ -58,14 +59,27 @@ struct ConvertCommand: ParsableCommand {
     let start = Date()
     let out = try PendingOutput(path: output)
     // Errors name the output the user gave, not the temporary name it is written under.
-    let builder = try ImageBuilder(
-      image: ImageFile(fd: out.fd, path: output), options: options)
-    let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
-    try ingest(inputs, into: editor, progress: progress)
-    progress.update("writing metadata")
-    let subvols = names.map { Subvolume(name: $0, root: editor.root) }
-    let report = try builder.finish(subvolumes: subvols, defaultSubvolume: 0)
+    let report: BuildReport
+    do {
+      let builder = try ImageBuilder(
+        image: ImageFile(fd: out.fd, path: output), options: options)
+      let editor = TreeEditor(builder: builder)
+      try ingest(inputs, into: editor, progress: progress)
+      progress.update("writing metadata")
+      let subvols = names.map { Subvolume(name: $0, root: editor.root) }
+      report = try builder.finish(subvolumes: subvols, defaultSubvolume: 0)
+    } catch RoseFSError.volumeTooSmall(let needed, let have) {
+      // The format library reports sizes; the option that sets them is this command's to name.
+      throw CLIError.usage(
+        "--size \(size): the content needs \(formatSize(needed, exact: true)), the size given is "
+          + "\(formatSize(have, exact: true)); use --size \((needed + (1 << 20) - 1) >> 20)M or --size auto"
+      )
+    } catch RoseFSError.volumeBelowMinimum {
+      throw CLIError.usage(
+        "--size \(size) is below the RoseFS minimum of \(formatSize(RoseLayout.minVolumeBytes)); use "
+          + "\(RoseLayout.minVolumeBytes >> 20)M or more, or --size auto")
+    }
     try out.commit()
     progress.done()
     let seconds = Date().timeIntervalSince(start)
@@ -74,8 +88,8 @@ struct ConvertCommand: ParsableCommand {
     } else {
       let used = report.usedRanges.reduce(UInt64(0)) { $0 + $1[1] } * 4096
       print(
-        "\(output): \(formatBytes(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
-          + "\(formatBytes(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
+        "\(output): \(formatSize(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
+          + "\(formatSize(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
           + "(\(String(format: "%.2f", seconds)) s)")
     }
   }
@@ -86,7 +100,7 @@ struct ConvertCommand: ParsableCommand {
 func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws {
   for input in inputs {
     let show: (IngestProgress) -> Void = { p in
-      var s = "\(input): \(p.entries) entries, \(formatBytes(UInt64(max(p.bytesRead, 0))))"
+      var s = "\(input): \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))"
       if let t = p.totalBytes, t > 0 { s += " (\(Int(Double(p.bytesRead) * 100 / Double(t)))%)" }
       progress.update(s)
     }

@@ -3,6 +3,7 @@ import Foundation
 import RoseDisk
 import RoseFS
 import RoseIngest
+import RoseSizes
 
 /// Which volume of a file to read: a bare RoseFS image, or a RoseFS partition of a GPT disk image.
 struct VolumeOptions: ParsableArguments {
@@ -312,7 +313,7 @@ struct InspectCommand: ParsableCommand {
     print("\(image): GPT, \(table.partitions.count) partitions")
     for p in disk.partitions {
       print(
-        "  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatBytes(p.size)) uuid \(p.uuid)"
+        "  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatSize(p.size)) uuid \(p.uuid)"
       )
       if let r = p.rosefs {
         print(spaceText(r).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
@@ -338,7 +339,7 @@ struct PartitionInspection: Encodable {
 
 /// The human-readable form of `inspect`.
 func spaceText(_ r: SpaceReport) -> String {
-  func b(_ n: UInt64) -> String { "\(formatBytes(n)) (\(n))" }
+  func b(_ n: UInt64) -> String { "\(formatSize(n)) (\(n))" }
   var s = "RoseFS v1, label '\(r.label)', uuid \(r.uuid)\n"
   s += "volume \(b(r.volumeBytes)): \(r.segmentCount) segments of \(r.blocksPerSegment) blocks, "
   s += "reserve \(r.reserveSegments) segments + \(r.overprovisionBlocks) blocks\n"
@@ -349,8 +350,8 @@ func spaceText(_ r: SpaceReport) -> String {
     // valid_blocks and the VBM_SAME_AS index are the checkpoint's words, not facts: print them
     // as they are when they cannot be right.
     let (live, overflow) = h.validBlocks.multipliedReportingOverflow(by: 4096)
-    s += overflow ? "\(h.validBlocks) blocks live (valid_blocks)" : "\(formatBytes(live)) live"
-    s += ", \(formatBytes(h.privateBytes)) private"
+    s += overflow ? "\(h.validBlocks) blocks live (valid_blocks)" : "\(formatSize(live)) live"
+    s += ", \(formatSize(h.privateBytes)) private"
     if let src = h.vbmSameAs {
       s +=
         src < r.heads.count

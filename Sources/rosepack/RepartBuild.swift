@@ -1,6 +1,7 @@
 import Foundation
 import RoseDisk
 import RoseRecipe
+import RoseSizes
 
 extension BuildPipeline {
   /// The disk of a `--definitions` build, laid out as systemd-repart 252 lays it out.
@@ -35,15 +36,15 @@ extension BuildPipeline {
     let minimum = RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
     if let given = disk.diskSize, given < minimum {
       throw BuildFailure.at(
-        SourcePosition(file: "--size \(formatDiskSize(given))", line: 0, column: 0),
-        "the disk is too small: these partitions need at least \(formatDiskSize(minimum))",
+        SourcePosition(file: "--size \(formatSize(given, exact: true))", line: 0, column: 0),
+        "the disk is too small: these partitions need at least \(formatSize(minimum, exact: true))",
         hint: "give --size \(minimum) or more, or --size auto")
     }
     guard size < 1 << 62 else {
       throw BuildFailure.at(
         recipe.partitions.first?.position
           ?? SourcePosition(file: "definitions", line: 0, column: 0),
-        "the disk would be \(formatDiskSize(size)), more than an image file can hold",
+        "the disk would be \(formatSize(size, exact: true)), more than an image file can hold",
         hint: "lower SizeMinBytes= or PaddingMinBytes=")
     }
     do {
@@ -53,12 +54,13 @@ extension BuildPipeline {
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
         throw CLIError.failed(
-          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
+        )
       }
       throw BuildFailure.at(
         spec.position,
-        "partition '\(label)' needs \(formatDiskSize(needed)), the disk has "
-          + "\(formatDiskSize(available)) left for it",
+        "partition '\(label)' needs \(formatSize(needed, exact: true)), the disk has "
+          + "\(formatSize(available, exact: true)) left for it",
         hint: "give a larger --size, or lower SizeMinBytes=/PaddingMinBytes=")
     } catch let error as DiskError {
       throw BuildFailure([
@@ -147,7 +149,7 @@ extension BuildPipeline {
     guard diskSize < 1 << 62 else {
       throw BuildFailure.at(
         recipe.partitions.first?.position ?? SourcePosition(file: "recipe", line: 0, column: 0),
-        "the disk would be \(formatDiskSize(diskSize)), more than an image file can hold",
+        "the disk would be \(formatSize(diskSize, exact: true)), more than an image file can hold",
         hint: "lower SizeMinBytes=, PaddingMinBytes= or DiskSize=")
     }
     do {
@@ -158,14 +160,15 @@ extension BuildPipeline {
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
         throw CLIError.failed(
-          "partition '\(label)' needs \(formatDiskSize(needed)), has \(formatDiskSize(available))")
+          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
+        )
       }
       throw doesNotFit(spec, needed: needed, has: available)
     } catch DiskError.diskTooSmall(let needed, let given) {
       throw BuildFailure.at(
         recipe.partitions.first?.position ?? SourcePosition(file: "recipe", line: 0, column: 0),
-        "DiskSize= (\(formatDiskSize(given))) is too small: the partition table alone needs "
-          + formatDiskSize(needed))
+        "DiskSize= (\(formatSize(given, exact: true))) is too small: the partition table alone needs "
+          + formatSize(needed, exact: true))
     } catch let error as DiskError {
       throw BuildFailure([
         RecipeError(

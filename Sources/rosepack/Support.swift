@@ -1,5 +1,6 @@
 import Foundation
 import RoseFS
+import RoseSizes
 
 /// Errors of the command-line layer itself (bad arguments the parser cannot see).
 enum CLIError: Error, CustomStringConvertible {
@@ -12,29 +13,18 @@ enum CLIError: Error, CustomStringConvertible {
   }
 }
 
-/// "64M", "2G", "1048576", "auto": binary suffixes, as mkfs tools take them.
+/// A size option ("64M", "1048576", "auto"): recipe keys' grammar (`RoseRecipe.parseSize`); nil is
+/// auto.
 func parseSize(_ text: String, option: String) throws -> UInt64? {
   let t = text.trimmingCharacters(in: .whitespaces)
   if t == "auto" { return nil }
-  let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
-  var digits = t
-  var mult: UInt64 = 1
-  if let last = t.last?.uppercased().first, let m = units[last] {
-    mult = m
-    digits = String(t.dropLast())
-    if digits.hasSuffix("i") || digits.hasSuffix("I") { digits = String(digits.dropLast()) }
-  } else if t.uppercased().hasSuffix("IB"), let u = t.dropLast(2).last?.uppercased().first,
-    let m = units[u]
-  {
-    mult = m
-    digits = String(t.dropLast(3))
-  }
-  guard let n = UInt64(digits), n.multipliedReportingOverflow(by: mult).overflow == false else {
+  guard let n = RoseSizes.parseSize(t) else {
+    let hint = sizeHint(for: t)
     throw CLIError.usage(
-      "\(option) '\(text)' is not a size: use a number of bytes or one with K, M, G or T (binary: 64M = 64 MiB), or auto"
+      "\(option) '\(text)' is not a size: \(hint == sizeSyntaxHint ? "use " + hint + ", or auto" : hint)"
     )
   }
-  return n * mult
+  return n
 }
 
 /// SOURCE_DATE_EPOCH from the environment (reproducible builds convention), 0 if unset.

@@ -3,6 +3,7 @@ import Foundation
 import RoseFS
 import RoseIngest
 import RoseMount
+import RoseSizes
 
 /// `rosepack update`: offline A/B update. The slot becomes a snapshot of the other slot, then exactly
 /// the inputs, through the read-write engine: blocks the other slot already has are reused, and none
@@ -109,8 +110,8 @@ struct UpdateCommand: ParsableCommand {
     print(
       "\(name): slot \(slot) updated from \(source): \(s.files) files, "
         + "\(s.changedFiles) changed, \(s.created) created, \(s.removed) removed; wrote "
-        + "\(formatBytes(s.dataBytesWritten)) of file data (\(formatBytes(summary.deviceBytesWritten)) "
-        + "to the volume in all) for \(formatBytes(s.contentBytes)) of content"
+        + "\(formatSize(s.dataBytesWritten)) of file data (\(formatSize(summary.deviceBytesWritten)) "
+        + "to the volume in all) for \(formatSize(s.contentBytes)) of content"
         + (setDefault ? "; \(slot) is now the default" : "")
         + " (\(String(format: "%.2f", summary.seconds)) s)")
   }

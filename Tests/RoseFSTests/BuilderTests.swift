@@ -121,7 +121,7 @@ func makeSmallTree(_ b: ImageBuilder) throws -> Inode {
     let rootA = try makeSmallTree(b)
     let rootB = b.snapshot(rootA)
     let f = try #require(rootA.children[Name("f100000")])
-    let clone = b.cloneForSnapshot(f)
+    let clone = f.clone()
     clone.permissions = 0o600
     rootB.children[Name("f100000")] = clone
     let report = try b.finish(subvolumes: [

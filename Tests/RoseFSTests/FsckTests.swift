@@ -34,7 +34,7 @@ func tinyImage() throws -> TestImage {
       xattrs: [Xattr("user.v", testBytes(500, seed: 2))])
     xn.content = try b.data.store(Array("small".utf8), ino: xn.ino)
     root.children[Name("link")] = xn
-    let croot = b.cloneForSnapshot(root)
+    let croot = root.clone()
     let changed = b.makeInode(kind: .regular, permissions: 0o600, mtime: t)
     changed.content = try b.data.store(Array("changed in b".utf8), ino: changed.ino)
     croot.children[Name("small")] = changed

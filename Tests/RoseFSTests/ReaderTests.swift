@@ -136,7 +136,7 @@ struct SampleTree {
 
     guard snapshots else { return [Subvolume(name: "a", root: root)] }
     // b: a snapshot of a (the same objects). c: a with one file replaced and one added.
-    let croot = b.cloneForSnapshot(root)
+    let croot = root.clone()
     let changed = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     changed.content = try b.data.store(testBytes(6000, seed: 99), ino: changed.ino)
     croot.children[fileName(8192)] = changed

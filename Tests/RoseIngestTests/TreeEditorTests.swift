@@ -105,7 +105,7 @@ func b(_ s: String) -> [UInt8] { Array(s.utf8) }
     #expect(PathGlob("./etc/*").matches(b("etc/passwd")))
   }
 
-  @Test func removeOwnershipModeAndFsConfig() throws {
+  @Test func removeAndCapabilities() throws {
     let s = try Scratch()
     let e = s.editor
     for p in [
@@ -116,26 +116,16 @@ func b(_ s: String) -> [UInt8] { Array(s.utf8) }
     }
     #expect(e.remove(glob: "usr/share/doc/*") == 2)
     #expect(e.lookup("usr/share/doc")?.children.isEmpty == true)
-    #expect(e.setOwnership(glob: "usr/lib/**", uid: 10, gid: 20) == 3)
-    #expect(e.lookup("usr/lib/sub/y.so")?.gid == 20)
-    #expect(e.setMode(glob: "usr/lib/*.so", permissions: 0o755) == 1)
-    #expect(e.lookup("usr/lib/x.so")?.permissions == 0o755)
-    let missing = try e.applyFsConfig(
-      "# comment\nsystem/bin/ping 0 2000 0750 capabilities=0x2000\n\nsystem/bin/absent 0 0 0755\n",
-      input: "fs_config")
-    #expect(missing == ["system/bin/absent"])
+    // File capabilities as the recipe's fs_config (RoseRecipe.FSConfig) sets them.
     let ping = try #require(e.lookup("system/bin/ping"))
-    #expect(ping.gid == 2000 && ping.permissions == 0o750)
+    Capabilities.apply(0x2000, to: ping)
     #expect(
       ping.xattrs == [
         Xattr(
           "security.capability", [1, 0, 0, 2, 0, 0x20, 0, 0] + [UInt8](repeating: 0, count: 12))
       ])
-    try e.applyFsConfig("system/bin/ping 0 2000 0750 capabilities=0\n", input: "fs_config")
+    Capabilities.apply(0, to: ping)
     #expect(ping.xattrs.isEmpty)
-    #expect(throws: IngestError.self) {
-      try e.applyFsConfig("system/bin/ping zero 0 0755\n", input: "fs_config")
-    }
     #expect(e.remove(glob: "**") > 0)
     #expect(e.root.children.isEmpty)
   }

@@ -1,4 +1,5 @@
 import Foundation
+import RoseSizes
 import Testing
 
 @testable import RoseRecipe

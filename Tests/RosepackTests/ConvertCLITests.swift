@@ -69,6 +69,8 @@ import Testing
       (["convert", dir + "/missing.tar", "-o", dir + "/b.img"], "missing.tar"),
       (["convert", tar, "-o", dir + "/c.img", "--size", "12M"], "16 MiB"),
       (["convert", tar, "-o", dir + "/d.img", "--size", "lots"], "--size 'lots'"),
+      // One size grammar for options and recipe keys, with the recipe's hint.
+      (["convert", tar, "-o", dir + "/f.img", "--size", "64m"], "suffixes are upper case: 64M"),
       (["convert", tar, "-o", dir + "/e.img", "--subvolumes", "a,a"], "--subvolumes"),
       (["fsck", dir + "/notes.txt"], "notes.txt"),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import RoseSizes
 import Testing
 
 /// `rosepack build --definitions` against systemd-repart 252 itself: for every definitions
@@ -132,14 +133,6 @@ import Testing
       if parts.count == 2 { result[parts[0]] = parts[1] }
     }
     return result
-  }
-
-  func parseSize(_ text: String) -> UInt64? {
-    let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-    if let last = text.last, let unit = units[last] {
-      return UInt64(text.dropLast()).map { $0 * unit }
-    }
-    return UInt64(text)
   }
 
   func strippedCopy(_ dir: String, into target: String) throws -> String {
