@@ -130,6 +130,18 @@ extension LoadState {
           hint: "remove MBRType= from the partitions that need not be in the MBR")
       }
     }
+    var sparseNames: [String: PartitionSpec] = [:]
+    for (spec, section) in partitions where spec.sparseImage {
+      if let first = sparseNames[spec.splitName] {
+        diagnostics.error(
+          section.entry("Formats")?.valueAt ?? spec.position,
+          "two partitions write the sparse image \(spec.splitName).img",
+          hint: "'\(first.label)' at line \(first.position.line) has that SplitName= too; give "
+            + "one a different SplitName=")
+      } else {
+        sparseNames[spec.splitName] = spec
+      }
+    }
     var sets: [String: [VerityRole: PartitionSpec]] = [:]
     for (spec, section) in partitions where spec.verity != .off {
       guard let key = spec.verityMatchKey else {
