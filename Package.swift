@@ -36,6 +36,9 @@ let package = Package(
       dependencies: [
         "RoseDisk", "RoseSizes", .product(name: "Mustache", package: "swift-mustache"),
       ]),
+    // Other filesystems, made by their own tools (mke2fs, mkfs.erofs, mksquashfs, mkfs.btrfs,
+    // mkfs.f2fs, mkfs.xfs, mkswap, mkfs.vfat + mtools) from a staged tree, unprivileged.
+    .target(name: "RoseMkfs", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseSizes"]),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
     .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
@@ -43,7 +46,8 @@ let package = Package(
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseSizes",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseMkfs",
+        "RoseSizes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
@@ -63,6 +67,8 @@ let package = Package(
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
+    .testTarget(
+      name: "RoseMkfsTests", dependencies: ["RoseMkfs", "RoseFS", "RoseIngest", "RoseDisk"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe", "RoseSizes"]),
     .testTarget(
       name: "RosepackTests",

@@ -13,6 +13,8 @@ pkgs=(
   libfuse3-dev fuse3 fio stress-ng
   # rosepack map: the HTML is checked in a real headless browser; heat benchmark: ext4 and btrfs tools
   chromium e2fsprogs btrfs-progs
+  # Format=ext4/xfs/btrfs/erofs/squashfs/f2fs/swap: each filesystem's own tool, run in fakeroot
+  fakeroot xfsprogs erofs-utils squashfs-tools f2fs-tools util-linux
   # MBR/hybrid tables are compared with genimage's; verity sets need veritysetup and openssl;
   # signature wiping is checked with blkid and losetup (util-linux) after bmaptool/simg2img
   genimage cryptsetup-bin openssl util-linux

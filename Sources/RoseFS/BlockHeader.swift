@@ -93,6 +93,7 @@ public enum Magic {
   public static let extentNode = fourCC("REXT")
   public static let xattrNode = fourCC("RXAT")
   public static let tail = fourCC("RTAL")
+  public static let rollForward = fourCC("RRFW")
 }
 
 /// Little-endian writer over a caller-owned buffer (a reused staging block): no allocation per field.

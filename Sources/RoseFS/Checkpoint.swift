@@ -159,7 +159,7 @@ public enum NatJournalEntry: OnDiskLayout {
 ///     0x000 u32 magic "RSCP"   0x004 u32 crc (whole block, field zero)   0x008 u64 cp_ver
 ///     0x010 u64 user_block_count   0x018 u64 valid_block_count   0x020 u32 free_segments
 ///     0x024 u32 flags (1 UMOUNT, 2 FRESH)   0x028 u32 next_free_nid   0x02C u32 nat_journal_count
-///     0x030 LogHead[3] (u32 segno, u16 blkoff, u8 type, u8 zero)      0x048 u8[8] zero
+///     0x030 LogHead[3] (u32 segno, u16 blkoff, u8 type, u8 zero)      0x048 u32 rf_next   0x04C u32 zero
 ///     0x050 MetaRoot ssa   0x060 u8 n_heads   0x061 u8 default_head   0x062..0x080 zero
 ///     0x080 Head[4] (128 B each)   0x280 NAT journal: {u32 nid, u32 blkaddr, u8 head, u8[3] zero} x 282
 public struct Checkpoint: Equatable, Sendable {
@@ -178,6 +178,9 @@ public struct Checkpoint: Equatable, Sendable {
   public var flags: UInt32
   public var nextFreeNid: UInt32
   public var logs: [LogHead]
+  /// The block a driver reserved for the first roll-forward record after this checkpoint
+  /// (FORMAT.md 13.7); 0: no chain (the packer, a clean unmount).
+  public var rfNext: UInt32 = 0
   public var ssa: MetaRoot
   public var defaultHead: UInt8
   public var heads: [Head]
@@ -190,7 +193,7 @@ public struct Checkpoint: Equatable, Sendable {
 
   public static func == (a: Checkpoint, b: Checkpoint) -> Bool {
     a.cpVer == b.cpVer && a.heads == b.heads && a.ssa == b.ssa && a.logs == b.logs
-      && a.nextFreeNid == b.nextFreeNid && a.flags == b.flags
+      && a.nextFreeNid == b.nextFreeNid && a.flags == b.flags && a.rfNext == b.rfNext
   }
 
   public func encode(checksum: RoseChecksum) -> [UInt8] {
@@ -205,6 +208,7 @@ public struct Checkpoint: Equatable, Sendable {
       w.put(freeSegments, at: O.freeSegments)
       w.put(flags, at: O.flags)
       w.put(nextFreeNid, at: O.nextFreeNid)
+      w.put(rfNext, at: O.rfNext)
       let journal = natJournal.prefix(Self.natJournalCapacity)
       w.put(UInt32(journal.count), at: O.natJournalCount)
       for i in 0..<RoseLayout.nrLogs {
@@ -247,6 +251,7 @@ public struct Checkpoint: Equatable, Sendable {
       flags: r.u32(O.flags), nextFreeNid: r.u32(O.nextFreeNid), logs: logs,
       ssa: MetaRoot.decode(r, O.ssa), defaultHead: r.u8(O.defaultHead), heads: heads)
     cp.storedHeadCount = storedHeads
+    cp.rfNext = r.u32(O.rfNext)
     cp.storedJournalCount = r.u32(O.natJournalCount)
     for i in 0..<min(Int(cp.storedJournalCount), natJournalCapacity) {
       let o = O.natJournal + i * NatJournalEntry.size
@@ -267,7 +272,8 @@ extension Checkpoint: OnDiskLayout {
     public static let magic = 0x000, crc = 0x004, cpVer = 0x008, userBlockCount = 0x010
     public static let validBlockCount = 0x018, freeSegments = 0x020, flags = 0x024
     public static let nextFreeNid = 0x028, natJournalCount = 0x02C, logs = 0x030
-    public static let reserved048 = 0x048, ssa = 0x050, nHeads = 0x060, defaultHead = 0x061
+    public static let rfNext = 0x048, reserved04C = 0x04C, ssa = 0x050, nHeads = 0x060,
+      defaultHead = 0x061
     public static let reserved062 = 0x062, heads = 0x080, natJournal = 0x280
     public static let reservedTail = natJournal + 282 * NatJournalEntry.size
   }
@@ -281,7 +287,8 @@ extension Checkpoint: OnDiskLayout {
       FieldSpec("next_free_nid", O.nextFreeNid, 4),
       FieldSpec("nat_journal_count", O.natJournalCount, 4),
       FieldSpec("logs", O.logs, RoseLayout.nrLogs * LogHead.size),
-      FieldSpec("reserved", O.reserved048, 8), FieldSpec("ssa", O.ssa, MetaRoot.size),
+      FieldSpec("rf_next", O.rfNext, 4), FieldSpec("reserved", O.reserved04C, 4),
+      FieldSpec("ssa", O.ssa, MetaRoot.size),
       FieldSpec("n_heads", O.nHeads, 1), FieldSpec("default_head", O.defaultHead, 1),
       FieldSpec("reserved", O.reserved062, 30),
       FieldSpec("heads", O.heads, RoseLayout.maxHeads * Head.size),

@@ -257,3 +257,177 @@ public enum MetaType {
   public static let vbm: UInt8 = 2
   public static let ssa: UInt8 = 3
 }
+
+/// One entry of a roll-forward record (FORMAT.md 13.7, 24 bytes): a change made since the previous
+/// record (or the checkpoint) that a driver replays at mount.
+///
+///     0x00 u8 type (1 NAT, 2 LIVE, 3 DEAD, 4 SSA)   0x01 u8 head   0x02 u16 zero
+///     0x04 u32 key (NAT: nid; else a block address)  0x08 u32 value (NAT: blkaddr; LIVE, SSA: SSA owner)
+///     0x0C u32 info (LIVE, SSA: SSA info)  0x10 u32 ssa_crc (LIVE, SSA)  0x14 u32 block_crc (LIVE)
+public struct RollForwardEntry: Equatable, Sendable {
+  /// `nat(head)[key] = value`.
+  public static let nat: UInt8 = 1
+  /// Block `key` became live in `head`; its SSA entry is (value, info, ssa_crc) and its 4096 bytes
+  /// have checksum `block_crc`.
+  public static let live: UInt8 = 2
+  /// Block `key` is no longer live in `head`.
+  public static let dead: UInt8 = 3
+  /// The SSA entry of block `key` is (value, info, ssa_crc); its liveness did not change.
+  public static let ssa: UInt8 = 4
+
+  public var type: UInt8
+  public var head: UInt8
+  public var key: UInt32
+  public var value: UInt32 = 0
+  public var info: UInt32 = 0
+  public var ssaCRC: UInt32 = 0
+  public var blockCRC: UInt32 = 0
+  /// The two bytes after `head`, zero in a valid entry (kept so that fsck can say so).
+  public var reserved: UInt16 = 0
+
+  public init(
+    type: UInt8, head: UInt8, key: UInt32, value: UInt32 = 0, info: UInt32 = 0,
+    ssaCRC: UInt32 = 0, blockCRC: UInt32 = 0
+  ) {
+    self.type = type
+    self.head = head
+    self.key = key
+    self.value = value
+    self.info = info
+    self.ssaCRC = ssaCRC
+    self.blockCRC = blockCRC
+  }
+
+  func encode(into w: inout ByteWriter, at o: Int) {
+    w.put(type, at: o + Offset.type)
+    w.put(head, at: o + Offset.head)
+    w.put(key, at: o + Offset.key)
+    w.put(value, at: o + Offset.value)
+    w.put(info, at: o + Offset.info)
+    w.put(ssaCRC, at: o + Offset.ssaCRC)
+    w.put(blockCRC, at: o + Offset.blockCRC)
+  }
+
+  static func decode(_ r: ByteReader, _ o: Int) -> RollForwardEntry {
+    var e = RollForwardEntry(
+      type: r.u8(o + Offset.type), head: r.u8(o + Offset.head), key: r.u32(o + Offset.key),
+      value: r.u32(o + Offset.value), info: r.u32(o + Offset.info),
+      ssaCRC: r.u32(o + Offset.ssaCRC), blockCRC: r.u32(o + Offset.blockCRC))
+    e.reserved = r.u16(o + Offset.reserved)
+    return e
+  }
+}
+
+extension RollForwardEntry: OnDiskLayout {
+  public static let size = 24
+  public enum Offset {
+    public static let type = 0x00, head = 0x01, reserved = 0x02, key = 0x04, value = 0x08
+    public static let info = 0x0C, ssaCRC = 0x10, blockCRC = 0x14
+  }
+  public static let fields = [
+    FieldSpec("type", Offset.type, 1), FieldSpec("head", Offset.head, 1),
+    FieldSpec("reserved", Offset.reserved, 2), FieldSpec("key", Offset.key, 4),
+    FieldSpec("value", Offset.value, 4), FieldSpec("info", Offset.info, 4),
+    FieldSpec("ssa_crc", Offset.ssaCRC, 4), FieldSpec("block_crc", Offset.blockCRC, 4),
+  ]
+}
+
+/// A roll-forward record block (FORMAT.md 13.7): what an `fsync` wrote instead of a checkpoint.
+/// The block header carries magic "RRFW", the `cp_ver` of the checkpoint the chain follows, `owner`
+/// = the block's sequence number in the chain (0 at `rf_next`), `count` = entries; then:
+///
+///     0x20 u32 next           block reserved for the following record
+///     0x24 u32 next_free_nid  0x28 u32[4] inode_count (per head; zero past n_heads)
+///     0x38 u32 flags (1 LAST: the last block of its group)   0x3C u32 zero
+///     0x40 RollForwardEntry[168]  first `count` used, rest zero
+public struct RollForwardRecord: Equatable, Sendable {
+  public static let flagLast: UInt32 = 1
+  public static let capacity = (RoseLayout.blockSize - Offset.entries) / RollForwardEntry.size
+
+  public var cpVer: UInt64
+  public var sequence: UInt32
+  public var next: UInt32
+  public var nextFreeNid: UInt32
+  public var inodeCount: [UInt32]
+  public var flags: UInt32
+  public var entries: [RollForwardEntry]
+
+  public init(
+    cpVer: UInt64, sequence: UInt32, next: UInt32, nextFreeNid: UInt32, inodeCount: [UInt32],
+    flags: UInt32, entries: [RollForwardEntry]
+  ) {
+    self.cpVer = cpVer
+    self.sequence = sequence
+    self.next = next
+    self.nextFreeNid = nextFreeNid
+    self.inodeCount = inodeCount
+    self.flags = flags
+    self.entries = entries
+  }
+
+  public var isLast: Bool { flags & Self.flagLast != 0 }
+
+  /// The block, sealed for address `addr` (at most `capacity` entries are stored).
+  public func encode(addr: UInt32, checksum: RoseChecksum) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: RoseLayout.blockSize)
+    let list = entries.prefix(Self.capacity)
+    out.withUnsafeMutableBytes { buf in
+      var w = ByteWriter(buf)
+      BlockHeader(
+        magic: Magic.rollForward, cpVer: cpVer, blkaddr: addr, owner: sequence,
+        count: UInt16(list.count)
+      ).encode(into: &w)
+      w.put(next, at: Offset.next)
+      w.put(nextFreeNid, at: Offset.nextFreeNid)
+      for (i, c) in inodeCount.prefix(RoseLayout.maxHeads).enumerated() {
+        w.put(c, at: Offset.inodeCount + 4 * i)
+      }
+      w.put(flags, at: Offset.flags)
+      for (i, e) in list.enumerated() {
+        e.encode(into: &w, at: Offset.entries + i * RollForwardEntry.size)
+      }
+      let crc = checksum.checksum(
+        UnsafeRawBufferPointer(buf), zeroingFieldAt: BlockHeader.crcOffset)
+      buf.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
+    }
+    return out
+  }
+
+  /// Decodes the block read at `addr`; nil unless its magic, checksum and `blkaddr` are right and
+  /// `count` fits (the end of a chain: a block never written as a record, or a torn one).
+  public static func decode(_ bytes: [UInt8], addr: UInt32, checksum: RoseChecksum)
+    -> RollForwardRecord?
+  {
+    guard bytes.count == RoseLayout.blockSize else { return nil }
+    let r = ByteReader(bytes)
+    let h = BlockHeader.decode(r)
+    guard h.magic == Magic.rollForward, h.blkaddr == addr, Int(h.count) <= capacity else {
+      return nil
+    }
+    let crc = bytes.withUnsafeBytes { checksum.checksum($0, zeroingFieldAt: BlockHeader.crcOffset) }
+    guard crc == h.crc else { return nil }
+    return RollForwardRecord(
+      cpVer: h.cpVer, sequence: h.owner, next: r.u32(Offset.next),
+      nextFreeNid: r.u32(Offset.nextFreeNid),
+      inodeCount: (0..<RoseLayout.maxHeads).map { r.u32(Offset.inodeCount + 4 * $0) },
+      flags: r.u32(Offset.flags),
+      entries: (0..<Int(h.count)).map {
+        RollForwardEntry.decode(r, Offset.entries + $0 * RollForwardEntry.size)
+      })
+  }
+}
+
+extension RollForwardRecord: OnDiskLayout {
+  public static let size = RoseLayout.blockSize
+  public enum Offset {
+    public static let header = 0x00, next = 0x20, nextFreeNid = 0x24, inodeCount = 0x28
+    public static let flags = 0x38, reserved = 0x3C, entries = 0x40
+  }
+  public static let fields = [
+    FieldSpec("header", Offset.header, BlockHeader.size), FieldSpec("next", Offset.next, 4),
+    FieldSpec("next_free_nid", Offset.nextFreeNid, 4),
+    FieldSpec("inode_count", Offset.inodeCount, 4 * RoseLayout.maxHeads),
+    FieldSpec("flags", Offset.flags, 4), FieldSpec("reserved", Offset.reserved, 4),
+    FieldSpec("entries", Offset.entries, 168 * RollForwardEntry.size),
+  ]
+}

@@ -84,6 +84,12 @@ public struct SpaceReport: Codable, Sendable, Equatable {
     public var liveBlocksPerHead: [UInt64]
     /// Main-area blocks live in more than one head.
     public var sharedBlocks: UInt64
+    /// The roll-forward chain after the checkpoint (FORMAT.md 13.7): `rf_next`, complete groups and
+    /// their record blocks, and valid record blocks of a trailing incomplete group.
+    public var rollForwardNext: UInt32 = 0
+    public var rollForwardGroups = 0
+    public var rollForwardBlocks = 0
+    public var rollForwardPartialBlocks = 0
   }
 }
 
@@ -191,6 +197,17 @@ extension ImageReader {
       prefreeSegments: empty > cp.freeSegments ? empty - cp.freeSegments : 0,
       reservedSegments: sb.rsvSegments, logSegments: logSegments,
       liveBlocksPerHead: cp.heads.map(\.validBlocks), sharedBlocks: r.sharedBytes / bs)
+    if cp.rfNext != 0,
+      let chain = try? RollForwardChain.read(
+        checkpoint: cp, mainStart: sb.mainBlkaddr, mainBlocks: Int(sb.mainBlocks),
+        checksum: checksum,
+        readBlock: { (a: UInt32) throws -> [UInt8] in try image.readBlock(a) })
+    {
+      r.runtime?.rollForwardNext = cp.rfNext
+      r.runtime?.rollForwardGroups = chain.groups.count
+      r.runtime?.rollForwardBlocks = chain.groups.reduce(0) { $0 + $1.count }
+      r.runtime?.rollForwardPartialBlocks = chain.partialGroupBlocks
+    }
     r.freeBytes = UInt64(sb.mainBlocks) > live ? (UInt64(sb.mainBlocks) - live) * bs : 0
     r.availableBytes =
       cp.userBlockCount > live

@@ -434,6 +434,7 @@ extension LoadState {
       slotB: section.text("SlotB").flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
       layers: layers, position: group.header)
     spec.copyBlocksPosition = section.entry("CopyBlocks")?.valueAt
+    if formatKnown { fileSystemKeys(section, format: format, into: &spec) }
     if let entry = section.entry("MBRType"), !entry.failed {
       if let byte = parseMBRType(entry.value) {
         spec.mbrType = byte
@@ -470,6 +471,75 @@ extension LoadState {
       paddingWeight: Int(section.int("PaddingWeight") ?? 0))
     if !grows { spec.weight = 0 }
     return spec
+  }
+
+  /// The longest label (bytes) each format's tool accepts; nil: the format has no label.
+  static func volumeLabelLimit(_ format: PartitionFormat) -> Int? {
+    switch format {
+    case .vfat: return 11
+    case .xfs: return 12
+    case .ext2, .ext3, .ext4, .swap: return 16
+    case .btrfs: return 255
+    case .f2fs: return 512
+    case .rosefs: return 32
+    default: return nil
+    }
+  }
+
+  /// Compressors each tool understands (erofs-utils 1.5, squashfs-tools 4.5).
+  static let compressors: [PartitionFormat: [String]] = [
+    .erofs: ["lz4", "lz4hc"], .squashfs: ["gzip", "lzo", "lz4", "xz", "zstd"],
+  ]
+
+  /// `VolumeLabel=`, `Compression=`, `CompressionLevel=` and `MakeFileSystemOptions=`.
+  mutating func fileSystemKeys(
+    _ section: SectionView, format: PartitionFormat, into spec: inout PartitionSpec
+  ) {
+    if let entry = section.entry("VolumeLabel"), let text = section.text("VolumeLabel") {
+      if let limit = Self.volumeLabelLimit(format), format != .rosefs {
+        if text.isEmpty || text.utf8.count > limit {
+          diagnostics.error(
+            entry.valueAt, "VolumeLabel= must be 1 to \(limit) bytes for Format=\(format.rawValue)")
+        } else {
+          spec.volumeLabel = text
+        }
+      } else {
+        diagnostics.error(
+          entry.keyAt, "Format=\(format.rawValue) has no volume label",
+          hint: format == .erofs || format == .squashfs
+            ? "the on-disk format (or erofs-utils 1.5) stores none; remove VolumeLabel="
+            : "VolumeLabel= applies to vfat, ext2/3/4, xfs, btrfs, f2fs and swap")
+      }
+    }
+    if let entry = section.entry("Compression"), let text = section.text("Compression") {
+      if let known = Self.compressors[format] {
+        if known.contains(text) {
+          spec.compression = text
+        } else {
+          diagnostics.error(
+            entry.valueAt, "unknown compressor '\(text)' for Format=\(format.rawValue)",
+            hint: "one of " + known.joined(separator: ", "))
+        }
+      } else {
+        diagnostics.error(entry.keyAt, "Compression= needs Format=erofs or Format=squashfs")
+      }
+    }
+    if let entry = section.entry("CompressionLevel"), let level = section.int("CompressionLevel") {
+      if !section.has("Compression") {
+        diagnostics.error(entry.keyAt, "CompressionLevel= needs Compression=")
+      } else {
+        spec.compressionLevel = Int(level)
+      }
+    }
+    for entry in section.entries where entry.key == "MakeFileSystemOptions" && !entry.failed {
+      if !format.isForeignFileSystem {
+        diagnostics.error(
+          entry.keyAt, "MakeFileSystemOptions= needs a Format= built by a mkfs tool",
+          hint: "vfat, ext2/3/4, xfs, btrfs, erofs, squashfs, f2fs or swap")
+        continue
+      }
+      spec.makeFileSystemOptions += splitWords(entry.value).map(\.word)
+    }
   }
 
   /// `MBRType=`: a hex byte (with or without 0x) or a name.
@@ -512,6 +582,12 @@ extension LoadState {
       guard layerKeys.contains(entry.key) else { continue }
       switch format {
       case .rosefs: break
+      case .swap:
+        diagnostics.error(
+          entry.keyAt, "\(entry.key)= is not allowed with Format=swap",
+          hint: "a swap area holds no files; remove the content keys of partition '\(label)'")
+        continue
+      case let other where other.isForeignFileSystem && other != .vfat: break
       case .vfat where Self.vfatLayerKeys.contains(entry.key): break
       case .vfat:
         diagnostics.error(
@@ -521,7 +597,7 @@ extension LoadState {
         continue
       default:
         diagnostics.error(
-          entry.keyAt, "\(entry.key)= needs Format=rosefs or Format=vfat",
+          entry.keyAt, "\(entry.key)= needs a Format= that holds files (rosefs, vfat, ext4, ...)",
           hint: "partition '\(label)' has Format=\(format.rawValue)")
         continue
       }

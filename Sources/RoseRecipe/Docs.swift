@@ -132,7 +132,9 @@ private let recipesIntro = """
   `Symlink=`, `MakeDirectories=`, `Remove=`, `Ownership=`. Later layers overwrite earlier
   ones. Image paths are absolute. `Format=vfat` partitions take `CopyFiles=`, `Directory=`,
   `File=`, `Inline=`, `Template=` and `MakeDirectories=`. `Format=raw` partitions need
-  `CopyBlocks=`.
+  `CopyBlocks=`. `Format=ext4`, `ext2`, `ext3`, `xfs`, `btrfs`, `erofs`, `squashfs` and `f2fs`
+  take every layer key `rosefs` takes (one tree, no slots), built unprivileged by the format's
+  own tool; what each keeps and refuses is in docs/FILESYSTEMS.md. `Format=swap` takes none.
 
   `Ownership=FILE` reads an Android `fs_config` manifest, one `path uid gid mode
   [capabilities=0x...]` line per path (paths relative to the filesystem root, `#`

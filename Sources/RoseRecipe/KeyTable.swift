@@ -173,7 +173,30 @@ public let recipeKeys: [KeySpec] = [
     .partition, "Format", .enumeration(PartitionFormat.allCases.map(\.rawValue)),
     default: "empty", repart: true,
     "rosefs: filled from content layers; vfat: filled from CopyFiles=/File=/Inline=; raw: "
-      + "CopyBlocks= copied verbatim; empty: left unformatted."),
+      + "CopyBlocks= copied verbatim; empty: left unformatted. ext4, ext2, ext3, xfs, btrfs, "
+      + "erofs, squashfs and f2fs are filled from the same content layers as rosefs, built "
+      + "unprivileged by each filesystem's own tool (mke2fs -d, mkfs.xfs -p, mkfs.btrfs "
+      + "--rootdir, mkfs.erofs, mksquashfs, mkfs.f2fs + sload.f2fs); content a format cannot "
+      + "hold is refused, naming the entry (docs/FILESYSTEMS.md). swap: a swap area, no content."),
+  KeySpec(
+    .partition, "VolumeLabel", .string, default: "the Label= value, cut to the format's limit",
+    repart: true,
+    "Filesystem label of a Format=vfat, ext2/3/4, xfs, btrfs, f2fs or swap partition (at most "
+      + "11 bytes for vfat, 12 for xfs, 16 for ext2/3/4 and swap, 255 for btrfs, 512 for f2fs). "
+      + "erofs (erofs-utils 1.5) and squashfs have no label; setting one is refused."),
+  KeySpec(
+    .partition, "Compression", .string, default: "none for erofs, gzip for squashfs",
+    repart: true,
+    "Format=erofs or squashfs: the compressor, passed to the tool as systemd-repart passes it "
+      + "(erofs: lz4, lz4hc; squashfs: gzip, lzo, lz4, xz, zstd)."),
+  KeySpec(
+    .partition, "CompressionLevel", .int(min: 0, max: 22), repart: true,
+    "Format=erofs or squashfs: the compressor's level (needs Compression=)."),
+  KeySpec(
+    .partition, "MakeFileSystemOptions", .list, repeatable: true,
+    "Extra arguments for the format's mkfs tool, appended after rosepack's own, as repart's "
+      + "SYSTEMD_REPART_MKFS_OPTIONS_<TYPE> (e.g. vfat: -s 8 for the cluster size; ext4: "
+      + "-O ^has_journal -I 128; erofs: -Ededupe). Repeats add."),
   KeySpec(
     .partition, "SizeMinBytes", .size, default: "0", repart: true,
     "Minimum size. Equal to SizeMaxBytes= makes a fixed size. " + sizeHelp),

@@ -197,10 +197,12 @@ struct LoadState {
       hint =
         "repart's \(entry.key)= is about btrfs subvolumes, which rosepack does not write; RoseFS "
         + "A/B slots are Slots= and DefaultSlot="
+    } else if let other = recipeKeys.first(where: { $0.name == entry.key }) {
+      // An exact key of another section says more than a near one here (CompressLevel= is
+      // [Output]'s, though CompressionLevel= is one letter group away).
+      hint = "\(entry.key)= belongs in [\(other.section.rawValue)]"
     } else if let match = closestMatch(entry.key, in: candidates) {
       hint = "did you mean \(match)=?"
-    } else if let other = recipeKeys.first(where: { $0.name == entry.key }) {
-      hint = "\(entry.key)= belongs in [\(other.section.rawValue)]"
     }
     diagnostics.error(
       entry.keyAt, "unknown key \(entry.key)= in [\(kind.rawValue)]", hint: hint)

@@ -159,6 +159,21 @@ public enum PartitionFormat: String, Sendable, Equatable, CaseIterable {
   case raw
   /// Left zeroed/unused (e.g. a data partition formatted on first boot).
   case empty
+  /// Other filesystems, made by their own tools (RoseMkfs) from the same content layers.
+  case ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs
+  /// A swap area (`mkswap`); holds no content.
+  case swap
+
+  /// Formats built by another filesystem's own tool (everything but rosefs, raw and empty).
+  public var isForeignFileSystem: Bool {
+    switch self {
+    case .rosefs, .raw, .empty: return false
+    default: return true
+    }
+  }
+
+  /// Formats whose `Compression=`/`CompressionLevel=` mean something (as systemd-repart).
+  public var compresses: Bool { self == .erofs || self == .squashfs }
 }
 
 /// How big a partition is; the planner resolves it against content sizes and the disk.
@@ -291,6 +306,13 @@ public struct PartitionSpec: Sendable, Equatable {
   /// The GPT attribute bits as written when set (repart's defaults already applied); nil: computed
   /// from `flags`, `readOnly`, `noAuto` and `growFileSystem`.
   public var attributeOverride: UInt64?
+  /// `VolumeLabel=`: the filesystem label (nil: derived from `label` by the format's rule).
+  public var volumeLabel: String?
+  /// `Compression=`/`CompressionLevel=` (erofs, squashfs), as systemd-repart names them.
+  public var compression: String?
+  public var compressionLevel: Int?
+  /// `MakeFileSystemOptions=`: extra arguments for the format's mkfs tool, appended last.
+  public var makeFileSystemOptions: [String] = []
   /// `MBRType=`: the DOS type byte. With `PartitionTable=hybrid` it also selects the partition
   /// for the MBR (as genimage's `partition-type`); nil: derived from the GPT type and format.
   public var mbrType: UInt8?

@@ -37,10 +37,11 @@ public let repartKeyTable: [(name: String, status: RepartKeyStatus)] = [
   (
     "Format",
     .partial(
-      "vfat, rosefs, or none; swap, ext4, xfs, btrfs and other mkfs types are refused")
+      "vfat, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap, rosefs, or none; "
+        + "each made by its own tool (docs/FILESYSTEMS.md); minix is refused")
   ),
-  ("CopyFiles", .partial("sources resolved under --root; Format=vfat or Format=rosefs")),
-  ("MakeDirectories", .partial("Format=vfat or Format=rosefs")),
+  ("CopyFiles", .partial("sources resolved under --root; any Format= that holds files")),
+  ("MakeDirectories", .partial("any Format= that holds files")),
   ("Encrypt", .partial("only off: encryption needs keys or a TPM")),
   ("Verity", .partial("only off: verity needs the file system image and signing keys")),
   ("VerityMatchKey", .refused("only meaningful with Verity=")),
@@ -539,12 +540,15 @@ struct DefinitionReader {
     var format = PartitionFormat.empty
     if let entry = value("Format") {
       switch entry.value {
-      case "vfat": format = .vfat
-      case "rosefs": format = .rosefs
+      case let name
+      where PartitionFormat(rawValue: name).map({ $0.isForeignFileSystem || $0 == .rosefs })
+        == true:
+        format = PartitionFormat(rawValue: name) ?? .empty
       default:
         diagnostics.error(
           entry.at, "Format=\(entry.value) is not supported",
-          hint: "rosepack writes vfat and rosefs; leave Format= out for an empty partition")
+          hint: "rosepack writes vfat, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap "
+            + "and rosefs; leave Format= out for an empty partition")
         failed = true
       }
     }
@@ -615,8 +619,7 @@ struct DefinitionReader {
       let at = copyFiles.first?.at ?? makeDirectories.first?.at ?? header
       diagnostics.error(
         at, "CopyFiles=/MakeDirectories= without Format=",
-        hint: "repart would make ext4, which rosepack does not write; add Format=vfat or "
-          + "Format=rosefs")
+        hint: "add Format= (ext4, vfat, rosefs, ...)")
       failed = true
     }
     var splitName: String?
@@ -638,9 +641,11 @@ struct DefinitionReader {
       uuid: uuid, format: format, size: sizeRule, flags: flags, weight: sizing.weight,
       splitName: splitName, copyBlocks: copyBlocks, layers: layers, position: header)
     spec.minimize = minimize
-    if minimize != .off && format != .rosefs && format != .vfat, let entry = value("Minimize") {
+    if minimize != .off && (format == .empty || format == .raw || format == .swap),
+      let entry = value("Minimize")
+    {
       diagnostics.warning(
-        entry.at, "Minimize= has no effect without Format=rosefs or Format=vfat")
+        entry.at, "Minimize= has no effect without a Format= that holds files")
     }
     spec.repartSizing = sizing
     spec.attributeOverride = flags

@@ -2,6 +2,7 @@ import Foundation
 import RoseDisk
 import RoseFS
 import RoseIngest
+import RoseMkfs
 import RoseRecipe
 import RoseSizes
 
@@ -30,6 +31,9 @@ enum BuildContent {
   case rosefs(measured: String?, report: BuildReport?)
   case vfat(estimate: UInt64)
   case raw(path: String, size: UInt64)
+  /// ext4, erofs, squashfs, ... (RoseMkfs): the staged tree and, when auto-sized, the smallest
+  /// filesystem.
+  case fileSystem(ForeignFileSystem)
   case empty
   /// A verity hash or signature partition: space reserved, filled after the data is written.
   case verity(reserved: UInt64)
@@ -40,6 +44,7 @@ enum BuildContent {
     case .rosefs(_, let report): return report?.volumeBytes ?? 0
     case .vfat(let estimate): return estimate
     case .raw(_, let size): return size
+    case .fileSystem(let content): return content.minimal?.size ?? (1 << 20)
     case .empty: return 0
     case .verity(let reserved): return reserved
     }
@@ -232,6 +237,8 @@ final class BuildPipeline {
       return .raw(path: path, size: UInt64(st.st_size))
     case .empty:
       return .empty
+    default:
+      return try prepareFileSystem(spec, index: index)
     }
   }
 
@@ -437,6 +444,8 @@ final class BuildPipeline {
           throw doesNotFit(spec, needed: needed, has: available)
         }
         if size > 0 { map.insert(offset: part.offset, length: min(size, part.size)) }
+      case .fileSystem(let content):
+        try writeFileSystem(spec, content, part: part, into: image, map: &map)
       case .empty, .verity:
         break
       }
@@ -535,11 +544,13 @@ final class BuildPipeline {
       }
       .prefix(11))
     if label.isEmpty { label = "ESP" }
+    if let volumeLabel = spec.volumeLabel { label = volumeLabel }
     do {
-      return try FATPartition(
+      var fat = FATPartition(
         size: size, label: label, volumeID: FATPartition.volumeID(seed: seed, label: spec.label),
-        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize
-      ).build(files: list, in: staging)
+        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize)
+      fat.extraOptions = spec.makeFileSystemOptions
+      return try fat.build(files: list, in: staging)
     } catch {
       throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
     }

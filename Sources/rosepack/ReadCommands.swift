@@ -390,6 +390,16 @@ func runtimeText(_ rt: SpaceReport.RuntimeState, headNames: [String]) -> String 
   s += "logs in \(rt.logSegments.map(String.init).joined(separator: " "))\n"
   let live = zip(headNames, rt.liveBlocksPerHead).map { "\($0) \($1)" }.joined(separator: ", ")
   s += "live blocks: \(live); shared by heads \(rt.sharedBlocks)\n"
+  if rt.rollForwardNext == 0 {
+    s += "roll-forward: no chain\n"
+  } else {
+    s +=
+      "roll-forward: \(rt.rollForwardGroups) fsync groups in \(rt.rollForwardBlocks) record blocks after checkpoint \(rt.checkpointVersion), chain from block \(rt.rollForwardNext)"
+    if rt.rollForwardPartialBlocks > 0 {
+      s += ", then an incomplete group of \(rt.rollForwardPartialBlocks) blocks (ignored)"
+    }
+    s += "\n"
+  }
   s += "NAT journal: \(rt.natJournal.count) entries"
   for e in rt.natJournal { s += "\n  head \(e.head) nid \(e.nid) -> block \(e.blockAddress)" }
   return s

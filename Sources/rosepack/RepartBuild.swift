@@ -9,7 +9,7 @@ extension BuildPipeline {
     var requests: [RepartPartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       var sizing = spec.repartSizing ?? RepartSizing()
-      if spec.minimize != .off && (spec.format == .rosefs || spec.format == .vfat) {
+      if spec.minimize != .off && (spec.format == .rosefs || spec.format.isForeignFileSystem) {
         // Minimize= (repart 253+): exactly the space the content needs, on the 4096 grain.
         let needed = (max(contents[i].size, 4096) + 4095) / 4096 * 4096
         sizing.sizeMin = needed

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import RoseDisk
+import RoseMkfs
 
 /// SIGINT, SIGTERM and SIGHUP: what rosepack leaves behind when it is interrupted. Every temporary
 /// file and staging directory is registered here while it exists; on a signal the registered paths

@@ -37,13 +37,4 @@ import Testing
       }
     }
   }
-
-  @Test func fatImageOfAHugeSizeIsAnError() throws {
-    let dir = try TempDir()
-    #expect(throws: (any Error).self) {
-      _ = try FATPartition(size: UInt64(1) << 63, volumeID: 1).build(
-        files: [], in: dir.path)
-    }
-    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
-  }
 }

@@ -190,6 +190,10 @@ final class ModelRun {
   let volumeSize: UInt64
   let dataBudget: UInt64
   var log: [String] = []
+  /// > 0: the engine cleans a victim segment every this many operations (EngineCleaningTests).
+  var cleanEvery = 0
+  /// Blocks the engine's cleaner moved over the run (summed over remounts).
+  var cleanedBlocks = 0
 
   init(ops: [ModelOp], volumeSize: UInt64 = 32 << 20) {
     self.ops = ops
@@ -202,6 +206,7 @@ final class ModelRun {
     let host = try HostTree()
     var engine: RoseEngine? = try RoseEngine.open(
       device: try FileBlockDevice(path: img.path, writable: true), subvolume: nil, readOnly: false)
+    engine?.cleanEveryOps = cleanEvery
     var exactMtime: [UInt64: Timestamp] = [:]  // host st_ino -> mtime set by utimens
     for (step, op) in ops.enumerated() {
       guard let e = engine else { break }
@@ -489,6 +494,7 @@ final class ModelRun {
         what = "sync"
         if op.a % 4 == 0 {
           what = "unmount and remount"
+          cleanedBlocks += e.cleaningStats.blocksMoved
           try e.unmount()
           let problems = try fsckProblems(path: img.path)
           if !problems.isEmpty {
@@ -497,6 +503,7 @@ final class ModelRun {
           engine = try RoseEngine.open(
             device: try FileBlockDevice(path: img.path, writable: true), subvolume: nil,
             readOnly: false)
+          engine?.cleanEveryOps = cleanEvery
         } else {
           engErr = engineErrno { () throws(EngineError) in try e.sync() }
         }
@@ -514,6 +521,7 @@ final class ModelRun {
       }
     }
     guard let e = engine else { return nil }
+    cleanedBlocks += e.cleaningStats.blocksMoved
     try e.unmount()
     let problems = try fsckProblems(path: img.path)
     if !problems.isEmpty {

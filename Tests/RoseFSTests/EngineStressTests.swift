@@ -110,6 +110,7 @@ struct WrittenFile {
       "full volume (\(label)): deleted \(deletedBytes) bytes in \(first.count - kept.count) files, refilled \(refillBytes) bytes in \(second.count) files"
     )
     #expect(Double(refillBytes) >= 0.8 * Double(deletedBytes), "freed space is not reused")
+    print("full volume (\(label)): cleaner after the refill: \(e.cleaningStats)")
     #expect(try Self.verify(e, kept) == 0)
     #expect(try Self.verify(e, second) == 0)
     try e.unmount()

@@ -13,7 +13,8 @@ import Testing
     ("InodeSlot", InodeSlot.self, 512), ("SSAEntry", SSAEntry.self, 12),
     ("TailEntry", TailEntry.self, 8), ("DirLeafRecord", DirLeafRecord.self, 16),
     ("ExtentRecord", ExtentRecord.self, 12), ("InlineDirent", InlineDirent.self, 8),
-    ("XattrRecord", XattrRecord.self, 4),
+    ("XattrRecord", XattrRecord.self, 4), ("RollForwardRecord", RollForwardRecord.self, 4096),
+    ("RollForwardEntry", RollForwardEntry.self, 24),
   ]
 
   @Test func fieldsTileEveryStructure() {
@@ -36,7 +37,7 @@ import Testing
       Checkpoint.Offset.natJournal + Checkpoint.natJournalCapacity * NatJournalEntry.size
         == Checkpoint.reservedTail)
     #expect(
-      Checkpoint.Offset.logs + RoseLayout.nrLogs * LogHead.size == Checkpoint.Offset.reserved048)
+      Checkpoint.Offset.logs + RoseLayout.nrLogs * LogHead.size == Checkpoint.Offset.rfNext)
     #expect(SlotOffset.inline + RoseLayout.inlineCapacity == InodeSlot.size)
     #expect(RoseLayout.inodesPerPage * InodeSlot.size == RoseLayout.blockSize)
     // Record arrays after the block header.
@@ -81,6 +82,7 @@ import Testing
     let sizes = [
       "u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "LogHead": LogHead.size,
       "MetaRoot": MetaRoot.size, "Head": Head.size, "NatJournalEntry": NatJournalEntry.size,
+      "BlockHeader": BlockHeader.size, "RollForwardEntry": RollForwardEntry.size,
     ]
     return try #require(sizes[base], "unknown type \(type) in FORMAT.md") * count
   }
@@ -89,6 +91,8 @@ import Testing
     ("## 3. Superblock", "Superblock"), ("## 4. Checkpoint", "Checkpoint"),
     ("**Head** (128 bytes)", "Head"), ("## 5. Block header", "BlockHeader"),
     ("### 6.4 SSA", "SSAEntry"), ("## 7. Inodes", "InodeSlot"),
+    ("**RollForwardRecord** (4096 bytes)", "RollForwardRecord"),
+    ("**RollForwardEntry** (24 bytes)", "RollForwardEntry"),
   ])
   func formatTablesMatchTheDeclarations(heading: String, structure: String) throws {
     let layout = try #require(Self.layouts.first { $0.name == structure }?.type)

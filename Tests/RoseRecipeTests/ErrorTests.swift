@@ -64,15 +64,19 @@ import Testing
     let path = recipe("[Partition]\nType=root\nFormat=rosfs\n")
     expectSingle(
       errors(path), file: path, line: 6, column: 8, message: "invalid value 'rosfs' for Format=",
-      hint: "did you mean rosefs? allowed values: rosefs, vfat, raw, empty")
+      hint:
+        "did you mean rosefs? allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap"
+    )
   }
 
   @Test func badFormatDoesNotCascade() {
     dir.write("root.tar", "")
-    let path = recipe("[Partition]\nType=root\nFormat=ext4\nTarball=root.tar\nSlots=a b\n")
+    let path = recipe("[Partition]\nType=root\nFormat=minix\nTarball=root.tar\nSlots=a b\n")
     expectSingle(
-      errors(path), file: path, line: 6, column: 8, message: "invalid value 'ext4' for Format=",
-      hint: "allowed values: rosefs, vfat, raw, empty")
+      errors(path), file: path, line: 6, column: 8, message: "invalid value 'minix' for Format=",
+      hint:
+        "allowed values: rosefs, vfat, raw, empty, ext4, ext2, ext3, xfs, btrfs, erofs, squashfs, f2fs, swap"
+    )
   }
 
   @Test func badPartitionType() {

@@ -209,7 +209,7 @@ import Testing
         "15:1 Format=raw partition 'raw' has no CopyBlocks=",
         "28:8 partition 'h' at offset 4194304 overlaps 's', which ends at 70254592",
         "29:1 CopyBlocks= needs Format=raw",
-        "30:1 Tarball= needs Format=rosefs or Format=vfat",
+        "30:1 Tarball= needs a Format= that holds files (rosefs, vfat, ext4, ...)",
         "33:8 Offset=1536K is not aligned to Alignment= (1048576 bytes)",
         "34:6 Slot=a needs two Slots=",
       ])

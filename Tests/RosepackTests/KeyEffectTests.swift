@@ -72,6 +72,16 @@ import Testing
     "MakeDirectories": Variant(section: "root", lines: "MakeDirectories=/d"),
     "Remove": Variant(section: "root", lines: "Remove=/etc/x"),
     "Ownership": Variant(section: "root", lines: "Ownership=fs_config"),
+    "VolumeLabel": Variant(
+      section: "home", lines: "Format=ext4\nVolumeLabel=other", baseline: "Format=ext4"),
+    "Compression": Variant(
+      section: "home", lines: "Format=squashfs\nCompression=xz", baseline: "Format=squashfs"),
+    "CompressionLevel": Variant(
+      section: "home",
+      lines: "Format=squashfs\nCompression=gzip\nCompressionLevel=1\nFile=t.tar:/t.tar",
+      baseline: "Format=squashfs\nCompression=gzip\nFile=t.tar:/t.tar"),
+    "MakeFileSystemOptions": Variant(
+      section: "home", lines: "Format=ext4\nMakeFileSystemOptions=-I 128", baseline: "Format=ext4"),
     "Formats": Variant(section: "output", lines: "Formats=bmap"),
     "CompressLevel": Variant(
       section: "output", lines: "Formats=zst\nCompressLevel=19", baseline: "Formats=zst"),

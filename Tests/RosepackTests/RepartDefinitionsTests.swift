@@ -73,7 +73,7 @@ import Testing
     let dir = try definitions([
       "10-a.conf": "[Partition]\nType=root\nCopyBlocks=auto\n",
       "20-b.conf": "[Partition]\nType=var\nFactoryReset=yes\n",
-      "30-c.conf": "[Partition]\nType=home\nFormat=ext4\n",
+      "30-c.conf": "[Partition]\nType=home\nFormat=minix\n",
       "40-d.conf": "[Partition]\nType=srv\nFormat=rosefs\nSubvolumes=a b\n",
       "50-e.conf": "[Partition]\nType=rooot\n",
       "60-f.conf": "[Partition]\nType=esp\nLabel=%m\n",
@@ -85,7 +85,7 @@ import Testing
     let err = result.stderr
     #expect(err.contains("10-a.conf:3:12: error: CopyBlocks=auto needs a running system"))
     #expect(err.contains("20-b.conf:3:14: error: FactoryReset=yes is not supported"))
-    #expect(err.contains("30-c.conf:3:8: error: Format=ext4 is not supported"))
+    #expect(err.contains("30-c.conf:3:8: error: Format=minix is not supported"))
     #expect(err.contains("40-d.conf:4:12: error: Subvolumes= is not supported"))
     #expect(err.contains("btrfs"))
     #expect(err.contains("50-e.conf:2:6: error: unknown partition type 'rooot'"))

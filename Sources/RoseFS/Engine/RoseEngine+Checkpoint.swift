@@ -8,6 +8,7 @@
 // nodes, inode pages written copy-on-write, NAT changes kept in the journal (or folded into NAT
 // blocks when it would overflow), the changed meta-file blocks and their maps written to new places,
 // then, after a write barrier, the other checkpoint slot with cp_ver + 1, then a barrier again.
+// The slot names a free block reserved for the first roll-forward record (RoseEngine+RollForward).
 
 /// One meta-file of the volume.
 enum MetaKey: Hashable {
@@ -550,6 +551,9 @@ extension RoseEngine {
       liveSegs.insert(k / bps)
       lastLive[k / bps] = max(lastLive[k / bps], k % bps)
     }
+    // The block for the first roll-forward record after this checkpoint (FORMAT.md 13.7); none
+    // at unmount, nor when the volume has no free block left (fsync then checkpoints).
+    let rfNext: UInt32 = umount ? 0 : ((try? allocate(.node)) ?? 0)
     var logs: [LogHead] = []
     for l in 0..<3 {
       let s = logSegment[l]
@@ -587,6 +591,7 @@ extension RoseEngine {
     c.defaultHead = UInt8(defaultHead)
     c.heads = newHeads
     c.natJournal = journal
+    c.rfNext = rfNext
     let bytes = c.encode(checksum: checksum)
     try device.flush()
     let slot = 1 - cpSlot
@@ -597,5 +602,7 @@ extension RoseEngine {
     heads = newHeads
     dataChanged = false
     recomputeCommitted()
+    rf = RollForwardState(next: rfNext)
+    if rfNext != 0 { protectUntilCheckpoint(rfNext) }
   }
 }

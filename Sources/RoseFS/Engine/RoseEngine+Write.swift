@@ -633,7 +633,7 @@ extension RoseEngine {
     try withLock { () throws(EngineError) in
       if isReadOnly { return }
       _ = try inode(ino)
-      try checkpoint(umount: false)
+      try syncByRollForward()
     }
   }
 

@@ -72,6 +72,30 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   var pageCache: [UInt32: [UInt8]] = [:]
   var unmounted = false
 
+  // Segment cleaning (RoseEngine+Clean.swift, FORMAT.md 13.5).
+  /// Segments being cleaned: the allocator hands out no block in them until the pass's checkpoint.
+  var cleaningVictims = Set<Int>()
+  /// How victims are chosen (greedy unless a caller or test asks otherwise).
+  public var cleaningPolicy = CleaningPolicy.greedy
+  /// What the cleaner did since open.
+  public internal(set) var cleaningStats = CleaningStats()
+  /// Per segment: the checkpoint version after which a block was last allocated in it (0: not
+  /// since open). Cost-benefit cleaning takes a segment's age from it.
+  var segmentStamp: [UInt64] = []
+  /// Blocks allocated since the last foreground cleaning pass (the pass is rate-limited by it).
+  var allocatedSinceClean = 0
+  /// A cleaning pass is running (no foreground cleaning from inside it).
+  var cleaningActive = false
+  /// Test knob: > 0 cleans one victim (any segment with a live block) every this many calls of
+  /// ensureUserSpace, whatever the free space.
+  var cleanEveryOps = 0
+  var opsSinceClean = 0
+
+  // Roll-forward (FORMAT.md 13.7, RoseEngine+RollForward.swift): the chain this instance extends
+  // and the changes since its last record group; what open replayed.
+  var rf = RollForwardState()
+  public internal(set) var rollForwardReplay = RollForwardReplay()
+
   var bps: Int { Int(sb.blocksPerSegment) }
   var mainStart: UInt32 { sb.mainBlkaddr }
   var mainBlocks: Int { Int(sb.mainBlocks) }
@@ -225,6 +249,12 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       logSegment = [0, 1, 2]
       logCursor = [bps, bps, bps]
     }
+    // FORMAT.md 13.7: the fsyncs since the checkpoint. A read-only open keeps the result in memory;
+    // a writable one makes it a checkpoint at once (and starts a chain of its own).
+    if cp.rfNext != 0 {
+      rollForwardReplay = try replayRollForward()
+      if rollForwardReplay.groups > 0 && !readOnly { try checkpoint(umount: false) }
+    }
   }
 
   static func natBlockCount(_ nextFreeNid: UInt32) -> Int {
@@ -314,6 +344,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let was = isBusy(k)
     for g in headsSharing(h) where !vbm[g].get(k) {
+      noteBit(g, k, was: false)
       vbm[g].set(k)
       markVBMDirty(g, k)
     }
@@ -329,6 +360,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     let k = Int(addr - mainStart)
     let was = isBusy(k)
     for g in headsSharing(h) where vbm[g].get(k) {
+      noteBit(g, k, was: true)
       vbm[g].clear(k)
       markVBMDirty(g, k)
     }
@@ -386,6 +418,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   /// Makes room for `blocks` user blocks: checkpoints to release blocks freed since the last one
   /// when that helps, else ENOSPC.
   func ensureUserSpace(_ blocks: Int) throws(EngineError) {
+    // Foreground segment cleaning when free segments run low (FORMAT.md 13.3).
+    try cleanInForegroundIfDue()
     if userSpaceLeft() >= blocks { return }
     // Blocks freed since the last checkpoint become usable once a checkpoint no longer reaches them.
     try checkpoint(umount: false)
@@ -394,6 +428,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     while try cleanTailBlocks() {
       if userSpaceLeft() >= blocks { return }
     }
+    // Last, whole segments, while that still gains space (dead tail fragments in the victims).
+    if try cleanBeforeNoSpace(blocks) { return }
     throw EngineError.noSpace("the volume is full (the reserve of FORMAT.md 13.3 is kept)")
   }
 
@@ -405,31 +441,64 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   /// A block for the log `kind`: the next one in the log's segment that no head uses and that the
   /// checkpoint on disk does not reach; a new segment when this one is used up (an empty one first,
   /// else the one with the most free blocks: hole filling).
+  /// Segments being cleaned are skipped until the cleaning pass's checkpoint has freed them.
   func allocate(_ kind: LogKind) throws(EngineError) -> UInt32 {
     let l = kind.rawValue
     while true {
       let s = logSegment[l]
-      if s < segmentCount && busyPerSegment[s] < bps {
+      if s < segmentCount && busyPerSegment[s] < bps && !cleaningVictims.contains(s) {
         while logCursor[l] < bps {
           let k = s * bps + logCursor[l]
           logCursor[l] += 1
-          if !isBusy(k) { return mainStart + UInt32(k) }
+          if !isBusy(k) {
+            allocatedSinceClean += 1
+            if segmentStamp.count != segmentCount {
+              segmentStamp = [UInt64](repeating: 0, count: segmentCount)
+            }
+            segmentStamp[s] = cp.cpVer
+            return mainStart + UInt32(k)
+          }
         }
       }
-      var best = -1
-      var bestFree = 0
-      for t in 0..<segmentCount where !logSegment.contains(t) {
-        let free = bps - busyPerSegment[t]
-        if free > bestFree {
-          best = t
-          bestFree = free
-          if free == bps { break }
-        }
-      }
-      guard best >= 0 else { throw EngineError.noSpace("no free block left in the volume") }
-      logSegment[l] = best
-      logCursor[l] = 0
+      try moveLog(l)
     }
+  }
+
+  /// Points log `l` at a new segment: an empty one first, else the one with the most free blocks
+  /// (hole filling); never another log's segment or a segment being cleaned.
+  func moveLog(_ l: Int) throws(EngineError) {
+    var best = -1
+    var bestFree = 0
+    for t in 0..<segmentCount where !logSegment.contains(t) && !cleaningVictims.contains(t) {
+      let free = bps - busyPerSegment[t]
+      if free > bestFree {
+        best = t
+        bestFree = free
+        if free == bps { break }
+      }
+    }
+    guard best >= 0 else { throw EngineError.noSpace("no free block left in the volume") }
+    logSegment[l] = best
+    logCursor[l] = 0
+  }
+
+  /// Runs `body` as if head `h` were the open one, with `loaded` as its inode cache; the open
+  /// head's inode state is restored after. The cleaner rewrites inodes of other heads this way.
+  func asHead(
+    _ h: Int, inodes loaded: [UInt32: EngineInode], _ body: () throws(EngineError) -> Void
+  ) throws(EngineError) {
+    let savedHead = head
+    let savedInodes = inodes
+    let savedDirty = dirtyInodes
+    head = h
+    inodes = loaded
+    dirtyInodes = Set(loaded.filter { $0.value.dirty }.keys)
+    defer {
+      head = savedHead
+      inodes = savedInodes
+      dirtyInodes = savedDirty
+    }
+    try body()
   }
 
   // MARK: - SSA
@@ -449,6 +518,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       buf.storeBytes(of: crc.littleEndian, toByteOffset: o + 8, as: UInt32.self)
     }
     ssaFile.dirty.insert(leaf)
+    noteSSA(k)
   }
 
   func ssaEntry(_ addr: UInt32) -> (owner: UInt32, info: UInt32) {
@@ -470,6 +540,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     }
     nat[h][i] = addr
     natDiff[h][nid] = addr
+    noteNAT(h, nid, addr)
   }
 
   func natLookup(_ h: Int, _ nid: UInt32) -> UInt32 {

@@ -110,6 +110,7 @@ final class FsckRun {
     for h in 0..<nHeads { walkHead(h) }
     checkOwnership()
     checkValidity()
+    checkRollForward()
   }
 
   // MARK: Helpers

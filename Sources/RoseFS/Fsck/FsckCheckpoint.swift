@@ -134,3 +134,72 @@ extension FsckRun {
     }
   }
 }
+
+extension FsckRun {
+  // MARK: 12. Roll-forward chain
+
+  /// `rf_next` and the record blocks reachable from it (FORMAT.md 13.7). The chain is runtime
+  /// state: only bad contents of a record that belongs to it are problems.
+  func checkRollForward() {
+    guard let cp, cp.rfNext != 0 else { return }
+    let w = "checkpoint rf_next"
+    guard inMain(cp.rfNext) else {
+      problem("\(w) \(cp.rfNext) is outside the main area")
+      return
+    }
+    for h in 0..<nHeads where vbmBit(h, cp.rfNext) {
+      problem("\(w) \(cp.rfNext) is live in head \(h)")
+    }
+    let chain = RollForwardChain.read(
+      checkpoint: cp, mainStart: UInt32(mainStart), mainBlocks: Int(mainBlocks), checksum: ck
+    ) { (a: UInt32) -> [UInt8] in readBlock(a) ?? [] }
+    let partial = chain.partialGroupBlocks
+    var blocks: [(addr: UInt32, record: RollForwardRecord)] = chain.groups.flatMap { $0 }
+    if partial > 0 {
+      // The blocks of an incomplete group still belong to the chain: check them too.
+      var addr = blocks.last?.record.next ?? cp.rfNext
+      for _ in 0..<partial {
+        guard let b = readBlock(addr),
+          let rec = RollForwardRecord.decode(b, addr: addr, checksum: ck)
+        else { break }
+        blocks.append((addr, rec))
+        addr = rec.next
+      }
+    }
+    for (addr, rec) in blocks {
+      let rw = "roll-forward record at block \(addr) (sequence \(rec.sequence))"
+      guard let raw = readBlock(addr) else { continue }
+      let h = BlockHeader.decode(raw)
+      if h.level != 0 || h.subtype != 0 || h.aux != 0 {
+        problem("\(rw): header level, subtype and aux must be zero")
+      }
+      if rec.flags & ~RollForwardRecord.flagLast != 0 {
+        problem("\(rw): unknown flags \(hex32(rec.flags))")
+      }
+      if rec.next != 0 && !inMain(rec.next) {
+        problem("\(rw): next \(rec.next) is outside the main area")
+      }
+      requireReservedZero(raw, at: 0, RollForwardRecord.self, rw)
+      for i in nHeads..<RoseLayout.maxHeads where rec.inodeCount[i] != 0 {
+        problem("\(rw): inode_count of unused head \(i) is not zero")
+      }
+      let used = RollForwardRecord.Offset.entries + rec.entries.count * RollForwardEntry.size
+      requireZero(raw, used..<RoseLayout.blockSize, "\(rw) unused entries")
+      for (i, e) in rec.entries.enumerated() {
+        let ew = "\(rw) entry \(i)"
+        if e.reserved != 0 { problem("\(ew): reserved bytes are not zero") }
+        if Int(e.head) >= nHeads { problem("\(ew): head \(e.head) >= n_heads \(nHeads)") }
+        switch e.type {
+        case RollForwardEntry.nat:
+          if e.key == 0 || (e.value != 0 && !inMain(e.value)) {
+            problem("\(ew): NAT nid \(e.key) -> block \(e.value) is invalid")
+          }
+        case RollForwardEntry.live, RollForwardEntry.dead, RollForwardEntry.ssa:
+          if !inMain(e.key) { problem("\(ew): block \(e.key) is outside the main area") }
+        default:
+          problem("\(ew): unknown type \(e.type)")
+        }
+      }
+    }
+  }
+}

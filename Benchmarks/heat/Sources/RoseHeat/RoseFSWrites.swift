@@ -22,6 +22,7 @@ public enum RoseFSWriteKind {
     case 0x5458_4552: return "extent tree node"
     case 0x5441_5852: return "xattr node"
     case 0x4C41_5452: return "tail block"
+    case 0x5746_5252: return "roll-forward record"
     default: break
     }
     if address < RoseLayout.mainStart { return "checkpoint area" }

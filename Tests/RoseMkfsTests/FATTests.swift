@@ -1,7 +1,8 @@
 import Foundation
+import RoseDisk
 import Testing
 
-@testable import RoseDisk
+@testable import RoseMkfs
 
 @Suite struct FATTests {
   func makeTree(_ dir: TempDir) throws -> [FATPartition.File] {
@@ -76,5 +77,14 @@ import Testing
     #expect(
       DiskError.toolMissing(tool: "mcopy", debianPackage: "mtools").description.contains(
         "apt-get install mtools"))
+  }
+
+  @Test func fatImageOfAHugeSizeIsAnError() throws {
+    let dir = try TempDir()
+    #expect(throws: (any Error).self) {
+      _ = try FATPartition(size: UInt64(1) << 63, volumeID: 1).build(
+        files: [], in: dir.path)
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
   }
 }

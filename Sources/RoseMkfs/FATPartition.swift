@@ -1,11 +1,13 @@
 import Foundation
+import RoseDisk
 
 /// Builds a FAT (ESP) partition image with the host tools `mkfs.vfat` (dosfstools) and
 /// `mmd`/`mcopy` (mtools), with no mounts and no root.
 ///
 /// Determinism: `mkfs.vfat --invariant -i VOLID` fixes the boot sector, mtools stamps every
 /// file and directory with `SOURCE_DATE_EPOCH` (in UTC), and files are added in sorted
-/// destination order, one `mcopy` each, so directory entry order does not depend on readdir.
+/// destination order, one `mcopy` per directory, so directory entry order does not depend on
+/// readdir.
 public struct FATPartition: Sendable {
   /// One file to put in the image. `destination` is a path inside the filesystem
   /// ("EFI/BOOT/BOOTX64.EFI"). A directory `source` is copied recursively below `destination`.
@@ -30,6 +32,9 @@ public struct FATPartition: Sendable {
   public var sectorSize: UInt64
   /// 12, 16 or 32; nil lets mkfs.vfat choose.
   public var fatBits: Int?
+  /// Extra `mkfs.vfat` arguments, after rosepack's own (`MakeFileSystemOptions=`: `-s 8` for the
+  /// cluster size, `-i 1234ABCD` for another volume ID; the later option wins).
+  public var extraOptions: [String] = []
 
   public init(
     size: UInt64, label: String = "ESP", volumeID: UInt32, sourceDateEpoch: UInt64? = nil,
@@ -77,15 +82,7 @@ public struct FATPartition: Sendable {
 
     let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     let path = directory + "/.rose-fat-" + token + ".img"
-    let fd = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_EXCL)
-    do {
-      try FileIO.truncate(fd, size: size, path: path)
-      close(fd)
-    } catch {
-      close(fd)
-      unlink(path)
-      throw error
-    }
+    try createSparseFile(path, size: size)
     do {
       var arguments: [String] = []
       let help = try Tool.run(mkfs, ["--help"], environment: environment, allowFailure: true)
@@ -96,6 +93,7 @@ public struct FATPartition: Sendable {
         String(sectorSize),
       ]
       if let fatBits { arguments += ["-F", String(fatBits)] }
+      arguments += extraOptions
       arguments.append(path)
       _ = try Tool.run(mkfs, arguments, environment: environment)
 
@@ -104,16 +102,60 @@ public struct FATPartition: Sendable {
         _ = try Tool.run(
           mmd, ["-i", path] + directories.map { "::/" + $0 }, environment: environment)
       }
-      for (source, destination) in copies {
-        _ = try Tool.run(
-          mcopy, ["-i", path, "-o", "-D", "o", source, "::/" + destination],
-          environment: environment)
-      }
+      try copy(copies, into: path, mcopy: mcopy, scratch: directory, environment: environment)
     } catch {
       unlink(path)
       throw error
     }
     return path
+  }
+
+  /// Copies the files with one `mcopy` per target directory (not one per file: an ESP with
+  /// thousands of files must not start thousands of processes). Each file is first linked (or
+  /// copied) under its destination name into a staged directory, because mcopy names a copy after
+  /// its source. The names are passed in sorted order, so directory entries and cluster allocation
+  /// do not depend on the host's readdir order, as one recursive `mcopy -s` would make them.
+  func copy(
+    _ copies: [(String, String)], into image: String, mcopy: String, scratch: String,
+    environment: [String: String]
+  ) throws {
+    guard !copies.isEmpty else { return }
+    let stage = scratch + "/.rose-fat-stage-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    defer { try? FileManager.default.removeItem(atPath: stage) }
+    var byDirectory: [String: [String]] = [:]
+    for (source, destination) in copies {
+      let staged = stage + "/" + destination
+      let parent = (staged as NSString).deletingLastPathComponent
+      try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+      unlink(staged)
+      if link(source, staged) != 0 {
+        do {
+          try FileManager.default.copyItem(atPath: source, toPath: staged)
+        } catch {
+          throw DiskError.invalidInput(path: source, reason: "cannot stage for mcopy: \(error)")
+        }
+      }
+      let directory = (destination as NSString).deletingLastPathComponent
+      byDirectory[directory, default: []].append(staged)
+    }
+    for directory in byDirectory.keys.sorted() {
+      guard let sources = byDirectory[directory]?.sorted() else { continue }
+      // Keep each command line well under ARG_MAX.
+      var start = 0
+      while start < sources.count {
+        var end = start
+        var bytes = 0
+        while end < sources.count && (end == start || bytes + sources[end].utf8.count < 1 << 17) {
+          bytes += sources[end].utf8.count + 1
+          end += 1
+        }
+        _ = try Tool.run(
+          mcopy,
+          ["-i", image, "-o", "-D", "o"] + Array(sources[start..<end]) + ["::/" + directory + "/"],
+          environment: environment)
+        start = end
+      }
+    }
   }
 
   /// A FAT file system holds directories and regular files only; anything else handed to mcopy could
@@ -191,80 +233,5 @@ public struct FATPartition: Sendable {
       return da != db ? da < db : a < b
     }
     return (sortedDirectories, copies.sorted { $0.1 < $1.1 })
-  }
-}
-
-/// The external tools running right now, so that an interrupted rosepack can kill them instead of
-/// leaving them behind (a child does not die with its parent on its own).
-public enum ChildProcesses {
-  nonisolated(unsafe) private static var running: Set<Int32> = []
-  private static let lock = NSLock()
-
-  static func add(_ pid: Int32) {
-    lock.lock()
-    running.insert(pid)
-    lock.unlock()
-  }
-
-  static func remove(_ pid: Int32) {
-    lock.lock()
-    running.remove(pid)
-    lock.unlock()
-  }
-
-  /// SIGKILL to every running child (called on SIGINT/SIGTERM/SIGHUP, just before exiting).
-  public static func killAll() {
-    lock.lock()
-    for pid in running { kill(pid, SIGKILL) }
-    lock.unlock()
-  }
-}
-
-/// Finds and runs external tools.
-enum Tool {
-  static func find(_ name: String, package: String) throws -> String {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-    let directories =
-      path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-    for directory in directories where !directory.isEmpty {
-      let candidate = directory + "/" + name
-      if access(candidate, X_OK) == 0 { return candidate }
-    }
-    throw DiskError.toolMissing(tool: name, debianPackage: package)
-  }
-
-  /// Runs a tool and returns its combined stdout and stderr.
-  static func run(
-    _ tool: String, _ arguments: [String], environment: [String: String], allowFailure: Bool = false
-  )
-    throws -> String
-  {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    process.environment = environment
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    do { try process.run() } catch {
-      throw DiskError.toolFailed(tool: tool, arguments: arguments, status: -1, output: "\(error)")
-    }
-    ChildProcesses.add(process.processIdentifier)
-    defer { ChildProcesses.remove(process.processIdentifier) }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    var output = String(decoding: data, as: UTF8.self)
-    if process.terminationStatus != 0 && !allowFailure {
-      if output.allSatisfy(\.isWhitespace) {
-        output = "(it printed nothing)"
-      }
-      let status =
-        process.terminationReason == .uncaughtSignal
-        ? -process.terminationStatus : process.terminationStatus
-      throw DiskError.toolFailed(
-        tool: tool, arguments: arguments, status: status, output: output)
-    }
-    return output
   }
 }
