@@ -96,8 +96,9 @@ public struct AndroidSparseOutput: Sendable {
     defer { close(input) }
     let imageSize = try FileIO.size(input, path: rawImage)
     let totalBlocks = try blocks(of: imageSize, path: rawImage)
+    let runs = try scanRuns(input, path: rawImage, imageSize: imageSize, map: map)
     let windows = try AndroidSparseOutput.splitWindows(
-      map: map, blockSize: UInt64(blockSize), imageSize: imageSize, maxBytes: maxBytes,
+      runs: runs, blockSize: UInt64(blockSize), totalBlocks: totalBlocks, maxBytes: maxBytes,
       crc: includeCRC)
     var written: [String] = []
     for (n, window) in windows.enumerated() {
@@ -110,38 +111,80 @@ public struct AndroidSparseOutput: Sendable {
     return written
   }
 
-  /// Block ranges of the pieces of a split image: greedy, each piece's data (counted as RAW,
-  /// which FILL chunks only make smaller) plus its headers within `maxBytes`.
+  /// A run of mapped blocks that become one kind of chunk: RAW data, or FILL (one repeated
+  /// 32-bit word, zero blocks included) when `useFill` is on.
+  struct Run: Equatable {
+    var first: UInt64
+    var count: UInt64
+    var fill: UInt32?
+  }
+
+  /// Reads the mapped blocks once and classifies them as `encode` will, so that a split can
+  /// count FILL runs at their 16 bytes instead of as data. Memory follows the runs.
+  func scanRuns(_ input: Int32, path: String, imageSize: UInt64, map: AllocationMap) throws
+    -> [Run]
+  {
+    let bs = UInt64(blockSize)
+    let batchBlocks = UInt64(FileIO.chunkSize) / bs
+    let buffer = FileIO.allocate(Int(batchBlocks * bs))
+    defer { buffer.deallocate() }
+    var runs: [Run] = []
+    for range in map.blockRanges(blockSize: bs, imageSize: imageSize) {
+      var block = range.first
+      while block <= range.last {
+        let count = min(batchBlocks, range.last - block + 1)
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count * bs)])
+        try RawImageOutput.readMapped(input, path: path, map: nil, offset: block * bs, into: chunk)
+        guard let base = chunk.baseAddress else { break }
+        for i in 0..<count {
+          let p = base + Int(i * bs)
+          let fill: UInt32? =
+            useFill && memcmp(p, p + 4, Int(bs) - 4) == 0 ? p.loadUnaligned(as: UInt32.self) : nil
+          if var last = runs.last, last.first + last.count == block + i, last.fill == fill {
+            last.count += 1
+            runs[runs.count - 1] = last
+          } else {
+            runs.append(Run(first: block + i, count: 1, fill: fill))
+          }
+        }
+        block += count
+      }
+    }
+    return runs
+  }
+
+  /// Block ranges of the pieces of a split image, packed greedily: a RAW run costs its blocks
+  /// plus a chunk header per read batch, a FILL run 16 bytes, each gap a DON'T CARE header.
   static func splitWindows(
-    map: AllocationMap, blockSize bs: UInt64, imageSize: UInt64, maxBytes: UInt64, crc: Bool
+    runs: [Run], blockSize bs: UInt64, totalBlocks: UInt64, maxBytes: UInt64, crc: Bool
   ) throws -> [Range<UInt64>] {
-    let totalBlocks = (imageSize + bs - 1) / bs
-    let batch = UInt64(FileIO.chunkSize) / bs
+    let batch = max(UInt64(FileIO.chunkSize) / bs, 1)
     // File header, leading and trailing DON'T CARE, CRC chunk.
     let fixed: UInt64 = 28 + 12 + 12 + (crc ? 16 : 0)
-    // Per run: a DON'T CARE before it and one chunk header per read batch (plus one for a
-    // RAW chunk split by FILL blocks, which saves more than it costs).
-    func cost(_ blocks: UInt64) -> UInt64 { 24 + 12 * (blocks / batch + 1) + blocks * bs }
-    guard maxBytes > fixed + cost(1) else {
+    func cost(_ blocks: UInt64, fill: Bool) -> UInt64 {
+      fill ? 12 + 16 : 12 + 12 * (blocks / batch + 1) + blocks * bs
+    }
+    guard maxBytes >= fixed + cost(1, fill: false) else {
       throw DiskError.invalidInput(
         path: "MaxDownloadSize", reason: "\(maxBytes) bytes cannot hold one \(bs)-byte block")
     }
     var windows: [Range<UInt64>] = []
     var start: UInt64 = 0
     var used = fixed
-    for range in map.blockRanges(blockSize: bs, imageSize: imageSize) {
-      var first = range.first
-      while first <= range.last {
-        let left = range.last - first + 1
-        if used + cost(left) <= maxBytes {
-          used += cost(left)
+    for run in runs {
+      var first = run.first
+      let end = run.first + run.count
+      while first < end {
+        let left = end - first
+        if used + cost(left, fill: run.fill != nil) <= maxBytes {
+          used += cost(left, fill: run.fill != nil)
           break
         }
-        // Take as many blocks as fit, then start a new piece at the next block.
+        // A FILL run moves whole to the next piece; a RAW run gives this piece what fits.
         var fit: UInt64 = 0
-        if maxBytes > used + cost(0) {
-          fit = min(left, (maxBytes - used - cost(0)) / bs)
-          while fit > 0 && used + cost(fit) > maxBytes { fit -= 1 }
+        if run.fill == nil && maxBytes > used + cost(0, fill: false) {
+          fit = min(left, (maxBytes - used - cost(0, fill: false)) / bs)
+          while fit > 0 && used + cost(fit, fill: false) > maxBytes { fit -= 1 }
         }
         let cut = first + fit
         if cut > start { windows.append(start..<cut) }
@@ -164,7 +207,8 @@ public struct AndroidSparseOutput: Sendable {
     guard totalBlocks <= UInt64(UInt32.max) else {
       throw DiskError.invalidInput(
         path: path,
-        reason: "image of \(formatSize(size, exact: true)) has more than 2^32 blocks of \(bs) bytes")
+        reason: "image of \(formatSize(size, exact: true)) has more than 2^32 blocks of \(bs) bytes"
+      )
     }
     return totalBlocks
   }

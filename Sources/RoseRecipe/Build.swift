@@ -44,7 +44,7 @@ extension LoadState {
         hint: "a disk needs at least one partition")
     }
     crossCheck(partitions, image: settings)
-    checkTables(partitions, image: settings, image: image)
+    checkTables(partitions, image: settings)
     let output = buildOutput(
       SectionView(entries: singletons[.output].map { groups[$0].entries } ?? []),
       image: settings)
@@ -76,7 +76,7 @@ extension LoadState {
           hint: "a blob is not in the partition table; its size is the file's")
       }
     }
-    guard let offsetEntry = section.entry("Offset"), let offset = section.size("Offset") else {
+    guard let offset = section.size("Offset") else {
       if section.entry("Offset") == nil {
         diagnostics.error(
           group.header, "InPartitionTable=no section '\(name)' has no Offset=",
@@ -84,7 +84,6 @@ extension LoadState {
       }
       return nil
     }
-    _ = offsetEntry
     guard let entry = section.entry("CopyBlocks"), !entry.failed else {
       if section.entry("CopyBlocks") == nil {
         diagnostics.error(
@@ -102,8 +101,7 @@ extension LoadState {
   /// MBR limits that the recipe alone decides (four primaries, three hybrid mirrors), and the
   /// verity sets (one data and one hash partition per VerityMatchKey=).
   mutating func checkTables(
-    _ partitions: [(PartitionSpec, SectionView)], image settings: ImageSettings,
-    image: SectionView
+    _ partitions: [(PartitionSpec, SectionView)], image settings: ImageSettings
   ) {
     let kind = settings.tableKind
     for (spec, section) in partitions {
@@ -128,6 +126,18 @@ extension LoadState {
           "partition '\(mirrored[3].0.label)' is the 4th with MBRType=: a hybrid MBR mirrors at "
             + "most 3 partitions next to its 0xEE entry",
           hint: "remove MBRType= from the partitions that need not be in the MBR")
+      }
+    }
+    var sparseNames: [String: PartitionSpec] = [:]
+    for (spec, section) in partitions where spec.sparseImage {
+      if let first = sparseNames[spec.splitName] {
+        diagnostics.error(
+          section.entry("Formats")?.valueAt ?? spec.position,
+          "two partitions write the sparse image \(spec.splitName).img",
+          hint: "'\(first.label)' at line \(first.position.line) has that SplitName= too; give "
+            + "one a different SplitName=")
+      } else {
+        sparseNames[spec.splitName] = spec
       }
     }
     var sets: [String: [VerityRole: PartitionSpec]] = [:]

@@ -313,7 +313,7 @@ public let recipeKeys: [KeySpec] = [
   KeySpec(
     .partition, "InPartitionTable", .bool, default: "yes",
     "no: the section is a blob, not a partition: CopyBlocks= is written byte for byte at "
-      + "Offset= (any sector multiple, e.g. 8K or 32K for u-boot/SPL) outside the partition "
+      + "Offset= (any byte offset, e.g. 8K or 32K for u-boot/SPL) outside the partition "
       + "table, as genimage's in-partition-table = false. Refused where it overlaps the MBR, "
       + "the GPT, a partition or another blob. Needs Format=raw, CopyBlocks= and Offset=."),
   KeySpec(

@@ -131,7 +131,9 @@ final class BuildPipeline {
     let rawPath = staging + "/" + base + ".img"
     var map = try writeDisk(layout, to: rawPath)
     layout = try applyVerity(layout, rawPath: rawPath, map: &map)
-    // Zeros over every partition's signature areas, so flashing tools overwrite stale ones.
+    // Zeros over every partition's signature areas, so flashing tools overwrite stale ones; the
+    // manifest and summary report what the partitions hold (`contentMap`).
+    let contentMap = map
     map.insert(layout.signatureAreas)
 
     var outputs: [(file: String, format: String)] = []
@@ -195,7 +197,7 @@ final class BuildPipeline {
       described.append(
         try Manifest.describeOutput(path: staging + "/" + output.file, format: output.format))
     }
-    let manifest = Manifest(layout: layout, map: map, outputs: described)
+    let manifest = Manifest(layout: layout, map: contentMap, outputs: described)
     var files = outputs.map(\.file)
     if kinds.contains(.manifest) {
       try manifest.write(to: staging + "/manifest.json")
@@ -205,7 +207,7 @@ final class BuildPipeline {
     try OutputSet.publish(files: files, from: staging, to: outputDirectory)
     progress.done()
     return BuildSummary(
-      recipe: recipe, layout: layout, map: map, reports: reports, outputs: described,
+      recipe: recipe, layout: layout, map: contentMap, reports: reports, outputs: described,
       outputDirectory: outputDirectory, manifestWritten: kinds.contains(.manifest),
       seconds: Date().timeIntervalSince(start))
   }

@@ -31,6 +31,8 @@ struct BuildSummary: Encodable {
   var diskSize: UInt64
   var sectorSize: UInt64
   var diskGUID: String
+  /// `gpt`, `mbr` or `hybrid` (PartitionTable=).
+  var partitionTable: String
   var partitions: [Partition]
   var outputs: [Manifest.Output]
   var manifest: String?
@@ -47,6 +49,7 @@ struct BuildSummary: Encodable {
     diskSize = layout.diskSize
     sectorSize = layout.sectorSize
     diskGUID = layout.diskGUID.description
+    partitionTable = recipe.image.tableKind.rawValue
     self.outputs = outputs
     manifest = manifestWritten ? "manifest.json" : nil
     self.seconds = (seconds * 100).rounded() / 100
@@ -76,7 +79,11 @@ struct BuildSummary: Encodable {
   var text: String {
     var lines: [String] = []
     lines.append(
-      "\(image) \(version): \(formatSize(diskSize, exact: true)) GPT disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)"
+      "\(image) \(version): \(formatSize(diskSize, exact: true)) "
+        + (partitionTable == "mbr"
+          ? "MBR disk, \(sectorSize)-byte sectors"
+          : (partitionTable == "hybrid" ? "hybrid GPT/MBR" : "GPT")
+            + " disk, \(sectorSize)-byte sectors, disk GUID \(diskGUID)")
     )
     var rows = [["#", "LABEL", "TYPE", "FORMAT", "OFFSET", "SIZE", "FILL", "CONTENT"]]
     for p in partitions {

@@ -130,8 +130,11 @@ extension BuildPipeline {
       var dataSize: UInt64
       switch data.size {
       case .fixed(let bytes): dataSize = bytes
-      case .auto(let minBytes, _, let headroomBytes, _):
-        dataSize = max(contents[set.data].size &+ headroomBytes, minBytes)
+      case .auto(let minBytes, _, let headroomBytes, let headroomPercent):
+        let content = contents[set.data].size
+        let percent = content.multipliedReportingOverflow(by: UInt64(max(headroomPercent, 0)))
+        dataSize = max(
+          content &+ headroomBytes &+ (percent.overflow ? 0 : percent.partialValue / 100), minBytes)
       case .grow:
         throw BuildFailure.at(
           data.position,

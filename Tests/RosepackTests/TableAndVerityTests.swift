@@ -228,6 +228,40 @@ import Testing
     #expect(r.stderr.contains("partition 'p5' would be primary partition 5"), "\(r.stderr)")
   }
 
+  @Test func tableAndBlobMistakesAreRecipeErrors() throws {
+    let dir = try CLI.temporaryDirectory("table-errors")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try Data(count: 4096).write(to: URL(fileURLWithPath: dir + "/spl.bin"))
+    let cases: [(String, String)] = [
+      (
+        "[Partition]\nLabel=spl\nInPartitionTable=no\nFormat=raw\nCopyBlocks=spl.bin\n",
+        "InPartitionTable=no section 'spl' has no Offset="
+      ),
+      (
+        "[Partition]\nLabel=spl\nInPartitionTable=no\nCopyBlocks=spl.bin\nOffset=8K\n"
+          + "Format=vfat\n",
+        "InPartitionTable=no needs Format=raw"
+      ),
+      ("[Partition]\nType=L\nLabel=a\nMBRType=0x83\n", "MBRType= needs PartitionTable=mbr"),
+      (
+        "[Partition]\nType=L\nLabel=a\nVerity=data\n",
+        "Verity=data needs VerityMatchKey="
+      ),
+      (
+        "[Partition]\nType=L\nLabel=a\nVerity=data\nVerityMatchKey=k\n",
+        "VerityMatchKey=k has no Verity=hash partition"
+      ),
+    ]
+    for (n, (section, message)) in cases.enumerated() {
+      let text = "[Image]\nName=e\n" + section
+      try text.write(toFile: dir + "/e\(n).conf", atomically: false, encoding: .utf8)
+      let r = try CLI.rosepack(["build", dir + "/e\(n).conf", "-o", dir + "/out", "-q"])
+      #expect(r.status != 0)
+      #expect(r.stderr.contains(message), "\(message): \(r.stderr)")
+      #expect(r.stderr.contains("e\(n).conf:"), "the error names the file and line")
+    }
+  }
+
   // MARK: signature wiping
 
   /// Writes `text` as DIR/NAME.conf, builds it, returns the output directory.
