@@ -39,32 +39,42 @@ EPOCH = "1700000000"
 
 
 def run_measured(cmd, timeout, env=None, cwd=None):
-    """Runs cmd (a list, or a string for sh -c); returns wall, cpu, rss_mib, ok."""
+    """Runs cmd (a list, or a string for sh -c) under GNU time; returns wall, cpu, rss (MiB), ok.
+
+    GNU time is the direct child so that the peak RSS is the command's own (a child forked from
+    this Python process would inherit Python's high-water mark across exec). CPU and RSS include
+    the command's children (sh -c pipelines)."""
     if isinstance(cmd, str):
         cmd = ["sh", "-c", cmd]
     full_env = dict(os.environ)
     full_env["SOURCE_DATE_EPOCH"] = EPOCH
     if env:
         full_env.update(env)
+    fd, timefile = tempfile.mkstemp(prefix="bench-time-")
+    os.close(fd)
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env,
-                            cwd=cwd)
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            return {"wall": None, "cpu": None, "rss": None, "ok": False, "error": "timeout"}
-        time.sleep(0.002)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", timefile] + cmd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env,
+                            cwd=cwd, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        os.unlink(timefile)
+        return {"wall": None, "cpu": None, "rss": None, "ok": False, "error": "timeout"}
     wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
+    with open(timefile) as f:
+        fields = f.read().split()
+    os.unlink(timefile)
     ok = proc.returncode == 0
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024,
-            "ok": ok, "error": None if ok else err.strip()}
+    try:
+        _, user, system, rss = fields[-4:]
+        cpu, rss = float(user) + float(system), int(rss) / 1024
+    except ValueError:
+        cpu, rss, ok = None, None, False
+    return {"wall": wall, "cpu": cpu, "rss": rss, "ok": ok,
+            "error": None if ok else err.decode(errors="replace").strip()[-300:]}
 
 
 def file_sizes(path):
@@ -91,6 +101,10 @@ class Bench:
         self.rosepack = os.path.abspath(args.rosepack)
         self.results = {"machine": machine(), "rosepack": self.rosepack, "datasets": [],
                         "headline": []}
+
+    def save(self):
+        """Writes what was measured so far (a long run that is stopped keeps its results)."""
+        save(self.results, self.args)
 
     def tool(self, name):
         return shutil.which(name) or next(
@@ -260,10 +274,13 @@ Formats=raw zst bmap manifest
 """ % (size_bytes, EPOCH))
         out = d + "/out"
         r = self.measure([self.rosepack, "build", d + "/disk.conf", "-o", out, "--json"],
-                         out + "/disk.img", runs, setup=lambda: shutil.rmtree(out, True))
+                         None, runs, setup=lambda: shutil.rmtree(out, True))
         if r["ok"]:
-            r["image"], r["alloc"] = file_sizes(out + "/disk.img")
-            r["zst"] = file_sizes(out + "/disk.img.zst")[0]
+            names = os.listdir(out)
+            img = next((n for n in names if n.endswith(".img")), None)
+            zst = next((n for n in names if n.endswith(".img.zst")), None)
+            r["image"], r["alloc"] = file_sizes(os.path.join(out, img)) if img else (None, None)
+            r["zst"] = file_sizes(os.path.join(out, zst))[0] if zst else None
         rows.append(("rosepack build (raw zst bmap manifest)", r))
         shutil.rmtree(out, True)
         # genimage: vfat 64 MiB + ext4 root over the rest (genimage 16 needs the sizes spelled out)
@@ -294,15 +311,16 @@ image disk.img { hdimage { partition-table-type = "gpt" }
             defs = d + "/repart.d"
             os.makedirs(defs)
             with open(defs + "/10-esp.conf", "w") as f:
-                f.write("[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nSizeMaxBytes=64M\n"
-                        "CopyFiles=%s/esp:/\n" % d)
+                # systemd 252 fills a vfat partition by mounting it, which needs the vfat kernel
+                # module (absent in containers): its ESP is formatted but left empty.
+                f.write("[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nSizeMaxBytes=64M\n")
             with open(defs + "/20-root.conf", "w") as f:
                 f.write("[Partition]\nType=root\nFormat=ext4\nCopyFiles=%s/rootfs:/\n" % d)
             img = d + "/repart.img"
             r = self.measure([self.tool("systemd-repart"), "--definitions", defs, "--empty=create",
                               "--size=%d" % size_bytes, "--dry-run=no", "--seed",
                               "0d1a7a3b-7f3e-4a39-9a0e-6d1f0b8e2c11", img], img, runs)
-            rows.append(("systemd-repart (vfat + ext4)", r))
+            rows.append(("systemd-repart (empty vfat + ext4)", r))
             cleanup(img)
         self.results["datasets"].append({
             "name": "disk-" + size_name, "kind": "disk", "diskBytes": size_bytes,
@@ -338,14 +356,17 @@ image disk.img { hdimage { partition-table-type = "gpt" }
                 tree, data = self.make_large(a.large_sizes)
                 self.tree_dataset("large", tree, data, None, a.large_runs, entries=len(a.large_sizes))
                 shutil.rmtree(tree, True)
-            for n in a.entries:
+            self.save()
+            for s in a.disks:
+                self.disk_dataset(s, parse_size(s), a.runs)
+                self.save()
+            for n in sorted(a.entries):
                 tree, data = self.make_tree("scale-%d" % n, n, 0, 64, n)
                 tar = self.tar_of(tree)
                 self.tree_dataset("scale-%d" % n, tree, data, tar, a.scale_runs, entries=n)
                 shutil.rmtree(tree, True)
                 cleanup(tar)
-            for s in a.disks:
-                self.disk_dataset(s, parse_size(s), a.runs)
+                self.save()
         finally:
             shutil.rmtree(self.work, True)
         return self.results
@@ -559,6 +580,11 @@ def main():
         sys.exit("%s: not found; build first: swift build -c release --product rosepack" % a.rosepack)
     os.makedirs(a.out, exist_ok=True)
     results = Bench(a).run()
+    md = save(results, a)
+    print(json.dumps(results, indent=1, sort_keys=True) if a.json else md)
+
+
+def save(results, a):
     results["options"] = {k: v for k, v in vars(a).items() if k not in ("work",)}
     results["figures"] = figures(results, a.out)
     with open(os.path.join(a.out, "results.json"), "w") as f:
@@ -567,7 +593,7 @@ def main():
     md += "\n" + "".join("![%s](%s)\n" % (n, n) for n in results["figures"])
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md)
-    print(json.dumps(results, indent=1, sort_keys=True) if a.json else md)
+    return md
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// A verifier hashes what was written, never the holes: a 1 TB disk costs its content.
     public var sha256Scope: String?
 
-    public init(file: String, format: String, size: UInt64, sha256: String, sha256Scope: String? = nil)
-    {
+    public init(
+      file: String, format: String, size: UInt64, sha256: String, sha256Scope: String? = nil
+    ) {
       self.file = file
       self.format = format
       self.size = size

@@ -190,7 +190,9 @@ public struct ZstdOutput: Sendable {
       var left = fullBlocks
       while left > 0 {
         let n = Int(min(left, UInt64(batch.count / 4)))
-        try batch.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<n * 4])) }
+        try batch.withUnsafeBytes {
+          try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<n * 4]))
+        }
         left -= UInt64(n)
       }
     }
