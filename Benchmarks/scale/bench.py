@@ -338,8 +338,9 @@ image disk.img { hdimage { partition-table-type = "gpt" }
                 subprocess.run(["bsdtar", "-xpf", a.minbase, "-C", tree, "--numeric-owner"],
                                check=True)
                 data = tree_bytes(tree)
+                entries = sum(len(d) + len(f) for _, d, f in os.walk(tree)) + 1
                 self.headline("minbase", a.minbase, a.pairs)
-                self.tree_dataset("minbase", tree, data, a.minbase, a.runs)
+                self.tree_dataset("minbase", tree, data, a.minbase, a.runs, entries=entries)
                 shutil.rmtree(tree, True)
             elif not a.skip_minbase:
                 self.log("minbase skipped: %s is absent" % a.minbase)
@@ -571,7 +572,7 @@ def main():
     if a.quick:
         a.small_count, a.large_sizes, a.entries, a.pairs = 20_000, "64M,128M", "10000,100000", 7
     if a.smoke:
-        a.small_count, a.large_sizes, a.entries, a.disks = 300, "1M", "100,1000", "1G,64G"
+        a.small_count, a.large_sizes, a.entries, a.disks = 300, "1M", "100,1000", "1G,4G"
         a.runs, a.pairs, a.skip_minbase = 1, 1, True
     a.large_sizes = [parse_size(s) for s in a.large_sizes.split(",") if s]
     a.entries = [int(n) for n in a.entries.split(",") if n]
