@@ -6,7 +6,7 @@ pkgs=(
   pkg-config libarchive-dev libzstd-dev libssl-dev
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
-  gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools
+  gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools strace
   # conformance: rosepack build --definitions against systemd-repart (252 in Debian 12)
   systemd
   # rosepack mount: libfuse3 to build, fuse3 (fusermount3) to run; fio and stress-ng test the mount

@@ -28,12 +28,21 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var format: String
     public var size: UInt64
     public var sha256: String
+    /// What `sha256` covers: absent for the whole file; `"mapped"` for a sparse output (the raw
+    /// disk, a split partition image), where it is the SHA-256 of the bytes of the mapped ranges,
+    /// concatenated in ascending order (the manifest's `mappedRanges`; for a split image those
+    /// inside its partition, moved by the partition's offset), and every other byte is zero.
+    /// A verifier hashes what was written, never the holes: a 1 TB disk costs its content.
+    public var sha256Scope: String?
 
-    public init(file: String, format: String, size: UInt64, sha256: String) {
+    public init(
+      file: String, format: String, size: UInt64, sha256: String, sha256Scope: String? = nil
+    ) {
       self.file = file
       self.format = format
       self.size = size
       self.sha256 = sha256
+      self.sha256Scope = sha256Scope
     }
   }
 
@@ -43,6 +52,9 @@ public struct Manifest: Codable, Sendable, Equatable {
   public var alignment: UInt64
   public var diskSize: UInt64
   public var partitions: [Partition]
+  /// The allocation map of the disk: `[offset, length]` byte ranges, ascending. Everything else
+  /// is a hole (zeros). Shared with the bmap; the digests of sparse outputs cover these ranges.
+  public var mappedRanges: [[UInt64]]
   public var outputs: [Output]
 
   /// Describes a layout, using `map` for the per-partition fill.
@@ -64,15 +76,35 @@ public struct Manifest: Codable, Sendable, Equatable {
         size: p.size,
         usedBytes: used, fill: fill)
     }
+    mappedRanges = map.extents.map { [$0.offset, $0.length] }
     self.outputs = outputs
   }
 
   /// Describes an output file (size and SHA-256); `file` in the entry is its last path component.
-  public static func describeOutput(path: String, format: String) throws -> Output {
-    Output(
-      file: URL(fileURLWithPath: path).lastPathComponent, format: format,
-      size: try FileIO.size(path: path),
-      sha256: try SHA256Stream.file(path: path))
+  /// With `mapped`, the file is sparse and the digest covers only those byte ranges of it
+  /// (`sha256Scope` "mapped"), so its cost follows the content, not the file's size.
+  public static func describeOutput(
+    path: String, format: String, mapped: [AllocationMap.Extent]? = nil
+  ) throws -> Output {
+    let name = URL(fileURLWithPath: path).lastPathComponent
+    let size = try FileIO.size(path: path)
+    guard let mapped else {
+      return Output(
+        file: name, format: format, size: size, sha256: try SHA256Stream.file(path: path))
+    }
+    return Output(
+      file: name, format: format, size: size,
+      sha256: try SHA256Stream.ranges(path: path, mapped), sha256Scope: "mapped")
+  }
+
+  /// The mapped ranges of partition `index` (1-based), moved to the start of its split image.
+  public func mappedRanges(ofPartition index: Int) -> [AllocationMap.Extent] {
+    guard let p = partitions.first(where: { $0.index == index }) else { return [] }
+    var map = AllocationMap()
+    for r in mappedRanges where r.count == 2 { map.insert(offset: r[0], length: r[1]) }
+    return map.extents(inRange: p.offset, length: p.size).map {
+      AllocationMap.Extent(offset: $0.offset - p.offset, length: $0.length)
+    }
   }
 
   /// Deterministic JSON (sorted keys, pretty-printed, trailing newline).

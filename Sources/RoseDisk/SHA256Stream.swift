@@ -115,6 +115,31 @@ public final class SHA256Stream {
   }
 }
 
+extension SHA256Stream {
+  /// SHA-256 (hex) of the bytes of `ranges` of a file, concatenated in the given order; bytes past
+  /// the end of the file are not hashed (a range is cut at EOF, as bmap's checksums are).
+  public static func ranges(path: String, _ ranges: [AllocationMap.Extent]) throws -> String {
+    let fd = try FileIO.open(path, flags: O_RDONLY)
+    defer { close(fd) }
+    let size = try FileIO.size(fd, path: path)
+    let stream = try SHA256Stream()
+    let buffer = FileIO.allocate(FileIO.chunkSize)
+    defer { buffer.deallocate() }
+    for range in ranges where range.offset < size {
+      var offset = range.offset
+      let end = min(range.end, size)
+      while offset < end {
+        let want = Int(min(UInt64(buffer.count), end - offset))
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
+        try FileIO.readExactly(fd, into: chunk, at: offset, path: path)
+        stream.update(UnsafeRawBufferPointer(chunk))
+        offset += UInt64(want)
+      }
+    }
+    return stream.finalizeHex()
+  }
+}
+
 /// lseek whences of Linux (not imported without _GNU_SOURCE).
 let seekData: Int32 = 3
 let seekHole: Int32 = 4

@@ -9,7 +9,7 @@
 /// checksum that the segment summary (SSA) records, spooled to a temporary file so that memory stays
 /// O(1) in the volume size.
 final class BlockStream {
-  let image: ImageFile
+  private(set) var image: ImageFile
   let checksum: RoseChecksum
   private(set) var nextBlock: UInt32
   private let staging: UnsafeMutableRawBufferPointer
@@ -86,6 +86,16 @@ final class BlockStream {
         throw error
       }
     }
+  }
+
+  /// Continues the stream in another image from block `block` (everything before it must already
+  /// be there): `ImageBuilder.finish(into:size:...)` packs the same data again at another size.
+  func retarget(_ newImage: ImageFile, at block: UInt32) throws {
+    try flush()
+    image = newImage
+    nextBlock = block
+    stagingStart = block
+    stagedBlocks = 0
   }
 
   /// Reads a block back, from staging if not yet flushed (used by the packer's read-back in tests).

@@ -61,8 +61,8 @@ extension DataWriter: ContentSource {
 /// `data` while ingest reads its inputs, then `finish` writes the metadata after it, then the
 /// checkpoint and superblocks at their fixed places.
 public final class ImageBuilder {
-  public let options: BuildOptions
-  public let image: ImageFile
+  public internal(set) var options: BuildOptions
+  public internal(set) var image: ImageFile
   /// The volume UUID: the one given, or (until `finish` derives it from the content) all zero.
   public internal(set) var uuid: [UInt8]
   /// Checksums under `uuid`. The data phase checksums under the provisional UUID; `finish` corrects
@@ -76,6 +76,8 @@ public final class ImageBuilder {
   public let data: DataWriter
   private var nextIno: UInt32 = UInt32(RoseLayout.inodesPerPage)  // nid 0 is never used
   public let cpVer: UInt64 = 1
+  /// Where the data phase ended, set by the first `finish` (see Repack.swift).
+  var sealedDataEnd: UInt32?
 
   public init(image: ImageFile, options: BuildOptions) throws {
     if let s = options.size {

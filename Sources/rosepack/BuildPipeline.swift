@@ -24,11 +24,40 @@ struct BuildFailure: Error, CustomStringConvertible {
   var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
+/// An automatically sized RoseFS partition, ingested once and packed at its smallest size (to learn
+/// it) in a staging file; kept with its tree so that the final pack at the partition's size reads
+/// no input again (`ImageBuilder.finish(into:size:...)`).
+final class MeasuredVolume {
+  let path: String
+  let fd: Int32
+  let report: BuildReport
+  let builder: ImageBuilder
+  let subvolumes: [Subvolume]
+  let defaultSubvolume: Int
+
+  init(
+    path: String, fd: Int32, report: BuildReport, builder: ImageBuilder, subvolumes: [Subvolume],
+    defaultSubvolume: Int
+  ) {
+    self.path = path
+    self.fd = fd
+    self.report = report
+    self.builder = builder
+    self.subvolumes = subvolumes
+    self.defaultSubvolume = defaultSubvolume
+  }
+
+  deinit {
+    close(fd)
+    unlink(path)
+  }
+}
+
 /// What one partition holds before the disk is planned.
 enum BuildContent {
   /// `measured`: the smallest volume, built to learn the content size of an automatically sized
   /// partition (nil for a fixed size, built straight into the disk image).
-  case rosefs(measured: String?, report: BuildReport?)
+  case rosefs(measured: MeasuredVolume?)
   case vfat(estimate: UInt64)
   case raw(path: String, size: UInt64)
   /// ext4, erofs, squashfs, ... (RoseMkfs): the staged tree and, when auto-sized, the smallest
@@ -41,7 +70,7 @@ enum BuildContent {
   /// The content size the planner sees.
   var size: UInt64 {
     switch self {
-    case .rosefs(_, let report): return report?.volumeBytes ?? 0
+    case .rosefs(let measured): return measured?.report.volumeBytes ?? 0
     case .vfat(let estimate): return estimate
     case .raw(_, let size): return size
     case .fileSystem(let content): return content.minimal?.size ?? (1 << 20)
@@ -192,12 +221,23 @@ final class BuildPipeline {
     if !kinds.contains(.raw) { unlink(rawPath) }
 
     progress.update("checksumming outputs")
+    // Sparse outputs (the raw disk, split images) are digested over their mapped ranges only, so
+    // the cost follows the content, not the disk size (docs/DISK-OUTPUTS.md, manifest.json).
+    var manifest = Manifest(layout: layout, map: contentMap)
     var described: [Manifest.Output] = []
+    var splitIndex = 0
     for output in outputs {
+      var mapped: [AllocationMap.Extent]?
+      if output.format == "raw" { mapped = contentMap.extents }
+      if output.format == "split" {
+        splitIndex += 1
+        mapped = manifest.mappedRanges(ofPartition: splitIndex)
+      }
       described.append(
-        try Manifest.describeOutput(path: staging + "/" + output.file, format: output.format))
+        try Manifest.describeOutput(
+          path: staging + "/" + output.file, format: output.format, mapped: mapped))
     }
-    let manifest = Manifest(layout: layout, map: contentMap, outputs: described)
+    manifest.outputs = described
     var files = outputs.map(\.file)
     if kinds.contains(.manifest) {
       try manifest.write(to: staging + "/manifest.json")
@@ -217,11 +257,18 @@ final class BuildPipeline {
   func prepare(_ spec: PartitionSpec, index: Int) throws -> BuildContent {
     switch spec.format {
     case .rosefs:
-      if case .fixed = spec.size { return .rosefs(measured: nil, report: nil) }
+      if case .fixed = spec.size { return .rosefs(measured: nil) }
       let fd = try createFile(staging + "/.measure-\(index).rosefs")
-      defer { close(fd.fd) }
-      let report = try buildVolume(spec, into: ImageFile(fd: fd.fd, path: fd.path), size: nil)
-      return .rosefs(measured: fd.path, report: report)
+      do {
+        let packed = try buildVolume(spec, into: ImageFile(fd: fd.fd, path: fd.path), size: nil)
+        return .rosefs(
+          measured: MeasuredVolume(
+            path: fd.path, fd: fd.fd, report: packed.report, builder: packed.builder,
+            subvolumes: packed.subvolumes, defaultSubvolume: packed.defaultSubvolume))
+      } catch {
+        close(fd.fd)
+        throw error
+      }
     case .vfat:
       return .vfat(estimate: try vfatEstimate(spec))
     case .raw:
@@ -250,9 +297,10 @@ final class BuildPipeline {
     return (fd, path)
   }
 
-  /// Builds one RoseFS volume into `image`; `size` nil packs the smallest volume.
+  /// Builds one RoseFS volume into `image`; `size` nil packs the smallest volume. Returns the
+  /// builder and trees too, for packing the same content again at another size.
   func buildVolume(_ spec: PartitionSpec, into image: ImageFile, size: UInt64?) throws
-    -> BuildReport
+    -> (report: BuildReport, builder: ImageBuilder, subvolumes: [Subvolume], defaultSubvolume: Int)
   {
     let uuid = GUID.derived(seed: seed, label: "rosefs:" + spec.label).canonicalBytes
     let label = String(decoding: Array(spec.label.utf8.prefix(32)), as: UTF8.self)
@@ -267,7 +315,8 @@ final class BuildPipeline {
       .fill()
       progress.update("\(spec.label): writing metadata")
       let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
-      return try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
+      let report = try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
+      return (report, builder, subvolumes, defaultIndex)
     } catch let error as BuildFailure {
       throw error
     } catch RoseFSError.volumeTooSmall(let needed, let have) {
@@ -399,26 +448,37 @@ final class BuildPipeline {
     for (i, spec) in recipe.partitions.enumerated() {
       let part = layout.partitions[i]
       switch contents[i] {
-      case .rosefs(let measured, let measuredReport):
-        // A fixed size, or an automatic one that leaves at least a segment free, is built straight
-        // into the disk at the partition's size, so headroom and Grow= space are free space inside
+      case .rosefs(let measured):
+        // A fixed size is built straight into the disk. An automatic one that leaves at least a
+        // segment free is packed again at the partition's size from the tree ingested for the
+        // measurement (inputs are read once), so headroom and Grow= space are free space inside
         // the file system; otherwise the measured volume is copied in.
         let size = part.size / 4096 * 4096
+        let target = ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset)
         var report: BuildReport
-        if let measured, let measuredReport,
-          size < measuredReport.volumeBytes + UInt64(measuredReport.blocksPerSegment) * 4096
+        if let measured,
+          size < measured.report.volumeBytes + UInt64(measured.report.blocksPerSegment) * 4096
         {
           progress.update("\(spec.label): copying the volume")
           try RawImageOutput.copyFile(
-            measured, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
+            measured.path, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
             capacity: part.size, label: spec.label)
-          report = measuredReport
+          report = measured.report
+        } else if let measured {
+          progress.update("\(spec.label): packing at \(formatDiskSize(size))")
+          do {
+            report = try measured.builder.finish(
+              into: target, size: size, subvolumes: measured.subvolumes,
+              defaultSubvolume: measured.defaultSubvolume)
+          } catch RoseFSError.volumeTooSmall(let needed, let have) {
+            throw doesNotFit(spec, needed: needed, has: have)
+          } catch {
+            throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+          }
         } else {
-          report = try buildVolume(
-            spec, into: ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset),
-            size: size)
+          report = try buildVolume(spec, into: target, size: size).report
         }
-        if let measured { unlink(measured) }
+        contents[i] = .rosefs(measured: nil)  // the measured tree and staging file are released
         reports[i] = report
         for range in report.usedRanges where range.count == 2 {
           let start = range[0] * 4096

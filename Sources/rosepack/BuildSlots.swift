@@ -341,28 +341,32 @@ final class BuildSlotFiller {
     }
   }
 
-  /// A new inode at `path` with the metadata and a copy of the content of `inode`.
+  /// A new inode at `path` with the metadata and a copy of the content of `inode`. A regular file's
+  /// data streams block by block from what was already written into its new blocks (memory: one
+  /// block, not the file); holes stay holes.
   func privateCopy(of inode: Inode, at path: [UInt8], in editor: TreeEditor) throws -> Inode {
     let meta = EntryMetadata(
       permissions: inode.permissions, uid: inode.uid, gid: inode.gid, mtime: inode.mtime,
       atime: inode.atime,
       ctime: inode.ctime, xattrs: inode.xattrs)
-    var bytes = [UInt8](repeating: 0, count: Int(inode.content.size))
-    if inode.kind == .regular || inode.kind == .symlink {
-      try builder.data.readContent(inode.content) { chunk, offset in
-        let start = Int(offset)
-        let end = min(bytes.count, start + chunk.count)
-        if start < end { bytes.replaceSubrange(start..<end, with: chunk[0..<(end - start)]) }
-      }
-    }
     let input = "fs_config"
     switch inode.kind {
     case .regular:
-      return try editor.file(at: path, size: UInt64(bytes.count), meta, input: input) {
-        try $0.write(bytes, at: 0)
+      let source = inode.content
+      return try editor.file(at: path, size: source.size, meta, input: input) { writer in
+        try builder.data.readContent(source) { chunk, offset in
+          try writer.write(chunk, at: offset)
+        }
       }
     case .symlink:
-      return try editor.symlink(at: path, target: bytes, meta, input: input)
+      // A target is at most a few KiB (PATH_MAX): read whole.
+      var target = [UInt8](repeating: 0, count: Int(inode.content.size))
+      try builder.data.readContent(inode.content) { chunk, offset in
+        let start = Int(offset)
+        let end = min(target.count, start + chunk.count)
+        if start < end { target.replaceSubrange(start..<end, with: chunk[0..<(end - start)]) }
+      }
+      return try editor.symlink(at: path, target: target, meta, input: input)
     default:
       return try editor.node(
         at: path, kind: inode.kind, meta, rdevMajor: inode.rdevMajor, rdevMinor: inode.rdevMinor,

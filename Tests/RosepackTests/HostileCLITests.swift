@@ -399,7 +399,7 @@ struct HostileCLITests {
     #expect(processes.allSatisfy { $0.terminationStatus == 0 })
     // Whichever finished last, its manifest describes the image beside it.
     let manifest = try String(contentsOfFile: out + "/manifest.json", encoding: .utf8)
-    let sha = try CLI.tool("sha256sum", [out + "/set_0.img"]).stdout.prefix(64)
+    let sha = try mappedSHA256(image: out + "/set_0.img", manifest: out + "/manifest.json")
     #expect(manifest.contains(String(sha)), "manifest and image are from the same build")
   }
 

@@ -7,6 +7,7 @@ extension ImageBuilder {
     try tails.flushAll()
     stream.recordsChecksums = false
     let dataEnd = stream.nextBlock
+    sealedDataEnd = dataEnd
     let views = try subvolumes.map { try HeadView(root: $0.root) }
     try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
     let hashSeed = deriveSeed("hash")

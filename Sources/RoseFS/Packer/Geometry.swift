@@ -74,10 +74,12 @@ extension ImageBuilder {
             - 1) / bps
         segs = max(segNeed, minSegs)
         let blocks = UInt64(RoseLayout.mainStart) + segs * bps
-        if Self.logBlocksPerSegment(volumeBytes: blocks << RoseLayout.blockShift) == log {
-          return Geometry(
-            logBPS: log, segmentCount: UInt32(segs), rsvSegments: rsv, blockCount: blocks)
-        }
+        // The shrunk volume may fall in a smaller segment class than `log` (content just under a
+        // class boundary, reached from below in coarse steps). Growing further can never give a
+        // smaller class, so keep these larger segments (any of 6...9 is valid, FORMAT.md 3)
+        // rather than doubling until the volume is too large (1.5 GiB of files failed so).
+        return Geometry(
+          logBPS: log, segmentCount: UInt32(segs), rsvSegments: rsv, blockCount: blocks)
       }
       volume = max(
         volume * 2, (UInt64(RoseLayout.mainStart) + segNeed * bps) << RoseLayout.blockShift)

@@ -15,8 +15,8 @@ struct HeadView {
   var order: [UInt32] = []
   var nlink: [UInt32: UInt32] = [:]
   var parent: [UInt32: UInt32] = [:]
+  /// The objects of `inodes` (whether two heads share an inode object).
   var objects = Set<ObjectIdentifier>()
-  var objectByID: [ObjectIdentifier: Inode] = [:]
 
   init(root: Inode) throws {
     var stack: [Inode] = [root]
@@ -48,9 +48,7 @@ struct HeadView {
       nlink[dir.ino] = 2 + subdirs
     }
     order = inodes.keys.sorted()
-    for inode in inodes.values {
-      objects.insert(ObjectIdentifier(inode))
-      objectByID[ObjectIdentifier(inode)] = inode
-    }
+    objects.reserveCapacity(inodes.count)
+    for inode in inodes.values { objects.insert(ObjectIdentifier(inode)) }
   }
 }

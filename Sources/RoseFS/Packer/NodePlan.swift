@@ -179,7 +179,8 @@ extension ImageBuilder {
       }
       nextNid = probe
       plan.aux[id] = a
-      auxByIno[inode.ino, default: []].append((a, [id]))
+      // Only inodes with nodes can share them (memory: most inodes have none).
+      if !a.nodes.isEmpty { auxByIno[inode.ino, default: []].append((a, [id])) }
       for n in a.nodes {
         plan.nodes.append(n)
         plan.nodeOwner.append(id)
