@@ -542,6 +542,14 @@ import Testing
     #expect(fsck.status == 0, "\(fsck.stdout)")
     let mdir = try CLI.tool("mdir", ["-i", dir + "/boot.vfat", "::/"])
     #expect(mdir.stdout.contains("cmdline") && mdir.stdout.contains("config"), "\(mdir.stdout)")
+    // The ext4 data partition, checked by e2fsprogs.
+    let data = try #require((table["partitions"] as? [[String: Any]])?.last)
+    try CLI.slice(
+      image, offset: UInt64(data["start"] as? Int ?? 0) * 512,
+      length: (data["size"] as? Int ?? 0) * 512
+    ).write(to: URL(fileURLWithPath: dir + "/data.ext4"))
+    let e2fsck = try CLI.tool("e2fsck", ["-fn", dir + "/data.ext4"])
+    #expect(e2fsck.status == 0, "\(e2fsck.stdout)")
     let ls = try CLI.rosepack(["ls", image, "--partition", "2", "/etc"])
     #expect(ls.status == 0 && ls.stdout.contains("hostname"), "\(ls.stdout)\(ls.stderr)")
   }
