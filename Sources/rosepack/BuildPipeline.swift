@@ -465,7 +465,7 @@ final class BuildPipeline {
             capacity: part.size, label: spec.label)
           report = measured.report
         } else if let measured {
-          progress.update("\(spec.label): packing at \(formatDiskSize(size))")
+          progress.update("\(spec.label): packing at \(formatSize(size))")
           do {
             report = try measured.builder.finish(
               into: target, size: size, subvolumes: measured.subvolumes,
