@@ -66,9 +66,12 @@ let package = Package(
       path: "Benchmarks/heat/Tests/RoseHeatTests"),
     .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
     .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
-    .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk"]),
+    // Helpers the test targets share (temporary directories, running outside checkers).
+    .target(name: "RoseTestSupport", path: "Tests/RoseTestSupport"),
+    .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk", "RoseTestSupport"]),
     .testTarget(
-      name: "RoseMkfsTests", dependencies: ["RoseMkfs", "RoseFS", "RoseIngest", "RoseDisk"]),
+      name: "RoseMkfsTests",
+      dependencies: ["RoseMkfs", "RoseFS", "RoseIngest", "RoseDisk", "RoseTestSupport"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe", "RoseSizes"]),
     .testTarget(
       name: "RosepackTests",

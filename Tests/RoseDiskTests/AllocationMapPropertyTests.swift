@@ -1,3 +1,4 @@
+import RoseTestSupport
 import Testing
 
 @testable import RoseDisk

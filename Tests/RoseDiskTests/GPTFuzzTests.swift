@@ -1,5 +1,6 @@
 import CChecksum
 import Foundation
+import RoseTestSupport
 import Testing
 
 @testable import RoseDisk

@@ -1,4 +1,5 @@
 import Foundation
+import RoseTestSupport
 import Testing
 
 @testable import RoseDisk

@@ -512,19 +512,9 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     let events = dev.events
     var checked = 0
     for n in 0...events.count {
-      let blocks = dev.image(afterEvents: n)
-      let problems = try fsckProblems(blocks: blocks, device: dev)
-      #expect(
-        problems.isEmpty,
-        "prefix \(n) of \(events.count): \(problems.prefix(5).joined(separator: "; "))")
-      let view = RecordingBlockDevice(blockCount: dev.blockCount, blocks: blocks)
-      let r = try RoseEngine.open(device: view, subvolume: nil, readOnly: true)
-      for f in durable where f.at <= n {
-        let ino = try r.resolve(f.name)
-        #expect(
-          try r.read(ino, offset: 0, count: f.data.count + 1) == f.data,
-          "prefix \(n): \(f.name) fsync'd at event \(f.at) differs")
-      }
+      try expectConsistent(
+        dev.image(afterEvents: n), of: dev, holding: durable.filter { $0.at <= n },
+        "prefix \(n) of \(events.count)")
       checked += 1
     }
     print("crash test with cleaning: \(events.count) events, \(checked) images checked")

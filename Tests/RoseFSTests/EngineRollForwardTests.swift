@@ -129,16 +129,8 @@ import Testing
     ) throws {
       let m = m ?? n
       checked += 1
-      let problems = try fsckProblems(blocks: blocks, device: dev)
-      #expect(problems.isEmpty, "\(what): \(problems.prefix(5).joined(separator: "; "))")
-      let view = Self.view(dev, blocks)
-      let r = try RoseEngine.open(device: view, subvolume: nil, readOnly: !reopen)
-      for f in durable where f.at <= n && m < f.until {
-        let ino = try r.resolve(f.name)
-        #expect(
-          try r.read(ino, offset: 0, count: f.data.count + 1) == f.data,
-          "\(what): \(f.name) fsync'd at event \(f.at) differs")
-      }
+      let kept = durable.filter { $0.at <= n && m < $0.until }.map { ($0.name, $0.data, $0.at) }
+      let (r, view) = try expectConsistent(blocks, of: dev, holding: kept, writable: reopen, what)
       if reopen {
         try r.unmount()
         let after = try fsckProblems(blocks: view.blocks, device: view)
@@ -151,33 +143,25 @@ import Testing
         dev.image(afterEvents: n), durableUpTo: n, reopen: atFlush && n % 3 == 0,
         "prefix \(n) of \(events.count)")
     }
-    var prevFlush = 0
-    for (i, ev) in events.enumerated() where ev == .flush {
-      let epoch = (prevFlush..<i).compactMap { j -> (UInt32, [UInt8])? in
-        if case .write(let a, let b) = events[j] { return (a, b) }
-        return nil
-      }
+    for (prevFlush, i, epoch) in flushEpochs(events) where !epoch.isEmpty {
       let base = dev.image(afterEvents: prevFlush)
-      if !epoch.isEmpty {
-        for trial in 0..<2 {
-          var blocks = base
-          for w in epoch where rng.below(2) == 0 { blocks[w.0] = w.1 }
-          try check(
-            blocks, durableUpTo: prevFlush, keptUpTo: i, reopen: trial == 0,
-            "epoch \(prevFlush)..<\(i) subset \(trial)")
-        }
-        // Everything of the epoch but one block, torn: the group must not be applied half.
-        let t = epoch[Int(rng.below(UInt64(epoch.count)))]
+      for trial in 0..<2 {
         var blocks = base
-        for w in epoch { blocks[w.0] = w.1 }
-        var torn = base[t.0] ?? [UInt8](repeating: 0, count: RoseLayout.blockSize)
-        torn.replaceSubrange(0..<2048, with: t.1[0..<2048])
-        blocks[t.0] = torn
+        for w in epoch where rng.below(2) == 0 { blocks[w.0] = w.1 }
         try check(
-          blocks, durableUpTo: prevFlush, keptUpTo: i, reopen: true,
-          "epoch \(prevFlush)..<\(i) torn block \(t.0)")
+          blocks, durableUpTo: prevFlush, keptUpTo: i, reopen: trial == 0,
+          "epoch \(prevFlush)..<\(i) subset \(trial)")
       }
-      prevFlush = i + 1
+      // Everything of the epoch but one block, torn: the group must not be applied half.
+      let t = epoch[Int(rng.below(UInt64(epoch.count)))]
+      var blocks = base
+      for w in epoch { blocks[w.0] = w.1 }
+      var torn = base[t.0] ?? [UInt8](repeating: 0, count: RoseLayout.blockSize)
+      torn.replaceSubrange(0..<2048, with: t.1[0..<2048])
+      blocks[t.0] = torn
+      try check(
+        blocks, durableUpTo: prevFlush, keptUpTo: i, reopen: true,
+        "epoch \(prevFlush)..<\(i) torn block \(t.0)")
     }
     print(
       "roll-forward crash test: \(events.count) events, \(checked) images checked, \(durable.count) fsyncs, \(recordBlocks) record blocks"

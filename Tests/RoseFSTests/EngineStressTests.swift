@@ -264,43 +264,26 @@ struct WrittenFile {
     var checked = 0
     func check(_ blocks: [UInt32: [UInt8]], durableUpTo n: Int, _ what: String) throws {
       checked += 1
-      let problems = try fsckProblems(blocks: blocks, device: dev)
-      #expect(problems.isEmpty, "\(what): \(problems.prefix(5).joined(separator: "; "))")
-      let view = RecordingBlockDevice(blockCount: dev.blockCount, blocks: blocks)
-      let r = try RoseEngine.open(device: view, subvolume: nil, readOnly: true)
-      for f in durable where f.at <= n {
-        let ino = try r.resolve(f.name)
-        #expect(
-          try r.read(ino, offset: 0, count: f.data.count + 1) == f.data,
-          "\(what): \(f.name) fsync'd at event \(f.at) differs")
-      }
+      try expectConsistent(blocks, of: dev, holding: durable.filter { $0.at <= n }, what)
     }
     for n in 0...events.count {
       try check(dev.image(afterEvents: n), durableUpTo: n, "prefix \(n) of \(events.count)")
     }
     // Reorderings and torn writes inside each flush epoch.
-    var prevFlush = 0
-    for (i, ev) in events.enumerated() where ev == .flush {
-      let epoch = (prevFlush..<i).compactMap { j -> (UInt32, [UInt8])? in
-        if case .write(let a, let b) = events[j] { return (a, b) }
-        return nil
-      }
+    for (prevFlush, i, epoch) in flushEpochs(events) where !epoch.isEmpty {
       let base = dev.image(afterEvents: prevFlush)
-      if !epoch.isEmpty {
-        for trial in 0..<3 {
-          var blocks = base
-          for w in epoch where rng.below(2) == 0 { blocks[w.0] = w.1 }
-          try check(blocks, durableUpTo: prevFlush, "epoch \(prevFlush)..<\(i) subset \(trial)")
-        }
-        let t = epoch[Int(rng.below(UInt64(epoch.count)))]
+      for trial in 0..<3 {
         var blocks = base
-        var torn = base[t.0] ?? [UInt8](repeating: 0, count: RoseLayout.blockSize)
-        torn.replaceSubrange(0..<2048, with: t.1[0..<2048])
-        blocks[t.0] = torn
-        for w in epoch where w.0 != t.0 && rng.below(2) == 0 { blocks[w.0] = w.1 }
-        try check(blocks, durableUpTo: prevFlush, "epoch \(prevFlush)..<\(i) torn block \(t.0)")
+        for w in epoch where rng.below(2) == 0 { blocks[w.0] = w.1 }
+        try check(blocks, durableUpTo: prevFlush, "epoch \(prevFlush)..<\(i) subset \(trial)")
       }
-      prevFlush = i + 1
+      let t = epoch[Int(rng.below(UInt64(epoch.count)))]
+      var blocks = base
+      var torn = base[t.0] ?? [UInt8](repeating: 0, count: RoseLayout.blockSize)
+      torn.replaceSubrange(0..<2048, with: t.1[0..<2048])
+      blocks[t.0] = torn
+      for w in epoch where w.0 != t.0 && rng.below(2) == 0 { blocks[w.0] = w.1 }
+      try check(blocks, durableUpTo: prevFlush, "epoch \(prevFlush)..<\(i) torn block \(t.0)")
     }
     print(
       "crash test: \(events.count) events, \(checked) images checked, \(durable.count) files fsync'd"

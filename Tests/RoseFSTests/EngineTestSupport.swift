@@ -61,3 +61,44 @@ extension RoseEngine {
     ).ino
   }
 }
+
+// MARK: - Crash images (record the device writes, rebuild the image at a cut, check it)
+
+/// The writes of each flush epoch of a recorded run: the events after the previous flush (`start`)
+/// up to the flush at index `flush`.
+func flushEpochs(_ events: [RecordingBlockDevice.Event])
+  -> [(start: Int, flush: Int, writes: [(UInt32, [UInt8])])]
+{
+  var epochs: [(start: Int, flush: Int, writes: [(UInt32, [UInt8])])] = []
+  var start = 0
+  for (i, ev) in events.enumerated() where ev == .flush {
+    let writes = (start..<i).compactMap { j -> (UInt32, [UInt8])? in
+      if case .write(let a, let b) = events[j] { return (a, b) }
+      return nil
+    }
+    epochs.append((start, i, writes))
+    start = i + 1
+  }
+  return epochs
+}
+
+/// A crash image of `dev`'s volume must be fsck-clean, open, and hold each of `files` (made durable
+/// before the cut) with exactly its content. Returns the engine that opened it (read-only unless
+/// `writable`) and its device, for checks after a reopen.
+@discardableResult
+func expectConsistent(
+  _ blocks: [UInt32: [UInt8]], of dev: RecordingBlockDevice,
+  holding files: [(name: String, data: [UInt8], at: Int)], writable: Bool = false, _ what: String
+) throws -> (engine: RoseEngine, device: RecordingBlockDevice) {
+  let problems = try fsckProblems(blocks: blocks, device: dev)
+  #expect(problems.isEmpty, "\(what): \(problems.prefix(5).joined(separator: "; "))")
+  let view = RecordingBlockDevice(blockCount: dev.blockCount, blocks: blocks)
+  let r = try RoseEngine.open(device: view, subvolume: nil, readOnly: !writable)
+  for f in files {
+    let ino = try r.resolve(f.name)
+    #expect(
+      try r.read(ino, offset: 0, count: f.data.count + 1) == f.data,
+      "\(what): \(f.name) fsync'd at event \(f.at) differs")
+  }
+  return (r, view)
+}

@@ -1,5 +1,6 @@
 import Foundation
 import RoseDisk
+import RoseTestSupport
 import Testing
 
 @testable import RoseMkfs

@@ -1,35 +1,37 @@
+// Helpers shared by the test targets that check our outputs with tools we did not write.
 import Foundation
-import RoseDisk
-import Testing
 
-struct TestFailure: Error, CustomStringConvertible {
-  let description: String
-  init(_ message: String) { description = message }
+public struct TestFailure: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ message: String) { description = message }
 }
 
 /// A unique temporary directory, removed by `remove()`.
-final class TempDir {
-  let path: String
+public final class TempDir {
+  public let path: String
 
-  init() throws {
+  /// `prefix` names the test target in the directory name (`rosedisk-test-...`).
+  public init(prefix: String = "rose") throws {
     let base = FileManager.default.temporaryDirectory.path
-    path = base + "/rosemkfs-test-" + UUID().uuidString
+    path = base + "/" + prefix + "-test-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
 
-  func file(_ name: String) -> String { path + "/" + name }
+  public func file(_ name: String) -> String { path + "/" + name }
 
   deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-struct ToolResult {
-  let status: Int32
-  let output: String
+public struct ToolResult {
+  public let status: Int32
+  public let output: String
 }
 
 /// Runs an external checker. A missing tool fails the test naming the apt package to install.
 @discardableResult
-func runTool(_ name: String, package: String, _ arguments: [String], expectSuccess: Bool = true)
+public func runTool(
+  _ name: String, package: String, _ arguments: [String], expectSuccess: Bool = true
+)
   throws -> ToolResult
 {
   let candidates = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].map { $0 + name }
@@ -60,14 +62,14 @@ func runTool(_ name: String, package: String, _ arguments: [String], expectSucce
   return result
 }
 
-func filesEqual(_ a: String, _ b: String) throws -> Bool {
+public func filesEqual(_ a: String, _ b: String) throws -> Bool {
   let da = try Data(contentsOf: URL(fileURLWithPath: a))
   let db = try Data(contentsOf: URL(fileURLWithPath: b))
   return da == db
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
-func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
+public func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
   var state = seed | 1
   var out = [UInt8](repeating: 0, count: count)
   out.withUnsafeMutableBytes { raw in
@@ -82,4 +84,4 @@ func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
   return out
 }
 
-let mib: UInt64 = 1 << 20
+public let mib: UInt64 = 1 << 20
