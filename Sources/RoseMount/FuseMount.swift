@@ -28,6 +28,40 @@ public final class FuseMount {
   var dontMask = false
   /// Kernel cache timeout: every change goes through this process, so the kernel's view stays true.
   let timeout: Double = 1.0
+  /// Open file handles per volume inode (open/create minus release).
+  var openHandles: [UInt32: Int] = [:]
+  /// Files whose last name was removed while open: POSIX keeps them readable and writable through
+  /// their descriptors until the last close, so the name is moved to a hidden one in the same
+  /// directory (as libfuse's high-level `hide` does) and removed at the last release or at unmount.
+  var hidden: [UInt32: (parent: UInt32, name: [UInt8])] = [:]
+
+  /// `.rosepack_hidden_INO`: the name an unlinked open file keeps until its last close.
+  static func hiddenName(_ ino: UInt32) -> [UInt8] { Array(".rosepack_hidden_\(ino)".utf8) }
+
+  /// Unlink, or hide when the name is the file's last and a handle is open.
+  func unlinkOrHide(parent: UInt32, name: [UInt8]) throws(EngineError) {
+    let a = try volume.lookup(parent: parent, name: name)
+    if a.kind == .regular, a.nlink == 1, openHandles[a.ino, default: 0] > 0, hidden[a.ino] == nil {
+      let hide = Self.hiddenName(a.ino)
+      try volume.rename(
+        parent: parent, name: name, newParent: parent, newName: hide, flags: RenameFlags())
+      hidden[a.ino] = (parent, hide)
+      return
+    }
+    try volume.unlink(parent: parent, name: name)
+  }
+
+  /// The last release of a hidden file removes it.
+  func released(_ ino: UInt32) {
+    let left = openHandles[ino, default: 1] - 1
+    openHandles[ino] = left > 0 ? left : nil
+    guard left <= 0, let h = hidden.removeValue(forKey: ino) else { return }
+    do {
+      try volume.unlink(parent: h.parent, name: h.name)
+    } catch {
+      log("removing the unlinked file \(String(decoding: h.name, as: UTF8.self)) failed: \(error)")
+    }
+  }
 
   public init(volume: any VolumeOperations, log: @escaping (String) -> Void) {
     self.volume = volume
@@ -319,6 +353,11 @@ public final class FuseMount {
     ops.destroy = { data in
       guard let data else { return }
       let me = Unmanaged<FuseMount>.fromOpaque(data).takeUnretainedValue()
+      // Files unlinked while open and never closed (the kernel drops handles at unmount).
+      for ino in me.hidden.keys.sorted() {
+        me.openHandles[ino] = nil
+        me.released(ino)
+      }
       do {
         try me.volume.unmount()
       } catch {
@@ -402,7 +441,7 @@ public final class FuseMount {
     }
     ops.unlink = { req, parent, name in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
-        try m.volume.unlink(parent: try m.volumeIno(parent), name: FuseMount.name(name))
+        try m.unlinkOrHide(parent: try m.volumeIno(parent), name: FuseMount.name(name))
         fuse_reply_err(req, 0)
       }
     }
@@ -443,9 +482,10 @@ public final class FuseMount {
             newName: FuseMount.name(newName)))
       }
     }
-    ops.open = { req, _, fi in
+    ops.open = { req, ino, fi in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         if m.volume.isReadOnly, let fi { fi.pointee.keep_cache = 1 }
+        m.openHandles[try m.volumeIno(ino), default: 0] += 1
         fuse_reply_open(req, fi)
       }
     }
@@ -458,6 +498,7 @@ public final class FuseMount {
           parent: dir, name: FuseMount.name(name), mode: o.mode, uid: o.uid, gid: o.gid,
           rdevMajor: 0, rdevMinor: 0)
         var e = m.entry(try m.finish(created, o))
+        m.openHandles[created.ino, default: 0] += 1
         fuse_reply_create(req, &e, fi)
       }
     }
@@ -478,7 +519,12 @@ public final class FuseMount {
       }
     }
     ops.flush = { req, _, _ in fuse_reply_err(req, 0) }
-    ops.release = { req, _, _ in fuse_reply_err(req, 0) }
+    ops.release = { req, ino, _ in
+      FuseMount.handle(req) { (m, req) throws(EngineError) in
+        m.released(try m.volumeIno(ino))
+        fuse_reply_err(req, 0)
+      }
+    }
     ops.fsync = { req, ino, datasync, _ in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
         try m.volume.fsync(try m.volumeIno(ino), dataOnly: datasync != 0)

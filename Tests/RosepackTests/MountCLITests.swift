@@ -155,6 +155,27 @@ enum FuseSupport {
       PY
       echo hi > mnt/h1 && ln mnt/h1 mnt/h2 && test "$(stat -c %h mnt/h1)" = 2
       rm mnt/h1 && test "$(cat mnt/h2)" = hi && test "$(stat -c %h mnt/h2)" = 1
+      # A file unlinked while open stays readable and writable through its descriptor; its hidden
+      # name goes with the last close (the release reaches the server after close returns).
+      python3 - mnt <<'PY'
+      import os, sys, time
+      d = sys.argv[1]
+      p = os.path.join(d, "open-unlinked")
+      fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+      os.write(fd, b"still here")
+      os.unlink(p)
+      assert not os.path.exists(p)
+      os.lseek(fd, 0, 0)
+      assert os.read(fd, 100) == b"still here"
+      os.write(fd, b"!")
+      os.close(fd)
+      for _ in range(50):
+          if not any(n.startswith(".rosepack_hidden_") for n in os.listdir(d)):
+              break
+          time.sleep(0.1)
+      else:
+          sys.exit("hidden file left after the last close: %s" % os.listdir(d))
+      PY
       setfattr -n user.k -v v1 mnt/h2 && getfattr -n user.k --only-values mnt/h2 | grep -qx v1
       setfattr -x user.k mnt/h2 && ! getfattr -n user.k mnt/h2 2>/dev/null
       touch mnt/acl && chmod 644 mnt/acl && setfacl -m u:1234:rw mnt/acl
