@@ -8,6 +8,43 @@ import Testing
 #endif
 
 @Suite struct EngineBasicTests {
+  /// The key-ordered entries a directory keeps up to date entry by entry (no sort per create) equal
+  /// a fresh sort after creates, replacements, renames and removals.
+  @Test func incrementallySortedEntriesEqualAFreshSort() throws {
+    let img = try emptyVolume(size: 16 << 20)
+    let dev = try RecordingBlockDevice(imagePath: img.path)
+    dev.recording = false
+    let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
+    let dir = try e.mkdir(parent: e.rootIno, name: Array("d".utf8), mode: 0o755, uid: 0, gid: 0).ino
+    func fresh() throws -> [EncodedDirent] {
+      let d = try e.directory(dir)
+      return sortedDirents(
+        d.entries.map { (Name($0.key), $0.value.ino, $0.value.type) }, seed: e.sb.hashSeed)
+    }
+    func same() throws -> Bool {
+      let kept = e.sortedEntries(try e.directory(dir))
+      let want = try fresh()
+      return kept.map(\.key) == want.map(\.key) && kept.map(\.name) == want.map(\.name)
+        && kept.map(\.ino) == want.map(\.ino)
+    }
+    _ = e.sortedEntries(try e.directory(dir))  // the cache exists from here on
+    for i in 0..<300 {
+      _ = try e.createFile(dir, "f\(i)")
+      if i % 50 == 0 { #expect(try same(), "after create \(i)") }
+    }
+    for i in stride(from: 0, to: 300, by: 3) {
+      try e.unlink(parent: dir, name: Array("f\(i)".utf8))
+    }
+    for i in stride(from: 1, to: 300, by: 7) where i % 3 != 0 {
+      try e.rename(
+        parent: dir, name: Array("f\(i)".utf8), newParent: dir, newName: Array("g\(i)".utf8),
+        flags: RenameFlags())
+    }
+    #expect(try same())
+    #expect(e.sortedEntries(try e.directory(dir)).count == 300 - 100)
+    try e.unmount()
+  }
+
   @Test func createWriteReadUnmountFsckClean() throws {
     let img = try emptyVolume(size: 16 << 20, heads: ["a", "b"])
     do {

@@ -55,19 +55,61 @@ extension RoseEngine {
   }
 
   func addEntry(_ d: EngineInode, _ name: [UInt8], _ n: EngineInode) {
+    let sorted = d.sortedCache
     if d.entries[name] == nil { d.entryBytes += 16 + name.count }
     d.entries[name] = (n.rec.ino, n.kind.rawValue)
-    d.sortedCache = nil
+    d.sortedCache = sorted.flatMap {
+      updatedSortedEntries(
+        $0, name, EncodedDirent(key: 0, ino: n.rec.ino, type: n.kind.rawValue, name: name))
+    }
     let t = now()
     d.rec.mtime = t
     d.rec.ctime = t
     markDirty(d)
   }
 
+  /// `sorted` (a directory's entries in key order) with `name` set to `entry` (nil: removed), without
+  /// sorting again: a directory growing by one entry per operation must not cost a sort per
+  /// operation. nil when another name has the same hash (its `seq` numbering would change): the
+  /// caller then sorts from scratch.
+  func updatedSortedEntries(_ sorted: [EncodedDirent], _ name: [UInt8], _ entry: EncodedDirent?)
+    -> [EncodedDirent]?
+  {
+    let h = UInt64(nameHash(name, seed: sb.hashSeed))
+    var lo = 0
+    var hi = sorted.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if sorted[mid].key >> 32 < h { lo = mid + 1 } else { hi = mid }
+    }
+    var end = lo
+    while end < sorted.count && sorted[end].key >> 32 == h { end += 1 }
+    var out = sorted
+    switch (end - lo, entry) {
+    case (0, nil):
+      return out
+    case (0, var e?):
+      e.key = h << 32
+      out.insert(e, at: lo)
+      return out
+    case (1, let e) where sorted[lo].name == name:
+      if var e {
+        e.key = sorted[lo].key
+        out[lo] = e
+      } else {
+        out.remove(at: lo)
+      }
+      return out
+    default:
+      return nil
+    }
+  }
+
   func removeEntry(_ d: EngineInode, _ name: [UInt8]) {
+    let sorted = d.sortedCache
     if d.entries[name] != nil { d.entryBytes -= 16 + name.count }
     d.entries[name] = nil
-    d.sortedCache = nil
+    d.sortedCache = sorted.flatMap { updatedSortedEntries($0, name, nil) }
     let t = now()
     d.rec.mtime = t
     d.rec.ctime = t
