@@ -34,6 +34,9 @@ public struct GPTTable: Sendable, Equatable {
   public let partitions: [GPTPartition]
   /// Non-fatal findings, e.g. the backup header is not in the last sector.
   public let warnings: [String]
+  /// The partition table kind: "gpt", "hybrid" (a GPT with an MBR mirroring partitions, as genimage
+  /// makes it) or "mbr" (a DOS table without a GPT).
+  public var scheme = "gpt"
 
   /// Selects a partition by label or by 1-based index (`ls --partition LABEL|N`).
   public func partition(_ selector: String) throws -> GPTPartition {
@@ -172,7 +175,11 @@ public enum GPTReader {
       firstUsableLBA: primary.firstUsable, lastUsableLBA: primary.lastUsable,
       alternateLBA: primary.alternateLBA,
       entryCount: primary.entryCount, entrySize: primary.entrySize, partitions: partitions,
-      warnings: warnings)
+      warnings: warnings,
+      scheme: (0..<4).contains(where: {
+        mbr[446 + 16 * $0 + 4] != 0 && mbr[446 + 16 * $0 + 4] != 0xEE
+      })
+        ? "hybrid" : "gpt")
   }
 
   /// A disk with a DOS partition table and no GPT, read as a table of 512-byte sectors whose
@@ -206,7 +213,7 @@ public enum GPTReader {
     return GPTTable(
       path: path, sectorSize: ss, imageSize: imageSize, diskGUID: .zero, firstUsableLBA: 1,
       lastUsableLBA: imageSize / ss - 1, alternateLBA: 0, entryCount: 4, entrySize: 16,
-      partitions: partitions, warnings: ["DOS partition table (MBR), no GPT"])
+      partitions: partitions, warnings: ["DOS partition table (MBR), no GPT"], scheme: "mbr")
   }
 
   struct Header {

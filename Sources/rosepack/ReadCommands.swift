@@ -310,7 +310,7 @@ struct InspectCommand: ParsableCommand {
       try printJSON(disk)
       return
     }
-    print("\(image): GPT, \(table.partitions.count) partitions")
+    print("\(image): \(table.scheme.uppercased()), \(table.partitions.count) partitions")
     for p in disk.partitions {
       print(
         "  \(p.index) \(p.label) \(p.type) offset \(p.offset) size \(formatSize(p.size)) uuid \(p.uuid)"

@@ -533,6 +533,8 @@ import Testing
     #expect(fields.count == 4)
     #expect(fields.first == "bootable=1 size=131072 start=8192 type=c")
     #expect(fields.dropFirst().allSatisfy { $0.hasSuffix("type=83") }, "\(fields)")
+    let inspect = try CLI.rosepack(["inspect", image])
+    #expect(inspect.stdout.contains("MBR, 4 partitions"), "\(inspect.stdout)")
     #expect(
       try CLI.slice(image, offset: 8192, length: 24 * 1024)
         == CLI.bytes("Recipes/board/u-boot-placeholder.bin"))
