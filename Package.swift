@@ -29,7 +29,8 @@ let package = Package(
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
     .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CSystem"]),
     // Partition tables and output encoders.
-    .target(name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto", "RoseSizes"]),
+    .target(
+      name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto", "CSystem", "RoseSizes"]),
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
@@ -47,7 +48,7 @@ let package = Package(
       name: "rosepack",
       dependencies: [
         "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseMkfs",
-        "RoseSizes",
+        "RoseSizes", "CSystem",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.

@@ -1,4 +1,5 @@
 import CCrypto
+import CSystem
 import Foundation
 
 /// Incremental SHA-256 over libcrypto's EVP interface (used by bmap and the manifest).
@@ -94,12 +95,13 @@ public final class SHA256Stream {
     }
     var offset: UInt64 = 0
     while offset < size {
-      let found = lseek(fd, off_t(offset), seekData)
+      let found = lseek(fd, off_t(offset), rose_seek_data)
       let dataStart = found < 0 ? size : min(UInt64(found), size)  // ENXIO: only a hole is left
       hashZeros(dataStart - offset)
       offset = dataStart
       guard offset < size else { break }
-      let holeStart = min(UInt64(max(lseek(fd, off_t(offset), seekHole), off_t(offset + 1))), size)
+      let holeStart = min(
+        UInt64(max(lseek(fd, off_t(offset), rose_seek_hole), off_t(offset + 1))), size)
       while offset < holeStart {
         let want = Int(min(UInt64(buffer.count), holeStart - offset))
         let n = try FileIO.read(
@@ -139,7 +141,3 @@ extension SHA256Stream {
     return stream.finalizeHex()
   }
 }
-
-/// lseek whences of Linux (not imported without _GNU_SOURCE).
-let seekData: Int32 = 3
-let seekHole: Int32 = 4

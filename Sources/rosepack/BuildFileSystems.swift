@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import RoseDisk
 import RoseFS
@@ -186,9 +187,9 @@ extension BuildPipeline {
     var ranges: [(UInt64, UInt64)] = []
     var position: off_t = 0
     while position < size {
-      let data = lseek(fd, position, 3)  // SEEK_DATA (not imported by Glibc)
+      let data = lseek(fd, position, rose_seek_data)
       if data < 0 { break }
-      var hole = lseek(fd, data, 4)  // SEEK_HOLE
+      var hole = lseek(fd, data, rose_seek_hole)
       if hole < 0 { hole = size }
       ranges.append((UInt64(data), UInt64(hole - data)))
       position = hole
