@@ -162,8 +162,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     var more = 0
     while try e.clean(segments: 4) > 0 && more < 50 { more += 1 }
     try e.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     let again = try RoseEngine.open(device: dev, subvolume: nil, readOnly: true)
     for f in kept {
       let ino = try again.resolve(f.name)
@@ -196,8 +195,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(s.segmentsCleaned >= all.count - 3, "\(s)")
     #expect(try fixture.mismatch(e) == nil)
     try e.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     let again = try RoseEngine.open(device: dev, subvolume: nil, readOnly: true)
     #expect(try fixture.mismatch(again) == nil)
     print("cleaning every kind: \(s)")
@@ -271,8 +269,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(shared.treeNodes > 0 && sharedAfter.treeNodes > 0, "\(shared) -> \(sharedAfter)")
     #expect(try bFixture.mismatch(eb) == nil)
     try eb.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     #expect(try exportHead(blocks: dev.blocks, device: dev, "a") == aBefore, "head a changed")
     let ra = try RoseEngine.open(device: dev, subvolume: "a", readOnly: true)
     #expect(try fixture.mismatch(ra) == nil)
@@ -307,8 +304,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(try fixture.mismatch(ea) == nil)
     #expect(try aOnly.mismatch(ea) == nil)
     try ea.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     #expect(try exportHead(blocks: dev.blocks, device: dev, "b") == bBefore, "head b changed")
     let rb = try RoseEngine.open(device: dev, subvolume: "b", readOnly: true)
     #expect(try fixture.mismatch(rb) == nil)
@@ -379,8 +375,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(eb.cleaningStats.dataBlocks >= 3, "\(eb.cleaningStats)")
     try dev.writeBlock(damaged, original)
     try eb.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     #expect(try exportHead(blocks: dev.blocks, device: dev, "a") == aBefore, "head a changed")
     let rb = try RoseEngine.open(device: dev, subvolume: "b", readOnly: true)
     #expect(try fixture.mismatch(rb) == nil)
@@ -425,8 +420,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
       #expect(try e.read(try e.resolve(f.name), offset: 0, count: f.bytes.count + 1) == f.bytes)
     }
     try e.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
     print("foreground cleaning: \(e.cleaningStats)")
   }
 
@@ -449,8 +443,7 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     #expect(cleaned == 4, "\(e.cleaningStats)")
     #expect(try fixture.mismatch(e) == nil)
     try e.unmount()
-    let problems = try fsckProblems(blocks: dev.blocks, device: dev)
-    #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+    try expectFsckClean(dev)
   }
 
   /// The model test with a victim cleaned every second operation: the engine still matches the
@@ -519,4 +512,14 @@ func exportHead(blocks: [UInt32: [UInt8]], device: RecordingBlockDevice, _ name:
     }
     print("crash test with cleaning: \(events.count) events, \(checked) images checked")
   }
+}
+
+/// The volume on `dev` passes fsck (the problems, if any, in the failure message).
+func expectFsckClean(
+  _ dev: RecordingBlockDevice, sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+  let problems = try fsckProblems(blocks: dev.blocks, device: dev)
+  #expect(
+    problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))",
+    sourceLocation: sourceLocation)
 }
