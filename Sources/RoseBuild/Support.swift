@@ -1,40 +1,18 @@
 import Foundation
 
-/// Errors of the command-line layer itself (bad arguments the parser cannot see).
-public enum CLIError: Error, CustomStringConvertible {
-  case usage(String)
-  case failed(String)
-  public var description: String {
-    switch self {
-    case .usage(let m), .failed(let m): return m
-    }
-  }
+/// Where the pipeline says what it is doing ("root: reading inputs"); the CLI draws it on a
+/// terminal, a library caller may log it or drop it.
+public protocol BuildProgress: AnyObject {
+  func update(_ text: @autoclosure () -> String)
+  /// The build is over (its last line may be cleared).
+  func done()
 }
 
-/// Progress on stderr when it is a terminal; silent in pipes and CI logs.
-public final class Progress {
-  public let enabled: Bool
-  private var lastDraw = Date.distantPast
-  private var drawn = false
-
-  public init(quiet: Bool = false) { enabled = !quiet && isatty(2) == 1 }
-
-  public func update(_ text: @autoclosure () -> String) {
-    guard enabled else { return }
-    let now = Date()
-    guard now.timeIntervalSince(lastDraw) > 0.1 else { return }
-    lastDraw = now
-    var line = text()
-    if line.count > 100 { line = String(line.prefix(100)) }
-    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-    drawn = true
-  }
-
-  public func done() {
-    guard enabled, drawn else { return }
-    FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    drawn = false
-  }
+/// Progress nobody sees.
+public final class SilentProgress: BuildProgress {
+  public init() {}
+  public func update(_ text: @autoclosure () -> String) {}
+  public func done() {}
 }
 
 public func isDirectory(_ path: String) -> Bool {

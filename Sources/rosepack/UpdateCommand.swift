@@ -72,7 +72,7 @@ struct UpdateCommand: ParsableCommand {
       image: ImageFile(fd: scratch, path: scratchPath),
       options: BuildOptions(sourceDateEpoch: try sourceDateEpoch()))
     let editor = TreeEditor(builder: builder)
-    let progress = RoseBuild.Progress(quiet: quiet || json)
+    let progress = Progress(quiet: quiet || json)
     try ingest(inputs, into: editor, progress: progress)
 
     progress.update("\(name): slot \(slot) from \(source)")
