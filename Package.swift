@@ -89,7 +89,9 @@ let package = Package(
       ]),
     .testTarget(
       name: "RosepackTests",
-      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes"]),
+      dependencies: [
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes", "RoseTestSupport",
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

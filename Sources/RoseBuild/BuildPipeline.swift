@@ -74,6 +74,9 @@ public final class BuildPipeline {
   var contents: [BuildContent] = []
   /// The final RoseFS report of each RoseFS partition, by partition index.
   private(set) var reports: [Int: BuildReport] = [:]
+  /// libarchive's warnings about the inputs, each once, in the order met (kept after a failure).
+  public private(set) var inputWarnings: [ArchiveWarning] = []
+  private var warningsSeen = Set<ArchiveWarning>()
   /// `--private-key`/`--certificate`: signs Verity=signature partitions.
   public var verityPrivateKey: String?
   public var verityCertificate: String?
@@ -241,7 +244,8 @@ public final class BuildPipeline {
     try OutputSet.publish(files: files, from: staging, to: outputDirectory)
     progress.done()
     return BuildSummary(
-      recipe: recipe, layout: layout, map: contentMap, reports: reports, outputs: described,
+      recipe: recipe, layout: layout, map: contentMap, reports: reports,
+      inputWarnings: inputWarnings, outputs: described,
       outputDirectory: outputDirectory, manifestWritten: kinds.contains(.manifest),
       seconds: Date().timeIntervalSince(start))
   }
@@ -291,6 +295,12 @@ public final class BuildPipeline {
     return (fd, path)
   }
 
+  func noteWarnings(_ warnings: [ArchiveWarning]) {
+    for warning in warnings where warningsSeen.insert(warning).inserted {
+      inputWarnings.append(warning)
+    }
+  }
+
   /// The errno of a Foundation file error (EIO when it carries none).
   static func errnoCode(of error: any Error) -> Int32 {
     let nsError = error as NSError
@@ -333,10 +343,9 @@ public final class BuildPipeline {
         image: image,
         options: BuildOptions(size: size, label: label, uuid: uuid, sourceDateEpoch: epoch))
       progress.update("\(spec.label): reading inputs")
-      let subvolumes = try BuildSlotFiller(
-        recipe: recipe, spec: spec, builder: builder, progress: progress
-      )
-      .fill()
+      let filler = BuildSlotFiller(recipe: recipe, spec: spec, builder: builder, progress: progress)
+      defer { noteWarnings(filler.warnings) }
+      let subvolumes = try filler.fill()
       progress.update("\(spec.label): writing metadata")
       let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
       let report = try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RoseBuild
 import RoseDisk
+import RoseIngest
 import RoseRecipe
 import RoseSizes
 
@@ -115,12 +116,15 @@ struct BuildCommand: ParsableCommand {
     }
     if !json && !quiet { report(loaded.warnings, kind: "warning") }
     let progress = Progress(quiet: quiet || json)
+    var pipeline: BuildPipeline?
     do {
-      let pipeline = try BuildPipeline(
+      let build = try BuildPipeline(
         recipe: loaded, outputDirectory: outputDirectory, progress: progress)
-      pipeline.verityPrivateKey = privateKey
-      pipeline.verityCertificate = certificate
-      let summary = try pipeline.run()
+      pipeline = build
+      build.verityPrivateKey = privateKey
+      build.verityCertificate = certificate
+      let summary = try build.run()
+      if !quiet { reportInputWarnings(build.inputWarnings) }
       if json {
         try printJSON(summary)
       } else if !quiet {
@@ -128,6 +132,7 @@ struct BuildCommand: ParsableCommand {
       }
     } catch let error as BuildFailure {
       progress.done()
+      if !quiet { reportInputWarnings(pipeline?.inputWarnings ?? []) }
       try reportBuildFailure(error)
     } catch let error as RecipeErrors {
       progress.done()
@@ -223,6 +228,13 @@ func parseCLISize(_ text: String) -> UInt64? {
   else { return nil }
   let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
   return overflow ? nil : product
+}
+
+/// libarchive's warnings about the inputs on stderr, one line each, naming archive and entry.
+func reportInputWarnings(_ warnings: [ArchiveWarning]) {
+  for warning in warnings {
+    FileHandle.standardError.write(Data("rosepack: warning: \(warning)\n".utf8))
+  }
 }
 
 /// Compiler-style diagnostics on stderr: `file:line:col: error: message`, then the hint.
