@@ -488,11 +488,12 @@ public final class BuildPipeline {
         // segment free is packed again at the partition's size from the tree ingested for the
         // measurement (inputs are read once), so headroom and Grow= space are free space inside
         // the file system; otherwise the measured volume is copied in.
-        let size = part.size / 4096 * 4096
+        let blockBytes = UInt64(RoseLayout.blockSize)
+        let size = part.size / blockBytes * blockBytes
         let target = ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset)
         var report: BuildReport
         if let measured,
-          size < measured.report.volumeBytes + UInt64(measured.report.blocksPerSegment) * 4096
+          size < measured.report.volumeBytes + UInt64(measured.report.blocksPerSegment) * blockBytes
         {
           progress.update("\(spec.label): copying the volume")
           try RawImageOutput.copyFile(
@@ -514,9 +515,10 @@ public final class BuildPipeline {
         contents[i] = .rosefs(measured: nil)  // the measured tree and staging file are released
         reports[i] = report
         for range in report.usedRanges where range.count == 2 {
-          let start = range[0] * 4096
+          let start = range[0] * blockBytes
           guard start < part.size else { continue }
-          map.insert(offset: part.offset + start, length: min(range[1] * 4096, part.size - start))
+          map.insert(
+            offset: part.offset + start, length: min(range[1] * blockBytes, part.size - start))
         }
       case .vfat:
         progress.update("\(spec.label): building the FAT file system")
@@ -607,14 +609,20 @@ public final class BuildPipeline {
     return (files, directories)
   }
 
+  /// The cluster the FAT estimate rounds every file and directory to: mkfs.fat's for FAT32
+  /// volumes of 260 MiB to 8 GiB, and more than it uses below, so the estimate errs high.
+  static let fatEstimateClusterBytes: UInt64 = 4096
+
   /// Content estimate for an automatically sized FAT partition: files in 4 KiB clusters plus
   /// 10% and 2 MiB for the tables.
   func vfatEstimate(_ spec: PartitionSpec) throws -> UInt64 {
+    let cluster = BuildPipeline.fatEstimateClusterBytes
     let (files, directories) = try vfatFiles(spec, scratch: nil)
-    var total = UInt64(directories.count) * 4096
+    var total = UInt64(directories.count) * cluster
     for (_, source) in files {
-      let size = source.hasPrefix(staging) ? 4096 : hostSize(source)
-      total += (size + 4095) / 4096 * 4096
+      // Inline and template files are rendered only at build time: one cluster each.
+      let size = source.hasPrefix(staging) ? cluster : hostSize(source)
+      total += (size + cluster - 1) / cluster * cluster
     }
     if case .fixed(let bytes) = spec.size { return min(total, bytes) }
     return (total + total / 10 + (2 << 20) + (1 << 20) - 1) / (1 << 20) * (1 << 20)

@@ -195,10 +195,8 @@ extension BuildCommand {
         throw CLIError.usage(
           "--size '\(size)': expected bytes with an optional K, M, G or T suffix, or auto")
       }
-      // repart rounds --size up to 4096 bytes.
-      diskSize = (bytes + 4095) / 4096 * 4096
-      let sector = UInt64(sectorSize)
-      diskSize = diskSize.map { ($0 + sector - 1) / sector * sector }
+      // repart rounds --size up to its grain (4096 bytes, or a larger sector).
+      diskSize = RepartLayout.roundUp(bytes, RepartLayout.grain(sectorSize: UInt64(sectorSize)))
     }
     var recipe = try RepartDefinitions.load(
       directory: directory,

@@ -90,7 +90,8 @@ struct ConvertCommand: ParsableCommand {
       try printJSON(
         ConvertSummary(image: output, seconds: seconds, report: report, inputWarnings: warnings))
     } else {
-      let used = report.usedRanges.reduce(UInt64(0)) { $0 + $1[1] } * 4096
+      let used =
+        report.usedRanges.reduce(UInt64(0)) { $0 + $1[1] } * UInt64(RoseLayout.blockSize)
       print(
         "\(output): \(formatSize(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
           + "\(formatSize(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
