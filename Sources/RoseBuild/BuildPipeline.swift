@@ -98,14 +98,25 @@ public final class BuildPipeline {
       FileHandle.standardError.write(Data((message + "\n").utf8))
     }
     BuildPipeline.removeStaleStaging(in: outputDirectory)
-    var template = Array(
-      (outputDirectory + "/\(BuildPipeline.stagingPrefix)\(getpid())-XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else {
-      throw BuildFailure.io(
-        path: outputDirectory, operation: "creating a staging directory", errno: errno)
+    staging = try BuildPipeline.makeStaging(in: outputDirectory)
+  }
+
+  /// A new staging directory (as mkdtemp makes one), registered for removal on a signal before
+  /// it exists: a signal right after the mkdir cannot leave it behind.
+  static func makeStaging(in directory: String) throws(BuildFailure) -> String {
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<100 {
+      let suffix = String(random.next() & 0xFF_FFFF_FFFF, radix: 36)
+      let candidate = directory + "/\(stagingPrefix)\(getpid())-\(suffix)"
+      Interrupts.shared.register(candidate, directory: true)
+      if mkdir(candidate, 0o700) == 0 { return candidate }
+      let code = errno
+      Interrupts.shared.unregister(candidate)
+      guard code == EEXIST else {
+        throw .io(path: directory, operation: "creating a staging directory", errno: code)
+      }
     }
-    staging = String(cString: made)
-    Interrupts.shared.register(staging, directory: true)
+    throw .io(path: directory, operation: "creating a staging directory", errno: EEXIST)
   }
 
   deinit {
