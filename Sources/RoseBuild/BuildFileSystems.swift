@@ -1,4 +1,4 @@
-import CSystem
+import CRoseSystem
 import Foundation
 import RoseDisk
 import RoseFS
