@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseDisk
 import RoseRecipe
 
@@ -112,7 +113,7 @@ struct BuildCommand: ParsableCommand {
       return
     }
     if !json && !quiet { report(loaded.warnings, kind: "warning") }
-    let progress = Progress(quiet: quiet || json)
+    let progress = RoseBuild.Progress(quiet: quiet || json)
     do {
       let pipeline = try BuildPipeline(
         recipe: loaded, outputDirectory: outputDirectory, progress: progress)

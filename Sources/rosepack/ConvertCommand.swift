@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseFS
 import RoseIngest
 import RoseSizes
@@ -59,7 +60,7 @@ struct ConvertCommand: ParsableCommand {
     let start = Date()
     let out = try PendingOutput(path: output)
     // Errors name the output the user gave, not the temporary name it is written under.
-    let progress = Progress(quiet: quiet || json)
+    let progress = RoseBuild.Progress(quiet: quiet || json)
     let report: BuildReport
     do {
       let builder = try ImageBuilder(
@@ -97,7 +98,7 @@ struct ConvertCommand: ParsableCommand {
 
 /// Reads tarballs and directories, in order, into the tree (a later entry replaces an earlier one):
 /// the input semantics `convert` and `update` share.
-func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws {
+func ingest(_ inputs: [String], into editor: TreeEditor, progress: RoseBuild.Progress) throws {
   for input in inputs {
     let show: (IngestProgress) -> Void = { p in
       var s = "\(input): \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))"

@@ -1,17 +1,7 @@
 import Foundation
+import RoseBuild
 import RoseFS
 import RoseSizes
-
-/// Errors of the command-line layer itself (bad arguments the parser cannot see).
-enum CLIError: Error, CustomStringConvertible {
-  case usage(String)
-  case failed(String)
-  var description: String {
-    switch self {
-    case .usage(let m), .failed(let m): return m
-    }
-  }
-}
 
 /// A size option ("64M", "1048576", "auto"): recipe keys' grammar (`RoseRecipe.parseSize`); nil is
 /// auto.
@@ -85,41 +75,10 @@ final class PendingOutput {
   }
 }
 
-/// Progress on stderr when it is a terminal; silent in pipes and CI logs.
-final class Progress {
-  let enabled: Bool
-  private var lastDraw = Date.distantPast
-  private var drawn = false
-
-  init(quiet: Bool = false) { enabled = !quiet && isatty(2) == 1 }
-
-  func update(_ text: @autoclosure () -> String) {
-    guard enabled else { return }
-    let now = Date()
-    guard now.timeIntervalSince(lastDraw) > 0.1 else { return }
-    lastDraw = now
-    var line = text()
-    if line.count > 100 { line = String(line.prefix(100)) }
-    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-    drawn = true
-  }
-
-  func done() {
-    guard enabled, drawn else { return }
-    FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    drawn = false
-  }
-}
-
 func printJSON<T: Encodable>(_ value: T) throws {
   let enc = JSONEncoder()
   enc.outputFormatting = [.prettyPrinted, .sortedKeys]
   let data = try enc.encode(value)
   FileHandle.standardOutput.write(data)
   FileHandle.standardOutput.write(Data("\n".utf8))
-}
-
-func isDirectory(_ path: String) -> Bool {
-  var st = stat()
-  return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }

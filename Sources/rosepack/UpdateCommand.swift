@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseFS
 import RoseIngest
 import RoseMount
@@ -71,7 +72,7 @@ struct UpdateCommand: ParsableCommand {
       image: ImageFile(fd: scratch, path: scratchPath),
       options: BuildOptions(sourceDateEpoch: try sourceDateEpoch()))
     let editor = TreeEditor(builder: builder)
-    let progress = Progress(quiet: quiet || json)
+    let progress = RoseBuild.Progress(quiet: quiet || json)
     try ingest(inputs, into: editor, progress: progress)
 
     progress.update("\(name): slot \(slot) from \(source)")

@@ -1,10 +1,10 @@
 import Foundation
 
 /// Where outputs may go, and how a set of them is published.
-enum OutputTarget {
+public enum OutputTarget {
   /// Refuses an existing `path` that is not a regular file (or, with `directory`, not a directory):
   /// writing "over" /dev/null or a FIFO would replace it with a regular file, or block.
-  static func check(_ path: String, option: String, directory: Bool = false) throws {
+  public static func check(_ path: String, option: String, directory: Bool = false) throws {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }  // absent: it will be created
     let type = st.st_mode & S_IFMT
@@ -32,7 +32,7 @@ enum OutputTarget {
     }
   }
 
-  static func kind(_ mode: mode_t) -> String {
+  public static func kind(_ mode: mode_t) -> String {
     switch mode & S_IFMT {
     case S_IFIFO: return "a FIFO"
     case S_IFSOCK: return "a socket"
@@ -51,7 +51,7 @@ enum OutputTarget {
   }
 
   /// Removes `.NAME.tmp-PID` files next to `path` left by a rosepack that died (SIGKILL, power loss).
-  static func removeStaleTemporaries(of path: String) {
+  public static func removeStaleTemporaries(of path: String) {
     let url = URL(fileURLWithPath: path)
     let dir = url.deletingLastPathComponent().path
     let prefix = "." + url.lastPathComponent + ".tmp-"

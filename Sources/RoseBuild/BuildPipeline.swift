@@ -7,12 +7,13 @@ import RoseRecipe
 import RoseSizes
 
 /// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
-struct BuildFailure: Error, CustomStringConvertible {
-  var errors: [RecipeError]
+public struct BuildFailure: Error, CustomStringConvertible {
+  public var errors: [RecipeError]
 
-  init(_ errors: [RecipeError]) { self.errors = errors }
+  public init(_ errors: [RecipeError]) { self.errors = errors }
 
-  static func at(_ position: SourcePosition, _ message: String, hint: String? = nil) -> BuildFailure
+  public static func at(_ position: SourcePosition, _ message: String, hint: String? = nil)
+    -> BuildFailure
   {
     BuildFailure([
       RecipeError(
@@ -21,7 +22,7 @@ struct BuildFailure: Error, CustomStringConvertible {
     ])
   }
 
-  var description: String { errors.map(\.description).joined(separator: "\n") }
+  public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
 /// An automatically sized RoseFS partition, ingested once and packed at its smallest size (to learn
@@ -84,7 +85,7 @@ enum BuildContent {
 ///
 /// Everything is written into a staging directory inside the output directory and renamed into
 /// place only when every output is complete, so a failure leaves no file under a final name.
-final class BuildPipeline {
+public final class BuildPipeline {
   let recipe: Recipe
   let outputDirectory: String
   let progress: Progress
@@ -93,10 +94,10 @@ final class BuildPipeline {
   /// The final RoseFS report of each RoseFS partition, by partition index.
   private(set) var reports: [Int: BuildReport] = [:]
   /// `--private-key`/`--certificate`: signs Verity=signature partitions.
-  var verityPrivateKey: String?
-  var verityCertificate: String?
+  public var verityPrivateKey: String?
+  public var verityCertificate: String?
 
-  init(recipe: Recipe, outputDirectory: String, progress: Progress) throws {
+  public init(recipe: Recipe, outputDirectory: String, progress: Progress) throws {
     self.recipe = recipe
     self.outputDirectory = outputDirectory
     self.progress = progress
@@ -148,7 +149,7 @@ final class BuildPipeline {
 
   // MARK: run
 
-  func run() throws -> BuildSummary {
+  public func run() throws -> BuildSummary {
     let start = Date()
     for (i, spec) in recipe.partitions.enumerated() {
       contents.append(try prepare(spec, index: i))
