@@ -130,9 +130,8 @@ private let recipesIntro = """
   A `Format=rosefs` partition is filled by layers applied **in the order written**, across
   all layer keys: `Tarball=`, `Directory=`, `CopyFiles=`, `File=`, `Inline=`, `Template=`,
   `Symlink=`, `MakeDirectories=`, `Remove=`, `Ownership=`. Later layers overwrite earlier
-  ones. Image paths are absolute. `Format=vfat` partitions take `CopyFiles=`, `Directory=`,
-  `File=`, `Inline=`, `Template=` and `MakeDirectories=`. `Format=raw` partitions need
-  `CopyBlocks=`. `Format=ext4`, `ext2`, `ext3`, `xfs`, `btrfs`, `erofs`, `squashfs` and `f2fs`
+  ones. Image paths are absolute. `Format=raw` partitions need
+  `CopyBlocks=`. `Format=vfat`, `ext4`, `ext2`, `ext3`, `xfs`, `btrfs`, `erofs`, `squashfs` and `f2fs`
   take every layer key `rosefs` takes (one tree, no slots), built unprivileged by the format's
   own tool; what each keeps and refuses is in docs/FILESYSTEMS.md. `Format=swap` takes none.
 

@@ -269,8 +269,6 @@ final class BuildPipeline {
         close(fd.fd)
         throw error
       }
-    case .vfat:
-      return .vfat(estimate: try vfatEstimate(spec))
     case .raw:
       guard let path = spec.copyBlocks else {
         throw BuildFailure.at(
