@@ -44,11 +44,18 @@ let package = Package(
     .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
     .target(name: "RoseMap"),
+    // The build pipeline: a recipe model in, a disk image and its outputs out (A/B slots, disk
+    // planning, output encoders, publishing the output set). No flags, no terminal.
+    .target(
+      name: "RoseBuild",
+      dependencies: [
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMkfs", "RoseSizes", "CSystem",
+      ]),
     .executableTarget(
       name: "rosepack",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap", "RoseMkfs",
-        "RoseSizes", "CSystem",
+        "RoseBuild", "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
+        "RoseMkfs", "RoseSizes", "CSystem",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
@@ -74,6 +81,12 @@ let package = Package(
       name: "RoseMkfsTests",
       dependencies: ["RoseMkfs", "RoseFS", "RoseIngest", "RoseDisk", "RoseTestSupport"]),
     .testTarget(name: "RoseRecipeTests", dependencies: ["RoseRecipe", "RoseSizes"]),
+    .testTarget(
+      name: "RoseBuildTests",
+      dependencies: [
+        "RoseBuild", "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseSizes",
+        "RoseTestSupport",
+      ]),
     .testTarget(
       name: "RosepackTests",
       dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes"]),

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseDisk
 import RoseRecipe
+import RoseSizes
 
 /// `rosepack build`: a recipe into a flashable disk image and its flashing formats.
 struct BuildCommand: ParsableCommand {
@@ -126,8 +128,7 @@ struct BuildCommand: ParsableCommand {
       }
     } catch let error as BuildFailure {
       progress.done()
-      reportErrors(error.errors)
-      throw ExitCode.failure
+      try reportBuildFailure(error)
     } catch let error as RecipeErrors {
       progress.done()
       reportErrors(error.errors)
@@ -140,6 +141,36 @@ struct BuildCommand: ParsableCommand {
 }
 
 extension BuildCommand {
+  /// Prints a build failure: at its recipe lines when it has them, else as one error line. The
+  /// failures about the command line's own values are worded with its flags.
+  func reportBuildFailure(_ failure: BuildFailure) throws -> Never {
+    switch failure {
+    case .diskBelowMinimum(let given, let minimum):
+      reportErrors([
+        RecipeError(
+          file: "--size \(formatSize(given, exact: true))", line: 0, column: 0,
+          message:
+            "the disk is too small: these partitions need at least \(formatSize(minimum, exact: true))",
+          hint: "give --size \(minimum) or more, or --size auto")
+      ])
+    case .noRoomOnDisk(_, let at, _, _) where definitions != nil:
+      let message = failure.diagnostics?.first?.message ?? failure.description
+      reportErrors([
+        RecipeError(
+          file: at.file, line: at.line, column: at.column, message: message,
+          hint: "give a larger --size, or lower SizeMinBytes=/PaddingMinBytes=")
+      ])
+    case .outputOccupied:
+      throw CLIError.usage("-o \(failure)")
+    default:
+      guard let diagnostics = failure.diagnostics else {
+        throw CLIError.failed(failure.description)
+      }
+      reportErrors(diagnostics)
+    }
+    throw ExitCode.failure
+  }
+
   /// `--definitions DIR ... IMAGE-or-OUTDIR`: the recipe of a repart.d directory and the
   /// directory its outputs go to.
   func loadDefinitions(_ directory: String) throws -> (Recipe, String) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseFS
 import RoseIngest
 import RoseSizes

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 import RoseDisk
 import RoseFS
 import RoseIngest
@@ -267,7 +268,7 @@ struct ExportCommand: ParsableCommand {
     let compression: TarExporter.Compression =
       output.hasSuffix(".gz")
       ? .gzip : output.hasSuffix(".xz") ? .xz : output.hasSuffix(".zst") ? .zstd : .none
-    try OutputTarget.check(output, option: "-o")
+    try checkOutputPath(output, option: "-o")
     // TarExporter writes OUTPUT.tmp-PID and renames it: removed if rosepack is interrupted.
     let temporary = output + ".tmp-\(getpid())"
     Interrupts.shared.register(temporary)

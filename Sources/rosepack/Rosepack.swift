@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RoseBuild
 
 struct Rosepack: ParsableCommand {
   static let configuration = CommandConfiguration(

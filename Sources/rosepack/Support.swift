@@ -1,4 +1,5 @@
 import Foundation
+import RoseBuild
 import RoseFS
 import RoseSizes
 
@@ -10,6 +11,32 @@ enum CLIError: Error, CustomStringConvertible {
     switch self {
     case .usage(let m), .failed(let m): return m
     }
+  }
+}
+
+/// Progress on stderr when it is a terminal; silent in pipes and CI logs.
+final class Progress: BuildProgress {
+  let enabled: Bool
+  private var lastDraw = Date.distantPast
+  private var drawn = false
+
+  init(quiet: Bool = false) { enabled = !quiet && isatty(2) == 1 }
+
+  func update(_ text: @autoclosure () -> String) {
+    guard enabled else { return }
+    let now = Date()
+    guard now.timeIntervalSince(lastDraw) > 0.1 else { return }
+    lastDraw = now
+    var line = text()
+    if line.count > 100 { line = String(line.prefix(100)) }
+    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    drawn = true
+  }
+
+  func done() {
+    guard enabled, drawn else { return }
+    FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    drawn = false
   }
 }
 
@@ -54,7 +81,7 @@ final class PendingOutput {
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
       throw CLIError.usage("\(path): the directory \(dir) does not exist")
     }
-    try OutputTarget.check(path, option: "-o")
+    try checkOutputPath(path, option: "-o")
     OutputTarget.removeStaleTemporaries(of: path)
     tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
     Interrupts.shared.register(tempPath)
@@ -85,32 +112,6 @@ final class PendingOutput {
   }
 }
 
-/// Progress on stderr when it is a terminal; silent in pipes and CI logs.
-final class Progress {
-  let enabled: Bool
-  private var lastDraw = Date.distantPast
-  private var drawn = false
-
-  init(quiet: Bool = false) { enabled = !quiet && isatty(2) == 1 }
-
-  func update(_ text: @autoclosure () -> String) {
-    guard enabled else { return }
-    let now = Date()
-    guard now.timeIntervalSince(lastDraw) > 0.1 else { return }
-    lastDraw = now
-    var line = text()
-    if line.count > 100 { line = String(line.prefix(100)) }
-    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-    drawn = true
-  }
-
-  func done() {
-    guard enabled, drawn else { return }
-    FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    drawn = false
-  }
-}
-
 func printJSON<T: Encodable>(_ value: T) throws {
   let enc = JSONEncoder()
   enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -119,7 +120,11 @@ func printJSON<T: Encodable>(_ value: T) throws {
   FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
-func isDirectory(_ path: String) -> Bool {
-  var st = stat()
-  return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+/// `OutputTarget.check`, worded for the command-line option that named the path.
+func checkOutputPath(_ path: String, option: String, directory: Bool = false) throws {
+  do {
+    try OutputTarget.check(path, directory: directory)
+  } catch {
+    throw CLIError.usage("\(option) \(error)")
+  }
 }

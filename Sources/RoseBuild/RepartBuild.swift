@@ -18,7 +18,9 @@ extension BuildPipeline {
       guard let type = try? GUID(parsing: spec.type.guid.uuidString),
         let uuid = try? GUID(parsing: (spec.uuid ?? UUID()).uuidString)
       else {
-        throw BuildFailure.at(spec.position, "partition '\(spec.label)': invalid GUID")
+        throw BuildFailure.unbuildable(
+          label: spec.label, at: spec.position, message: "partition '\(spec.label)': invalid GUID",
+          hint: nil)
       }
       var hasContent = spec.format != .empty
       if case .raw = contents[i] { hasContent = true }
@@ -35,16 +37,15 @@ extension BuildPipeline {
       disk.diskSize ?? RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
     let minimum = RepartLayout.autoDiskSize(sectorSize: sectorSize, partitions: requests)
     if let given = disk.diskSize, given < minimum {
-      throw BuildFailure.at(
-        SourcePosition(file: "--size \(formatSize(given, exact: true))", line: 0, column: 0),
-        "the disk is too small: these partitions need at least \(formatSize(minimum, exact: true))",
-        hint: "give --size \(minimum) or more, or --size auto")
+      throw BuildFailure.diskBelowMinimum(given: given, minimum: minimum)
     }
     guard size < 1 << 62 else {
-      throw BuildFailure.at(
-        recipe.partitions.first?.position
+      throw BuildFailure.unbuildable(
+        label: nil,
+        at: recipe.partitions.first?.position
           ?? SourcePosition(file: "definitions", line: 0, column: 0),
-        "the disk would be \(formatSize(size, exact: true)), more than an image file can hold",
+        message:
+          "the disk would be \(formatSize(size, exact: true)), more than an image file can hold",
         hint: "lower SizeMinBytes= or PaddingMinBytes=")
     }
     do {
@@ -53,20 +54,13 @@ extension BuildPipeline {
         partitions: requests)
     } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
       guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
-        throw CLIError.failed(
-          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
-        )
+        throw planFailure(
+          DiskError.partitionDoesNotFit(label: label, needed: needed, available: available))
       }
-      throw BuildFailure.at(
-        spec.position,
-        "partition '\(label)' needs \(formatSize(needed, exact: true)), the disk has "
-          + "\(formatSize(available, exact: true)) left for it",
-        hint: "give a larger --size, or lower SizeMinBytes=/PaddingMinBytes=")
-    } catch let error as DiskError {
-      throw BuildFailure([
-        RecipeError(
-          file: recipe.sourceFiles.first ?? "definitions", line: 0, column: 0, message: "\(error)")
-      ])
+      throw BuildFailure.noRoomOnDisk(
+        label: label, at: spec.position, needed: needed, available: available)
+    } catch {
+      throw planFailure(error)
     }
   }
 
@@ -111,8 +105,10 @@ extension BuildPipeline {
       let rounded = RepartLayout.roundUp(max(low, 1), grain)
       if case .fixed = spec.size {
         guard low % sectorSize == 0 else {
-          throw BuildFailure.at(
-            spec.position, "partition '\(spec.label)': size is not a multiple of the sector size")
+          throw BuildFailure.unbuildable(
+            label: spec.label, at: spec.position,
+            message: "partition '\(spec.label)': size is not a multiple of the sector size",
+            hint: nil)
         }
       } else {
         low = rounded
@@ -139,17 +135,19 @@ extension BuildPipeline {
           RepartLayout.minSize(request, grain: grain) &+ (request.paddingMin ?? 0), grain)
         let (sum, overflow) = end.addingReportingOverflow(needed)
         guard !overflow else {
-          throw BuildFailure.at(
-            recipe.partitions[0].position, "the partitions add up to more than 2^64 bytes")
+          throw BuildFailure.unbuildable(
+            label: nil, at: recipe.partitions[0].position,
+            message: "the partitions add up to more than 2^64 bytes", hint: nil)
         }
         end = sum
       }
       diskSize = RepartLayout.roundUp(end &+ backup, max(sectorSize, 4096))
     }
     guard diskSize < 1 << 62 else {
-      throw BuildFailure.at(
-        recipe.partitions.first?.position ?? SourcePosition(file: "recipe", line: 0, column: 0),
-        "the disk would be \(formatSize(diskSize, exact: true)), more than an image file can hold",
+      throw BuildFailure.unbuildable(
+        label: nil, at: recipe.partitions.first?.position ?? recipeFilePosition,
+        message:
+          "the disk would be \(formatSize(diskSize, exact: true)), more than an image file can hold",
         hint: "lower SizeMinBytes=, PaddingMinBytes= or DiskSize=")
     }
     do {
@@ -157,23 +155,14 @@ extension BuildPipeline {
         sectorSize: sectorSize, diskSize: diskSize,
         diskGUID: GUID.derived(seed: seed, label: "\u{0}rosepack-disk"), partitions: requests,
         grain: grain, tableFirstLBA: tableFirstLBA)
-    } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
-      guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
-        throw CLIError.failed(
-          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
-        )
-      }
-      throw doesNotFit(spec, needed: needed, has: available)
     } catch DiskError.diskTooSmall(let needed, let given) {
-      throw BuildFailure.at(
-        recipe.partitions.first?.position ?? SourcePosition(file: "recipe", line: 0, column: 0),
-        "DiskSize= (\(formatSize(given, exact: true))) is too small: the partition table alone needs "
-          + formatSize(needed, exact: true))
-    } catch let error as DiskError {
-      throw BuildFailure([
-        RecipeError(
-          file: recipe.sourceFiles.first ?? "recipe", line: 0, column: 0, message: "\(error)")
-      ])
+      throw BuildFailure.unbuildable(
+        label: nil, at: recipe.partitions.first?.position ?? recipeFilePosition,
+        message:
+          "DiskSize= (\(formatSize(given, exact: true))) is too small: the partition table alone needs "
+          + formatSize(needed, exact: true), hint: nil)
+    } catch {
+      throw planFailure(error)
     }
   }
 }

@@ -29,10 +29,10 @@ final class BuildSlotFiller {
   let recipe: Recipe
   let spec: PartitionSpec
   let builder: ImageBuilder
-  let progress: Progress
+  let progress: any BuildProgress
   private var renderCache: [Int: (a: String, b: String)] = [:]
 
-  init(recipe: Recipe, spec: PartitionSpec, builder: ImageBuilder, progress: Progress) {
+  init(recipe: Recipe, spec: PartitionSpec, builder: ImageBuilder, progress: any BuildProgress) {
     self.recipe = recipe
     self.spec = spec
     self.builder = builder
@@ -114,9 +114,9 @@ final class BuildSlotFiller {
       renderCache[index] = (a, b)
       return (a, b)
     } catch let error as RecipeError {
-      throw BuildFailure([error])
+      throw BuildFailure.recipe([error])
     } catch {
-      throw BuildFailure.at(at, "template \(source): \(error)")
+      throw BuildFailure.layer(label: spec.label, at: at, cause: PartitionFailure(error))
     }
   }
 
@@ -212,7 +212,7 @@ final class BuildSlotFiller {
     case .symlink(let path, let target, _):
       return try editor.addSymlink(at: Array(path.utf8), target: Array(target.utf8), input: input)
     default:
-      throw BuildFailure.at(layer.position, "internal: not a single-file layer")
+      throw BuildFailure.internalError("\(layer.position): not a single-file layer")
     }
   }
 
@@ -243,9 +243,9 @@ final class BuildSlotFiller {
     } catch let error as BuildFailure {
       throw error
     } catch let error as RecipeErrors {
-      throw BuildFailure(error.errors)
+      throw BuildFailure.recipe(error.errors)
     } catch {
-      throw BuildFailure.at(at, "\(error)")
+      throw BuildFailure.layer(label: spec.label, at: at, cause: PartitionFailure(error))
     }
   }
 

@@ -11,8 +11,8 @@ import RoseMkfs
 /// The handler runs on a dispatch queue, not in signal context, so it may take locks and remove
 /// directory trees. A commit (the renames that publish outputs) holds the same lock, so a signal
 /// never lands in the middle of one: it waits until the set is published or not at all.
-final class Interrupts: @unchecked Sendable {
-  static let shared = Interrupts()
+public final class Interrupts: @unchecked Sendable {
+  public static let shared = Interrupts()
 
   private let lock = NSLock()  // guards `paths`
   private let commitLock = NSLock()  // held by a commit, and by the handler until the exit
@@ -21,7 +21,7 @@ final class Interrupts: @unchecked Sendable {
   private let queue = DispatchQueue(label: "rosepack.signals")
 
   /// Installs the handlers (once, at start).
-  func install() {
+  public func install() {
     for sig in [SIGINT, SIGTERM, SIGHUP] {
       signal(sig, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
@@ -32,20 +32,20 @@ final class Interrupts: @unchecked Sendable {
   }
 
   /// Removes `path` (a file, or with `directory` a whole tree) if rosepack is interrupted.
-  func register(_ path: String, directory: Bool = false) {
+  public func register(_ path: String, directory: Bool = false) {
     lock.lock()
     paths[path] = directory
     lock.unlock()
   }
 
-  func unregister(_ path: String) {
+  public func unregister(_ path: String) {
     lock.lock()
     paths[path] = nil
     lock.unlock()
   }
 
   /// Runs `body` (renames publishing outputs) with signals held off until it returns.
-  func committing<T>(_ body: () throws -> T) rethrows -> T {
+  public func committing<T>(_ body: () throws -> T) rethrows -> T {
     commitLock.lock()
     defer { commitLock.unlock() }
     return try body()

@@ -1,10 +1,22 @@
 import Foundation
 
 /// Where outputs may go, and how a set of them is published.
-enum OutputTarget {
+public enum OutputTarget {
+  /// What a path must be to be written.
+  public enum Wanted: Sendable {
+    /// An output directory.
+    case directory
+    /// An output file (absent, or a regular file that is replaced).
+    case regularFile
+    /// A symlink at an output path must point at a regular file or directory.
+    case regularTarget
+    /// A final name a build's output set is published under.
+    case replaceable
+  }
+
   /// Refuses an existing `path` that is not a regular file (or, with `directory`, not a directory):
   /// writing "over" /dev/null or a FIFO would replace it with a regular file, or block.
-  static func check(_ path: String, option: String, directory: Bool = false) throws {
+  public static func check(_ path: String, directory: Bool = false) throws(BuildFailure) {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }  // absent: it will be created
     let type = st.st_mode & S_IFMT
@@ -15,24 +27,20 @@ enum OutputTarget {
       if stat(path, &target) == 0, (target.st_mode & S_IFMT) != S_IFREG,
         (target.st_mode & S_IFMT) != S_IFDIR
       {
-        throw CLIError.usage(
-          "\(option) \(path): points at \(kind(target.st_mode)); give a regular file path")
+        throw .outputOccupied(path: path, kind: kind(target.st_mode), wanted: .regularTarget)
       }
       return
     }
     if directory {
       guard type == S_IFDIR else {
-        throw CLIError.usage(
-          "\(option) \(path): exists and is \(kind(st.st_mode)); give a directory for the outputs")
+        throw .outputOccupied(path: path, kind: kind(st.st_mode), wanted: .directory)
       }
     } else if type != S_IFREG {
-      throw CLIError.usage(
-        "\(option) \(path): exists and is \(kind(st.st_mode)), not a regular file; refused (rosepack only replaces regular files)"
-      )
+      throw .outputOccupied(path: path, kind: kind(st.st_mode), wanted: .regularFile)
     }
   }
 
-  static func kind(_ mode: mode_t) -> String {
+  public static func kind(_ mode: mode_t) -> String {
     switch mode & S_IFMT {
     case S_IFIFO: return "a FIFO"
     case S_IFSOCK: return "a socket"
@@ -51,7 +59,7 @@ enum OutputTarget {
   }
 
   /// Removes `.NAME.tmp-PID` files next to `path` left by a rosepack that died (SIGKILL, power loss).
-  static func removeStaleTemporaries(of path: String) {
+  public static func removeStaleTemporaries(of path: String) {
     let url = URL(fileURLWithPath: path)
     let dir = url.deletingLastPathComponent().path
     let prefix = "." + url.lastPathComponent + ".tmp-"
@@ -68,24 +76,23 @@ enum OutputTarget {
 final class DirectoryLock {
   private let fd: Int32
 
-  init(_ directory: String, waiting: (String) -> Void) throws {
+  init(_ directory: String, waiting: (String) -> Void) throws(BuildFailure) {
     fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else {
-      throw CLIError.failed(
-        "\(directory): cannot open the output directory: \(String(cString: strerror(errno)))")
+      throw .io(path: directory, operation: "opening the output directory", errno: errno)
     }
     if flock(fd, LOCK_EX | LOCK_NB) != 0 {
       guard errno == EWOULDBLOCK else {
         let e = errno
         close(fd)
-        throw CLIError.failed("\(directory): cannot lock: \(String(cString: strerror(e)))")
+        throw .io(path: directory, operation: "locking", errno: e)
       }
       waiting("\(directory): another rosepack build is writing here; waiting for it to finish")
       while flock(fd, LOCK_EX) != 0 {
         guard errno == EINTR else {
           let e = errno
           close(fd)
-          throw CLIError.failed("\(directory): cannot lock: \(String(cString: strerror(e)))")
+          throw .io(path: directory, operation: "locking", errno: e)
         }
       }
     }
@@ -106,9 +113,8 @@ enum OutputSet {
       if lstat(directory + "/" + file, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG,
         (st.st_mode & S_IFMT) != S_IFLNK
       {
-        throw CLIError.failed(
-          "\(directory)/\(file): exists and is \(OutputTarget.kind(st.st_mode)); no output was replaced. Move it away and build again"
-        )
+        throw BuildFailure.outputOccupied(
+          path: directory + "/" + file, kind: OutputTarget.kind(st.st_mode), wanted: .replaceable)
       }
     }
     try Interrupts.shared.committing {
@@ -129,9 +135,8 @@ enum OutputSet {
               unlink(directory + "/" + undone)
             }
           }
-          throw CLIError.failed(
-            "\(directory)/\(file): rename failed: \(String(cString: strerror(e))); the previous outputs were restored"
-          )
+          // The previous outputs are back in place: the set is as it was before the build.
+          throw BuildFailure.io(path: directory + "/" + file, operation: "rename", errno: e)
         }
         done.append(file)
       }

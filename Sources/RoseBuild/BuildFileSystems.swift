@@ -28,19 +28,21 @@ extension BuildPipeline {
   /// partition is built at its smallest size here.
   func prepareFileSystem(_ spec: PartitionSpec, index: Int) throws -> BuildContent {
     guard let format = FileSystemFormat(rawValue: spec.format.rawValue) else {
-      throw BuildFailure.at(spec.position, "internal: no maker for Format=\(spec.format.rawValue)")
+      throw BuildFailure.internalError("no maker for Format=\(spec.format.rawValue)")
     }
     let scratch = staging + "/.mkfs-\(index)"
     do {
       try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     } catch {
-      throw CLIError.failed("\(scratch): cannot create: \(error.localizedDescription)")
+      throw BuildFailure.io(
+        path: scratch, operation: "mkdir", errno: BuildPipeline.errnoCode(of: error))
     }
     let content = ForeignFileSystem(format: format, scratch: scratch)
     if format == .swap {
       if let layer = spec.layers.first {
-        throw BuildFailure.at(
-          layer.layer.position, "partition '\(spec.label)': a swap area holds no files",
+        throw BuildFailure.unbuildable(
+          label: spec.label, at: layer.layer.position,
+          message: "partition '\(spec.label)': a swap area holds no files",
           hint: "remove the content keys, or give the partition a Format= that holds files")
       }
     } else {
@@ -73,18 +75,16 @@ extension BuildPipeline {
         recipe: recipe, spec: spec, builder: builder, progress: progress
       ).fill()
       guard let root = subvolumes.first?.root else {
-        throw BuildFailure.at(spec.position, "internal: no tree")
+        throw BuildFailure.internalError("partition '\(spec.label)': the filler made no tree")
       }
       progress.update("\(spec.label): staging the tree")
       return try StagedTree(root: root, source: builder.data, format: format, scratch: scratch)
-    } catch let error as BuildFailure {
-      throw error
     } catch let error as UnsupportedContent {
-      throw BuildFailure.at(
-        layerPosition(spec, entry: error.entry), "partition '\(spec.label)': \(error)",
-        hint: "see docs/FILESYSTEMS.md for what each format keeps")
+      throw BuildFailure.partition(
+        label: spec.label, at: layerPosition(spec, entry: error.entry),
+        cause: .unsupportedContent(error))
     } catch {
-      throw CLIError.failed("partition '\(spec.label)' (\(spec.position)): \(error)")
+      throw failure(of: spec, error)
     }
   }
 
@@ -124,12 +124,8 @@ extension BuildPipeline {
       sectorSize: UInt64(recipe.image.sectorSize))
     do {
       return try FileSystemMaker.make(request, tree: content.tree, scratch: content.scratch)
-    } catch let error as ContentDoesNotFit {
-      throw doesNotFit(spec, needed: error.needed, has: error.available)
-    } catch let error as UnsupportedContent {
-      throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
     } catch {
-      throw CLIError.failed("partition '\(spec.label)' (\(spec.position)): \(error)")
+      throw failure(of: spec, error)
     }
   }
 
@@ -170,8 +166,8 @@ extension BuildPipeline {
       _ = try RawImageOutput.copyFile(
         built.path, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
         capacity: part.size, label: spec.label)
-    } catch DiskError.partitionDoesNotFit(_, let needed, let available) {
-      throw doesNotFit(spec, needed: needed, has: available)
+    } catch {
+      throw failure(of: spec, error)
     }
     for (start, length) in dataRanges(built.path) where start < part.size {
       map.insert(offset: part.offset + start, length: min(length, part.size - start))

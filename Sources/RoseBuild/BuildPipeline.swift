@@ -6,24 +6,6 @@ import RoseMkfs
 import RoseRecipe
 import RoseSizes
 
-/// Errors that belong to a recipe line (a layer, a partition): printed compiler-style.
-struct BuildFailure: Error, CustomStringConvertible {
-  var errors: [RecipeError]
-
-  init(_ errors: [RecipeError]) { self.errors = errors }
-
-  static func at(_ position: SourcePosition, _ message: String, hint: String? = nil) -> BuildFailure
-  {
-    BuildFailure([
-      RecipeError(
-        file: position.file, line: position.line, column: position.column, message: message,
-        hint: hint)
-    ])
-  }
-
-  var description: String { errors.map(\.description).joined(separator: "\n") }
-}
-
 /// An automatically sized RoseFS partition, ingested once and packed at its smallest size (to learn
 /// it) in a staging file; kept with its tree so that the final pack at the partition's size reads
 /// no input again (`ImageBuilder.finish(into:size:...)`).
@@ -84,29 +66,30 @@ enum BuildContent {
 ///
 /// Everything is written into a staging directory inside the output directory and renamed into
 /// place only when every output is complete, so a failure leaves no file under a final name.
-final class BuildPipeline {
+public final class BuildPipeline {
   let recipe: Recipe
   let outputDirectory: String
-  let progress: Progress
+  let progress: any BuildProgress
   let staging: String
   var contents: [BuildContent] = []
   /// The final RoseFS report of each RoseFS partition, by partition index.
   private(set) var reports: [Int: BuildReport] = [:]
   /// `--private-key`/`--certificate`: signs Verity=signature partitions.
-  var verityPrivateKey: String?
-  var verityCertificate: String?
+  public var verityPrivateKey: String?
+  public var verityCertificate: String?
 
-  init(recipe: Recipe, outputDirectory: String, progress: Progress) throws {
+  public init(recipe: Recipe, outputDirectory: String, progress: any BuildProgress) throws {
     self.recipe = recipe
     self.outputDirectory = outputDirectory
     self.progress = progress
-    try OutputTarget.check(outputDirectory, option: "-o", directory: true)
+    try OutputTarget.check(outputDirectory, directory: true)
     do {
       try FileManager.default.createDirectory(
         atPath: outputDirectory, withIntermediateDirectories: true)
     } catch {
-      throw CLIError.failed(
-        "\(outputDirectory): cannot create the output directory: \(error.localizedDescription)")
+      throw BuildFailure.io(
+        path: outputDirectory, operation: "creating the output directory",
+        errno: BuildPipeline.errnoCode(of: error))
     }
     lock = try DirectoryLock(outputDirectory) { message in
       FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -115,9 +98,8 @@ final class BuildPipeline {
     var template = Array(
       (outputDirectory + "/\(BuildPipeline.stagingPrefix)\(getpid())-XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else {
-      throw CLIError.failed(
-        "\(outputDirectory): cannot create a staging directory: \(String(cString: strerror(errno)))"
-      )
+      throw BuildFailure.io(
+        path: outputDirectory, operation: "creating a staging directory", errno: errno)
     }
     staging = String(cString: made)
     Interrupts.shared.register(staging, directory: true)
@@ -148,7 +130,19 @@ final class BuildPipeline {
 
   // MARK: run
 
-  func run() throws -> BuildSummary {
+  /// Builds every output of the recipe and publishes them as a set.
+  public func run() throws(BuildFailure) -> BuildSummary {
+    do {
+      return try runSteps()
+    } catch let failure as BuildFailure {
+      throw failure
+    } catch {
+      // Only the output encoders and the raw image are outside a partition's context here.
+      throw .output(PartitionFailure(error))
+    }
+  }
+
+  func runSteps() throws -> BuildSummary {
     let start = Date()
     for (i, spec) in recipe.partitions.enumerated() {
       contents.append(try prepare(spec, index: i))
@@ -212,7 +206,7 @@ final class BuildPipeline {
         let name = SplitOutput.fileName(baseName: base, label: spec.splitName, index: n + 1)
         if (path as NSString).lastPathComponent != name {
           guard rename(path, staging + "/" + name) == 0 else {
-            throw CLIError.failed("\(path): rename failed: \(String(cString: strerror(errno)))")
+            throw BuildFailure.io(path: path, operation: "rename", errno: errno)
           }
         }
         outputs.append((name, "split"))
@@ -271,13 +265,15 @@ final class BuildPipeline {
       }
     case .raw:
       guard let path = spec.copyBlocks else {
-        throw BuildFailure.at(
-          spec.position, "partition '\(spec.label)': Format=raw needs CopyBlocks=")
+        throw BuildFailure.unbuildable(
+          label: spec.label, at: spec.position,
+          message: "partition '\(spec.label)': Format=raw needs CopyBlocks=", hint: nil)
       }
       var st = stat()
       guard stat(path, &st) == 0 else {
-        throw BuildFailure.at(
-          spec.position, "partition '\(spec.label)': \(path): \(String(cString: strerror(errno)))")
+        throw BuildFailure.partition(
+          label: spec.label, at: spec.position,
+          cause: .disk(.io(path: path, operation: "stat", code: errno)))
       }
       return .raw(path: path, size: UInt64(st.st_size))
     case .empty:
@@ -287,12 +283,40 @@ final class BuildPipeline {
     }
   }
 
-  func createFile(_ path: String) throws -> (fd: Int32, path: String) {
+  func createFile(_ path: String) throws(BuildFailure) -> (fd: Int32, path: String) {
     let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else {
-      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(errno)))")
-    }
+    guard fd >= 0 else { throw .io(path: path, operation: "create", errno: errno) }
     return (fd, path)
+  }
+
+  /// The errno of a Foundation file error (EIO when it carries none).
+  static func errnoCode(of error: any Error) -> Int32 {
+    let nsError = error as NSError
+    if nsError.domain == NSPOSIXErrorDomain { return Int32(nsError.code) }
+    if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
+      underlying.domain == NSPOSIXErrorDomain
+    {
+      return Int32(underlying.code)
+    }
+    return EIO
+  }
+
+  /// `error` as a failure of partition `spec`: the pipeline's own failures as they are, a volume
+  /// too small as "does not fit", anything else with its typed cause.
+  func failure(of spec: PartitionSpec, _ error: any Error) -> BuildFailure {
+    switch error {
+    case let failure as BuildFailure: return failure
+    case RoseFSError.volumeTooSmall(let needed, let have):
+      return doesNotFit(spec, needed: needed, has: have)
+    case DiskError.partitionDoesNotFit(_, let needed, let available):
+      return doesNotFit(spec, needed: needed, has: available)
+    case let error as ContentDoesNotFit:
+      return doesNotFit(spec, needed: error.needed, has: error.available)
+    case let error as RecipeErrors:
+      return .recipe(error.errors)
+    default:
+      return .partition(label: spec.label, at: spec.position, cause: PartitionFailure(error))
+    }
   }
 
   /// Builds one RoseFS volume into `image`; `size` nil packs the smallest volume. Returns the
@@ -315,44 +339,38 @@ final class BuildPipeline {
       let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
       let report = try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
       return (report, builder, subvolumes, defaultIndex)
-    } catch let error as BuildFailure {
-      throw error
-    } catch RoseFSError.volumeTooSmall(let needed, let have) {
-      throw doesNotFit(spec, needed: needed, has: have)
     } catch {
-      throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+      throw failure(of: spec, error)
     }
   }
 
   /// `partition 'root' needs 412 MiB, has 256 MiB; the largest inputs are ...`
   func doesNotFit(_ spec: PartitionSpec, needed: UInt64, has: UInt64) -> BuildFailure {
-    var inputs: [(String, UInt64, SourcePosition)] = []
+    var inputs: [BuildFailure.SizedInput] = []
     for slotted in spec.layers {
       switch slotted.layer {
       case .tarball(let source, _, let at), .directory(let source, _, let at),
         .file(let source, _, _, let at):
-        inputs.append(((source as NSString).lastPathComponent, hostSize(source), at))
+        inputs.append(
+          .init(name: (source as NSString).lastPathComponent, bytes: hostSize(source), at: at))
       case .inline(let destination, let text, let at):
-        inputs.append((destination, UInt64(text.utf8.count), at))
+        inputs.append(.init(name: destination, bytes: UInt64(text.utf8.count), at: at))
       default: break
       }
     }
     if let path = spec.copyBlocks {
-      inputs.append(((path as NSString).lastPathComponent, hostSize(path), spec.position))
+      inputs.append(
+        .init(name: (path as NSString).lastPathComponent, bytes: hostSize(path), at: spec.position))
     }
-    inputs.sort { $0.1 > $1.1 }
-    var message =
-      "partition '\(spec.label)' needs \(formatSize(needed, exact: true)), has \(formatSize(has, exact: true))"
-    if !inputs.isEmpty {
-      message +=
-        "; the largest inputs are "
-        + inputs.prefix(3).map { "\($0.0) (\(formatSize($0.1, exact: true)), line \($0.2.line))" }
-        .joined(
-          separator: ", ")
+    // Largest first; a stable sort keeps recipe order among equal sizes.
+    let largest = inputs.enumerated().sorted {
+      $0.element.bytes != $1.element.bytes
+        ? $0.element.bytes > $1.element.bytes : $0.offset < $1.offset
     }
-    return BuildFailure.at(
-      spec.format == .raw ? (spec.copyBlocksPosition ?? spec.position) : spec.position, message,
-      hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
+    return .doesNotFit(
+      label: spec.label,
+      at: spec.format == .raw ? (spec.copyBlocksPosition ?? spec.position) : spec.position,
+      needed: needed, available: has, largestInputs: largest.prefix(3).map(\.element))
   }
 
   /// Apparent size of a host file or directory tree.
@@ -373,6 +391,26 @@ final class BuildPipeline {
 
   // MARK: planning
 
+  /// A planner error at the line of the partition it names (the recipe file when it names none).
+  func planFailure(_ error: any Error) -> BuildFailure {
+    if let failure = error as? BuildFailure { return failure }
+    guard let error = error as? DiskError else {
+      return .internalError("the disk planner threw \(type(of: error))")
+    }
+    let spec = error.partitionLabel.flatMap { label in
+      recipe.partitions.first { $0.label == label }
+    }
+    if case .partitionDoesNotFit(_, let needed, let available) = error, let spec {
+      return doesNotFit(spec, needed: needed, has: available)
+    }
+    return .disk(error, at: spec?.position ?? recipeFilePosition)
+  }
+
+  /// The recipe as a whole (its first file, no line), for failures of no one line.
+  var recipeFilePosition: SourcePosition {
+    SourcePosition(file: recipe.sourceFiles.first ?? "recipe", line: 0, column: 0)
+  }
+
   /// A partition's type GUID and its UUID: the recipe's, or derived from the seed and label.
   func identifiers(of spec: PartitionSpec) throws -> (type: GUID, uuid: GUID) {
     do {
@@ -382,7 +420,8 @@ final class BuildPipeline {
         ?? GUID.derived(seed: seed, label: spec.label)
       return (type, uuid)
     } catch {
-      throw BuildFailure.at(spec.position, "\(error)")
+      throw BuildFailure.partition(
+        label: spec.label, at: spec.position, cause: PartitionFailure(error))
     }
   }
 
@@ -418,21 +457,8 @@ final class BuildPipeline {
         sectorSize: UInt64(recipe.image.sectorSize), alignment: recipe.image.alignment,
         diskSize: diskSize,
         diskGUID: GUID.derived(seed: seed, label: "\u{0}rosepack-disk"), partitions: requests)
-    } catch DiskError.partitionDoesNotFit(let label, let needed, let available) {
-      guard let spec = recipe.partitions.first(where: { $0.label == label }) else {
-        throw CLIError.failed(
-          "partition '\(label)' needs \(formatSize(needed, exact: true)), has \(formatSize(available, exact: true))"
-        )
-      }
-      throw doesNotFit(spec, needed: needed, has: available)
-    } catch let error as DiskError {
-      let file = recipe.sourceFiles.first ?? "recipe"
-      if let label = error.partitionLabel,
-        let spec = recipe.partitions.first(where: { $0.label == label })
-      {
-        throw BuildFailure.at(spec.position, "\(error)")
-      }
-      throw BuildFailure([RecipeError(file: file, line: 0, column: 0, message: "\(error)")])
+    } catch {
+      throw planFailure(error)
     }
   }
 
@@ -468,10 +494,8 @@ final class BuildPipeline {
             report = try measured.builder.finish(
               into: target, size: size, subvolumes: measured.subvolumes,
               defaultSubvolume: measured.defaultSubvolume)
-          } catch RoseFSError.volumeTooSmall(let needed, let have) {
-            throw doesNotFit(spec, needed: needed, has: have)
           } catch {
-            throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+            throw failure(of: spec, error)
           }
         } else {
           report = try buildVolume(spec, into: target, size: size).report
@@ -556,7 +580,7 @@ final class BuildPipeline {
               templatePath: source,
               variables: TemplateVariables.make(recipe: recipe, partition: spec, slot: .a))
           } catch let error as RecipeError {
-            throw BuildFailure([error])
+            throw BuildFailure.recipe([error])
           }
           try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         }
@@ -564,7 +588,9 @@ final class BuildPipeline {
       case .makeDirectories(let paths, _):
         for p in paths where !relative(p).isEmpty { directories.insert(relative(p)) }
       default:
-        throw BuildFailure.at(at, "this layer is not supported on a vfat partition")
+        throw BuildFailure.unbuildable(
+          label: spec.label, at: at, message: "this layer is not supported on a vfat partition",
+          hint: nil)
       }
     }
     return (files, directories)
@@ -610,7 +636,7 @@ final class BuildPipeline {
       fat.extraOptions = spec.makeFileSystemOptions
       return try fat.build(files: list, in: staging)
     } catch {
-      throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+      throw failure(of: spec, error)
     }
   }
 }

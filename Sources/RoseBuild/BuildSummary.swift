@@ -5,7 +5,7 @@ import RoseRecipe
 import RoseSizes
 
 /// What `rosepack build` reports: a table on stdout, or one JSON document with `--json`.
-struct BuildSummary: Encodable {
+public struct BuildSummary: Encodable {
   struct Partition: Encodable {
     var index: Int
     var label: String
@@ -76,7 +76,7 @@ struct BuildSummary: Encodable {
   }
 
   /// The human-readable table.
-  var text: String {
+  public var text: String {
     var lines: [String] = []
     lines.append(
       "\(image) \(version): \(formatSize(diskSize, exact: true)) "

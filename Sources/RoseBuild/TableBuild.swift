@@ -47,8 +47,10 @@ extension BuildPipeline {
     for blob in recipe.blobs {
       var st = stat()
       guard stat(blob.source, &st) == 0 else {
-        throw BuildFailure.at(
-          blob.position, "blob '\(blob.name)': \(blob.source): \(String(cString: strerror(errno)))")
+        throw BuildFailure.unbuildable(
+          label: nil, at: blob.position,
+          message: "blob '\(blob.name)': \(blob.source): \(String(cString: strerror(errno)))",
+          hint: nil)
       }
       placed.append(
         PlacedBlob(
@@ -64,18 +66,18 @@ extension BuildPipeline {
     }
   }
 
-  /// A table error at the line of the partition or blob it names.
+  /// A table error at the line of the partition or blob it names (the recipe file when none).
   func tableFailure(_ error: TableError) -> BuildFailure {
-    let text = "\(error)"
-    for blob in recipe.blobs where text.contains("blob '\(blob.name)'") {
-      return BuildFailure.at(blob.position, text)
+    let subject = BuildFailure.subject(of: error)
+    if let name = subject.blob, let blob = recipe.blobs.first(where: { $0.name == name }) {
+      return .table(error, at: blob.position)
     }
-    for spec in recipe.partitions where text.contains("'\(spec.label)'") {
-      return BuildFailure.at(spec.position, text)
+    if let label = subject.partition,
+      let spec = recipe.partitions.first(where: { $0.label == label })
+    {
+      return .table(error, at: spec.position)
     }
-    return BuildFailure([
-      RecipeError(file: recipe.sourceFiles.first ?? "recipe", line: 0, column: 0, message: text)
-    ])
+    return .table(error, at: recipeFilePosition)
   }
 }
 
@@ -99,8 +101,8 @@ extension BuildPipeline {
         try sparse.writePartition(
           rawImage: rawPath, map: map, offset: part.offset, size: part.size,
           to: staging + "/" + name)
-      } catch let error as DiskError {
-        throw BuildFailure.at(spec.position, "partition '\(spec.label)': \(error)")
+      } catch {
+        throw failure(of: spec, error)
       }
       outputs.append((String(name), "android-sparse"))
     }
@@ -136,9 +138,10 @@ extension BuildPipeline {
         dataSize = max(
           content &+ headroomBytes &+ (percent.overflow ? 0 : percent.partialValue / 100), minBytes)
       case .grow:
-        throw BuildFailure.at(
-          data.position,
-          "Verity=data partition '\(data.label)' cannot use Grow=yes: its hash partition is sized "
+        throw BuildFailure.unbuildable(
+          label: data.label, at: data.position,
+          message:
+            "Verity=data partition '\(data.label)' cannot use Grow=yes: its hash partition is sized "
             + "before the disk is laid out",
           hint: "give it a fixed size (SizeMinBytes=SizeMaxBytes=)")
       }
@@ -160,9 +163,7 @@ extension BuildPipeline {
     let sets = veritySets()
     guard !sets.isEmpty else { return layout }
     let fd = open(rawPath, O_RDWR | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw CLIError.failed("\(rawPath): cannot open: \(String(cString: strerror(errno)))")
-    }
+    guard fd >= 0 else { throw BuildFailure.io(path: rawPath, operation: "open", errno: errno) }
     defer { close(fd) }
     var uuids: [Int: GUID] = [:]
     for set in sets {
@@ -185,8 +186,8 @@ extension BuildPipeline {
         try RawImageOutput.copyFile(
           hashFile, into: fd, imagePath: rawPath, offset: hash.offset, capacity: hash.size,
           label: hash.label)
-      } catch let error as DiskError {
-        throw BuildFailure.at(hashSpec.position, "partition '\(hashSpec.label)': \(error)")
+      } catch {
+        throw failure(of: hashSpec, error)
       }
       var st = stat()
       if stat(hashFile, &st) == 0 { map.insert(offset: hash.offset, length: UInt64(st.st_size)) }
@@ -198,18 +199,17 @@ extension BuildPipeline {
         let signatureSpec = recipe.partitions[signatureIndex]
         let part = layout.partitions[signatureIndex]
         guard let key = verityPrivateKey, let certificate = verityCertificate else {
-          throw BuildFailure.at(
-            signatureSpec.position,
-            "Verity=signature partition '\(signatureSpec.label)' needs a key to sign with",
+          throw BuildFailure.unbuildable(
+            label: signatureSpec.label, at: signatureSpec.position,
+            message: "Verity=signature partition '\(signatureSpec.label)' needs a key to sign with",
             hint: "give --private-key KEY.pem and --certificate CERT.pem")
         }
         let json: [UInt8]
         do {
           json = try Verity.signatureJSON(
             rootHash: rootHash, privateKey: key, certificate: certificate, scratch: scratch)
-        } catch let error as DiskError {
-          throw BuildFailure.at(
-            signatureSpec.position, "partition '\(signatureSpec.label)': \(error)")
+        } catch {
+          throw failure(of: signatureSpec, error)
         }
         guard UInt64(json.count) <= part.size else {
           throw doesNotFit(signatureSpec, needed: UInt64(json.count), has: part.size)
