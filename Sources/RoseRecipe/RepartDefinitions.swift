@@ -515,13 +515,24 @@ struct DefinitionReader {
       uuid = UUID(uuidString: derived.description)
     }
 
-    let sizing = RepartSizing(
+    var sizing = RepartSizing(
       sizeMin: size("SizeMinBytes", isMinimum: true, diagnostics: &diagnostics),
       sizeMax: size("SizeMaxBytes", isMinimum: false, diagnostics: &diagnostics),
       paddingMin: size("PaddingMinBytes", isMinimum: true, diagnostics: &diagnostics),
       paddingMax: size("PaddingMaxBytes", isMinimum: false, diagnostics: &diagnostics),
       weight: weight("Weight", diagnostics: &diagnostics) ?? 1000,
       paddingWeight: weight("PaddingWeight", diagnostics: &diagnostics) ?? 0)
+    if verity == .signature {
+      // repart 252: a signature partition is exactly VERITY_SIG_SIZE (16 KiB), and says so.
+      if let entry = value("SizeMinBytes") ?? value("SizeMaxBytes") {
+        diagnostics.error(
+          entry.at, "SizeMinBytes=/SizeMaxBytes= cannot be used with Verity=signature",
+          hint: "a signature partition is 16 KiB, as repart makes it")
+        failed = true
+      }
+      sizing.sizeMin = Verity.signatureSize
+      sizing.sizeMax = Verity.signatureSize
+    }
     if let low = sizing.sizeMin, let high = sizing.sizeMax, low > high,
       let entry = value("SizeMaxBytes")
     {
