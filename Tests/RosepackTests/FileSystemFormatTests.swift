@@ -189,6 +189,10 @@ import Testing
     // The content, read back by the format's userspace reader, then by the kernel's driver.
     if let reader = c.reader {
       try readBack(image, c, reader: reader, script: script, dir: dir)
+    } else if c.format != "swap" {
+      print(
+        "skipping the \(c.format) read-back without root: no userspace reader (xfsprogs and "
+          + "f2fs-tools only check and repair; Debian 12 packages no FUSE driver for it)")
     }
     if c.format != "swap" && c.format != "f2fs" && c.format != "vfat" {
       try roundTrip(image, c, script: script, expected: expected, dir: dir)
