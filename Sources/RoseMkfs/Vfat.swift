@@ -23,7 +23,11 @@ struct VfatMaker {
   var tree: StagedTree?
 
   func make(_ output: String) throws -> FileSystemImage {
-    guard let tree, let plain = tree.plainTree else { throw UnsupportedContent.noTree(.vfat) }
+    guard let tree, var plain = tree.plainTree else { throw UnsupportedContent.noTree(.vfat) }
+    // mtools reads a source "X:..." as a DOS drive: hand it absolute paths only.
+    if !plain.hasPrefix("/") {
+      plain = FileManager.default.currentDirectoryPath + "/" + plain
+    }
     var directories: [String] = []
     var copies: [(String, String)] = []
     var readOnly: [String] = []
