@@ -40,9 +40,9 @@ import Testing
     var flags: [String]
   }
 
-  /// xfs and f2fs have no userspace reader in Debian 12 (xfsprogs and f2fs-tools only check and
-  /// repair; their FUSE drivers are not packaged): their content is read back by a loop mount
-  /// as root (xfs) or by the tree `fsck.f2fs -t` prints (f2fs) only.
+  /// xfs and f2fs have no userspace reader of a tree in Debian 12 (xfs_db 6.1 extracts no files,
+  /// dump.f2fs 1.15 dumps one inode at a time; no FUSE driver is packaged): their content is read
+  /// back by a loop mount as root (xfs) or by the tree `fsck.f2fs -t` prints (f2fs) only.
   static let ext4Reader = Reader(
     tool: "debugfs", command: #"debugfs -R "rdump / $2" "$1" && rmdir "$2/lost+found""#,
     // rdump writes regular files, directories and symlinks only, one file per name, without
@@ -191,8 +191,9 @@ import Testing
       try readBack(image, c, reader: reader, script: script, dir: dir)
     } else if c.format != "swap" {
       print(
-        "skipping the \(c.format) read-back without root: no userspace reader (xfsprogs and "
-          + "f2fs-tools only check and repair; Debian 12 packages no FUSE driver for it)")
+        "skipping the \(c.format) read-back without root: no userspace reader of a tree "
+          + "(xfs_db 6.1 extracts no files, dump.f2fs 1.15 one inode at a time; Debian 12 packages "
+          + "no FUSE driver for either)")
     }
     if c.format != "swap" && c.format != "f2fs" && c.format != "vfat" {
       try roundTrip(image, c, script: script, expected: expected, dir: dir)
