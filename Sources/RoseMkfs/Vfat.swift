@@ -36,7 +36,8 @@ struct VfatMaker {
       let name = String(decoding: path, as: UTF8.self)
       // A cluster per started 4 KiB of data and per directory, 32 bytes per 13 UTF-16 units of
       // name plus the 8.3 entry.
-      bytes += 64 + UInt64(name.utf16.count / 13) * 32
+      let last = path.split(separator: UInt8(ascii: "/")).last?.count ?? 0
+      bytes += 64 + UInt64(last / 13) * 32
       if inode.kind == .directory {
         directories.append(name)
         bytes += 4096
