@@ -545,10 +545,6 @@ extension LoadState {
     UInt64(2 * sectorSize + 16384)
   }
 
-  static let vfatLayerKeys: Set<String> = [
-    "Directory", "CopyFiles", "File", "Inline", "Template", "MakeDirectories",
-  ]
-
   mutating func buildLayers(
     _ section: PartitionKeys, format: PartitionFormat, isAB: Bool,
     label: String
@@ -572,14 +568,7 @@ extension LoadState {
           entry.keyAt, "\(entry.key)= is not allowed with Format=swap",
           hint: "a swap area holds no files; remove the content keys of partition '\(label)'")
         continue
-      case let other where other.isForeignFileSystem && other != .vfat: break
-      case .vfat where Self.vfatLayerKeys.contains(entry.key): break
-      case .vfat:
-        diagnostics.error(
-          entry.keyAt, "\(entry.key)= is not allowed with Format=vfat",
-          hint: "vfat partitions take CopyFiles=, Directory=, File=, Inline=, Template= and "
-            + "MakeDirectories=")
-        continue
+      case let other where other.isForeignFileSystem: break
       default:
         diagnostics.error(
           entry.keyAt, "\(entry.key)= needs a Format= that holds files (rosefs, vfat, ext4, ...)",
