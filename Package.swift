@@ -10,6 +10,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
+    .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
   ],
   targets: [
     // C system libraries (Debian: libarchive-dev, libzstd-dev, libssl-dev).
@@ -19,7 +20,7 @@ let package = Package(
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     // Linux calls and constants Swift's Glibc module leaves out (l*xattr, SEEK_DATA/SEEK_HOLE).
-    .systemLibrary(name: "CSystem"),
+    .systemLibrary(name: "CRoseSystem"),
     // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
     .target(name: "CChecksum"),
     // Byte sizes: the one grammar users write them in and the one way they are printed.
@@ -27,10 +28,14 @@ let package = Package(
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
     .target(name: "RoseFS", dependencies: ["CChecksum", "RoseSizes"]),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
-    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CSystem"]),
+    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CRoseSystem"]),
     // Partition tables and output encoders.
     .target(
-      name: "RoseDisk", dependencies: ["CChecksum", "CZstd", "CCrypto", "CSystem", "RoseSizes"]),
+      name: "RoseDisk",
+      dependencies: [
+        "CChecksum", "CZstd", "CCrypto", "CRoseSystem", "RoseSizes",
+        .product(name: "SystemPackage", package: "swift-system"),
+      ]),
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
@@ -49,13 +54,13 @@ let package = Package(
     .target(
       name: "RoseBuild",
       dependencies: [
-        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMkfs", "RoseSizes", "CSystem",
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMkfs", "RoseSizes", "CRoseSystem",
       ]),
     .executableTarget(
       name: "rosepack",
       dependencies: [
         "RoseBuild", "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
-        "RoseMkfs", "RoseSizes", "CSystem",
+        "RoseMkfs", "RoseSizes", "CRoseSystem",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.
@@ -89,7 +94,9 @@ let package = Package(
       ]),
     .testTarget(
       name: "RosepackTests",
-      dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes"]),
+      dependencies: [
+        "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMap", "RoseSizes", "RoseTestSupport",
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

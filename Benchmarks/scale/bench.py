@@ -179,6 +179,9 @@ class Bench:
                                          "-no-progress", "-quiet"], out))
         if self.tool("mke2fs"):
             peers.append(("mke2fs -d", [self.tool("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree,
+                                        # -N: one inode per entry plus slack; mke2fs's default
+                                        # ratio (one per 16 KiB) runs out on trees of tiny files.
+                                        "-N", str(entries + entries // 8 + 1024),
                                         "-E", "root_owner=0:0", out, "%dM" % size_mib], out))
         if self.tool("mkfs.btrfs"):
             peers.append(("mkfs.btrfs --rootdir", "truncate -s %dM %s && %s -q -f --rootdir %s --shrink %s"

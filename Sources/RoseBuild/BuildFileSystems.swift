@@ -1,4 +1,4 @@
-import CSystem
+import CRoseSystem
 import Foundation
 import RoseDisk
 import RoseFS
@@ -71,9 +71,9 @@ extension BuildPipeline {
         image: ImageFile(fd: fd.fd, path: fd.path),
         options: BuildOptions(size: nil, label: "", uuid: nil, sourceDateEpoch: epoch))
       progress.update("\(spec.label): reading inputs")
-      let subvolumes = try BuildSlotFiller(
-        recipe: recipe, spec: spec, builder: builder, progress: progress
-      ).fill()
+      let filler = BuildSlotFiller(recipe: recipe, spec: spec, builder: builder, progress: progress)
+      defer { noteWarnings(filler.warnings) }
+      let subvolumes = try filler.fill()
       guard let root = subvolumes.first?.root else {
         throw BuildFailure.internalError("partition '\(spec.label)': the filler made no tree")
       }

@@ -72,6 +72,9 @@ public final class BuildPipeline {
   var contents: [BuildContent] = []
   /// The final RoseFS report of each RoseFS partition, by partition index.
   private(set) var reports: [Int: BuildReport] = [:]
+  /// libarchive's warnings about the inputs, each once, in the order met (kept after a failure).
+  public private(set) var inputWarnings: [ArchiveWarning] = []
+  private var warningsSeen = Set<ArchiveWarning>()
   /// `--private-key`/`--certificate`: signs Verity=signature partitions.
   public var verityPrivateKey: String?
   public var verityCertificate: String?
@@ -93,14 +96,25 @@ public final class BuildPipeline {
       FileHandle.standardError.write(Data((message + "\n").utf8))
     }
     BuildPipeline.removeStaleStaging(in: outputDirectory)
-    var template = Array(
-      (outputDirectory + "/\(BuildPipeline.stagingPrefix)\(getpid())-XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else {
-      throw BuildFailure.io(
-        path: outputDirectory, operation: "creating a staging directory", errno: errno)
+    staging = try BuildPipeline.makeStaging(in: outputDirectory)
+  }
+
+  /// A new staging directory (as mkdtemp makes one), registered for removal on a signal before
+  /// it exists: a signal right after the mkdir cannot leave it behind.
+  static func makeStaging(in directory: String) throws(BuildFailure) -> String {
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<100 {
+      let suffix = String(random.next() & 0xFF_FFFF_FFFF, radix: 36)
+      let candidate = directory + "/\(stagingPrefix)\(getpid())-\(suffix)"
+      Interrupts.shared.register(candidate, directory: true)
+      if mkdir(candidate, 0o700) == 0 { return candidate }
+      let code = errno
+      Interrupts.shared.unregister(candidate)
+      guard code == EEXIST else {
+        throw .io(path: directory, operation: "creating a staging directory", errno: code)
+      }
     }
-    staging = String(cString: made)
-    Interrupts.shared.register(staging, directory: true)
+    throw .io(path: directory, operation: "creating a staging directory", errno: EEXIST)
   }
 
   deinit {
@@ -239,7 +253,8 @@ public final class BuildPipeline {
     try OutputSet.publish(files: files, from: staging, to: outputDirectory)
     progress.done()
     return BuildSummary(
-      recipe: recipe, layout: layout, map: contentMap, reports: reports, outputs: described,
+      recipe: recipe, layout: layout, map: contentMap, reports: reports,
+      inputWarnings: inputWarnings, outputs: described,
       outputDirectory: outputDirectory, manifestWritten: kinds.contains(.manifest),
       seconds: Date().timeIntervalSince(start))
   }
@@ -287,6 +302,12 @@ public final class BuildPipeline {
     return (fd, path)
   }
 
+  func noteWarnings(_ warnings: [ArchiveWarning]) {
+    for warning in warnings where warningsSeen.insert(warning).inserted {
+      inputWarnings.append(warning)
+    }
+  }
+
   /// The errno of a Foundation file error (EIO when it carries none).
   static func errnoCode(of error: any Error) -> Int32 {
     let nsError = error as NSError
@@ -329,10 +350,9 @@ public final class BuildPipeline {
         image: image,
         options: BuildOptions(size: size, label: label, uuid: uuid, sourceDateEpoch: epoch))
       progress.update("\(spec.label): reading inputs")
-      let subvolumes = try BuildSlotFiller(
-        recipe: recipe, spec: spec, builder: builder, progress: progress
-      )
-      .fill()
+      let filler = BuildSlotFiller(recipe: recipe, spec: spec, builder: builder, progress: progress)
+      defer { noteWarnings(filler.warnings) }
+      let subvolumes = try filler.fill()
       progress.update("\(spec.label): writing metadata")
       let defaultIndex = spec.defaultSubvolume.flatMap { spec.subvolumes.firstIndex(of: $0) } ?? 0
       let report = try builder.finish(subvolumes: subvolumes, defaultSubvolume: defaultIndex)
@@ -475,11 +495,12 @@ public final class BuildPipeline {
         // segment free is packed again at the partition's size from the tree ingested for the
         // measurement (inputs are read once), so headroom and Grow= space are free space inside
         // the file system; otherwise the measured volume is copied in.
-        let size = part.size / 4096 * 4096
+        let blockBytes = UInt64(RoseLayout.blockSize)
+        let size = part.size / blockBytes * blockBytes
         let target = ImageFile(fd: image.fd, path: image.temporaryPath, baseOffset: part.offset)
         var report: BuildReport
         if let measured,
-          size < measured.report.volumeBytes + UInt64(measured.report.blocksPerSegment) * 4096
+          size < measured.report.volumeBytes + UInt64(measured.report.blocksPerSegment) * blockBytes
         {
           progress.update("\(spec.label): copying the volume")
           try RawImageOutput.copyFile(
@@ -501,9 +522,10 @@ public final class BuildPipeline {
         contents[i] = .rosefs(measured: nil)  // the measured tree and staging file are released
         reports[i] = report
         for range in report.usedRanges where range.count == 2 {
-          let start = range[0] * 4096
+          let start = range[0] * blockBytes
           guard start < part.size else { continue }
-          map.insert(offset: part.offset + start, length: min(range[1] * 4096, part.size - start))
+          map.insert(
+            offset: part.offset + start, length: min(range[1] * blockBytes, part.size - start))
         }
       case .raw(let source, let size):
         do {

@@ -31,6 +31,8 @@ final class BuildSlotFiller {
   let builder: ImageBuilder
   let progress: any BuildProgress
   private var renderCache: [Int: (a: String, b: String)] = [:]
+  /// libarchive's warnings about the tarballs read, in the order met.
+  private(set) var warnings: [ArchiveWarning] = []
 
   init(recipe: Recipe, spec: PartitionSpec, builder: ImageBuilder, progress: any BuildProgress) {
     self.recipe = recipe
@@ -164,7 +166,7 @@ final class BuildSlotFiller {
       case .tarball(let source, let destination, _):
         let label = spec.label
         let name = (source as NSString).lastPathComponent
-        try editor.ingest(source, at: imagePath(destination)) { [progress] p in
+        warnings += try editor.ingest(source, at: imagePath(destination)) { [progress] p in
           var s =
             "\(label): \(name): \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))"
           if let t = p.totalBytes, t > 0 {

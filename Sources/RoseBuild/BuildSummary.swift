@@ -1,6 +1,7 @@
 import Foundation
 import RoseDisk
 import RoseFS
+import RoseIngest
 import RoseRecipe
 import RoseSizes
 
@@ -38,10 +39,13 @@ public struct BuildSummary: Encodable {
   var manifest: String?
   var seconds: Double
   var warnings: [String]
+  /// libarchive's warnings about the input archives (each once).
+  var inputWarnings: [ArchiveWarning]
 
   init(
     recipe: Recipe, layout: DiskLayout, map: AllocationMap, reports: [Int: BuildReport],
-    outputs: [Manifest.Output], outputDirectory: String, manifestWritten: Bool, seconds: Double
+    inputWarnings: [ArchiveWarning], outputs: [Manifest.Output], outputDirectory: String,
+    manifestWritten: Bool, seconds: Double
   ) {
     image = recipe.image.name
     version = recipe.image.version
@@ -54,6 +58,7 @@ public struct BuildSummary: Encodable {
     manifest = manifestWritten ? "manifest.json" : nil
     self.seconds = (seconds * 100).rounded() / 100
     warnings = recipe.warnings.map(\.description)
+    self.inputWarnings = inputWarnings
     partitions = zip(recipe.partitions, layout.partitions).enumerated().map { i, pair in
       let (spec, part) = pair
       let used = map.usedBytes(inRange: part.offset, length: part.size)

@@ -10,8 +10,9 @@ extension BuildPipeline {
     for (i, spec) in recipe.partitions.enumerated() {
       var sizing = spec.repartSizing ?? RepartSizing()
       if spec.minimize != .off && (spec.format == .rosefs || spec.format.isForeignFileSystem) {
-        // Minimize= (repart 253+): exactly the space the content needs, on the 4096 grain.
-        let needed = (max(contents[i].size, 4096) + 4095) / 4096 * 4096
+        // Minimize= (repart 253+): exactly the space the content needs, on repart's grain.
+        let grain = RepartLayout.grain(sectorSize: UInt64(recipe.image.sectorSize))
+        let needed = RepartLayout.roundUp(max(contents[i].size, grain), grain)
         sizing.sizeMin = needed
         sizing.sizeMax = needed
       }
@@ -144,7 +145,7 @@ extension BuildPipeline {
         }
         end = sum
       }
-      diskSize = RepartLayout.roundUp(end &+ backup, max(sectorSize, 4096))
+      diskSize = RepartLayout.roundUp(end &+ backup, RepartLayout.grain(sectorSize: sectorSize))
     }
     guard diskSize < 1 << 62 else {
       throw BuildFailure.unbuildable(

@@ -1,15 +1,27 @@
 import Foundation
+import SystemPackage
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
-/// Thin, error-checked wrappers over POSIX file calls (pread/pwrite loops, sizes).
+/// Error-checked file calls on swift-system's `FileDescriptor`: it retries EINTR and reports
+/// `Errno`; this adds the short-read/short-write loops, the offsets a 64-bit size from a recipe
+/// can overflow, and the one error every failure becomes, `DiskError.io` naming the path and
+/// keeping errno.
 enum FileIO {
+  /// `flags` as `open(2)` takes them (`O_RDONLY`, `O_RDWR | O_CREAT | ...`); `O_CLOEXEC` is added.
   static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
-    let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-    if fd < 0 { throw DiskError.io(path: path, operation: "open", code: errno) }
-    return fd
+    do {
+      return try FileDescriptor.open(
+        FilePath(path), FileDescriptor.AccessMode(rawValue: flags & O_ACCMODE),
+        options: FileDescriptor.OpenOptions(rawValue: (flags & ~O_ACCMODE) | O_CLOEXEC),
+        permissions: FilePermissions(rawValue: mode)
+      ).rawValue
+    } catch {
+      throw ioError(error, path: path, operation: "open")
+    }
+  }
+
+  /// `error` (an `Errno` from swift-system) as the one I/O error of RoseDisk.
+  static func ioError(_ error: any Error, path: String, operation: String) -> DiskError {
+    DiskError.io(path: path, operation: operation, code: (error as? Errno)?.rawValue ?? EIO)
   }
 
   /// `value` as an `off_t`, or EFBIG naming the file: a size or offset from a recipe or an image can
@@ -28,14 +40,17 @@ enum FileIO {
   static func read(
     _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String
   ) throws -> Int {
-    guard let base = buffer.baseAddress else { return 0 }
+    let file = FileDescriptor(rawValue: fd)
     var done = 0
     while done < buffer.count {
       let at = try fileOffset(offset, plus: done, path: path, operation: "read")
-      let n = pread(fd, base + done, buffer.count - done, at)
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw DiskError.io(path: path, operation: "read at offset \(at)", code: errno)
+      let n: Int
+      do {
+        n = try file.read(
+          fromAbsoluteOffset: Int64(at),
+          into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+      } catch {
+        throw ioError(error, path: path, operation: "read at offset \(at)")
       }
       if n == 0 { break }
       done += n
@@ -59,16 +74,14 @@ enum FileIO {
   static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: UInt64, path: String)
     throws
   {
-    guard let base = buffer.baseAddress else { return }
-    var done = 0
-    while done < buffer.count {
-      let at = try fileOffset(offset, plus: done, path: path, operation: "write")
-      let n = pwrite(fd, base + done, buffer.count - done, at)
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw DiskError.io(path: path, operation: "write at offset \(at)", code: errno)
-      }
-      done += n
+    guard !buffer.isEmpty else { return }
+    // The last byte's offset must fit too: the write would otherwise run past 2^63.
+    _ = try fileOffset(offset, plus: buffer.count - 1, path: path, operation: "write")
+    let at = try fileOffset(offset, path: path, operation: "write")
+    do {
+      try FileDescriptor(rawValue: fd).writeAll(toAbsoluteOffset: Int64(at), buffer)
+    } catch {
+      throw ioError(error, path: path, operation: "write at offset \(at)")
     }
   }
 
@@ -77,21 +90,27 @@ enum FileIO {
   }
 
   static func size(_ fd: Int32, path: String) throws -> UInt64 {
-    var st = stat()
-    if fstat(fd, &st) != 0 { throw DiskError.io(path: path, operation: "stat", code: errno) }
-    return UInt64(clamping: st.st_size)
+    do {
+      return UInt64(clamping: try FileDescriptor(rawValue: fd).stat().size)
+    } catch {
+      throw ioError(error, path: path, operation: "stat")
+    }
   }
 
   static func size(path: String) throws -> UInt64 {
-    var st = stat()
-    if stat(path, &st) != 0 { throw DiskError.io(path: path, operation: "stat", code: errno) }
-    return UInt64(clamping: st.st_size)
+    do {
+      return UInt64(clamping: try FilePath(path).stat().size)
+    } catch {
+      throw ioError(error, path: path, operation: "stat")
+    }
   }
 
   static func truncate(_ fd: Int32, size: UInt64, path: String) throws {
     let length = try fileOffset(size, path: path, operation: "truncate")
-    if ftruncate(fd, length) != 0 {
-      throw DiskError.io(path: path, operation: "truncate to \(size) bytes", code: errno)
+    do {
+      try FileDescriptor(rawValue: fd).resize(to: Int64(length))
+    } catch {
+      throw ioError(error, path: path, operation: "truncate to \(size) bytes")
     }
   }
 

@@ -1,5 +1,5 @@
 import CCrypto
-import CSystem
+import CRoseSystem
 import Foundation
 
 /// Incremental SHA-256 over libcrypto's EVP interface (used by bmap and the manifest).

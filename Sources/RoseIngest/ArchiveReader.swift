@@ -7,6 +7,36 @@ import RoseFS
   import Darwin
 #endif
 
+/// A non-fatal problem libarchive reported while reading one entry (`ARCHIVE_WARN`: a malformed
+/// pax record it ignored, a name it could not convert): the entry is still read, but what the
+/// image holds may differ from what the archive's author meant, so the user is told.
+public struct ArchiveWarning: Sendable, Hashable, CustomStringConvertible, Encodable {
+  /// The archive, as the caller named it.
+  public var archive: String
+  /// The entry's path in the archive, as its bytes.
+  public var entry: [UInt8]
+  /// libarchive's words.
+  public var message: String
+
+  public init(archive: String, entry: [UInt8], message: String) {
+    self.archive = archive
+    self.entry = entry
+    self.message = message
+  }
+
+  public var description: String { "\(archive): \(Name.printable(entry)): \(message)" }
+
+  enum CodingKeys: String, CodingKey { case archive, entry, message }
+
+  /// The entry as printable text (`\xNN` for bytes that are not UTF-8), as everywhere else.
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(archive, forKey: .archive)
+    try container.encode(Name.printable(entry), forKey: .entry)
+    try container.encode(message, forKey: .message)
+  }
+}
+
 /// Reads tar (ustar, pax, GNU, with GNU and pax sparse files), cpio and zip archives, plain or
 /// compressed with gzip, xz, zstd, bzip2 or lz4, into a `TreeEditor`. File data streams straight into
 /// the image. Only these formats and filters are enabled: formats such as mtree could make libarchive
@@ -14,8 +44,8 @@ import RoseFS
 public final class ArchiveReader {
   public let path: String
   public var progress: ((IngestProgress) -> Void)?
-  /// Non-fatal libarchive warnings (e.g. names that are not valid UTF-8), for the CLI to show.
-  public private(set) var warnings: [String] = []
+  /// Non-fatal libarchive warnings (e.g. names that are not valid UTF-8), for the caller to show.
+  public private(set) var warnings: [ArchiveWarning] = []
   /// Bytes of file data between progress reports inside one big file.
   public var progressInterval: Int64 = 16 << 20
 
@@ -93,7 +123,9 @@ public final class ArchiveReader {
       }
       let raw = ArchiveReader.bytes(pathPtr)
       lastName = raw
-      if r == ARCHIVE_WARN { warnings.append("\(path): \(Name.printable(raw)): \(message())") }
+      if r == ARCHIVE_WARN {
+        warnings.append(ArchiveWarning(archive: path, entry: raw, message: message()))
+      }
       if raw.isEmpty {
         throw IngestError.emptyName(
           input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")

@@ -1,4 +1,4 @@
-import CSystem
+import CRoseSystem
 import RoseFS
 
 #if canImport(Glibc)

@@ -457,7 +457,7 @@ extension TreeEditor {
   @discardableResult
   public func ingest(
     _ path: String, at prefix: [UInt8] = [], progress: ((IngestProgress) -> Void)? = nil
-  ) throws -> [String] {
+  ) throws -> [ArchiveWarning] {
     var st = stat()
     guard stat(path, &st) == 0 else {
       throw IngestError.io(path: path, operation: "stat", errno: errno)

@@ -1,41 +1,26 @@
 import Foundation
 import RoseDisk
 
-/// Read access to one section's checked entries.
-struct SectionView {
-  var entries: [Entry]
-  func entry(_ key: String) -> Entry? { entries.last { $0.key == key } }
-  func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
-  func typed(_ key: String) -> TypedValue? {
-    guard let entry = entry(key), !entry.failed else { return nil }
-    return entry.typed
-  }
-  func text(_ key: String) -> String? { typed(key)?.text }
-  func size(_ key: String) -> UInt64? { typed(key)?.size }
-  func bool(_ key: String) -> Bool? { typed(key)?.bool }
-  func int(_ key: String) -> Int64? { typed(key)?.int }
-}
-
 extension LoadState {
   mutating func build(
     userDefines: [String: String], sourceDateEpoch: Int64, architecture: Architecture
   ) -> Recipe? {
-    let image = SectionView(entries: singletons[.image].map { groups[$0].entries } ?? [])
+    let image = ImageKeys(singletons[.image].map { groups[$0].entries } ?? [])
     var settings = buildImage(
       image, defines: userDefines, sourceDateEpoch: sourceDateEpoch, architecture: architecture)
     settings.clampsTimes = epochGiven
-    var partitions: [(PartitionSpec, SectionView)] = []
+    var partitions: [(PartitionSpec, PartitionKeys)] = []
     var blobs: [BlobSpec] = []
     for group in groups where group.kind == .partition && group.mergedInto == nil {
-      let section = SectionView(entries: group.entries)
-      if section.bool("InPartitionTable") == false {
+      let section = PartitionKeys(group.entries)
+      if section.inPartitionTable.bool == false {
         if let blob = buildBlob(group) { blobs.append(blob) }
         continue
       }
       if let partition = buildPartition(
         group, image: settings, index: partitions.count, earlier: partitions.map(\.0.label))
       {
-        partitions.append((partition, SectionView(entries: group.entries)))
+        partitions.append((partition, section))
       }
     }
     if !groups.contains(where: { $0.kind == .partition }) {
@@ -46,7 +31,7 @@ extension LoadState {
     crossCheck(partitions, image: settings)
     checkTables(partitions, image: settings)
     let output = buildOutput(
-      SectionView(entries: singletons[.output].map { groups[$0].entries } ?? []),
+      OutputKeys(singletons[.output].map { groups[$0].entries } ?? []),
       image: settings)
     var recipe = Recipe(
       image: settings, partitions: partitions.map(\.0), output: output,
@@ -59,33 +44,33 @@ extension LoadState {
 
   /// An `InPartitionTable=no` section: a raw file at a fixed offset outside the table.
   mutating func buildBlob(_ group: Group) -> BlobSpec? {
-    let section = SectionView(entries: group.entries)
-    let name = section.text("Label") ?? "blob-\(group.header.line)"
-    if let entry = section.entry("Format"), section.text("Format") != "raw" {
+    let section = PartitionKeys(group.entries)
+    let name = section.label.text ?? "blob-\(group.header.line)"
+    if let entry = section.format.entry, section.format.text != "raw" {
       diagnostics.error(
         entry.valueAt, "InPartitionTable=no needs Format=raw",
         hint: "a blob is CopyBlocks= written byte for byte at Offset=")
     }
     for key in [
-      "SizeMinBytes", "SizeMaxBytes", "Grow", "Slots", "MBRType", "Bootable", "Verity", "Type",
-      "UUID", "Formats",
+      section.sizeMinBytes, section.sizeMaxBytes, section.grow, section.slots, section.mbrType,
+      section.bootable, section.verity, section.type, section.uuid, section.formats,
     ] {
-      if let entry = section.entry(key) {
+      if let entry = key.entry {
         diagnostics.error(
-          entry.keyAt, "\(key)= has no effect with InPartitionTable=no",
+          entry.keyAt, "\(entry.key)= has no effect with InPartitionTable=no",
           hint: "a blob is not in the partition table; its size is the file's")
       }
     }
-    guard let offset = section.size("Offset") else {
-      if section.entry("Offset") == nil {
+    guard let offset = section.offset.size else {
+      if section.offset.entry == nil {
         diagnostics.error(
           group.header, "InPartitionTable=no section '\(name)' has no Offset=",
           hint: "give the byte offset the boot ROM reads it from, e.g. Offset=8K or Offset=32K")
       }
       return nil
     }
-    guard let entry = section.entry("CopyBlocks"), !entry.failed else {
-      if section.entry("CopyBlocks") == nil {
+    guard let entry = section.copyBlocks.entry, !entry.failed else {
+      if section.copyBlocks.entry == nil {
         diagnostics.error(
           group.header, "InPartitionTable=no section '\(name)' has no CopyBlocks=",
           hint: "add CopyBlocks=FILE with the bytes to write")
@@ -101,11 +86,11 @@ extension LoadState {
   /// MBR limits that the recipe alone decides (four primaries, three hybrid mirrors), and the
   /// verity sets (one data and one hash partition per VerityMatchKey=).
   mutating func checkTables(
-    _ partitions: [(PartitionSpec, SectionView)], image settings: ImageSettings
+    _ partitions: [(PartitionSpec, PartitionKeys)], image settings: ImageSettings
   ) {
     let kind = settings.tableKind
     for (spec, section) in partitions {
-      if let entry = section.entry("MBRType"), kind == .gpt {
+      if let entry = section.mbrType.entry, kind == .gpt {
         diagnostics.error(
           entry.keyAt, "MBRType= needs PartitionTable=mbr or hybrid",
           hint: "partition '\(spec.label)' is on a GPT disk")
@@ -132,7 +117,7 @@ extension LoadState {
     for (spec, section) in partitions where spec.sparseImage {
       if let first = sparseNames[spec.splitName] {
         diagnostics.error(
-          section.entry("Formats")?.valueAt ?? spec.position,
+          section.formats.entry?.valueAt ?? spec.position,
           "two partitions write the sparse image \(spec.splitName).img",
           hint: "'\(first.label)' at line \(first.position.line) has that SplitName= too; give "
             + "one a different SplitName=")
@@ -144,14 +129,14 @@ extension LoadState {
     for (spec, section) in partitions where spec.verity != .off {
       guard let key = spec.verityMatchKey else {
         diagnostics.error(
-          section.entry("Verity")?.valueAt ?? spec.position,
+          section.verity.entry?.valueAt ?? spec.position,
           "Verity=\(spec.verity.rawValue) needs VerityMatchKey=",
           hint: "give the data, hash and signature partitions of one set the same key")
         continue
       }
       if let other = sets[key]?[spec.verity] {
         diagnostics.error(
-          section.entry("Verity")?.valueAt ?? spec.position,
+          section.verity.entry?.valueAt ?? spec.position,
           "VerityMatchKey=\(key) has two Verity=\(spec.verity.rawValue) partitions",
           hint: "the other is '\(other.label)' at line \(other.position.line)")
       }
@@ -181,24 +166,24 @@ extension LoadState {
   // MARK: [Image]
 
   mutating func buildImage(
-    _ image: SectionView, defines: [String: String], sourceDateEpoch: Int64,
+    _ image: ImageKeys, defines: [String: String], sourceDateEpoch: Int64,
     architecture: Architecture
   ) -> ImageSettings {
-    let name = image.text("Name") ?? defaultImageName
-    if let entry = image.entry("Name"), name.isEmpty || name.contains("/") {
+    let name = image.name.text ?? defaultImageName
+    if let entry = image.name.entry, name.isEmpty || name.contains("/") {
       diagnostics.error(
         entry.valueAt, "invalid image name '\(name)'", hint: "a non-empty name without '/'")
     }
-    if let entry = image.entry("Version"), let version = image.text("Version"),
+    if let entry = image.version.entry, let version = image.version.text,
       version.isEmpty || version.contains("/") || version.contains("\t")
     {
       diagnostics.error(
         entry.valueAt, "invalid image version '\(version)'", hint: "a non-empty version without '/'"
       )
     }
-    let sectorSize = Int(image.text("SectorSize") ?? "512") ?? 512
+    let sectorSize = Int(image.sectorSize.text ?? "512") ?? 512
     var alignment: UInt64 = 1 << 20
-    if let entry = image.entry("Alignment"), let value = image.size("Alignment") {
+    if let entry = image.alignment.entry, let value = image.alignment.size {
       if value == 0 || value & (value - 1) != 0 || value % UInt64(sectorSize) != 0 {
         diagnostics.error(
           entry.valueAt,
@@ -209,7 +194,7 @@ extension LoadState {
       }
     }
     var diskSize = DiskSize.auto
-    if let entry = image.entry("DiskSize"), let value = image.size("DiskSize") {
+    if let entry = image.diskSize.entry, let value = image.diskSize.size {
       if value == 0 || value % UInt64(sectorSize) != 0 {
         diagnostics.error(
           entry.valueAt,
@@ -219,10 +204,10 @@ extension LoadState {
       }
     }
     return ImageSettings(
-      name: name, version: image.text("Version") ?? "0", architecture: architecture,
+      name: name, version: image.version.text ?? "0", architecture: architecture,
       sectorSize: sectorSize, alignment: alignment, diskSize: diskSize,
-      seed: image.text("Seed") ?? name, sourceDateEpoch: sourceDateEpoch,
-      partitionTable: image.text("PartitionTable") ?? "gpt", defines: defines)
+      seed: image.seed.text ?? name, sourceDateEpoch: sourceDateEpoch,
+      partitionTable: image.partitionTable.text ?? "gpt", defines: defines)
   }
 
   // MARK: [Partition]
@@ -230,17 +215,17 @@ extension LoadState {
   mutating func buildPartition(
     _ group: Group, image: ImageSettings, index: Int, earlier: [String]
   ) -> PartitionSpec? {
-    let section = SectionView(entries: group.entries)
-    let format = section.text("Format").flatMap(PartitionFormat.init(rawValue:)) ?? .empty
+    let section = PartitionKeys(group.entries)
+    let format = section.format.text.flatMap(PartitionFormat.init(rawValue:)) ?? .empty
     let type: PartitionType
-    if section.has("Type") {
-      guard let typeText = section.text("Type"),
+    if section.type.isSet {
+      guard let typeText = section.type.text,
         let resolved = resolvePartitionType(typeText, architecture: image.architecture)
       else { return nil }
       type = resolved
     } else if format == .rosefs {
       // RoseFS's own types: the A/B system volume, or a data volume.
-      let name = (section.typed("Slots")?.words.count ?? 0) == 2 ? "rosefs-root" : "rosefs-data"
+      let name = (section.slots.typed?.words.count ?? 0) == 2 ? "rosefs-root" : "rosefs-data"
       guard let resolved = resolvePartitionType(name, architecture: image.architecture) else {
         return nil
       }
@@ -254,7 +239,7 @@ extension LoadState {
     // repart's default name: the type's name (or "linux" for a GUID repart does not know),
     // then -2, -3, ... while an earlier partition has it.
     var label: String
-    if let explicit = section.text("Label") {
+    if let explicit = section.label.text {
       label = explicit
     } else {
       let guid = (try? GUID(parsing: type.guid.uuidString)) ?? .zero
@@ -269,36 +254,38 @@ extension LoadState {
         label = "\(prefix)-\(k)"
       }
     }
-    if let entry = section.entry("Label"), label.isEmpty || label.utf16.count > 36 {
+    if let entry = section.label.entry, label.isEmpty || label.utf16.count > 36 {
       diagnostics.error(
         entry.valueAt, "Label= must be 1 to 36 characters long",
         hint: "GPT names hold 36 UTF-16 code units")
-    } else if let entry = section.entry("Label"), label.contains("\t") {
+    } else if let entry = section.label.entry, label.contains("\t") {
       diagnostics.error(
         entry.valueAt, "Label= contains a tab", hint: "GPT names hold no control characters")
     }
     // After a bad Format= value, format-dependent checks would only add noise.
-    let formatKnown = section.entry("Format")?.failed != true
+    let formatKnown = section.format.entry?.failed != true
     let sector = UInt64(image.sectorSize)
     for key in [
-      "SizeMinBytes", "SizeMaxBytes", "PaddingMinBytes", "PaddingMaxBytes", "HeadroomBytes",
-      "Offset",
+      section.sizeMinBytes, section.sizeMaxBytes, section.paddingMinBytes, section.paddingMaxBytes,
+      section.headroomBytes, section.offset,
     ] {
-      if let entry = section.entry(key), let value = section.size(key), value % sector != 0 {
+      if let entry = key.entry, let value = key.size, value % sector != 0 {
         diagnostics.error(
           entry.valueAt,
-          "\(key)=\(entry.value) is not a multiple of the sector size (\(image.sectorSize))")
+          "\(entry.key)=\(entry.value) is not a multiple of the sector size (\(image.sectorSize))")
       }
     }
-    let minBytes = section.size("SizeMinBytes") ?? 0
-    let maxBytes = section.size("SizeMaxBytes")
-    if let maxBytes, let entry = section.entry("SizeMaxBytes"), maxBytes < minBytes {
+    let minBytes = section.sizeMinBytes.size ?? 0
+    let maxBytes = section.sizeMaxBytes.size
+    if let maxBytes, let entry = section.sizeMaxBytes.entry, maxBytes < minBytes {
       diagnostics.error(
         entry.valueAt, "SizeMaxBytes= (\(maxBytes)) is smaller than SizeMinBytes= (\(minBytes))")
     }
     let size: SizeRule
-    let headroomKeys = ["HeadroomBytes", "HeadroomPercent"].compactMap { section.entry($0) }
-    if section.bool("Grow") == true {
+    let headroomKeys = [section.headroomBytes.entry, section.headroomPercent.entry].compactMap {
+      $0
+    }
+    if section.grow.bool == true {
       size = .grow(minBytes: minBytes, maxBytes: maxBytes)
       for entry in headroomKeys {
         diagnostics.error(entry.keyAt, "\(entry.key)= has no effect with Grow=yes")
@@ -313,11 +300,11 @@ extension LoadState {
     } else {
       size = .auto(
         minBytes: minBytes, maxBytes: maxBytes,
-        headroomBytes: section.size("HeadroomBytes") ?? 0,
-        headroomPercent: Int(section.int("HeadroomPercent") ?? 0))
+        headroomBytes: section.headroomBytes.size ?? 0,
+        headroomPercent: Int(section.headroomPercent.int ?? 0))
     }
-    var offset = section.size("Offset")
-    if let value = offset, let entry = section.entry("Offset") {
+    var offset = section.offset.size
+    if let value = offset, let entry = section.offset.entry {
       if value % image.alignment != 0 {
         diagnostics.error(
           entry.valueAt,
@@ -333,7 +320,7 @@ extension LoadState {
       }
     }
     var flags: UInt64 = 0
-    if let entry = section.entry("Flags"), !entry.failed {
+    if let entry = section.flags.entry, !entry.failed {
       if let value = parseUnsigned(entry.value) {
         flags = value
       } else {
@@ -344,16 +331,16 @@ extension LoadState {
     }
 
     var copyBlocks: String?
-    if let entry = section.entry("CopyBlocks"), !entry.failed, entry.value == "auto" {
+    if let entry = section.copyBlocks.entry, !entry.failed, entry.value == "auto" {
       diagnostics.error(
         entry.valueAt, "CopyBlocks=auto needs a running system",
         hint: "repart copies the partition the running system booted from; give a file to copy")
-    } else if let entry = section.entry("CopyBlocks"), !entry.failed {
+    } else if let entry = section.copyBlocks.entry, !entry.failed {
       if format != .raw && formatKnown {
         diagnostics.error(entry.keyAt, "CopyBlocks= needs Format=raw")
       }
       copyBlocks = checkHostPath(entry, text: entry.value, offset: 0, want: .file)
-    } else if format == .raw && !section.has("CopyBlocks") {
+    } else if format == .raw && !section.copyBlocks.isSet {
       diagnostics.error(
         group.header, "Format=raw partition '\(label)' has no CopyBlocks=",
         hint: "add CopyBlocks=FILE with the bytes to write")
@@ -361,8 +348,8 @@ extension LoadState {
 
     // Subvolumes and slots.
     var subvolumes: [String] = []
-    if let entry = section.entry("Slots"), !entry.failed {
-      let words = section.typed("Slots")?.words ?? []
+    if let entry = section.slots.entry, !entry.failed {
+      let words = section.slots.typed?.words ?? []
       subvolumes = words.map(\.word)
       if format != .rosefs && formatKnown {
         diagnostics.error(entry.keyAt, "Slots= needs Format=rosefs")
@@ -378,8 +365,8 @@ extension LoadState {
           entry.position(at: word.offset), "subvolume name '\(word.word)' contains '/'")
       }
     }
-    let defaultSubvolume = section.text("DefaultSlot")
-    if let entry = section.entry("DefaultSlot"), let name = defaultSubvolume,
+    let defaultSubvolume = section.defaultSlot.text
+    if let entry = section.defaultSlot.entry, let name = defaultSubvolume,
       !subvolumes.contains(name)
     {
       diagnostics.error(
@@ -389,7 +376,7 @@ extension LoadState {
     }
     let isAB = subvolumes.count == 2
     var minimize = MinimizeMode.off
-    if let entry = section.entry("Minimize"), !entry.failed {
+    if let entry = section.minimize.entry, !entry.failed {
       if let mode = MinimizeMode(rawValue: entry.value) {
         minimize = mode
       } else if let b = parseBool(entry.value) {
@@ -402,40 +389,39 @@ extension LoadState {
       }
     }
     var paddingMax: UInt64?
-    if let value = section.size("PaddingMaxBytes") {
+    if let value = section.paddingMaxBytes.size {
       paddingMax = value
-      if value < section.size("PaddingMinBytes") ?? 0, let entry = section.entry("PaddingMaxBytes")
-      {
+      if value < section.paddingMinBytes.size ?? 0, let entry = section.paddingMaxBytes.entry {
         diagnostics.error(entry.valueAt, "PaddingMaxBytes= is smaller than PaddingMinBytes=")
       }
     }
-    if let entry = section.entry("SlotB"), !isAB {
+    if let entry = section.slotB.entry, !isAB {
       diagnostics.error(entry.keyAt, "SlotB= needs two Slots=")
     }
 
     let layers = buildLayers(
       section, format: formatKnown ? format : .rosefs, isAB: isAB, label: label)
 
-    if format == .vfat && image.sectorSize == 4096, let entry = section.entry("Format") {
+    if format == .vfat && image.sectorSize == 4096, let entry = section.format.entry {
       diagnostics.warning(
         entry.valueAt, "vfat with 4096-byte sectors",
         hint: "the FAT is built with 4096-byte logical sectors; some firmware cannot read it")
     }
 
     var spec = PartitionSpec(
-      label: label, type: type, uuid: section.typed("UUID")?.uuid, format: format, size: size,
-      offset: offset, paddingMinBytes: section.size("PaddingMinBytes") ?? 0, flags: flags,
-      readOnly: section.bool("ReadOnly") ?? false, noAuto: section.bool("NoAuto") ?? false,
-      growFileSystem: section.bool("GrowFileSystem") ?? false,
-      weight: Int(section.int("Weight") ?? 1000),
+      label: label, type: type, uuid: section.uuid.typed?.uuid, format: format, size: size,
+      offset: offset, paddingMinBytes: section.paddingMinBytes.size ?? 0, flags: flags,
+      readOnly: section.readOnly.bool ?? false, noAuto: section.noAuto.bool ?? false,
+      growFileSystem: section.growFileSystem.bool ?? false,
+      weight: Int(section.weight.int ?? 1000),
       minimize: minimize,
-      splitName: section.text("SplitName"), copyBlocks: copyBlocks, subvolumes: subvolumes,
+      splitName: section.splitName.text, copyBlocks: copyBlocks, subvolumes: subvolumes,
       defaultSubvolume: defaultSubvolume,
-      slotB: section.text("SlotB").flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
+      slotB: section.slotB.text.flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
       layers: layers, position: group.header)
-    spec.copyBlocksPosition = section.entry("CopyBlocks")?.valueAt
+    spec.copyBlocksPosition = section.copyBlocks.entry?.valueAt
     if formatKnown { fileSystemKeys(section, format: format, into: &spec) }
-    if let entry = section.entry("MBRType"), !entry.failed {
+    if let entry = section.mbrType.entry, !entry.failed {
       if let byte = parseMBRType(entry.value) {
         spec.mbrType = byte
       } else {
@@ -444,12 +430,12 @@ extension LoadState {
           hint: "a type byte in hex (0x0c, 83, 0xef) or fat32, linux, esp, swap; not 0 or 0xee")
       }
     }
-    spec.bootable = section.bool("Bootable") ?? false
-    if let role = section.text("Verity").flatMap(VerityRole.init(rawValue:)) {
+    spec.bootable = section.bootable.bool ?? false
+    if let role = section.verity.text.flatMap(VerityRole.init(rawValue:)) {
       spec.verity = role
     }
-    spec.verityMatchKey = section.text("VerityMatchKey")
-    for entry in section.entries where entry.key == "Formats" && !entry.failed {
+    spec.verityMatchKey = section.verityMatchKey.text
+    for entry in section.formats.all where !entry.failed {
       for word in entry.typed?.words ?? [] {
         if word.word == "simg" {
           spec.sparseImage = true
@@ -463,12 +449,12 @@ extension LoadState {
     // Who takes free space of a fixed-size disk, and by how much (RepartLayout).
     let grows =
       minimize == .off
-      && (section.bool("Grow") == true || section.has("Weight")
+      && (section.grow.bool == true || section.weight.isSet
         || (size != .fixed(bytes: maxBytes ?? 0) && maxBytes != nil))
     spec.repartSizing = RepartSizing(
-      sizeMin: minBytes, sizeMax: maxBytes, paddingMin: section.size("PaddingMinBytes") ?? 0,
-      paddingMax: paddingMax, weight: grows ? Int(section.int("Weight") ?? 1000) : 0,
-      paddingWeight: Int(section.int("PaddingWeight") ?? 0))
+      sizeMin: minBytes, sizeMax: maxBytes, paddingMin: section.paddingMinBytes.size ?? 0,
+      paddingMax: paddingMax, weight: grows ? Int(section.weight.int ?? 1000) : 0,
+      paddingWeight: Int(section.paddingWeight.int ?? 0))
     if !grows { spec.weight = 0 }
     return spec
   }
@@ -493,9 +479,9 @@ extension LoadState {
 
   /// `VolumeLabel=`, `Compression=`, `CompressionLevel=` and `MakeFileSystemOptions=`.
   mutating func fileSystemKeys(
-    _ section: SectionView, format: PartitionFormat, into spec: inout PartitionSpec
+    _ section: PartitionKeys, format: PartitionFormat, into spec: inout PartitionSpec
   ) {
-    if let entry = section.entry("VolumeLabel"), let text = section.text("VolumeLabel") {
+    if let entry = section.volumeLabel.entry, let text = section.volumeLabel.text {
       if let limit = Self.volumeLabelLimit(format), format != .rosefs {
         if text.isEmpty || text.utf8.count > limit {
           diagnostics.error(
@@ -511,7 +497,7 @@ extension LoadState {
             : "VolumeLabel= applies to vfat, ext2/3/4, xfs, btrfs, f2fs and swap")
       }
     }
-    if let entry = section.entry("Compression"), let text = section.text("Compression") {
+    if let entry = section.compression.entry, let text = section.compression.text {
       if let known = Self.compressors[format] {
         if known.contains(text) {
           spec.compression = text
@@ -524,14 +510,14 @@ extension LoadState {
         diagnostics.error(entry.keyAt, "Compression= needs Format=erofs or Format=squashfs")
       }
     }
-    if let entry = section.entry("CompressionLevel"), let level = section.int("CompressionLevel") {
-      if !section.has("Compression") {
+    if let entry = section.compressionLevel.entry, let level = section.compressionLevel.int {
+      if !section.compression.isSet {
         diagnostics.error(entry.keyAt, "CompressionLevel= needs Compression=")
       } else {
         spec.compressionLevel = Int(level)
       }
     }
-    for entry in section.entries where entry.key == "MakeFileSystemOptions" && !entry.failed {
+    for entry in section.makeFileSystemOptions.all where !entry.failed {
       if !format.isForeignFileSystem {
         diagnostics.error(
           entry.keyAt, "MakeFileSystemOptions= needs a Format= built by a mkfs tool",
@@ -560,12 +546,12 @@ extension LoadState {
   }
 
   mutating func buildLayers(
-    _ section: SectionView, format: PartitionFormat, isAB: Bool,
+    _ section: PartitionKeys, format: PartitionFormat, isAB: Bool,
     label: String
   ) -> [SlottedLayer] {
     var layers: [SlottedLayer] = []
     var slot = SlotSelector.both
-    for entry in section.entries where !entry.failed {
+    for entry in section.layers.all where !entry.failed {
       if entry.key == "Slot" {
         slot = entry.typed?.text.flatMap(SlotSelector.init(rawValue:)) ?? .both
         if slot != .both && !isAB {
@@ -575,7 +561,6 @@ extension LoadState {
         }
         continue
       }
-      guard layerKeys.contains(entry.key) else { continue }
       switch format {
       case .rosefs: break
       case .swap:
@@ -804,7 +789,7 @@ extension LoadState {
 
   // MARK: Cross-checks
 
-  mutating func crossCheck(_ partitions: [(PartitionSpec, SectionView)], image: ImageSettings) {
+  mutating func crossCheck(_ partitions: [(PartitionSpec, PartitionKeys)], image: ImageSettings) {
     var labels: [String: PartitionSpec] = [:]
     var uuids: [UUID: PartitionSpec] = [:]
     var grower: PartitionSpec?
@@ -817,7 +802,7 @@ extension LoadState {
         // systemd-sysupdate marks unused slots so; several partitions may carry it.
       } else if let first = labels[partition.label] {
         diagnostics.error(
-          section.entry("Label")?.valueAt ?? partition.position,
+          section.label.entry?.valueAt ?? partition.position,
           "duplicate partition label '\(partition.label)'",
           hint: "already used by the partition at line \(first.position.line)")
       } else {
@@ -826,7 +811,7 @@ extension LoadState {
       if let uuid = partition.uuid {
         if let first = uuids[uuid] {
           diagnostics.error(
-            section.entry("UUID")?.valueAt ?? partition.position,
+            section.uuid.entry?.valueAt ?? partition.position,
             "duplicate partition UUID \(uuid.uuidString.lowercased())",
             hint: "already used by '\(first.label)' at line \(first.position.line)")
         } else {
@@ -834,7 +819,7 @@ extension LoadState {
         }
       }
       if case .grow = partition.size {
-        let at = section.entry("Grow")?.valueAt ?? partition.position
+        let at = section.grow.entry?.valueAt ?? partition.position
         if grower == nil {
           grower = partition
           if image.diskSize == .auto {
@@ -848,7 +833,7 @@ extension LoadState {
       if let offset = partition.offset {
         if let end = cursor, offset < end, !previousLabel.isEmpty {
           diagnostics.error(
-            section.entry("Offset")?.valueAt ?? partition.position,
+            section.offset.entry?.valueAt ?? partition.position,
             "partition '\(partition.label)' at offset \(offset) overlaps '\(previousLabel)', "
               + "which ends at \(end)",
             hint: "partitions are laid out in file order")
@@ -875,9 +860,9 @@ extension LoadState {
 
   // MARK: [Output]
 
-  mutating func buildOutput(_ output: SectionView, image: ImageSettings) -> OutputSpec {
+  mutating func buildOutput(_ output: OutputKeys, image: ImageSettings) -> OutputSpec {
     var kinds: [OutputKind]?
-    for entry in output.entries where entry.key == "Formats" && !entry.failed {
+    for entry in output.formats.all where !entry.failed {
       let words = entry.typed?.words ?? []
       if words.isEmpty {
         kinds = []
@@ -897,12 +882,12 @@ extension LoadState {
         kinds = (kinds ?? []) + [kind]
       }
     }
-    if let kinds, kinds.isEmpty, let last = output.entries.last(where: { $0.key == "Formats" }) {
+    if let kinds, kinds.isEmpty, let last = output.formats.entry {
       diagnostics.error(last.valueAt, "no output formats left", hint: "e.g. Formats=raw")
     }
     let chosen = Set(kinds ?? [.raw, .manifest])
     if chosen.contains(.bmap) && !chosen.contains(.raw) && !chosen.contains(.zst),
-      let last = output.entries.last(where: { $0.key == "Formats" })
+      let last = output.formats.entry
     {
       diagnostics.error(
         last.valueAt,
@@ -910,7 +895,7 @@ extension LoadState {
           + "describes", hint: "add raw or zst to Formats=")
     }
     var maxDownload: UInt64?
-    if let entry = output.entry("MaxDownloadSize"), let value = output.size("MaxDownloadSize") {
+    if let entry = output.maxDownloadSize.entry, let value = output.maxDownloadSize.size {
       if !chosen.contains(.simg) {
         diagnostics.error(entry.keyAt, "MaxDownloadSize= needs Formats=simg")
       } else if value < 64 << 10 {
@@ -922,7 +907,7 @@ extension LoadState {
       }
     }
     var blockSize: UInt64 = 4096
-    if let entry = output.entry("SparseBlockSize"), let value = output.size("SparseBlockSize") {
+    if let entry = output.sparseBlockSize.entry, let value = output.sparseBlockSize.size {
       if value == 0 || value % 4 != 0 || value % UInt64(image.sectorSize) != 0 {
         diagnostics.error(
           entry.valueAt,
@@ -932,14 +917,14 @@ extension LoadState {
         blockSize = value
       }
     }
-    let baseName = output.text("BaseName") ?? "\(image.name)_\(image.version)"
-    if let entry = output.entry("BaseName"), baseName.isEmpty || baseName.contains("/") {
+    let baseName = output.baseName.text ?? "\(image.name)_\(image.version)"
+    if let entry = output.baseName.entry, baseName.isEmpty || baseName.contains("/") {
       diagnostics.error(entry.valueAt, "invalid BaseName= '\(baseName)'", hint: "no '/' allowed")
     }
     var spec = OutputSpec(
       kinds: OutputKind.allCases.filter { chosen.contains($0) },
-      zstdLevel: Int(output.int("CompressLevel") ?? 3),
-      sparseCRC: output.bool("SparseCrc") ?? false, sparseBlockSize: blockSize,
+      zstdLevel: Int(output.compressLevel.int ?? 3),
+      sparseCRC: output.sparseCrc.bool ?? false, sparseBlockSize: blockSize,
       baseName: baseName)
     spec.maxDownloadSize = maxDownload
     return spec

@@ -63,9 +63,12 @@ public struct KeySpec: Sendable, Equatable {
   /// True for keys kept for compatibility that cannot change the output (one allowed value).
   public var recordedOnly: Bool
   public var help: String
+  /// The field of the checked section the key's lines go to (what the model is built from).
+  let binding: KeyBinding
 
   init(
-    _ section: SectionKind, _ name: String, _ type: KeyType, default defaultValue: String = "",
+    _ section: SectionKind, _ name: String, bind binding: KeyBinding, _ type: KeyType,
+    default defaultValue: String = "",
     repeatable: Bool = false, required: Bool = false, repart: Bool = false,
     recordedOnly: Bool = false, _ help: String
   ) {
@@ -78,6 +81,15 @@ public struct KeySpec: Sendable, Equatable {
     self.fromRepart = repart
     self.recordedOnly = recordedOnly
     self.help = help
+    self.binding = binding
+  }
+
+  /// What a key means to a reader (its binding is how the code keeps it).
+  public static func == (lhs: KeySpec, rhs: KeySpec) -> Bool {
+    lhs.section == rhs.section && lhs.name == rhs.name && lhs.type == rhs.type
+      && lhs.defaultValue == rhs.defaultValue && lhs.repeatable == rhs.repeatable
+      && lhs.required == rhs.required && lhs.fromRepart == rhs.fromRepart
+      && lhs.recordedOnly == rhs.recordedOnly && lhs.help == rhs.help
   }
 
   /// True for keys that add a content layer; their order matters.
@@ -108,69 +120,73 @@ private let sizeHelp = "Sizes take K, M, G, T suffixes (powers of 1024)."
 /// The one table of recipe keys.
 public let recipeKeys: [KeySpec] = [
   KeySpec(
-    .any, "Include", .path, repeatable: true,
+    .any, "Include", bind: .loader, .path, repeatable: true,
     "Reads another recipe file at this point, relative to the directory of the file that "
       + "contains the line. Keys at the top of the included file continue the current section. "
       + "The value is not subject to %{...} expansion."),
 
   KeySpec(
-    .image, "Name", .string, default: "the recipe file name without .conf",
+    .image, "Name", bind: .image(\.name), .string, default: "the recipe file name without .conf",
     "Image name; the %{IMAGE_NAME} variable, the default Seed= and output base name."),
   KeySpec(
-    .image, "Version", .string, default: "0",
+    .image, "Version", bind: .image(\.version), .string, default: "0",
     "Image version; the %{IMAGE_VERSION} variable and part of the output base name."),
   KeySpec(
-    .image, "Architecture", .enumeration(Architecture.allCases.map(\.rawValue)),
+    .image, "Architecture", bind: .loader, .enumeration(Architecture.allCases.map(\.rawValue)),
     default: "x86-64", "Target architecture; decides what Type=root and Type=usr mean."),
   KeySpec(
-    .image, "SectorSize", .enumeration(["512", "4096"]), default: "512",
+    .image, "SectorSize", bind: .image(\.sectorSize), .enumeration(["512", "4096"]), default: "512",
     "Logical sector size of the target device (4096 for UFS and 4Kn disks). Every offset and "
       + "size must be a multiple of it."),
   KeySpec(
-    .image, "Alignment", .size, default: "1M",
+    .image, "Alignment", bind: .image(\.alignment), .size, default: "1M",
     "Partition start alignment; a power of two and a multiple of SectorSize=. " + sizeHelp),
   KeySpec(
-    .image, "DiskSize", .sizeOrAuto, default: "auto",
+    .image, "DiskSize", bind: .image(\.diskSize), .sizeOrAuto, default: "auto",
     "Size of the whole disk; auto makes it exactly as large as the partitions need. " + sizeHelp),
   KeySpec(
-    .image, "Seed", .string, default: "the value of Name=",
+    .image, "Seed", bind: .image(\.seed), .string, default: "the value of Name=",
     "Seed for the deterministic disk and partition UUIDs."),
   KeySpec(
-    .image, "SourceDateEpoch", .int(min: 0, max: Int64(Int32.max) * 4), default: "none",
+    .image, "SourceDateEpoch", bind: .loader, .int(min: 0, max: Int64(Int32.max) * 4),
+    default: "none",
     "Timestamp (seconds since 1970): times from the inputs later than it are clamped to it, "
       + "as mkosi does. Without it (or SOURCE_DATE_EPOCH, which wins) input times are kept; "
       + "entries rosepack creates are dated 0 (1970-01-01) unless an epoch is given."),
   KeySpec(
-    .image, "PartitionTable", .enumeration(PartitionTableKind.allCases.map(\.rawValue)),
+    .image, "PartitionTable", bind: .image(\.partitionTable),
+    .enumeration(PartitionTableKind.allCases.map(\.rawValue)),
     default: "gpt",
     "gpt: a GUID partition table. mbr: a DOS table of at most 4 primary partitions (type bytes "
       + "from MBRType=, active flag from Bootable=). hybrid: a GPT plus an MBR mirroring the "
       + "partitions that have MBRType= (at most 3) next to a 0xEE entry, as genimage writes it."),
   KeySpec(
-    .image, "Define", .syntax("NAME=VALUE"), repeatable: true,
+    .image, "Define", bind: .loader, .syntax("NAME=VALUE"), repeatable: true,
     "Default for a %{NAME} variable; --define NAME=VALUE on the command line wins. The value "
       + "is taken literally."),
 
   KeySpec(
-    .partition, "Type", .partitionType,
+    .partition, "Type", bind: .partition(\.type), .partitionType,
     default: "Format=rosefs: rosefs-root with two Slots=, else rosefs-data", repart: true,
     "GPT partition type: a DPS name ("
       + partitionTypeNames.joined(separator: ", ") + "), a GUID, or one of genimage's "
       + "shortcuts U (ESP), L (Linux), S (swap), H (home), R (RAID), V (LVM), F (basic data)."),
   KeySpec(
-    .partition, "Label", .string,
+    .partition, "Label", bind: .partition(\.label), .string,
     default: "repart's name for the type (root-x86-64, esp, ...), -2, -3 for repeats", repart: true,
     "GPT partition name (at most 36 characters); unique on the disk, except _empty (the "
       + "systemd-sysupdate mark of an unused slot), which several partitions may carry."),
   KeySpec(
-    .partition, "UUID", .uuid, default: "derived from Seed=", repart: true,
+    .partition, "UUID", bind: .partition(\.uuid), .uuid, default: "derived from Seed=",
+    repart: true,
     "GPT partition UUID, with or without dashes; null writes the all-zero UUID."),
   KeySpec(
-    .partition, "Extend", .string,
+    .partition, "Extend", bind: .loader, .string,
     "Adds this section's keys to the earlier partition with this Label= (or, for a partition "
       + "without one, this Type= value) instead of creating a new partition (for drop-ins)."),
   KeySpec(
-    .partition, "Format", .enumeration(PartitionFormat.allCases.map(\.rawValue)),
+    .partition, "Format", bind: .partition(\.format),
+    .enumeration(PartitionFormat.allCases.map(\.rawValue)),
     default: "empty", repart: true,
     "rosefs: filled from content layers; raw: "
       + "CopyBlocks= copied verbatim; empty: left unformatted. vfat, ext4, ext2, ext3, xfs, btrfs, "
@@ -179,177 +195,202 @@ public let recipeKeys: [KeySpec] = [
       + "--rootdir, mkfs.erofs, mksquashfs, mkfs.f2fs + sload.f2fs, mkfs.vfat + mcopy); content a format cannot "
       + "hold is refused, naming the entry (docs/FILESYSTEMS.md). swap: a swap area, no content."),
   KeySpec(
-    .partition, "VolumeLabel", .string, default: "the Label= value, cut to the format's limit",
+    .partition, "VolumeLabel", bind: .partition(\.volumeLabel), .string,
+    default: "the Label= value, cut to the format's limit",
     repart: true,
     "Filesystem label of a Format=vfat, ext2/3/4, xfs, btrfs, f2fs or swap partition (at most "
       + "11 bytes for vfat, 12 for xfs, 16 for ext2/3/4 and swap, 255 for btrfs, 512 for f2fs). "
       + "erofs (erofs-utils 1.5) and squashfs have no label; setting one is refused."),
   KeySpec(
-    .partition, "Compression", .string, default: "none for erofs, gzip for squashfs",
+    .partition, "Compression", bind: .partition(\.compression), .string,
+    default: "none for erofs, gzip for squashfs",
     repart: true,
     "Format=erofs or squashfs: the compressor, passed to the tool as systemd-repart passes it "
       + "(erofs: lz4, lz4hc; squashfs: gzip, lzo, lz4, xz, zstd)."),
   KeySpec(
-    .partition, "CompressionLevel", .int(min: 0, max: 22), repart: true,
+    .partition, "CompressionLevel", bind: .partition(\.compressionLevel), .int(min: 0, max: 22),
+    repart: true,
     "Format=erofs or squashfs: the compressor's level (needs Compression=)."),
   KeySpec(
-    .partition, "MakeFileSystemOptions", .list, repeatable: true,
+    .partition, "MakeFileSystemOptions", bind: .partition(\.makeFileSystemOptions), .list,
+    repeatable: true,
     "Extra arguments for the format's mkfs tool, appended after rosepack's own, as repart's "
       + "SYSTEMD_REPART_MKFS_OPTIONS_<TYPE> (e.g. vfat: -s 8 for the cluster size; ext4: "
       + "-O ^has_journal -I 128; erofs: -Ededupe). Repeats add."),
   KeySpec(
-    .partition, "SizeMinBytes", .size, default: "0", repart: true,
+    .partition, "SizeMinBytes", bind: .partition(\.sizeMinBytes), .size, default: "0", repart: true,
     "Minimum size. Equal to SizeMaxBytes= makes a fixed size. " + sizeHelp),
   KeySpec(
-    .partition, "SizeMaxBytes", .size, default: "no limit", repart: true,
+    .partition, "SizeMaxBytes", bind: .partition(\.sizeMaxBytes), .size, default: "no limit",
+    repart: true,
     "Maximum size. " + sizeHelp),
   KeySpec(
-    .partition, "HeadroomBytes", .size, default: "0",
+    .partition, "HeadroomBytes", bind: .partition(\.headroomBytes), .size, default: "0",
     "Free space added above the content size for automatically sized partitions."),
   KeySpec(
-    .partition, "HeadroomPercent", .int(min: 0, max: 1000), default: "0",
+    .partition, "HeadroomPercent", bind: .partition(\.headroomPercent), .int(min: 0, max: 1000),
+    default: "0",
     "Free space added above the content size, in percent of the content size."),
   KeySpec(
-    .partition, "Grow", .bool, default: "no",
+    .partition, "Grow", bind: .partition(\.grow), .bool, default: "no",
     "Share the space left on a fixed-size disk with the other growing partitions, by Weight= "
       + "(default 1000)."),
   KeySpec(
-    .partition, "Offset", .size, default: "after the previous partition",
+    .partition, "Offset", bind: .partition(\.offset), .size,
+    default: "after the previous partition",
     "Pin the partition start (e.g. for boot ROMs); a multiple of Alignment=."),
   KeySpec(
-    .partition, "PaddingMinBytes", .size, default: "0", repart: true,
+    .partition, "PaddingMinBytes", bind: .partition(\.paddingMinBytes), .size, default: "0",
+    repart: true,
     "Unused space kept after the partition."),
   KeySpec(
-    .partition, "Weight", .int(min: 0, max: 1_000_000), default: "1000", repart: true,
+    .partition, "Weight", bind: .partition(\.weight), .int(min: 0, max: 1_000_000), default: "1000",
+    repart: true,
     "Share of the free space of a fixed-size disk, divided as systemd-repart divides it (minima "
       + "first, then maxima, then by weight, on the Alignment= grain). Only partitions with "
       + "Grow=yes, Weight= or SizeMaxBytes= above SizeMinBytes= share it."),
   KeySpec(
-    .partition, "PaddingWeight", .int(min: 0, max: 1_000_000), default: "0", repart: true,
+    .partition, "PaddingWeight", bind: .partition(\.paddingWeight), .int(min: 0, max: 1_000_000),
+    default: "0", repart: true,
     "Share of the free space left unused after the partition, as Weight= for the partition."),
   KeySpec(
-    .partition, "PaddingMaxBytes", .size, default: "no limit", repart: true,
+    .partition, "PaddingMaxBytes", bind: .partition(\.paddingMaxBytes), .size, default: "no limit",
+    repart: true,
     "Upper bound of the unused space after the partition. " + sizeHelp),
   KeySpec(
-    .partition, "Minimize", .syntax("off|best|guess|BOOL"), default: "off", repart: true,
+    .partition, "Minimize", bind: .partition(\.minimize), .syntax("off|best|guess|BOOL"),
+    default: "off", repart: true,
     "best, guess or yes: the partition is exactly as large as its content (plus headroom) and "
       + "takes no free space of a fixed-size disk; off or no: it shares free space by Weight=."),
   KeySpec(
-    .partition, "Flags", .syntax("BITS"), default: "0", repart: true,
+    .partition, "Flags", bind: .partition(\.flags), .syntax("BITS"), default: "0", repart: true,
     "GPT attribute bits, decimal or 0x hexadecimal."),
   KeySpec(
-    .partition, "ReadOnly", .bool, default: "no", repart: true, "Sets GPT attribute bit 60."),
+    .partition, "ReadOnly", bind: .partition(\.readOnly), .bool, default: "no", repart: true,
+    "Sets GPT attribute bit 60."),
   KeySpec(
-    .partition, "NoAuto", .bool, default: "no", repart: true, "Sets GPT attribute bit 63."),
+    .partition, "NoAuto", bind: .partition(\.noAuto), .bool, default: "no", repart: true,
+    "Sets GPT attribute bit 63."),
   KeySpec(
-    .partition, "GrowFileSystem", .bool, default: "no", repart: true,
+    .partition, "GrowFileSystem", bind: .partition(\.growFileSystem), .bool, default: "no",
+    repart: true,
     "Sets GPT attribute bit 59 (grow the filesystem to the partition on first mount)."),
   KeySpec(
-    .partition, "SplitName", .string, default: "the Label= value", repart: true,
+    .partition, "SplitName", bind: .partition(\.splitName), .string, default: "the Label= value",
+    repart: true,
     "File name of this partition in the split output."),
   KeySpec(
-    .partition, "CopyBlocks", .path, repart: true,
+    .partition, "CopyBlocks", bind: .partition(\.copyBlocks), .path, repart: true,
     "Format=raw: host file copied verbatim into the partition (bootloader, kernel, boot.img). "
       + "repart's CopyBlocks=auto (copy the running system's partition) is refused."),
   KeySpec(
-    .partition, "Slots", .list,
+    .partition, "Slots", bind: .partition(\.slots), .list,
     "Format=rosefs: one or two subvolume names; the first is slot A, the second slot B."),
   KeySpec(
-    .partition, "DefaultSlot", .string,
+    .partition, "DefaultSlot", bind: .partition(\.defaultSlot), .string,
     "Format=rosefs: the subvolume mounted by default; one of Slots=."),
   KeySpec(
-    .partition, "SlotB", .enumeration(SlotBMode.allCases.map(\.rawValue)), default: "snapshot",
+    .partition, "SlotB", bind: .partition(\.slotB),
+    .enumeration(SlotBMode.allCases.map(\.rawValue)), default: "snapshot",
     "How slot B starts: a snapshot sharing everything with slot A (plus B-only layers and "
       + "per-slot template output), or empty."),
   KeySpec(
-    .partition, "Slot", .enumeration(SlotSelector.allCases.map(\.rawValue)), default: "both",
+    .partition, "Slot", bind: .partition(\.layers),
+    .enumeration(SlotSelector.allCases.map(\.rawValue)), default: "both",
     repeatable: true,
     "Selects the slot for the content layers that follow it in this section, until the next "
       + "Slot=. Needs two Slots=."),
   KeySpec(
-    .partition, "Tarball", .syntax("PATH[:DEST]"), repeatable: true,
+    .partition, "Tarball", bind: .partition(\.layers), .syntax("PATH[:DEST]"), repeatable: true,
     "Layer: unpack a tar archive (plain, gz, xz, zst) at DEST (default /)."),
   KeySpec(
-    .partition, "Directory", .syntax("HOSTDIR[:DEST]"), repeatable: true,
+    .partition, "Directory", bind: .partition(\.layers), .syntax("HOSTDIR[:DEST]"),
+    repeatable: true,
     "Layer: copy a host directory tree (or one file) to DEST (default /); an absolute HOSTDIR "
       + "is a host path as given."),
   KeySpec(
-    .partition, "CopyFiles", .syntax("SRC[:DEST]"), repeatable: true, repart: true,
+    .partition, "CopyFiles", bind: .partition(\.layers), .syntax("SRC[:DEST]"), repeatable: true,
+    repart: true,
     "Layer: copy a file or directory to DEST (default: the same path). As in repart, an "
       + "absolute SRC is under `rosepack build --root DIR` (never the build host's / unless "
       + "--root / is given); a relative SRC is relative to the recipe file."),
   KeySpec(
-    .partition, "File", .syntax("HOSTFILE:DEST[:MODE]"), repeatable: true,
+    .partition, "File", bind: .partition(\.layers), .syntax("HOSTFILE:DEST[:MODE]"),
+    repeatable: true,
     "Layer: copy one host file to DEST, with an optional octal MODE."),
   KeySpec(
-    .partition, "Inline", .syntax("DEST:TEXT"), repeatable: true,
+    .partition, "Inline", bind: .partition(\.layers), .syntax("DEST:TEXT"), repeatable: true,
     "Layer: write TEXT to DEST; \\n, \\t and \\\\ are escapes."),
   KeySpec(
-    .partition, "Template", .syntax("TEMPLATE:DEST"), repeatable: true,
+    .partition, "Template", bind: .partition(\.layers), .syntax("TEMPLATE:DEST"), repeatable: true,
     "Layer: render a Mustache template per slot to DEST. A bare file name is looked up in "
       + "Templates/ next to the recipe file."),
   KeySpec(
-    .partition, "Symlink", .syntax("DEST:TARGET"), repeatable: true,
+    .partition, "Symlink", bind: .partition(\.layers), .syntax("DEST:TARGET"), repeatable: true,
     "Layer: create a symbolic link DEST pointing to TARGET."),
   KeySpec(
-    .partition, "MakeDirectories", .list, repeatable: true, repart: true,
+    .partition, "MakeDirectories", bind: .partition(\.layers), .list, repeatable: true,
+    repart: true,
     "Layer: create these absolute image directories."),
   KeySpec(
-    .partition, "Remove", .syntax("GLOB"), repeatable: true,
+    .partition, "Remove", bind: .partition(\.layers), .syntax("GLOB"), repeatable: true,
     "Layer: remove image paths matching GLOB (* within a name, ** across directories)."),
   KeySpec(
-    .partition, "Ownership", .path, repeatable: true,
+    .partition, "Ownership", bind: .partition(\.layers), .path, repeatable: true,
     "Layer: apply an Android fs_config manifest (path uid gid mode [capabilities=0x...])."),
 
   // Tables, blobs, verity and per-partition sparse images (issue 9).
   KeySpec(
-    .partition, "MBRType", .syntax("BYTE|fat32|linux|esp|swap"),
+    .partition, "MBRType", bind: .partition(\.mbrType), .syntax("BYTE|fat32|linux|esp|swap"),
     default: "0xef for an ESP, 0x82 for swap, 0x0c for vfat, else 0x83",
     "DOS partition type byte (hex, e.g. 0x0c or 83) for PartitionTable=mbr or hybrid. With "
       + "hybrid it also puts the partition into the MBR (at most 3)."),
   KeySpec(
-    .partition, "Bootable", .bool, default: "no",
+    .partition, "Bootable", bind: .partition(\.bootable), .bool, default: "no",
     "Sets the MBR active flag (0x80) and GPT attribute bit 2 (legacy BIOS bootable)."),
   KeySpec(
-    .partition, "InPartitionTable", .bool, default: "yes",
+    .partition, "InPartitionTable", bind: .partition(\.inPartitionTable), .bool, default: "yes",
     "no: the section is a blob, not a partition: CopyBlocks= is written byte for byte at "
       + "Offset= (any byte offset, e.g. 8K or 32K for u-boot/SPL) outside the partition "
       + "table, as genimage's in-partition-table = false. Refused where it overlaps the MBR, "
       + "the GPT, a partition or another blob. Needs Format=raw, CopyBlocks= and Offset=."),
   KeySpec(
-    .partition, "Verity", .enumeration(VerityRole.allCases.map(\.rawValue)), default: "off",
+    .partition, "Verity", bind: .partition(\.verity),
+    .enumeration(VerityRole.allCases.map(\.rawValue)), default: "off",
     repart: true,
     "dm-verity role as systemd-repart defines it: data (the protected file system), hash "
       + "(veritysetup format over the data partition), signature (repart's JSON with rootHash and "
       + "a PKCS#7 signature made with --private-key/--certificate). The root hash derives the "
       + "data and hash partition UUIDs as repart does."),
   KeySpec(
-    .partition, "VerityMatchKey", .string, repart: true,
+    .partition, "VerityMatchKey", bind: .partition(\.verityMatchKey), .string, repart: true,
     "Ties the data, hash and signature partitions of one verity set together."),
   KeySpec(
-    .partition, "Formats", .list, default: "none",
+    .partition, "Formats", bind: .partition(\.formats), .list, default: "none",
     "simg: also write this partition as an Android sparse image named SplitName=.img (e.g. "
       + "system_a.img), for `fastboot flash system_a system_a.img`."),
   KeySpec(
-    .output, "MaxDownloadSize", .size, default: "no limit",
+    .output, "MaxDownloadSize", bind: .output(\.maxDownloadSize), .size, default: "no limit",
     "Split the whole-disk simg into pieces NAME.N.simg of at most this size, each a valid "
       + "sparse image that fastboot flashes in turn (as fastboot splits at its "
       + "max-download-size). " + sizeHelp),
 
   KeySpec(
-    .output, "Formats", .list, default: "raw manifest", repeatable: true,
+    .output, "Formats", bind: .output(\.formats), .list, default: "raw manifest", repeatable: true,
     "Artifacts to write: " + OutputKind.allCases.map(\.rawValue).joined(separator: ", ")
       + ". Repeats add; an empty value clears the list."),
   KeySpec(
-    .output, "CompressLevel", .int(min: 1, max: 22), default: "3", "zstd level for zst."),
+    .output, "CompressLevel", bind: .output(\.compressLevel), .int(min: 1, max: 22), default: "3",
+    "zstd level for zst."),
   KeySpec(
-    .output, "SparseCrc", .bool, default: "no",
+    .output, "SparseCrc", bind: .output(\.sparseCrc), .bool, default: "no",
     "Add a CRC32 chunk to Android sparse images (some fastboot versions reject it)."),
   KeySpec(
-    .output, "SparseBlockSize", .size, default: "4K",
+    .output, "SparseBlockSize", bind: .output(\.sparseBlockSize), .size, default: "4K",
     "Block size of Android sparse images; a multiple of 4 and of SectorSize=."),
   KeySpec(
-    .output, "BaseName", .string, default: "%{IMAGE_NAME}_%{IMAGE_VERSION}",
+    .output, "BaseName", bind: .output(\.baseName), .string,
+    default: "%{IMAGE_NAME}_%{IMAGE_VERSION}",
     "File name stem of every artifact."),
 ]
 

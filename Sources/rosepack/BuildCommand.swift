@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RoseBuild
 import RoseDisk
+import RoseIngest
 import RoseRecipe
 import RoseSizes
 
@@ -115,12 +116,15 @@ struct BuildCommand: ParsableCommand {
     }
     if !json && !quiet { report(loaded.warnings, kind: "warning") }
     let progress = Progress(quiet: quiet || json)
+    var pipeline: BuildPipeline?
     do {
-      let pipeline = try BuildPipeline(
+      let build = try BuildPipeline(
         recipe: loaded, outputDirectory: outputDirectory, progress: progress)
-      pipeline.verityPrivateKey = privateKey
-      pipeline.verityCertificate = certificate
-      let summary = try pipeline.run()
+      pipeline = build
+      build.verityPrivateKey = privateKey
+      build.verityCertificate = certificate
+      let summary = try build.run()
+      if !quiet { reportInputWarnings(build.inputWarnings) }
       if json {
         try printJSON(summary)
       } else if !quiet {
@@ -128,6 +132,7 @@ struct BuildCommand: ParsableCommand {
       }
     } catch let error as BuildFailure {
       progress.done()
+      if !quiet { reportInputWarnings(pipeline?.inputWarnings ?? []) }
       try reportBuildFailure(error)
     } catch let error as RecipeErrors {
       progress.done()
@@ -190,10 +195,8 @@ extension BuildCommand {
         throw CLIError.usage(
           "--size '\(size)': expected bytes with an optional K, M, G or T suffix, or auto")
       }
-      // repart rounds --size up to 4096 bytes.
-      diskSize = (bytes + 4095) / 4096 * 4096
-      let sector = UInt64(sectorSize)
-      diskSize = diskSize.map { ($0 + sector - 1) / sector * sector }
+      // repart rounds --size up to its grain (4096 bytes, or a larger sector).
+      diskSize = RepartLayout.roundUp(bytes, RepartLayout.grain(sectorSize: UInt64(sectorSize)))
     }
     var recipe = try RepartDefinitions.load(
       directory: directory,
@@ -223,6 +226,13 @@ func parseCLISize(_ text: String) -> UInt64? {
   else { return nil }
   let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
   return overflow ? nil : product
+}
+
+/// libarchive's warnings about the inputs on stderr, one line each, naming archive and entry.
+func reportInputWarnings(_ warnings: [ArchiveWarning]) {
+  for warning in warnings {
+    FileHandle.standardError.write(Data("rosepack: warning: \(warning)\n".utf8))
+  }
 }
 
 /// Compiler-style diagnostics on stderr: `file:line:col: error: message`, then the hint.

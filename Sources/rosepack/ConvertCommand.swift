@@ -62,11 +62,13 @@ struct ConvertCommand: ParsableCommand {
     // Errors name the output the user gave, not the temporary name it is written under.
     let progress = Progress(quiet: quiet || json)
     let report: BuildReport
+    var warnings: [ArchiveWarning] = []
+    defer { if !quiet { reportInputWarnings(warnings) } }
     do {
       let builder = try ImageBuilder(
         image: ImageFile(fd: out.fd, path: output), options: options)
       let editor = TreeEditor(builder: builder)
-      try ingest(inputs, into: editor, progress: progress)
+      warnings = try ingest(inputs, into: editor, progress: progress)
       progress.update("writing metadata")
       let subvols = names.map { Subvolume(name: $0, root: editor.root) }
       report = try builder.finish(subvolumes: subvols, defaultSubvolume: 0)
@@ -85,9 +87,11 @@ struct ConvertCommand: ParsableCommand {
     progress.done()
     let seconds = Date().timeIntervalSince(start)
     if json {
-      try printJSON(ConvertSummary(image: output, seconds: seconds, report: report))
+      try printJSON(
+        ConvertSummary(image: output, seconds: seconds, report: report, inputWarnings: warnings))
     } else {
-      let used = report.usedRanges.reduce(UInt64(0)) { $0 + $1[1] } * 4096
+      let used =
+        report.usedRanges.reduce(UInt64(0)) { $0 + $1[1] } * UInt64(RoseLayout.blockSize)
       print(
         "\(output): \(formatSize(report.volumeBytes)) RoseFS volume, \(report.inodeCount) inodes, "
           + "\(formatSize(used)) used, subvolumes \(names.joined(separator: ",")), uuid \(report.uuid) "
@@ -97,8 +101,12 @@ struct ConvertCommand: ParsableCommand {
 }
 
 /// Reads tarballs and directories, in order, into the tree (a later entry replaces an earlier one):
-/// the input semantics `convert` and `update` share.
-func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws {
+/// the input semantics `convert` and `update` share. Returns libarchive's warnings, each once.
+func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) throws
+  -> [ArchiveWarning]
+{
+  var warnings: [ArchiveWarning] = []
+  var seen = Set<ArchiveWarning>()
   for input in inputs {
     let show: (IngestProgress) -> Void = { p in
       var s = "\(input): \(p.entries) entries, \(formatSize(UInt64(max(p.bytesRead, 0))))"
@@ -108,15 +116,20 @@ func ingest(_ inputs: [String], into editor: TreeEditor, progress: Progress) thr
     if isDirectory(input) {
       try DirectoryReader(path: input, progress: show).read(into: editor)
     } else {
-      try ArchiveReader(path: input, progress: show).read(into: editor)
+      let reader = ArchiveReader(path: input, progress: show)
+      try reader.read(into: editor)
+      warnings += reader.warnings.filter { seen.insert($0).inserted }
     }
   }
+  return warnings
 }
 
 struct ConvertSummary: Encodable {
   var image: String
   var seconds: Double
   var report: BuildReport
+  /// libarchive's warnings about the inputs (each once).
+  var inputWarnings: [ArchiveWarning]
 }
 
 func parseUUID(_ s: String) throws -> [UInt8] {

@@ -68,8 +68,9 @@ struct BlockWriteCounts: Codable {
     }
     do {
       let c = try JSONDecoder().decode(BlockWriteCounts.self, from: data)
-      if let bs = c.blockSize, bs != 4096 {
-        throw CLIError.failed("\(path): blockSize \(bs), only 4096-byte blocks are drawn")
+      if let bs = c.blockSize, bs != RoseLayout.blockSize {
+        throw CLIError.failed(
+          "\(path): blockSize \(bs), only \(RoseLayout.blockSize)-byte blocks are drawn")
       }
       return c
     } catch let e as CLIError {

@@ -350,7 +350,8 @@ func spaceText(_ r: SpaceReport) -> String {
       "subvolume \(h.name)\(i == r.defaultHead ? " (default)" : ""): root ino \(h.rootIno), \(h.inodeCount) inodes, "
     // valid_blocks and the VBM_SAME_AS index are the checkpoint's words, not facts: print them
     // as they are when they cannot be right.
-    let (live, overflow) = h.validBlocks.multipliedReportingOverflow(by: 4096)
+    let (live, overflow) = h.validBlocks.multipliedReportingOverflow(
+      by: UInt64(RoseLayout.blockSize))
     s += overflow ? "\(h.validBlocks) blocks live (valid_blocks)" : "\(formatSize(live)) live"
     s += ", \(formatSize(h.privateBytes)) private"
     if let src = h.vbmSameAs {

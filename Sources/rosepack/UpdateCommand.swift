@@ -44,6 +44,8 @@ struct UpdateCommand: ParsableCommand {
     /// Every block the update wrote to the volume: data, metadata and checkpoints.
     var deviceBytesWritten: UInt64
     var isDefault: Bool
+    /// libarchive's warnings about the inputs (each once).
+    var inputWarnings: [ArchiveWarning]
   }
 
   func run() throws {
@@ -73,7 +75,8 @@ struct UpdateCommand: ParsableCommand {
       options: BuildOptions(sourceDateEpoch: try sourceDateEpoch()))
     let editor = TreeEditor(builder: builder)
     let progress = Progress(quiet: quiet || json)
-    try ingest(inputs, into: editor, progress: progress)
+    let warnings = try ingest(inputs, into: editor, progress: progress)
+    if !quiet { reportInputWarnings(warnings) }
 
     progress.update("\(name): slot \(slot) from \(source)")
     let device: FileBlockDevice
@@ -103,7 +106,7 @@ struct UpdateCommand: ParsableCommand {
       files: s.files, contentBytes: s.contentBytes, created: s.created, removed: s.removed,
       changedFiles: s.changedFiles, dataBytesWritten: s.dataBytesWritten,
       deviceBytesWritten: device.writeCounts.values.reduce(0, +) * UInt64(RoseLayout.blockSize),
-      isDefault: setDefault)
+      isDefault: setDefault, inputWarnings: warnings)
     if json {
       try printJSON(summary)
       return

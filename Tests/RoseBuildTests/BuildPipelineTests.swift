@@ -263,4 +263,41 @@ final class BuildPipelineTests: XCTestCase {
       XCTAssertFalse("\(error)".contains("-o"), "the library does not name CLI flags")
     }
   }
+
+  // MARK: libarchive warnings
+
+  func testArchiveWarningsAreKeptOnceEachWithArchiveAndEntry() throws {
+    let dir = try TempDir(prefix: "rosebuild")
+    // A Slot=both tarball after the split is read once per slot: its warning is reported once.
+    let recipe = try load(
+      """
+      [Image]
+      Name=warn
+      SourceDateEpoch=1700000000
+
+      [Partition]
+      Type=root
+      Label=root
+      Format=rosefs
+      Slots=a b
+      Slot=b
+      Inline=/etc/b:b\\n
+      Slot=both
+      Tarball=warn.tar:/
+
+      """, files: ["warn.tar": WarningTarball.bytes(entry: "etc/motd")], in: dir)
+    let pipeline = try BuildPipeline(
+      recipe: recipe, outputDirectory: dir.file("out"), progress: SilentProgress())
+    let summary = try pipeline.run()
+    XCTAssertEqual(pipeline.inputWarnings.count, 1, "\(pipeline.inputWarnings)")
+    let warning = try XCTUnwrap(pipeline.inputWarnings.first)
+    XCTAssertTrue(warning.archive.hasSuffix("warn.tar"))
+    XCTAssertEqual(warning.entry, Array("etc/motd".utf8))
+    XCTAssertTrue(warning.message.contains("malformed pax"), warning.message)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let json = String(decoding: try encoder.encode(summary), as: UTF8.self)
+    XCTAssertTrue(json.contains(#""inputWarnings":[{"archive":"#), json)
+    XCTAssertTrue(json.contains(#""entry":"etc\/motd""#), json)
+  }
 }
