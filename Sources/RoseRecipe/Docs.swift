@@ -239,7 +239,8 @@ func repartMarkdown() -> String {
     The hash tree has 4096-byte blocks and a salt derived from `--seed` where 252 uses the sector
     size and a random salt, so the root hash and the two UUIDs differ from repart's;
     `RepartDefinitionsTests.veritySetFromDefinitions` compares everything else with
-    systemd-repart 252 and runs `veritysetup verify` and `openssl cms -verify`.
+    systemd-repart 252 and runs `veritysetup verify` and `openssl cms -verify`, and
+    `Tests/RepartCorpus/usr-verity` (both UUIDs given) builds the same table as repart.
 
     | Key | Status |
     |---|---|

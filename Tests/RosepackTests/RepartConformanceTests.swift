@@ -7,8 +7,8 @@ import Testing
 /// `sfdisk --json` of the two must agree on the label type, disk GUID, first and last usable LBA,
 /// sector size, and every partition's start, size, type, UUID, name and attributes.
 ///
-/// Each corpus directory holds an `ARGS` file (`size=`, `seed=`, optional `sector-size=` and
-/// `root=`, relative to the directory). Known differences from repart 252, each kept out of the
+/// Each corpus directory holds an `ARGS` file (`size=`, `seed=`, optional `sector-size=`,
+/// `root=`, relative to the directory, and `loop=yes` where repart needs a loop device). Known differences from repart 252, each kept out of the
 /// corpus and checked against repart's documentation in `RepartDocumentedTests` instead:
 /// `GrowFileSystem=no` on a type that grows by default (252 sets bit 59 anyway), `Flags=` bits
 /// below 48 (252 hands libfdisk a list it rejects and writes no attributes), and `Minimize=`
@@ -22,7 +22,7 @@ import Testing
     #expect(
       Set(Self.cases).isSuperset(of: [
         "systemd-test-repart", "weights", "padding", "two-roots", "particleos-ab",
-        "mkosi-default", "sector-4096",
+        "mkosi-default", "sector-4096", "usr-verity",
       ]))
   }
 
@@ -45,6 +45,13 @@ import Testing
       && (getuid() != 0 || !FileManager.default.fileExists(atPath: "/dev/loop-control"))
     {
       print("skipped \(name): 4096-byte sectors need a loop device (root and /dev/loop-control)")
+      return
+    }
+    // repart 252 builds a verity hash tree on a loop device.
+    if args["loop"] == "yes"
+      && (getuid() != 0 || !FileManager.default.fileExists(atPath: "/dev/loop-control"))
+    {
+      print("skipped \(name): repart needs a loop device here (root and /dev/loop-control)")
       return
     }
     let scratchPath = try CLI.temporaryDirectory("repart-\(name)")
