@@ -217,25 +217,89 @@ extension LoadState {
   ) -> PartitionSpec? {
     let section = PartitionKeys(group.entries)
     let format = section.format.text.flatMap(PartitionFormat.init(rawValue:)) ?? .empty
-    let type: PartitionType
+    guard let type = partitionType(section, format: format, image: image, header: group.header)
+    else { return nil }
+    let label = partitionLabel(section, type: type, earlier: earlier)
+    // After a bad Format= value, format-dependent checks would only add noise.
+    let formatKnown = section.format.entry?.failed != true
+    let (size, minBytes, maxBytes) = sizeRule(section, image: image)
+    let offset = partitionOffset(section, image: image)
+    let flags = partitionFlags(section)
+    let copyBlocks = copyBlocksSource(
+      section, format: format, formatKnown: formatKnown, label: label, header: group.header)
+    let (subvolumes, defaultSubvolume) = slots(section, format: format, formatKnown: formatKnown)
+    let isAB = subvolumes.count == 2
+    let minimize = minimizeMode(section)
+    let paddingMax = paddingMaxBytes(section)
+    if let entry = section.slotB.entry, !isAB {
+      diagnostics.error(entry.keyAt, "SlotB= needs two Slots=")
+    }
+
+    let layers = buildLayers(
+      section, format: formatKnown ? format : .rosefs, isAB: isAB, label: label)
+
+    if format == .vfat && image.sectorSize == 4096, let entry = section.format.entry {
+      diagnostics.warning(
+        entry.valueAt, "vfat with 4096-byte sectors",
+        hint: "the FAT is built with 4096-byte logical sectors; some firmware cannot read it")
+    }
+
+    var spec = PartitionSpec(
+      label: label, type: type, uuid: section.uuid.typed?.uuid, format: format, size: size,
+      offset: offset, paddingMinBytes: section.paddingMinBytes.size ?? 0, flags: flags,
+      readOnly: section.readOnly.bool ?? false, noAuto: section.noAuto.bool ?? false,
+      growFileSystem: section.growFileSystem.bool ?? false,
+      weight: Int(section.weight.int ?? 1000),
+      minimize: minimize,
+      splitName: section.splitName.text, copyBlocks: copyBlocks, subvolumes: subvolumes,
+      defaultSubvolume: defaultSubvolume,
+      slotB: section.slotB.text.flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
+      layers: layers, position: group.header)
+    spec.copyBlocksPosition = section.copyBlocks.entry?.valueAt
+    if formatKnown { fileSystemKeys(section, format: format, into: &spec) }
+    tableKeys(section, into: &spec)
+    // Who takes free space of a fixed-size disk, and by how much (RepartLayout).
+    let grows =
+      minimize == .off
+      && (section.grow.bool == true || section.weight.isSet
+        || (size != .fixed(bytes: maxBytes ?? 0) && maxBytes != nil))
+    spec.repartSizing = RepartSizing(
+      sizeMin: minBytes, sizeMax: maxBytes, paddingMin: section.paddingMinBytes.size ?? 0,
+      paddingMax: paddingMax, weight: grows ? Int(section.weight.int ?? 1000) : 0,
+      paddingWeight: Int(section.paddingWeight.int ?? 0))
+    if !grows { spec.weight = 0 }
+    return spec
+  }
+
+  /// `Type=`, or RoseFS's own type for a `Format=rosefs` partition without one.
+  mutating func partitionType(
+    _ section: PartitionKeys, format: PartitionFormat, image: ImageSettings,
+    header: SourcePosition
+  ) -> PartitionType? {
     if section.type.isSet {
       guard let typeText = section.type.text,
         let resolved = resolvePartitionType(typeText, architecture: image.architecture)
       else { return nil }
-      type = resolved
+      return resolved
     } else if format == .rosefs {
       // RoseFS's own types: the A/B system volume, or a data volume.
       let name = (section.slots.typed?.words.count ?? 0) == 2 ? "rosefs-root" : "rosefs-data"
       guard let resolved = resolvePartitionType(name, architecture: image.architecture) else {
         return nil
       }
-      type = resolved
+      return resolved
     } else {
       diagnostics.error(
-        group.header, "[Partition] is missing required key Type=",
+        header, "[Partition] is missing required key Type=",
         hint: "e.g. Type=root, Type=esp or a GUID (only Format=rosefs has a default)")
       return nil
     }
+  }
+
+  /// `Label=`, or repart's default name for the type; checked for what GPT holds.
+  mutating func partitionLabel(_ section: PartitionKeys, type: PartitionType, earlier: [String])
+    -> String
+  {
     // repart's default name: the type's name (or "linux" for a GUID repart does not know),
     // then -2, -3, ... while an earlier partition has it.
     var label: String
@@ -262,8 +326,14 @@ extension LoadState {
       diagnostics.error(
         entry.valueAt, "Label= contains a tab", hint: "GPT names hold no control characters")
     }
-    // After a bad Format= value, format-dependent checks would only add noise.
-    let formatKnown = section.format.entry?.failed != true
+    return label
+  }
+
+  /// The size rule from `SizeMinBytes=`, `SizeMaxBytes=`, `Grow=` and the headroom keys, with
+  /// the minimum and maximum as given.
+  mutating func sizeRule(_ section: PartitionKeys, image: ImageSettings) -> (
+    SizeRule, minBytes: UInt64, maxBytes: UInt64?
+  ) {
     let sector = UInt64(image.sectorSize)
     for key in [
       section.sizeMinBytes, section.sizeMaxBytes, section.paddingMinBytes, section.paddingMaxBytes,
@@ -303,6 +373,11 @@ extension LoadState {
         headroomBytes: section.headroomBytes.size ?? 0,
         headroomPercent: Int(section.headroomPercent.int ?? 0))
     }
+    return (size, minBytes, maxBytes)
+  }
+
+  /// `Offset=`, nil when absent or refused.
+  mutating func partitionOffset(_ section: PartitionKeys, image: ImageSettings) -> UInt64? {
     var offset = section.offset.size
     if let value = offset, let entry = section.offset.entry {
       if value % image.alignment != 0 {
@@ -319,6 +394,11 @@ extension LoadState {
         offset = nil
       }
     }
+    return offset
+  }
+
+  /// `Flags=`: the GPT attribute bits.
+  mutating func partitionFlags(_ section: PartitionKeys) -> UInt64 {
     var flags: UInt64 = 0
     if let entry = section.flags.entry, !entry.failed {
       if let value = parseUnsigned(entry.value) {
@@ -329,7 +409,14 @@ extension LoadState {
           hint: "a 64-bit number, decimal or 0x hexadecimal")
       }
     }
+    return flags
+  }
 
+  /// `CopyBlocks=`: the host file a `Format=raw` partition is copied from.
+  mutating func copyBlocksSource(
+    _ section: PartitionKeys, format: PartitionFormat, formatKnown: Bool, label: String,
+    header: SourcePosition
+  ) -> String? {
     var copyBlocks: String?
     if let entry = section.copyBlocks.entry, !entry.failed, entry.value == "auto" {
       diagnostics.error(
@@ -342,11 +429,16 @@ extension LoadState {
       copyBlocks = checkHostPath(entry, text: entry.value, offset: 0, want: .file)
     } else if format == .raw && !section.copyBlocks.isSet {
       diagnostics.error(
-        group.header, "Format=raw partition '\(label)' has no CopyBlocks=",
+        header, "Format=raw partition '\(label)' has no CopyBlocks=",
         hint: "add CopyBlocks=FILE with the bytes to write")
     }
+    return copyBlocks
+  }
 
-    // Subvolumes and slots.
+  /// `Slots=` (the subvolume names) and `DefaultSlot=`.
+  mutating func slots(_ section: PartitionKeys, format: PartitionFormat, formatKnown: Bool) -> (
+    [String], defaultSubvolume: String?
+  ) {
     var subvolumes: [String] = []
     if let entry = section.slots.entry, !entry.failed {
       let words = section.slots.typed?.words ?? []
@@ -374,7 +466,11 @@ extension LoadState {
         hint: subvolumes.isEmpty
           ? "add Slots= first" : "Slots= are: " + subvolumes.joined(separator: " "))
     }
-    let isAB = subvolumes.count == 2
+    return (subvolumes, defaultSubvolume)
+  }
+
+  /// `Minimize=`: a mode, or a boolean as repart reads it.
+  mutating func minimizeMode(_ section: PartitionKeys) -> MinimizeMode {
     var minimize = MinimizeMode.off
     if let entry = section.minimize.entry, !entry.failed {
       if let mode = MinimizeMode(rawValue: entry.value) {
@@ -388,6 +484,11 @@ extension LoadState {
           hint: "off, best, guess, or yes/no")
       }
     }
+    return minimize
+  }
+
+  /// `PaddingMaxBytes=`, checked against `PaddingMinBytes=`.
+  mutating func paddingMaxBytes(_ section: PartitionKeys) -> UInt64? {
     var paddingMax: UInt64?
     if let value = section.paddingMaxBytes.size {
       paddingMax = value
@@ -395,32 +496,11 @@ extension LoadState {
         diagnostics.error(entry.valueAt, "PaddingMaxBytes= is smaller than PaddingMinBytes=")
       }
     }
-    if let entry = section.slotB.entry, !isAB {
-      diagnostics.error(entry.keyAt, "SlotB= needs two Slots=")
-    }
+    return paddingMax
+  }
 
-    let layers = buildLayers(
-      section, format: formatKnown ? format : .rosefs, isAB: isAB, label: label)
-
-    if format == .vfat && image.sectorSize == 4096, let entry = section.format.entry {
-      diagnostics.warning(
-        entry.valueAt, "vfat with 4096-byte sectors",
-        hint: "the FAT is built with 4096-byte logical sectors; some firmware cannot read it")
-    }
-
-    var spec = PartitionSpec(
-      label: label, type: type, uuid: section.uuid.typed?.uuid, format: format, size: size,
-      offset: offset, paddingMinBytes: section.paddingMinBytes.size ?? 0, flags: flags,
-      readOnly: section.readOnly.bool ?? false, noAuto: section.noAuto.bool ?? false,
-      growFileSystem: section.growFileSystem.bool ?? false,
-      weight: Int(section.weight.int ?? 1000),
-      minimize: minimize,
-      splitName: section.splitName.text, copyBlocks: copyBlocks, subvolumes: subvolumes,
-      defaultSubvolume: defaultSubvolume,
-      slotB: section.slotB.text.flatMap(SlotBMode.init(rawValue:)) ?? .snapshot,
-      layers: layers, position: group.header)
-    spec.copyBlocksPosition = section.copyBlocks.entry?.valueAt
-    if formatKnown { fileSystemKeys(section, format: format, into: &spec) }
+  /// `MBRType=`, `Bootable=`, `Verity=`, `VerityMatchKey=` and the per-partition `Formats=`.
+  mutating func tableKeys(_ section: PartitionKeys, into spec: inout PartitionSpec) {
     if let entry = section.mbrType.entry, !entry.failed {
       if let byte = parseMBRType(entry.value) {
         spec.mbrType = byte
@@ -446,17 +526,6 @@ extension LoadState {
         }
       }
     }
-    // Who takes free space of a fixed-size disk, and by how much (RepartLayout).
-    let grows =
-      minimize == .off
-      && (section.grow.bool == true || section.weight.isSet
-        || (size != .fixed(bytes: maxBytes ?? 0) && maxBytes != nil))
-    spec.repartSizing = RepartSizing(
-      sizeMin: minBytes, sizeMax: maxBytes, paddingMin: section.paddingMinBytes.size ?? 0,
-      paddingMax: paddingMax, weight: grows ? Int(section.weight.int ?? 1000) : 0,
-      paddingWeight: Int(section.paddingWeight.int ?? 0))
-    if !grows { spec.weight = 0 }
-    return spec
   }
 
   /// The longest label (bytes) each format's tool accepts; nil: the format has no label.
