@@ -136,6 +136,7 @@ extension BuildPipeline {
     let limit: Int
     switch format {
     case .erofs, .squashfs: return nil
+    case .vfat: return spec.label  // upper-cased and cut to 11 bytes by RoseMkfs
     case .xfs: limit = 12
     case .ext2, .ext3, .ext4, .swap: limit = 16
     case .btrfs: limit = 255

@@ -40,7 +40,6 @@ enum BuildContent {
   /// `measured`: the smallest volume, built to learn the content size of an automatically sized
   /// partition (nil for a fixed size, built straight into the disk image).
   case rosefs(measured: MeasuredVolume?)
-  case vfat(estimate: UInt64)
   case raw(path: String, size: UInt64)
   /// ext4, erofs, squashfs, ... (RoseMkfs): the staged tree and, when auto-sized, the smallest
   /// filesystem.
@@ -53,7 +52,6 @@ enum BuildContent {
   var size: UInt64 {
     switch self {
     case .rosefs(let measured): return measured?.report.volumeBytes ?? 0
-    case .vfat(let estimate): return estimate
     case .raw(_, let size): return size
     case .fileSystem(let content): return content.minimal?.size ?? (1 << 20)
     case .empty: return 0
@@ -280,8 +278,6 @@ public final class BuildPipeline {
         close(fd.fd)
         throw error
       }
-    case .vfat:
-      return .vfat(estimate: try vfatEstimate(spec))
     case .raw:
       guard let path = spec.copyBlocks else {
         throw BuildFailure.unbuildable(
@@ -533,15 +529,6 @@ public final class BuildPipeline {
           map.insert(
             offset: part.offset + start, length: min(range[1] * blockBytes, part.size - start))
         }
-      case .vfat:
-        progress.update("\(spec.label): building the FAT file system")
-        let fat = try buildFAT(spec, index: i, size: part.size, sectorSize: layout.sectorSize)
-        defer { unlink(fat) }
-        try RawImageOutput.copyFile(
-          fat, into: image.fd, imagePath: image.temporaryPath, offset: part.offset,
-          capacity: part.size,
-          label: spec.label)
-        map.insert(offset: part.offset, length: part.size)
       case .raw(let source, let size):
         do {
           try RawImageOutput.copyFile(
@@ -560,115 +547,5 @@ public final class BuildPipeline {
     }
     try image.commit()
     return map
-  }
-
-  // MARK: FAT
-
-  /// Host files for a vfat partition: destination (no leading slash) -> host path, in layer order
-  /// (later layers win), plus the directories to create.
-  func vfatFiles(_ spec: PartitionSpec, scratch: String?) throws -> (
-    files: [String: String], directories: Set<String>
-  ) {
-    var files: [String: String] = [:]
-    var directories = Set<String>()
-    func relative(_ path: String) -> String { path.split(separator: "/").joined(separator: "/") }
-    for (n, slotted) in spec.layers.enumerated() {
-      let at = slotted.layer.position
-      switch slotted.layer {
-      case .directory(let source, let destination, _):
-        let dest = relative(destination)
-        if isDirectory(source) {
-          if !dest.isEmpty { directories.insert(dest) }
-          let entries = (try? FileManager.default.subpathsOfDirectory(atPath: source)) ?? []
-          for entry in entries.sorted() {
-            let target = dest.isEmpty ? entry : dest + "/" + entry
-            if isDirectory(source + "/" + entry) {
-              directories.insert(target)
-            } else {
-              files[target] = source + "/" + entry
-            }
-          }
-        } else {
-          files[dest.isEmpty ? (source as NSString).lastPathComponent : dest] = source
-        }
-      case .file(let source, let destination, _, _):
-        files[relative(destination)] = source
-      case .inline(let destination, let text, _):
-        let path = (scratch ?? staging) + "/inline-\(n)"
-        if scratch != nil { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) }
-        files[relative(destination)] = path
-      case .template(let source, let destination, _):
-        let path = (scratch ?? staging) + "/template-\(n)"
-        if scratch != nil {
-          let text: String
-          do {
-            text = try TemplateRenderer().render(
-              templatePath: source,
-              variables: TemplateVariables.make(recipe: recipe, partition: spec, slot: .a))
-          } catch let error as RecipeError {
-            throw BuildFailure.recipe([error])
-          }
-          try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        }
-        files[relative(destination)] = path
-      case .makeDirectories(let paths, _):
-        for p in paths where !relative(p).isEmpty { directories.insert(relative(p)) }
-      default:
-        throw BuildFailure.unbuildable(
-          label: spec.label, at: at, message: "this layer is not supported on a vfat partition",
-          hint: nil)
-      }
-    }
-    return (files, directories)
-  }
-
-  /// The cluster the FAT estimate rounds every file and directory to: mkfs.fat's for FAT32
-  /// volumes of 260 MiB to 8 GiB, and more than it uses below, so the estimate errs high.
-  static let fatEstimateClusterBytes: UInt64 = 4096
-
-  /// Content estimate for an automatically sized FAT partition: files in 4 KiB clusters plus
-  /// 10% and 2 MiB for the tables.
-  func vfatEstimate(_ spec: PartitionSpec) throws -> UInt64 {
-    let cluster = BuildPipeline.fatEstimateClusterBytes
-    let (files, directories) = try vfatFiles(spec, scratch: nil)
-    var total = UInt64(directories.count) * cluster
-    for (_, source) in files {
-      // Inline and template files are rendered only at build time: one cluster each.
-      let size = source.hasPrefix(staging) ? cluster : hostSize(source)
-      total += (size + cluster - 1) / cluster * cluster
-    }
-    if case .fixed(let bytes) = spec.size { return min(total, bytes) }
-    return (total + total / 10 + (2 << 20) + (1 << 20) - 1) / (1 << 20) * (1 << 20)
-  }
-
-  func buildFAT(_ spec: PartitionSpec, index: Int, size: UInt64, sectorSize: UInt64) throws
-    -> String
-  {
-    let scratch = staging + "/.fat-\(index)"
-    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let (files, directories) = try vfatFiles(spec, scratch: scratch)
-    let empty = scratch + "/empty"
-    try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-    var list = directories.sorted().map { FATPartition.File(source: empty, destination: $0) }
-    list += files.keys.sorted().compactMap { key in
-      files[key].map { FATPartition.File(source: $0, destination: key) }
-    }
-    var label = String(
-      spec.label.uppercased().map {
-        $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_"
-      }
-      .prefix(11))
-    if label.isEmpty { label = "ESP" }
-    if let volumeLabel = spec.volumeLabel { label = volumeLabel }
-    do {
-      var fat = FATPartition(
-        size: size, label: label, volumeID: FATPartition.volumeID(seed: seed, label: spec.label),
-        sourceDateEpoch: UInt64(max(epoch, 315_532_800)), sectorSize: sectorSize)
-      fat.extraOptions = spec.makeFileSystemOptions
-      return try fat.build(files: list, in: staging)
-    } catch {
-      throw failure(of: spec, error)
-    }
   }
 }

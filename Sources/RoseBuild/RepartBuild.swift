@@ -16,8 +16,11 @@ extension BuildPipeline {
         sizing.sizeMin = needed
         sizing.sizeMax = needed
       }
+      // No UUID only for a verity data or hash partition, named by its root hash once the hash
+      // tree is built (applyVerity); until then a placeholder from the seed.
+      let placeholder = GUID.derived(seed: seed, label: "verity-placeholder:" + spec.label)
       guard let type = try? GUID(parsing: spec.type.guid.uuidString),
-        let uuid = try? GUID(parsing: (spec.uuid ?? UUID()).uuidString)
+        let uuid = spec.uuid.map({ try? GUID(parsing: $0.uuidString) }) ?? placeholder
       else {
         throw BuildFailure.unbuildable(
           label: spec.label, at: spec.position, message: "partition '\(spec.label)': invalid GUID",

@@ -56,6 +56,21 @@ public struct FATPartition: Sendable {
 
   /// Builds the image in `directory` and returns its path (the caller removes it).
   public func build(files: [File], in directory: String) throws -> String {
+    let (directories, copies) = try expand(files)
+    let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    let path = directory + "/.rose-fat-" + token + ".img"
+    try build(
+      at: path, directories: directories, copies: copies, readOnly: [], scratch: directory)
+    return path
+  }
+
+  /// Formats a new image at `path` and fills it: `directories` (parents first) with one `mmd`,
+  /// `copies` (host source, destination) with one `mcopy` per directory, then the read-only
+  /// attribute on `readOnly` with one `mattrib`. The image is removed when a step fails.
+  func build(
+    at path: String, directories: [String], copies: [(String, String)], readOnly: [String],
+    scratch: String
+  ) throws {
     let label = self.label.uppercased()
     guard !label.isEmpty, label.utf8.count <= 11 else {
       throw DiskError.invalidLabel(
@@ -69,45 +84,55 @@ public struct FATPartition: Sendable {
     let mkfs = try Tool.find("mkfs.vfat", package: "dosfstools")
     let mmd = try Tool.find("mmd", package: "mtools")
     let mcopy = try Tool.find("mcopy", package: "mtools")
-
-    let epoch =
-      sourceDateEpoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap {
-        UInt64($0)
-      } ?? 315_532_800
-    var environment = ProcessInfo.processInfo.environment
-    environment["SOURCE_DATE_EPOCH"] = String(epoch)
-    environment["TZ"] = "UTC"
-    environment["LC_ALL"] = "C"
-    environment["MTOOLS_SKIP_CHECK"] = "1"
-
-    let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    let path = directory + "/.rose-fat-" + token + ".img"
+    let environment = Self.environment(epoch: Self.fatEpoch(sourceDateEpoch))
     try createSparseFile(path, size: size)
     do {
-      var arguments: [String] = []
-      let help = try Tool.run(mkfs, ["--help"], environment: environment, allowFailure: true)
-      if help.contains("--invariant") { arguments.append("--invariant") }
+      // dosfstools 4.2 (Debian 12) has --invariant; older ones do not, and need no check here
+      // because install-deps.sh installs 4.2.
       let volume = String(volumeID, radix: 16)
-      arguments += [
-        "-i", String(repeating: "0", count: 8 - volume.count) + volume, "-n", label, "-S",
-        String(sectorSize),
+      var arguments = [
+        "--invariant", "-i", String(repeating: "0", count: 8 - volume.count) + volume, "-n", label,
+        "-S", String(sectorSize),
       ]
       if let fatBits { arguments += ["-F", String(fatBits)] }
       arguments += extraOptions
       arguments.append(path)
       _ = try Tool.run(mkfs, arguments, environment: environment)
-
-      let (directories, copies) = try expand(files)
       if !directories.isEmpty {
         _ = try Tool.run(
           mmd, ["-i", path] + directories.map { "::/" + $0 }, environment: environment)
       }
-      try copy(copies, into: path, mcopy: mcopy, scratch: directory, environment: environment)
+      try copy(copies, into: path, mcopy: mcopy, scratch: scratch, environment: environment)
+      if !readOnly.isEmpty {
+        let mattrib = try Tool.find("mattrib", package: "mtools")
+        _ = try Tool.run(
+          mattrib, ["-i", path, "+r"] + readOnly.map { "::/" + $0 }, environment: environment)
+      }
     } catch {
       unlink(path)
       throw error
     }
-    return path
+  }
+
+  /// The time every FAT entry gets: SOURCE_DATE_EPOCH (the argument, else the environment),
+  /// clamped to what a FAT date holds (1980-01-01 to 2107-12-31, in UTC).
+  static func fatEpoch(_ epoch: UInt64?) -> UInt64 {
+    let value =
+      epoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt64($0) }
+      ?? 315_532_800
+    return min(max(value, 315_532_800), 4_354_819_198)
+  }
+
+  /// mtools' environment: the epoch stamps every entry, times are written as UTC, and names
+  /// are read as UTF-8 (under the C locale mtools would mangle a non-ASCII name).
+  static func environment(epoch: UInt64) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["SOURCE_DATE_EPOCH"] = String(epoch)
+    environment["TZ"] = "UTC"
+    environment["LC_ALL"] = "C.UTF-8"
+    environment["MTOOLS_SKIP_CHECK"] = "1"
+    environment.removeValue(forKey: "MTOOLSRC")
+    return environment
   }
 
   /// Copies the files with one `mcopy` per target directory (not one per file: an ESP with
@@ -122,8 +147,16 @@ public struct FATPartition: Sendable {
     guard !copies.isEmpty else { return }
     let stage = scratch + "/.rose-fat-stage-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
     defer { try? FileManager.default.removeItem(atPath: stage) }
-    var byDirectory: [String: [String]] = [:]
+    // Per image directory: (name in the image, host path to hand mcopy).
+    var byDirectory: [String: [(String, String)]] = [:]
     for (source, destination) in copies {
+      let directory = (destination as NSString).deletingLastPathComponent
+      if (source as NSString).lastPathComponent == (destination as NSString).lastPathComponent {
+        // Already named as in the image (a tree staged for vfat): no link needed.
+        byDirectory[directory, default: []].append(
+          ((destination as NSString).lastPathComponent, source))
+        continue
+      }
       let staged = stage + "/" + destination
       let parent = (staged as NSString).deletingLastPathComponent
       try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
@@ -135,11 +168,15 @@ public struct FATPartition: Sendable {
           throw DiskError.invalidInput(path: source, reason: "cannot stage for mcopy: \(error)")
         }
       }
-      let directory = (destination as NSString).deletingLastPathComponent
-      byDirectory[directory, default: []].append(staged)
+      byDirectory[directory, default: []].append(
+        ((destination as NSString).lastPathComponent, staged))
     }
     for directory in byDirectory.keys.sorted() {
-      guard let sources = byDirectory[directory]?.sorted() else { continue }
+      guard
+        let sources = byDirectory[directory]?.sorted(by: {
+          Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8))
+        }).map(\.1)
+      else { continue }
       // Keep each command line well under ARG_MAX.
       var start = 0
       while start < sources.count {

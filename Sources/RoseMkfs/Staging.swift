@@ -3,9 +3,9 @@ import RoseDisk
 import RoseFS
 import RoseIngest
 
-/// The filesystems RoseMkfs makes with their own tools (vfat has its own builder, `FATPartition`).
+/// The filesystems RoseMkfs makes with their own tools.
 public enum FileSystemFormat: String, Sendable, CaseIterable {
-  case ext2, ext3, ext4, xfs, btrfs, erofs, squashfs, f2fs, swap
+  case ext2, ext3, ext4, xfs, btrfs, erofs, squashfs, f2fs, swap, vfat
 
   /// Read-only formats: their image is exactly as large as the content and never grows.
   public var isReadOnly: Bool { self == .erofs || self == .squashfs }
@@ -55,10 +55,15 @@ public struct FileSystemImage: Sendable {
 /// One tree, checked against what a format can hold and exported as a pax tarball: the one form
 /// every tool can be fed from without root (directly, as `mksquashfs -tar`, or unpacked by bsdtar
 /// inside the `fakeroot` session that then runs the mkfs, so owners, devices and xattrs reach it).
+/// For vfat, which holds no owners, devices or xattrs, the tree is instead written out as plain
+/// directories and files (`plainTree`) that mtools reads directly, with no unpacking step.
 ///
 /// Memory follows entries: the tarball is streamed out of the builder's content source.
 public final class StagedTree {
+  /// The pax tarball; empty for vfat.
   public let tarball: String
+  /// vfat only: the tree as plain host files, named as in the image.
+  public let plainTree: String?
   public let scratch: String
   /// Entries, not counting the root.
   public let entries: Int
@@ -109,11 +114,70 @@ public final class StagedTree {
         hint: "protofile fields are split at spaces")
     }
     symlinkTargets = targets
-    tarball = scratch + "/content.tar"
-    try TarExporter().export(root: root, source: source, to: tarball)
+    if format == .vfat {
+      tarball = ""
+      let plain = scratch + "/fat-tree"
+      try Self.writePlainTree(root, source: source, into: plain)
+      plainTree = plain
+    } else {
+      tarball = scratch + "/content.tar"
+      plainTree = nil
+      try TarExporter().export(root: root, source: source, to: tarball)
+    }
   }
 
-  public func remove() { unlink(tarball) }
+  public func remove() {
+    if !tarball.isEmpty { unlink(tarball) }
+    if let plainTree { try? FileManager.default.removeItem(atPath: plainTree) }
+  }
+
+  /// Writes the directories and regular files of the tree below `directory` (a fresh one), with
+  /// holes kept; owners, modes and times are not copied (the only reader is mtools, which takes
+  /// names and bytes). Entries are made in sorted order, parents first.
+  static func writePlainTree(_ root: Inode, source: ContentSource, into directory: String) throws {
+    try? FileManager.default.removeItem(atPath: directory)
+    guard mkdir(directory, 0o755) == 0 else {
+      throw DiskError.invalidInput(
+        path: directory, reason: "cannot create: \(String(cString: strerror(errno)))")
+    }
+    try walkTree(root) { path, inode in
+      let target = directory + "/" + String(decoding: path, as: UTF8.self)
+      switch inode.kind {
+      case .directory:
+        guard mkdir(target, 0o755) == 0 else {
+          throw DiskError.invalidInput(
+            path: target, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+      case .regular:
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+          throw DiskError.invalidInput(
+            path: target, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        try StoredPieces.forEach(inode.content, source) { bytes, offset in
+          var done = 0
+          while done < bytes.count {
+            let n = pwrite(
+              fd, bytes.baseAddress.map { $0 + done }, bytes.count - done,
+              off_t(clamping: offset + UInt64(done)))
+            guard n > 0 else {
+              throw DiskError.invalidInput(
+                path: target, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
+            done += n
+          }
+        }
+        guard ftruncate(fd, off_t(clamping: inode.content.size)) == 0 else {
+          throw DiskError.invalidInput(
+            path: target, reason: "cannot size: \(String(cString: strerror(errno)))")
+        }
+      default:
+        // check(_:format:) refused every other kind for vfat.
+        break
+      }
+    }
+  }
 
   /// What each format cannot hold, refused by entry instead of silently dropped.
   static func check(_ root: Inode, format: FileSystemFormat) throws {
@@ -168,12 +232,100 @@ public final class StagedTree {
             path, "the xattr \(Name.printable(x.name))",
             "sload.f2fs (f2fs-tools 1.15) copies no xattrs; use ext4, erofs or squashfs")
         }
+      case .vfat:
+        failure = fatRefusal(path, inode, again: again, refuse)
       default: break
       }
     }
     visit([], root)
     walkTree(root) { path, inode in visit(path, inode) }
     if let failure { throw failure }
+    if format == .vfat, let (first, second) = fatCaseClash(root) {
+      throw UnsupportedContent(
+        format: format.rawValue, entry: second,
+        what: "a name that differs from \(first) only in case",
+        hint: "FAT compares names without case; rename one")
+    }
+  }
+
+  /// What FAT cannot hold, for one entry (owners, modes and times are mapped, not refused: see
+  /// docs/FILESYSTEMS.md).
+  static func fatRefusal(
+    _ path: [UInt8], _ inode: Inode, again: Bool,
+    _ refuse: ([UInt8], String, String) -> UnsupportedContent
+  ) -> UnsupportedContent? {
+    switch inode.kind {
+    case .directory, .regular: break
+    case .symlink:
+      return refuse(
+        path, "a symlink",
+        "FAT has no symlinks; put a copy of the target there (File=) or remove it")
+    case .characterDevice, .blockDevice:
+      return refuse(path, "a device node", "FAT has none; remove it")
+    case .fifo:
+      return refuse(path, "a fifo", "FAT has none; remove it")
+    case .socket:
+      return refuse(path, "a socket", "FAT has none; remove it")
+    }
+    if again {
+      return refuse(
+        path, "a hard link",
+        "FAT has no hard links (the names would become two copies); remove one name")
+    }
+    if let x = inode.xattrs.first {
+      return refuse(path, "the xattr \(Name.printable(x.name))", "FAT has no xattrs; remove it")
+    }
+    guard !path.isEmpty else { return nil }
+    let name = Array(path.split(separator: UInt8(ascii: "/")).last ?? [])
+    if let reason = fatNameProblem(name) {
+      return refuse(path, "this name (\(reason))", "rename it")
+    }
+    return nil
+  }
+
+  /// Why FAT (VFAT long names, as Windows and Linux read them) cannot hold `name`, or nil.
+  static func fatNameProblem(_ name: [UInt8]) -> String? {
+    guard let text = String(validating: name, as: UTF8.self) else {
+      return "not UTF-8: FAT long names are UTF-16"
+    }
+    if name.contains(where: { $0 >= 0x80 }) {
+      // mtools 4.0.32 writes a name whose characters its DOS code page has (é, ü, ...) as an 8.3
+      // name only, upper-cased ("cafÉ.txt" reads back), and the firmware reads that byte in its
+      // own code page.
+      return "a non-ASCII character, which mtools stores in a DOS code page and upper-case"
+    }
+    if let bad = name.first(where: {
+      $0 < 0x20 || $0 == 0x7F || Array(#""*/:<>?\|"#.utf8).contains($0)
+    }) {
+      return bad < 0x20 || bad == 0x7F
+        ? "a control byte" : "the character \(Character(Unicode.Scalar(bad)))"
+    }
+    if name.last == UInt8(ascii: ".") || name.last == UInt8(ascii: " ") {
+      return "a trailing dot or space, which FAT drops"
+    }
+    if text.utf16.count > 255 { return "longer than 255 UTF-16 units" }
+    return nil
+  }
+
+  /// Two names of one directory that FAT sees as the same (it compares names without case).
+  static func fatCaseClash(_ root: Inode) -> (String, String)? {
+    var clash: (String, String)?
+    func visit(_ prefix: [UInt8], _ directory: Inode) {
+      var seen: [String: [UInt8]] = [:]
+      for name in directory.children.keys.sorted() {
+        guard clash == nil else { return }
+        let path = prefix.isEmpty ? name.bytes : prefix + [UInt8(ascii: "/")] + name.bytes
+        let key = String(decoding: name.bytes, as: UTF8.self).uppercased()
+        if let other = seen[key] {
+          clash = ("/" + Name.printable(other), "/" + Name.printable(path))
+          return
+        }
+        seen[key] = path
+        if let child = directory.children[name], child.kind == .directory { visit(path, child) }
+      }
+    }
+    visit([], root)
+    return clash
   }
 
   /// The environment every tool runs in: fixed time zone and locale, the epoch for tools that
@@ -254,6 +406,8 @@ public enum FileSystemMaker {
       return try XfsMaker(request: request, tree: tree).make(output)
     case .swap:
       return try SwapMaker(request: request).make(output)
+    case .vfat:
+      return try VfatMaker(request: request, tree: tree).make(output)
     }
   }
 

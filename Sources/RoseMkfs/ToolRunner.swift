@@ -66,13 +66,18 @@ public enum Tool {
     } else {
       process.standardInput = FileHandle.nullDevice
     }
+    // Foundation's waitUntilExit (swift-corelibs) polls its run loop every 50 ms, which cost
+    // about 40 ms per tool run (4 s for an ESP of 100 directories, one mcopy each); the
+    // termination handler fires as soon as the child is reaped.
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
     do { try process.run() } catch {
       throw DiskError.toolFailed(tool: tool, arguments: arguments, status: -1, output: "\(error)")
     }
     ChildProcesses.add(process.processIdentifier)
     defer { ChildProcesses.remove(process.processIdentifier) }
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    exited.wait()
     var output = String(decoding: data.suffix(4096), as: UTF8.self)
     if process.terminationStatus != 0 && !allowFailure {
       if output.allSatisfy(\.isWhitespace) {

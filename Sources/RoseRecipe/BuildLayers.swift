@@ -4,10 +4,6 @@ import RoseDisk
 /// The content layers of a `[Partition]` section, in file order, and the host and image paths
 /// they name.
 extension LoadState {
-  static let vfatLayerKeys: Set<String> = [
-    "Directory", "CopyFiles", "File", "Inline", "Template", "MakeDirectories",
-  ]
-
   mutating func buildLayers(
     _ section: PartitionKeys, format: PartitionFormat, isAB: Bool,
     label: String
@@ -31,14 +27,7 @@ extension LoadState {
           entry.keyAt, "\(entry.key)= is not allowed with Format=swap",
           hint: "a swap area holds no files; remove the content keys of partition '\(label)'")
         continue
-      case let other where other.isForeignFileSystem && other != .vfat: break
-      case .vfat where Self.vfatLayerKeys.contains(entry.key): break
-      case .vfat:
-        diagnostics.error(
-          entry.keyAt, "\(entry.key)= is not allowed with Format=vfat",
-          hint: "vfat partitions take CopyFiles=, Directory=, File=, Inline=, Template= and "
-            + "MakeDirectories=")
-        continue
+      case let other where other.isForeignFileSystem: break
       default:
         diagnostics.error(
           entry.keyAt, "\(entry.key)= needs a Format= that holds files (rosefs, vfat, ext4, ...)",

@@ -130,9 +130,8 @@ private let recipesIntro = """
   A `Format=rosefs` partition is filled by layers applied **in the order written**, across
   all layer keys: `Tarball=`, `Directory=`, `CopyFiles=`, `File=`, `Inline=`, `Template=`,
   `Symlink=`, `MakeDirectories=`, `Remove=`, `Ownership=`. Later layers overwrite earlier
-  ones. Image paths are absolute. `Format=vfat` partitions take `CopyFiles=`, `Directory=`,
-  `File=`, `Inline=`, `Template=` and `MakeDirectories=`. `Format=raw` partitions need
-  `CopyBlocks=`. `Format=ext4`, `ext2`, `ext3`, `xfs`, `btrfs`, `erofs`, `squashfs` and `f2fs`
+  ones. Image paths are absolute. `Format=raw` partitions need
+  `CopyBlocks=`. `Format=vfat`, `ext4`, `ext2`, `ext3`, `xfs`, `btrfs`, `erofs`, `squashfs` and `f2fs`
   take every layer key `rosefs` takes (one tree, no slots), built unprivileged by the format's
   own tool; what each keeps and refuses is in docs/FILESYSTEMS.md. `Format=swap` takes none.
 
@@ -229,6 +228,18 @@ func repartMarkdown() -> String {
     `SizeMaxBytes=`/`PaddingMaxBytes=` up to 4096 bytes, as repart 252 rounds them.
     `Tests/RepartCorpus` holds the definitions the conformance test builds with both tools and
     compares with `sfdisk --json`.
+
+    `Verity=data|hash|signature` with `VerityMatchKey=` make a dm-verity set as repart 252 makes
+    it, with its rules (a role needs a key, hash and signature definitions take no `Format=`,
+    `CopyBlocks=`, `CopyFiles=` or `MakeDirectories=`, a signature takes no sizes, each key has
+    one data and one hash definition): the hash partition is `veritysetup format` over the data
+    partition (`CopyBlocks=`, or `Format=` with `CopyFiles=`), the data and hash partition UUIDs
+    are the first and last 128 bits of the root hash (unless `UUID=` sets them), and a signature
+    partition is 16 KiB holding repart's JSON, signed with `--private-key`/`--certificate`.
+    The hash tree has 4096-byte blocks and a salt derived from `--seed` where 252 uses the sector
+    size and a random salt, so the root hash and the two UUIDs differ from repart's;
+    `RepartDefinitionsTests.veritySetFromDefinitions` compares everything else with
+    systemd-repart 252 and runs `veritysetup verify` and `openssl cms -verify`.
 
     | Key | Status |
     |---|---|

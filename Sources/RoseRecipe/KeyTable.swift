@@ -188,11 +188,11 @@ public let recipeKeys: [KeySpec] = [
     .partition, "Format", bind: .partition(\.format),
     .enumeration(PartitionFormat.allCases.map(\.rawValue)),
     default: "empty", repart: true,
-    "rosefs: filled from content layers; vfat: filled from CopyFiles=/File=/Inline=; raw: "
-      + "CopyBlocks= copied verbatim; empty: left unformatted. ext4, ext2, ext3, xfs, btrfs, "
+    "rosefs: filled from content layers; raw: "
+      + "CopyBlocks= copied verbatim; empty: left unformatted. vfat, ext4, ext2, ext3, xfs, btrfs, "
       + "erofs, squashfs and f2fs are filled from the same content layers as rosefs, built "
       + "unprivileged by each filesystem's own tool (mke2fs -d, mkfs.xfs -p, mkfs.btrfs "
-      + "--rootdir, mkfs.erofs, mksquashfs, mkfs.f2fs + sload.f2fs); content a format cannot "
+      + "--rootdir, mkfs.erofs, mksquashfs, mkfs.f2fs + sload.f2fs, mkfs.vfat + mcopy); content a format cannot "
       + "hold is refused, naming the entry (docs/FILESYSTEMS.md). swap: a swap area, no content."),
   KeySpec(
     .partition, "VolumeLabel", bind: .partition(\.volumeLabel), .string,

@@ -43,8 +43,14 @@ public let repartKeyTable: [(name: String, status: RepartKeyStatus)] = [
   ("CopyFiles", .partial("sources resolved under --root; any Format= that holds files")),
   ("MakeDirectories", .partial("any Format= that holds files")),
   ("Encrypt", .partial("only off: encryption needs keys or a TPM")),
-  ("Verity", .partial("only off: verity needs the file system image and signing keys")),
-  ("VerityMatchKey", .refused("only meaningful with Verity=")),
+  (
+    "Verity",
+    .partial(
+      "data, hash and signature as repart (signature with --private-key/--certificate); the hash "
+        + "tree has 4096-byte blocks and a salt derived from --seed where 252 uses the sector size "
+        + "and a random salt, so the root hash (and the UUIDs it gives) differ from repart's")
+  ),
+  ("VerityMatchKey", .same),
   ("Flags", .same),
   ("ReadOnly", .same),
   ("NoAuto", .same),
@@ -127,6 +133,7 @@ public enum RepartDefinitions {
         partitions.append(spec)
       }
     }
+    if diagnostics.errors.isEmpty { checkVeritySets(partitions, diagnostics: &diagnostics) }
     if !diagnostics.errors.isEmpty { throw RecipeErrors(diagnostics.errors) }
     var image = ImageSettings(
       name: (dir as NSString).lastPathComponent, architecture: options.architecture,
@@ -145,6 +152,39 @@ public enum RepartDefinitions {
       image: image, partitions: partitions,
       output: OutputSpec(kinds: [.raw], baseName: image.name),
       warnings: diagnostics.warnings.sorted(by: RecipeError.sortKey), sourceFiles: files)
+  }
+
+  /// Every VerityMatchKey= has exactly one data and one hash definition, and at most one
+  /// signature, as repart 252 requires; the error is at the definition that breaks the rule.
+  static func checkVeritySets(_ partitions: [PartitionSpec], diagnostics: inout Diagnostics) {
+    var sets: [String: [VerityRole: PartitionSpec]] = [:]
+    var keys: [String] = []
+    for spec in partitions where spec.verity != .off {
+      guard let key = spec.verityMatchKey else { continue }
+      if sets[key] == nil { keys.append(key) }
+      if let other = sets[key]?[spec.verity] {
+        diagnostics.error(
+          spec.position, "VerityMatchKey=\(key) has two Verity=\(spec.verity.rawValue) definitions",
+          hint: "the other is \((other.position.file as NSString).lastPathComponent)")
+        continue
+      }
+      sets[key, default: [:]][spec.verity] = spec
+    }
+    for key in keys {
+      guard let set = sets[key],
+        let any = set.values.min(by: { $0.position.file < $1.position.file })
+      else { continue }
+      for role in [VerityRole.data, .hash] where set[role] == nil {
+        diagnostics.error(
+          any.position, "VerityMatchKey=\(key) has no Verity=\(role.rawValue) definition",
+          hint: "a verity set needs a data and a hash partition (and optionally a signature)")
+      }
+      if let data = set[.data], data.format == .empty {
+        diagnostics.error(
+          data.position, "Verity=data partition '\(data.label)' has no content",
+          hint: "give it CopyBlocks= or Format= with CopyFiles=, as the hash tree is made over it")
+      }
+    }
   }
 
   static func reason(_ error: Error) -> String {
@@ -400,10 +440,6 @@ struct DefinitionReader {
         "Encrypt", { $0 == "off" || parseBool($0) == false },
         "encryption needs keys or a TPM of the target machine"
       ),
-      (
-        "Verity", { $0 == "off" },
-        "verity needs signing keys and a file system rosepack does not write"
-      ),
     ]
     for (key, accepted, why) in unsupported {
       if let entry = value(key), !accepted(entry.value) {
@@ -427,20 +463,15 @@ struct DefinitionReader {
         }
       }
     }
-    for key in ["VerityMatchKey", "Subvolumes"] {
-      if let entry = value(key) {
-        let hint: String
-        switch key {
-        case "Subvolumes":
-          hint =
-            "repart's Subvolumes= lists btrfs subvolumes; rosepack does not write btrfs (its "
-            + "A/B slots are Slots= in a rosepack recipe)"
-        default: hint = "VerityMatchKey= needs Verity=, which rosepack does not support"
-        }
-        diagnostics.error(entry.at, "\(key)= is not supported", hint: hint)
-        failed = true
-      }
+    if let entry = value("Subvolumes") {
+      diagnostics.error(
+        entry.at, "Subvolumes= is not supported",
+        hint: "repart's Subvolumes= lists btrfs subvolumes; rosepack does not write btrfs (its "
+          + "A/B slots are Slots= in a rosepack recipe)")
+      failed = true
     }
+    let (verity, verityMatchKey, verityFailed) = verityRole(diagnostics: &diagnostics)
+    failed = failed || verityFailed
 
     // Label: explicit (specifiers expanded), else repart's type name made unique.
     var label: String
@@ -476,19 +507,32 @@ struct DefinitionReader {
         failed = true
       }
     }
-    if uuid == nil {
+    // The data and hash partitions of a verity set are named by the root hash (after the hash
+    // tree is built), as repart names them, unless UUID= is given.
+    if uuid == nil && verity != .data && verity != .hash {
       let instance = UInt64(earlier.filter { $0.type.guid == typeUUID }.count)
       let derived = GUID.repartPartitionGUID(seed: options.seed, type: typeGUID, instance: instance)
       uuid = UUID(uuidString: derived.description)
     }
 
-    let sizing = RepartSizing(
+    var sizing = RepartSizing(
       sizeMin: size("SizeMinBytes", isMinimum: true, diagnostics: &diagnostics),
       sizeMax: size("SizeMaxBytes", isMinimum: false, diagnostics: &diagnostics),
       paddingMin: size("PaddingMinBytes", isMinimum: true, diagnostics: &diagnostics),
       paddingMax: size("PaddingMaxBytes", isMinimum: false, diagnostics: &diagnostics),
       weight: weight("Weight", diagnostics: &diagnostics) ?? 1000,
       paddingWeight: weight("PaddingWeight", diagnostics: &diagnostics) ?? 0)
+    if verity == .signature {
+      // repart 252: a signature partition is exactly VERITY_SIG_SIZE (16 KiB), and says so.
+      if let entry = value("SizeMinBytes") ?? value("SizeMaxBytes") {
+        diagnostics.error(
+          entry.at, "SizeMinBytes=/SizeMaxBytes= cannot be used with Verity=signature",
+          hint: "a signature partition is 16 KiB, as repart makes it")
+        failed = true
+      }
+      sizing.sizeMin = Verity.signatureSize
+      sizing.sizeMax = Verity.signatureSize
+    }
     if let low = sizing.sizeMin, let high = sizing.sizeMax, low > high,
       let entry = value("SizeMaxBytes")
     {
@@ -649,7 +693,62 @@ struct DefinitionReader {
     }
     spec.repartSizing = sizing
     spec.attributeOverride = flags
+    spec.verity = verity
+    spec.verityMatchKey = verityMatchKey
     return spec
+  }
+
+  /// `Verity=` and `VerityMatchKey=` with the checks repart 252 makes on one definition: a role
+  /// needs a key and a key needs a role; hash and signature partitions take no content and no
+  /// encryption. Whether each key has its data and hash partition is checked across the
+  /// definitions (`RepartDefinitions.checkVeritySets`).
+  func verityRole(diagnostics: inout Diagnostics) -> (VerityRole, String?, failed: Bool) {
+    var role = VerityRole.off
+    var failed = false
+    if let entry = value("Verity") {
+      if let parsed = VerityRole(rawValue: entry.value) {
+        role = parsed
+      } else {
+        diagnostics.error(
+          entry.at, "invalid Verity= '\(entry.value)'", hint: "off, data, hash or signature")
+        return (.off, nil, true)
+      }
+    }
+    let key = value("VerityMatchKey")
+    if role != .off && key == nil, let entry = value("Verity") {
+      diagnostics.error(
+        entry.at, "Verity=\(role.rawValue) needs VerityMatchKey=",
+        hint: "give the data, hash and signature definitions of one set the same key")
+      failed = true
+    }
+    if role == .off, let key {
+      diagnostics.error(
+        key.at, "VerityMatchKey= needs Verity= (data, hash or signature)",
+        hint: "repart refuses a match key on a partition that is not part of a verity set")
+      failed = true
+    }
+    if role == .hash || role == .signature {
+      let content =
+        ["Format", "CopyBlocks"].compactMap { value($0)?.at }
+        + copyFiles.map(\.at) + makeDirectories.map(\.at)
+      if let at = content.first {
+        diagnostics.error(
+          at,
+          "Verity=\(role.rawValue) partitions take no Format=, CopyBlocks=, CopyFiles= or "
+            + "MakeDirectories=",
+          hint: role == .hash
+            ? "rosepack fills it with veritysetup format over the data partition"
+            : "rosepack fills it with repart's JSON signature")
+        failed = true
+      }
+    }
+    if role != .off, let entry = value("Encrypt"), entry.value != "off",
+      parseBool(entry.value) != false
+    {
+      diagnostics.error(entry.at, "Encrypt= cannot be combined with Verity=")
+      failed = true
+    }
+    return (role, key?.value, failed)
   }
 
   func normalised(_ path: String) -> String {

@@ -88,4 +88,49 @@ import Testing
     }
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
   }
+
+  /// Two staging trees with the same names and bytes, created in opposite orders (so readdir
+  /// lists them differently on a filesystem that keeps creation order, as tmpfs does), give the
+  /// same image: mcopy gets each directory's names sorted, never in readdir order.
+  @Test func sameImageFromStagingTreesMadeInOppositeOrders() throws {
+    let dir = try TempDir()
+    let fm = FileManager.default
+    var images: [String] = []
+    for (tree, order) in [("up", Array(0..<12)), ("down", Array((0..<12).reversed()))] {
+      for d in order {
+        try fm.createDirectory(
+          atPath: dir.file("\(tree)/d\(d)"), withIntermediateDirectories: true)
+        for f in order {
+          _ = fm.createFile(
+            atPath: dir.file("\(tree)/d\(d)/f\(f).txt"),
+            contents: Data(pseudoRandomBytes(count: 100 + 37 * f, seed: UInt64(d * 100 + f))))
+        }
+      }
+      let fat = FATPartition(size: 16 * mib, volumeID: 7, sourceDateEpoch: 1_700_000_000)
+      images.append(
+        try fat.build(
+          files: [FATPartition.File(source: dir.file(tree), destination: "/")], in: dir.path))
+    }
+    #expect(try filesEqual(images[0], images[1]))
+  }
+
+  /// The names FAT cannot hold, and the ones it can.
+  @Test func fatNameRules() {
+    for good in ["BOOTX64.EFI", "loader.conf", "Mixed Case.txt", "a.b.c", "x-y_z (1)"] {
+      #expect(StagedTree.fatNameProblem(Array(good.utf8)) == nil, "\(good)")
+    }
+    for (bad, reason) in [
+      ("a?b", "the character ?"), ("a:b", "the character :"), ("a\\b", "the character \\"),
+      ("trailing.", "trailing dot"), ("trailing ", "trailing dot or space"),
+      ("caf\u{e9}", "non-ASCII"), ("tab\there", "control byte"),
+      (String(repeating: "n", count: 256), "255 UTF-16"),
+    ] {
+      let problem = StagedTree.fatNameProblem(Array(bad.utf8))
+      #expect(problem?.contains(reason) == true, "\(bad): \(problem ?? "accepted")")
+    }
+    #expect(StagedTree.fatNameProblem([0x61, 0xFF]) == "not UTF-8: FAT long names are UTF-16")
+    #expect(VfatMaker.label("esp") == "ESP")
+    #expect(VfatMaker.label("boot-a.b/c longer") == "BOOT-A_B_C ")
+    #expect(VfatMaker.label(nil) == "NO NAME")
+  }
 }

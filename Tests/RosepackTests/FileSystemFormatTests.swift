@@ -4,9 +4,11 @@ import Testing
 /// Every `Format=` RoseMkfs makes, built from a recipe with a small varied tree (directories,
 /// files, a hard link, a symlink, a device node, a fifo, owners 0 and 1000, setuid, an xattr,
 /// mtimes) and checked with the format's own tools: `blkid -p` names the type and label, the
-/// format's fsck passes, the content read back (a read-only loop mount when the test runs as root)
-/// matches the input by a manifest of path, type, mode, owner, size, content hash, link target,
-/// device number, xattrs and mtime, and two builds are byte-identical where the format allows.
+/// format's fsck passes, the content read back matches the input by a manifest of path, type,
+/// mode, owner, size, content hash, link target, device number, xattrs and mtime, and two builds
+/// are byte-identical where the format allows. Content is read back twice: by the format's
+/// userspace reader inside `fakeroot` (no root needed: `debugfs rdump`, `fsck.erofs --extract`,
+/// `unsquashfs`, `btrfs restore`, `mcopy`), and by a read-only loop mount when run as root.
 @Suite(.serialized) struct FileSystemFormatTests {
   /// One format's expectations.
   struct Case: Sendable, CustomStringConvertible {
@@ -22,28 +24,64 @@ import Testing
     /// Features not compared on read-back.
     var scanFlags: [String]
     var reproducible: Bool
+    /// The userspace reader: extracts the image into a directory without root.
+    var reader: Reader?
     var description: String { format }
   }
+
+  /// A userspace reader of one format (run in `fakeroot`, so the owners it sets are seen).
+  struct Reader: Sendable {
+    /// The tool that must be installed.
+    var tool: String
+    /// The shell command; `"$1"` is the image, `"$2"` the (existing, empty) output directory.
+    var command: String
+    /// Features the reader does not carry over (checked another way where the format holds
+    /// them, see `readerExtras`).
+    var flags: [String]
+  }
+
+  /// xfs and f2fs have no userspace reader of a tree in Debian 12 (xfs_db 6.1 extracts no files,
+  /// dump.f2fs 1.15 dumps one inode at a time; no FUSE driver is packaged): their content is read
+  /// back by a loop mount as root (xfs) or by the tree `fsck.f2fs -t` prints (f2fs) only.
+  static let ext4Reader = Reader(
+    tool: "debugfs", command: #"debugfs -R "rdump / $2" "$1" && rmdir "$2/lost+found""#,
+    // rdump writes regular files, directories and symlinks only, one file per name, without
+    // xattrs or the setuid bit.
+    // The root's own times are not set on the output directory.
+    flags: ["r-nospecial", "r-nolinks", "r-noxattrs", "r-nosetuid", "noroottime"])
 
   static let cases: [Case] = [
     Case(
       format: "ext4", blkidType: "ext4", label: "data", fsck: ["e2fsck", "-fn"], inputFlags: [],
-      scanFlags: [], reproducible: true),
+      scanFlags: [], reproducible: true, reader: ext4Reader),
     Case(
       format: "ext2", blkidType: "ext2", label: "data", fsck: ["e2fsck", "-fn"], inputFlags: [],
-      scanFlags: [], reproducible: true),
+      scanFlags: [], reproducible: true, reader: ext4Reader),
     Case(
       format: "ext3", blkidType: "ext3", label: "data", fsck: ["e2fsck", "-fn"], inputFlags: [],
-      scanFlags: [], reproducible: true),
+      scanFlags: [], reproducible: true, reader: ext4Reader),
     Case(
       format: "erofs", blkidType: "erofs", label: nil, fsck: ["fsck.erofs"], inputFlags: [],
-      scanFlags: [], reproducible: true),
+      scanFlags: [], reproducible: true,
+      // erofs-utils 1.5 extracts owners, modes, devices, fifos and times, not xattrs, and each
+      // name as its own file.
+      reader: Reader(
+        tool: "fsck.erofs", command: #"fsck.erofs --extract="$2" --preserve --overwrite "$1""#,
+        flags: ["r-nolinks", "r-noxattrs"])),
     Case(
       format: "squashfs", blkidType: "squashfs", label: nil, fsck: ["unsquashfs", "-s"],
-      inputFlags: [], scanFlags: [], reproducible: true),
+      inputFlags: [], scanFlags: [], reproducible: true,
+      // unsquashfs restores everything the format holds (xattrs, hard links, devices).
+      reader: Reader(
+        tool: "unsquashfs", command: #"unsquashfs -q -f -d "$2" "$1" >/dev/null"#, flags: [])),
     Case(
       format: "btrfs", blkidType: "btrfs", label: "data", fsck: ["btrfs", "check"],
-      inputFlags: ["nodevice"], scanFlags: ["noroottime"], reproducible: false),
+      inputFlags: ["nodevice"], scanFlags: ["noroottime"], reproducible: false,
+      // btrfs restore (6.2) with -m sets modes and times but not owners, -x sets no user.
+      // xattr here, and each name becomes its own file; fifos are skipped.
+      reader: Reader(
+        tool: "btrfs", command: #"btrfs restore -m -S -x "$1" "$2" >/dev/null"#,
+        flags: ["r-noowners", "r-nolinks", "r-noxattrs", "r-nospecial"])),
     Case(
       format: "f2fs", blkidType: "f2fs", label: "data", fsck: ["fsck.f2fs", "-f"],
       inputFlags: ["noxattr", "nodevice"], scanFlags: [], reproducible: false),
@@ -53,6 +91,17 @@ import Testing
     Case(
       format: "swap", blkidType: "swap", label: "data", fsck: ["swaplabel"], inputFlags: [],
       scanFlags: [], reproducible: true),
+    // FAT holds names and bytes; every entry's time is SOURCE_DATE_EPOCH (owners and modes are
+    // not stored; symlinks, devices, fifos, hard links and xattrs are refused).
+    Case(
+      format: "vfat", blkidType: "vfat", label: "DATA", fsck: ["fsck.vfat", "-n"],
+      inputFlags: ["nodevice", "noxattr", "nohardlink", "nosymlink"],
+      scanFlags: ["noowners", "nomodes", "mtime=\(epoch)"], reproducible: true,
+      // mcopy -m sets each file's time from FAT (TZ=UTC); directories get the extraction time.
+      reader: Reader(
+        tool: "mcopy",
+        command: #"MTOOLS_SKIP_CHECK=1 TZ=UTC LC_ALL=C.UTF-8 mcopy -s -n -m -i "$1" "::/*" "$2/""#,
+        flags: ["r-nodirtimes"])),
   ]
 
   static let epoch = "2000000000"
@@ -96,7 +145,7 @@ import Testing
     let makers = [
       "ext4": "mke2fs", "ext2": "mke2fs", "ext3": "mke2fs", "erofs": "mkfs.erofs",
       "squashfs": "mksquashfs", "btrfs": "mkfs.btrfs", "f2fs": "sload.f2fs", "xfs": "mkfs.xfs",
-      "swap": "mkswap",
+      "swap": "mkswap", "vfat": "mkfs.vfat",
     ]
     guard available("fakeroot"), available("python3"), available(makers[c.format] ?? "")
     else { return }
@@ -137,8 +186,16 @@ import Testing
         #expect(tree.stdout.contains("-- \(name) "), "f2fs tree lacks \(name)")
       }
     }
-    // The content, read back by the kernel's driver.
-    if c.format != "swap" && c.format != "f2fs" {
+    // The content, read back by the format's userspace reader, then by the kernel's driver.
+    if let reader = c.reader {
+      try readBack(image, c, reader: reader, script: script, dir: dir)
+    } else if c.format != "swap" {
+      print(
+        "skipping the \(c.format) read-back without root: no userspace reader of a tree "
+          + "(xfs_db 6.1 extracts no files, dump.f2fs 1.15 one inode at a time; Debian 12 packages "
+          + "no FUSE driver for either)")
+    }
+    if c.format != "swap" && c.format != "f2fs" && c.format != "vfat" {
       try roundTrip(image, c, script: script, expected: expected, dir: dir)
     }
     // Determinism: a second build gives the same bytes.
@@ -146,6 +203,54 @@ import Testing
       let again = try build(recipe(format: c.format, tarball: tarball), dir, name: "two")
       #expect(try CLI.filesEqual(image, again), "\(c.format): two builds differ")
     }
+  }
+
+  /// Extracts `image` with the reader inside one `fakeroot` session and compares the manifest of
+  /// the extracted tree with the input's, leaving out what the reader cannot carry; then checks
+  /// those features another way where the format holds them.
+  func readBack(_ image: String, _ c: Case, reader: Reader, script: String, dir: String) throws {
+    guard available(reader.tool) else { return }
+    let flags = c.inputFlags + c.scanFlags + reader.flags
+    let wanted = try CLI.tool("python3", [script, "make", dir + "/wanted.tar"] + flags)
+    let out = dir + "/extracted"
+    try? FileManager.default.removeItem(atPath: out)
+    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let session = try CLI.tool(
+      "fakeroot",
+      [
+        "--", "/bin/sh", "-c", reader.command + #" && shift 2 && exec python3 "$@""#, "sh", image,
+        out, script, "scan", out,
+      ] + flags)
+    #expect(session.status == 0, "\(reader.tool): \(session.stderr)")
+    #expect(
+      session.stdout == wanted.stdout,
+      "\(c.format) read back by \(reader.tool) differs:\n\(session.stdout)\nwanted:\n\(wanted.stdout)"
+    )
+    if reader.tool == "debugfs" { try readerExtras(image, c) }
+  }
+
+  /// What `debugfs rdump` does not extract, asked of debugfs directly: the setuid bit and the
+  /// hard link (`stat`), the xattr (`ea_get`), the device number, the fifo and the root's mtime.
+  func readerExtras(_ image: String, _ c: Case) throws {
+    let root = try CLI.tool("debugfs", ["-R", "stat /", image]).stdout
+    #expect(root.contains(" mtime: 0x5f5e1000"), "root mtime is not 1600000000: \(root)")
+    let su = try CLI.tool("debugfs", ["-R", "stat /usr/bin/su", image]).stdout
+    #expect(su.contains("Mode:  04755") && su.contains("Links: 2 "), "\(su)")
+    let link = try CLI.tool("debugfs", ["-R", "stat /usr/bin/su-link", image]).stdout
+    #expect(
+      su.split(separator: "\n").first == link.split(separator: "\n").first,
+      "su and su-link are not one inode:\n\(su)\n\(link)")
+    let xattr = try CLI.tool(
+      "debugfs", ["-R", "ea_get /home/user/notes.txt user.comment", image]
+    ).stdout
+    #expect(xattr.contains("kept"), "\(xattr)")
+    let null = try CLI.tool("debugfs", ["-R", "stat /dev/null", image]).stdout
+    #expect(
+      null.contains("Type: character special") && null.contains("major/minor number: 01:03"),
+      "\(null)")
+    let fifo = try CLI.tool("debugfs", ["-R", "stat /dev/initctl", image]).stdout
+    #expect(fifo.contains("Type: FIFO"), "\(fifo)")
   }
 
   func roundTrip(_ image: String, _ c: Case, script: String, expected: String, dir: String) throws {
@@ -173,21 +278,46 @@ import Testing
       "\(c.format) read back differs:\n\(scan.stdout)\nwanted:\n\(expected)")
   }
 
-  /// vfat: blkid, fsck.vfat, VolumeLabel= and MakeFileSystemOptions= (cluster size) reach
-  /// mkfs.vfat, and mcopy reads every file back unchanged.
-  @Test func vfatLabelOptionsAndContent() throws {
-    guard available("mkfs.vfat"), available("mcopy"), available("blkid") else { return }
+  /// vfat from every kind of content layer (a tarball, a host directory, an inline file, a
+  /// template, MakeDirectories=): blkid, fsck.vfat, VolumeLabel= and MakeFileSystemOptions=
+  /// (cluster size) reach mkfs.vfat, mcopy reads every file back unchanged (a long name too),
+  /// a file without write bits is read-only, every entry carries SOURCE_DATE_EPOCH, and two builds
+  /// are byte-identical.
+  @Test func vfatFromEveryLayerKind() throws {
+    guard available("mkfs.vfat"), available("mcopy"), available("blkid"), available("python3")
+    else { return }
     let dir = try CLI.temporaryDirectory("fs-vfat")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     var files: [String: Data] = [:]
-    for d in ["EFI/BOOT", "loader/entries", "data/many"] {
+    for d in ["EFI/BOOT", "data/many"] {
       try FileManager.default.createDirectory(
         atPath: dir + "/esp/" + d, withIntermediateDirectories: true)
     }
     files["EFI/BOOT/BOOTX64.EFI"] = pseudoRandom(count: 70_000)
-    files["loader/loader.conf"] = Data("timeout 3\n".utf8)
+    files["data/Mixed Case.txt"] = Data("long name\n".utf8)
     for i in 0..<50 { files["data/many/f\(i).txt"] = Data("file \(i)\n".utf8) }
-    for (path, data) in files { try data.write(to: URL(fileURLWithPath: dir + "/esp/" + path)) }
+    for (path, data) in files where path.hasPrefix("EFI") || path.hasPrefix("data") {
+      try data.write(to: URL(fileURLWithPath: dir + "/esp/" + path))
+    }
+    // A tarball with a read-only file and an owner FAT does not keep.
+    let tarScript = """
+      import io, tarfile, sys
+      with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+          for name, mode, data in [("loader", 0o755, None), ("loader/entries", 0o755, None),
+                                   ("loader/entries/a.conf", 0o444, b"title A\\n")]:
+              i = tarfile.TarInfo(name); i.mode = mode; i.uid = 1000; i.mtime = 1600000000
+              if data is None: i.type = tarfile.DIRTYPE; t.addfile(i)
+              else: i.size = len(data); t.addfile(i, io.BytesIO(data))
+      """
+    try tarScript.write(toFile: dir + "/tar.py", atomically: true, encoding: .utf8)
+    #expect(try CLI.tool("python3", [dir + "/tar.py", dir + "/loader.tar"]).status == 0)
+    files["loader/entries/a.conf"] = Data("title A\n".utf8)
+    try FileManager.default.createDirectory(
+      atPath: dir + "/Templates", withIntermediateDirectories: true)
+    try "default {{image_name}}-a.conf\ntimeout 3\n".write(
+      toFile: dir + "/Templates/loader.conf.mustache", atomically: true, encoding: .utf8)
+    files["loader/loader.conf"] = Data("default rt-a.conf\ntimeout 3\n".utf8)
+    files["etc/hostname"] = Data("rose\n".utf8)
     let text = """
       [Image]
       Name=rt
@@ -200,7 +330,11 @@ import Testing
       MakeFileSystemOptions=-s 8
       SizeMinBytes=64M
       SizeMaxBytes=64M
+      Tarball=loader.tar
       Directory=esp:/
+      Template=loader.conf.mustache:/loader/loader.conf
+      Inline=/etc/hostname:rose\\n
+      MakeDirectories=/EFI/Linux
       [Output]
       Formats=raw split
 
@@ -213,19 +347,68 @@ import Testing
       let fsck = try CLI.tool("fsck.vfat", ["-n", image])
       #expect(fsck.status == 0, "\(fsck.stdout)")
     }
-    let info = try CLI.run(
-      "/usr/bin/minfo", ["-i", image, "::"], environment: ["MTOOLS_SKIP_CHECK": "1"])
+    let mtools = ["MTOOLS_SKIP_CHECK": "1", "TZ": "UTC", "LC_ALL": "C.UTF-8"]
+    let info = try CLI.run("/usr/bin/minfo", ["-i", image, "::"], environment: mtools)
     #expect(info.stdout.contains("cluster size: 8 sectors"), "\(info.stdout)")
     let out = dir + "/back"
     let copy = try CLI.run(
-      "/usr/bin/mcopy", ["-s", "-n", "-i", image, "::/", out],
-      environment: ["MTOOLS_SKIP_CHECK": "1"])
+      "/usr/bin/mcopy", ["-s", "-n", "-m", "-i", image, "::/", out], environment: mtools)
     #expect(copy.status == 0, "\(copy.stderr)")
     for (path, data) in files {
       #expect(FileManager.default.contents(atPath: out + "/" + path) == data, "\(path)")
+      let attributes = try? FileManager.default.attributesOfItem(atPath: out + "/" + path)
+      let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970
+      #expect(mtime == TimeInterval(Self.epoch), "\(path): mtime \(mtime ?? -1)")
     }
+    var isDirectory: ObjCBool = false
+    #expect(
+      FileManager.default.fileExists(atPath: out + "/EFI/Linux", isDirectory: &isDirectory)
+        && isDirectory.boolValue)
+    let attributes = try CLI.run(
+      "/usr/bin/mattrib", ["-i", image, "::/loader/entries/a.conf", "::/loader/loader.conf"],
+      environment: mtools)
+    let lines = attributes.stdout.split(separator: "\n")
+    #expect(lines.count == 2 && lines[0].contains("R") && !lines[1].contains("R"), "\(lines)")
     let again = try build(text, dir, name: "two")
     #expect(try CLI.filesEqual(image, again), "vfat: two builds differ")
+  }
+
+  /// What FAT cannot hold is refused by entry: a symlink, two names that differ only in case, a
+  /// character FAT names cannot have, and a non-ASCII name (which mtools would upper-case).
+  @Test func vfatRefusesSymlinksAndCaseClashes() throws {
+    guard available("mkfs.vfat"), available("mcopy") else { return }
+    let dir = try CLI.temporaryDirectory("fs-vfat-refuse")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (content, line, message) in [
+      ("Symlink=/EFI/link:target", 8, "/EFI/link: Format=vfat cannot hold a symlink"),
+      (
+        // The clash is between two directories: named at the partition's header.
+        "Inline=/EFI/a.conf:a\nInline=/efi/b.conf:b", 4,
+        "/efi: Format=vfat cannot hold a name that differs from /EFI only in case"
+      ),
+      (
+        "Inline=/EFI/a?.conf:a", 8,
+        "/EFI/a?.conf: Format=vfat cannot hold this name (the character ?)"
+      ),
+      ("Inline=/EFI/café.conf:a", 8, "Format=vfat cannot hold this name (a non-ASCII character"),
+    ] {
+      let text = """
+        [Image]
+        Name=rt
+        SourceDateEpoch=\(Self.epoch)
+        [Partition]
+        Type=esp
+        Label=esp
+        Format=vfat
+        \(content)
+
+        """
+      try text.write(toFile: dir + "/r.conf", atomically: true, encoding: .utf8)
+      let result = try CLI.rosepack(["build", dir + "/r.conf", "-o", dir + "/out", "-q"])
+      #expect(result.status != 0)
+      #expect(result.stderr.contains("r.conf:\(line):"), "\(result.stderr)")
+      #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
   }
 
   /// What a format cannot hold is refused with the partition's recipe line and the entry.
@@ -240,6 +423,7 @@ import Testing
       ("xfs", "/home/user/notes.txt", "the xattr user.comment"),
       ("f2fs", "/dev/initctl", "a fifo"),
       ("btrfs", "/dev/null", "a device node"),
+      ("vfat", "/dev/initctl", "a fifo"),
     ] {
       try recipe(format: format, tarball: "in.tar").write(
         toFile: dir + "/r.conf", atomically: true, encoding: .utf8)
@@ -318,7 +502,8 @@ import Testing
         E.append(("usr/bin/su", "f", 0o4755, 0, 0, b"\x7fELF" + b"x" * 5000, None, {}, 1600000008))
         if "nohardlink" not in flags:
             E.append(("usr/bin/su-link", "h", 0o4755, 0, 0, "usr/bin/su", None, {}, 1600000008))
-        E.append(("usr/bin/sh", "l", 0o777, 0, 0, "../../bin/dash", None, {}, 1600000009))
+        if "nosymlink" not in flags:
+            E.append(("usr/bin/sh", "l", 0o777, 0, 0, "../../bin/dash", None, {}, 1600000009))
         if "nodevice" not in flags:
             E.append(("dev", "d", 0o755, 0, 0, None, None, {}, 1600000010))
             E.append(("dev/null", "c", 0o666, 0, 0, None, (1, 3), {}, 1600000011))
@@ -360,9 +545,15 @@ import Testing
         target = data if kind == "l" else "-"
         dev = "%d,%d" % rdev if rdev else "-"
         xs = ",".join("%s=%s" % (k, v.hex()) for k, v in sorted(xattrs.items())) or "-"
-        times = "-" if "notimes" in flags or kind == "l" or (p == "" and "noroottime" in flags) else str(mtime)
-        owners = "-" if "noowners" in flags else "%d:%d" % (uid, gid)
-        perms = "-" if "nomodes" in flags else "%o" % mode
+        # r-* flags: what a userspace reader does not carry over (the format may hold it).
+        if "r-noxattrs" in flags: xs = "-"
+        if "r-nolinks" in flags: link = "-"
+        fixed = [f[6:] for f in flags if f.startswith("mtime=")]
+        if fixed: mtime = int(fixed[0])
+        times = "-" if ("notimes" in flags or kind == "l" or (p == "" and "noroottime" in flags)
+                        or (kind == "d" and "r-nodirtimes" in flags)) else str(mtime)
+        owners = "-" if "noowners" in flags or "r-noowners" in flags else "%d:%d" % (uid, gid)
+        perms = "-" if "nomodes" in flags else "%o" % (mode & 0o777 if "r-nosetuid" in flags else mode)
         return " ".join(["/" + p, kind, perms, owners, str(size), digest, target, dev, xs, times, link])
 
     def scan(root, flags):
@@ -396,6 +587,8 @@ import Testing
     if __name__ == "__main__":
         mode, path, flags = sys.argv[1], sys.argv[2], set(sys.argv[3:])
         out = make(path, flags) if mode == "make" else scan(path, flags)
+        if "r-nospecial" in flags:
+            out = [l for l in out if l.split(" ")[1] not in ("c", "b", "p", "s")]
         print("\n".join(sorted(out)))
     """#
 }

@@ -153,6 +153,201 @@ import Testing
     #expect(parts.first?["name"] as? String == "two")
     #expect(parts.first?["type"] as? String == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
   }
+
+  // MARK: Verity=
+
+  /// The definitions of a usr verity set (data from a squashfs image under --root, hash,
+  /// signature) beside an ESP, and the key pair that signs it. nil (with the reason printed) when
+  /// mksquashfs or openssl is missing.
+  func veritySet() throws -> (dir: String, root: String, key: String, certificate: String)? {
+    for tool in ["mksquashfs", "openssl", "veritysetup"] {
+      let found = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"].contains {
+        FileManager.default.isExecutableFile(atPath: $0 + "/" + tool)
+      }
+      if !found {
+        print("skipping the verity definitions test: \(tool) is not installed (install-deps.sh)")
+        return nil
+      }
+    }
+    let dir = try definitions([
+      "00-esp.conf": "[Partition]\nType=esp\nSizeMinBytes=16M\nSizeMaxBytes=16M\n",
+      "10-usr.conf":
+        "[Partition]\nType=usr\nCopyBlocks=/usr.squashfs\nVerity=data\nVerityMatchKey=usr\n",
+      "11-usr-verity.conf": "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=usr\n",
+      "12-usr-verity-sig.conf":
+        "[Partition]\nType=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
+    ])
+    let root = dir + "/root"
+    try FileManager.default.createDirectory(
+      atPath: root + "/tree/bin", withIntermediateDirectories: true)
+    try Data(repeating: 0x5A, count: 300_000).write(
+      to: URL(fileURLWithPath: root + "/tree/bin/tool"))
+    let squash = try CLI.tool(
+      "mksquashfs", [root + "/tree", root + "/usr.squashfs", "-noappend", "-quiet", "-no-progress"])
+    #expect(squash.status == 0, "\(squash.stderr)")
+    let keys = try CLI.tool(
+      "openssl",
+      [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out",
+        dir + "/cert.pem", "-days", "3650", "-subj", "/CN=rosepack test",
+      ])
+    #expect(keys.status == 0, "\(keys.stderr)")
+    return (dir, root, dir + "/key.pem", dir + "/cert.pem")
+  }
+
+  /// The root hash in a signature partition's JSON (the bytes up to the first NUL).
+  func rootHash(signaturePartition data: Data) throws -> String {
+    let json = data.prefix { $0 != 0 }
+    let object = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+    return try #require(object?["rootHash"] as? String)
+  }
+
+  /// The UUIDs repart gives a verity data and hash partition: the first and the last 128 bits of
+  /// the root hash.
+  func derivedUUIDs(_ rootHash: String) -> (String, String) {
+    func uuid(_ hex: Substring) -> String {
+      let h = Array(hex.uppercased())
+      return [h[0..<8], h[8..<12], h[12..<16], h[16..<20], h[20..<32]].map { String($0) }.joined(
+        separator: "-")
+    }
+    return (uuid(rootHash.prefix(32)), uuid(rootHash.suffix(32)))
+  }
+
+  /// repart.d(5) (252): "Verity=data|hash|signature ... the hash partition's contents are
+  /// computed from the data partition, ... the UUIDs of the data and hash partitions are derived
+  /// from the root hash, the signature partition holds a JSON object with the root hash and a
+  /// PKCS#7 signature of it". rosepack's build: veritysetup verify passes on the split partitions,
+  /// the signature JSON names the root hash and its PKCS#7 signature verifies with the certificate,
+  /// the UUIDs are the root hash's halves, and a flipped data byte makes verify fail. Where
+  /// systemd-repart 252 runs (as root), its disk from the same definitions has the same partition
+  /// starts, sizes, types, names and attributes, the same ESP and signature UUIDs, and its own
+  /// data and hash UUIDs derive from its own root hash (252 draws a random salt, so the hashes
+  /// themselves differ).
+  @Test func veritySetFromDefinitions() throws {
+    guard let set = try veritySet() else { return }
+    defer { try? FileManager.default.removeItem(atPath: set.dir) }
+    let image = set.dir + "/ours.img"
+    let seed = "e2a40bf9-73f1-4278-9160-49c031e7aef8"
+    let built = try CLI.rosepack([
+      "build", "-q", "--definitions", set.dir, "--root", set.root, "--seed", seed, "--size",
+      "auto", "--private-key", set.key, "--certificate", set.certificate, image,
+    ])
+    #expect(built.status == 0, "\(built.stderr)")
+    let ours = try table(image)
+    #expect(ours.count == 4)
+    guard ours.count == 4 else { return }
+    func part(_ p: [String: Any]) -> (offset: UInt64, length: Int) {
+      (UInt64(p["start"] as? Int ?? 0) * 512, (p["size"] as? Int ?? 0) * 512)
+    }
+    let signature = try CLI.slice(image, offset: part(ours[3]).offset, length: part(ours[3]).length)
+    let hash = try rootHash(signaturePartition: signature)
+    let (dataUUID, hashUUID) = derivedUUIDs(hash)
+    #expect(ours[1]["uuid"] as? String == dataUUID)
+    #expect(ours[2]["uuid"] as? String == hashUUID)
+    #expect(part(ours[3]).length == 16384, "a signature partition is 16 KiB, as repart makes it")
+    let dataFile = set.dir + "/data.img"
+    let hashFile = set.dir + "/hash.img"
+    try CLI.slice(image, offset: part(ours[1]).offset, length: part(ours[1]).length).write(
+      to: URL(fileURLWithPath: dataFile))
+    try CLI.slice(image, offset: part(ours[2]).offset, length: part(ours[2]).length).write(
+      to: URL(fileURLWithPath: hashFile))
+    let verify = try CLI.tool("veritysetup", ["verify", dataFile, hashFile, hash])
+    #expect(verify.status == 0, "veritysetup verify: \(verify.stderr)")
+    // The signature is a PKCS#7 of the root hash (hex, as repart signs it) by the certificate.
+    let object =
+      try JSONSerialization.jsonObject(with: signature.prefix { $0 != 0 }) as? [String: Any]
+    let pkcs7 = try #require(Data(base64Encoded: object?["signature"] as? String ?? ""))
+    try pkcs7.write(to: URL(fileURLWithPath: set.dir + "/sig.der"))
+    try hash.write(toFile: set.dir + "/roothash.txt", atomically: false, encoding: .utf8)
+    let cms = try CLI.tool(
+      "openssl",
+      [
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", set.dir + "/sig.der", "-content",
+        set.dir + "/roothash.txt", "-certfile", set.certificate, "-CAfile", set.certificate,
+        "-out", "/dev/null",
+      ])
+    #expect(cms.status == 0, "openssl cms -verify: \(cms.stderr)")
+    // One flipped byte in the data: verify fails.
+    var damaged = try CLI.bytes(dataFile)
+    damaged[4096 * 3] ^= 0xFF
+    try damaged.write(to: URL(fileURLWithPath: dataFile))
+    #expect(try CLI.tool("veritysetup", ["verify", dataFile, hashFile, hash]).status != 0)
+
+    guard
+      let repart = ["/usr/bin/systemd-repart", "/bin/systemd-repart"].first(where: {
+        FileManager.default.isExecutableFile(atPath: $0)
+      }), getuid() == 0
+    else {
+      print("skipping the comparison with systemd-repart: not installed, or not run as root")
+      return
+    }
+    let theirs = set.dir + "/repart.img"
+    let made = try CLI.run(
+      repart,
+      [
+        "--definitions=" + set.dir, "--root=" + set.root, "--seed=" + seed, "--dry-run=no",
+        "--no-pager", "--empty=create", "--size=auto", "--private-key=" + set.key,
+        "--certificate=" + set.certificate, theirs,
+      ], environment: [:])
+    #expect(made.status == 0, "systemd-repart: \(made.stderr)")
+    let reference = try table(theirs)
+    #expect(reference.count == ours.count)
+    for (n, (a, b)) in zip(reference, ours).enumerated() {
+      for key in ["start", "size", "type", "name", "attrs"] {
+        #expect("\(a[key] ?? "nil")" == "\(b[key] ?? "nil")", "partition \(n + 1) \(key)")
+      }
+    }
+    #expect(reference[0]["uuid"] as? String == ours[0]["uuid"] as? String)
+    #expect(reference[3]["uuid"] as? String == ours[3]["uuid"] as? String)
+    guard reference.count == 4 else { return }
+    let theirSignature = try CLI.slice(
+      theirs, offset: part(reference[3]).offset, length: part(reference[3]).length)
+    let theirHash = try rootHash(signaturePartition: theirSignature)
+    let (theirData, theirHashUUID) = derivedUUIDs(theirHash)
+    #expect(reference[1]["uuid"] as? String == theirData)
+    #expect(reference[2]["uuid"] as? String == theirHashUUID)
+  }
+
+  /// repart 252's rules for one verity set, each refused at its line.
+  @Test func verityRulesAsRepart() throws {
+    let dir = try definitions([
+      "10-a.conf": "[Partition]\nType=usr\nFormat=squashfs\nVerity=data\n",
+      "20-b.conf": "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=k\nFormat=ext4\n",
+      "30-c.conf":
+        "[Partition]\nType=usr-verity-sig\nVerity=signature\nVerityMatchKey=k\nSizeMinBytes=64K\n",
+      "40-d.conf": "[Partition]\nType=home\nVerityMatchKey=k\n",
+      "50-e.conf": "[Partition]\nType=srv\nVerity=yes\n",
+    ])
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let result = try CLI.rosepack(["build", "--definitions", dir, dir + "/x.img"])
+    #expect(result.status == 1)
+    let err = result.stderr
+    #expect(err.contains("10-a.conf:4:8: error: Verity=data needs VerityMatchKey="), "\(err)")
+    #expect(
+      err.contains("20-b.conf:5:8: error: Verity=hash partitions take no Format=, CopyBlocks="),
+      "\(err)")
+    #expect(
+      err.contains(
+        "30-c.conf:5:14: error: SizeMinBytes=/SizeMaxBytes= cannot be used with Verity=signature"),
+      "\(err)")
+    #expect(
+      err.contains(
+        "40-d.conf:3:16: error: VerityMatchKey= needs Verity= (data, hash or signature)"),
+      "\(err)")
+    #expect(err.contains("50-e.conf:3:8: error: invalid Verity= 'yes'"), "\(err)")
+
+    // A set without its data partition.
+    let lone = try definitions([
+      "20-b.conf": "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=k\n"
+    ])
+    defer { try? FileManager.default.removeItem(atPath: lone) }
+    let missing = try CLI.rosepack(["build", "--definitions", lone, lone + "/x.img"])
+    #expect(missing.status == 1)
+    #expect(
+      missing.stderr.contains(
+        "20-b.conf:1:1: error: VerityMatchKey=k has no Verity=data definition"),
+      "\(missing.stderr)")
+  }
 }
 
 /// The recipe language shares free space as repart does (issue 8: root Weight=20000 and home
@@ -204,4 +399,5 @@ import Testing
     let total = 8 << 30
     #expect(total - (starts[3] + sizes[3]) < 33 * 512 + 4096)
   }
+
 }
