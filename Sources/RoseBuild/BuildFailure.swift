@@ -26,6 +26,9 @@ public enum BuildFailure: Error, CustomStringConvertible {
   case doesNotFit(
     label: String, at: SourcePosition, needed: UInt64, available: UInt64,
     largestInputs: [SizedInput])
+  /// A `Verity=signature` partition and no key to sign with (`verityPrivateKey`,
+  /// `verityCertificate`).
+  case signingKeyMissing(label: String, at: SourcePosition)
   /// A repart.d partition that does not fit on a disk of the size given (with the space left).
   case noRoomOnDisk(label: String, at: SourcePosition, needed: UInt64, available: UInt64)
   /// The disk size given for a repart.d build is below what its partitions need.
@@ -54,7 +57,7 @@ public enum BuildFailure: Error, CustomStringConvertible {
   /// The partition this failure is about, if any.
   public var partitionLabel: String? {
     switch self {
-    case .layer(let label, _, _), .partition(let label, _, _),
+    case .layer(let label, _, _), .partition(let label, _, _), .signingKeyMissing(let label, _),
       .doesNotFit(let label, _, _, _, _), .noRoomOnDisk(let label, _, _, _):
       return label
     case .unbuildable(let label, _, _, _): return label
@@ -102,6 +105,10 @@ public enum BuildFailure: Error, CustomStringConvertible {
       return at(
         position, message,
         hint: "raise SizeMaxBytes= (or SizeMinBytes=/DiskSize=), or remove content")
+    case .signingKeyMissing(let label, let position):
+      return at(
+        position, "Verity=signature partition '\(label)' needs a key to sign with",
+        hint: "give the build a PEM private key and its certificate")
     case .noRoomOnDisk(let label, let position, let needed, let available):
       return at(
         position,

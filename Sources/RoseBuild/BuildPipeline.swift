@@ -79,7 +79,9 @@ public final class BuildPipeline {
   public var verityPrivateKey: String?
   public var verityCertificate: String?
 
-  public init(recipe: Recipe, outputDirectory: String, progress: any BuildProgress) throws {
+  public init(recipe: Recipe, outputDirectory: String, progress: any BuildProgress)
+    throws(BuildFailure)
+  {
     self.recipe = recipe
     self.outputDirectory = outputDirectory
     self.progress = progress

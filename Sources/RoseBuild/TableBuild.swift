@@ -199,10 +199,8 @@ extension BuildPipeline {
         let signatureSpec = recipe.partitions[signatureIndex]
         let part = layout.partitions[signatureIndex]
         guard let key = verityPrivateKey, let certificate = verityCertificate else {
-          throw BuildFailure.unbuildable(
-            label: signatureSpec.label, at: signatureSpec.position,
-            message: "Verity=signature partition '\(signatureSpec.label)' needs a key to sign with",
-            hint: "give --private-key KEY.pem and --certificate CERT.pem")
+          throw BuildFailure.signingKeyMissing(
+            label: signatureSpec.label, at: signatureSpec.position)
         }
         let json: [UInt8]
         do {

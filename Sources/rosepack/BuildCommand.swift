@@ -165,6 +165,13 @@ extension BuildCommand {
           file: at.file, line: at.line, column: at.column, message: message,
           hint: "give a larger --size, or lower SizeMinBytes=/PaddingMinBytes=")
       ])
+    case .signingKeyMissing(_, let at):
+      let message = failure.diagnostics?.first?.message ?? failure.description
+      reportErrors([
+        RecipeError(
+          file: at.file, line: at.line, column: at.column, message: message,
+          hint: "give --private-key KEY.pem and --certificate CERT.pem")
+      ])
     case .outputOccupied:
       throw CLIError.usage("-o \(failure)")
     default:
