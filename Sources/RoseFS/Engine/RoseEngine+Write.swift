@@ -15,8 +15,11 @@ extension RoseEngine {
   }
 
   /// Checkpoints when the state held in memory grows, so that the next checkpoint fits the reserve.
+  /// Trees are not counted: a big directory changed one name at a time would otherwise checkpoint
+  /// (and write its whole tree) at every operation once its tree alone passed half the reserve;
+  /// `userSpaceLeft` still keeps room for them.
   func checkpointIfLarge() throws(EngineError) {
-    if dirtyInodes.count > 1024 || metadataEstimate() > reserveBlocks / 2 {
+    if dirtyInodes.count > 1024 || metadataEstimate(countingTrees: false) > reserveBlocks / 2 {
       try checkpoint(umount: false)
     }
   }
