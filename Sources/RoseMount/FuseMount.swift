@@ -610,18 +610,36 @@ public final class FuseMount {
     }
     ops.fallocate = { req, ino, mode, offset, length, _ in
       FuseMount.handle(req) { (m, req) throws(EngineError) in
-        // Mode 0 and KEEP_SIZE only; punching and zeroing ranges are not offered.
-        let keepSize: Int32 = 1  // FALLOC_FL_KEEP_SIZE (linux/falloc.h, not in Swift's Glibc)
-        guard mode & ~keepSize == 0 else { throw EngineError(EOPNOTSUPP) }
         guard offset >= 0, length > 0 else { throw EngineError(EINVAL) }
-        try m.volume.fallocate(
-          try m.volumeIno(ino), offset: UInt64(offset), length: UInt64(length),
-          keepSize: mode & keepSize != 0)
+        let target = try m.volumeIno(ino)
+        let keepSize = mode & Falloc.keepSize != 0
+        switch mode & ~Falloc.keepSize {
+        case 0:
+          try m.volume.fallocate(
+            target, offset: UInt64(offset), length: UInt64(length), keepSize: keepSize)
+        case Falloc.punchHole where keepSize:
+          guard let engine = m.volume as? RoseEngine else { throw EngineError(EOPNOTSUPP) }
+          try engine.punchHole(target, offset: UInt64(offset), length: UInt64(length))
+        case Falloc.zeroRange:
+          guard let engine = m.volume as? RoseEngine else { throw EngineError(EOPNOTSUPP) }
+          try engine.zeroRange(
+            target, offset: UInt64(offset), length: UInt64(length), keepSize: keepSize)
+        default:
+          // Collapsing, inserting and unsharing ranges are not offered.
+          throw EngineError(EOPNOTSUPP)
+        }
         fuse_reply_err(req, 0)
       }
     }
     return ops
   }
+}
+
+/// fallocate mode flags (linux/falloc.h, which Swift's Glibc does not carry).
+enum Falloc {
+  static let keepSize: Int32 = 0x01
+  static let punchHole: Int32 = 0x02
+  static let zeroRange: Int32 = 0x10
 }
 
 /// Mode bits (the S_IF* macros are ambiguous between the C modules Swift sees).

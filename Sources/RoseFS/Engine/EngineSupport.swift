@@ -97,17 +97,21 @@ final class EngineInode {
   var partial: PartialBlock = .none
   /// Directories: name to (ino, entry type).
   var entries: [[UInt8]: (ino: UInt32, type: UInt8)] = [:] {
-    didSet { sortedCache = nil }
+    didSet { leafCache = nil }
   }
   /// Directories: bytes the entries take in tree leaves (16 + name each), kept for space estimates.
   var entryBytes = 0
-  /// Directories: the entries in key order, computed when needed.
-  var sortedCache: [EncodedDirent]?
+  /// Directories: the entries in key order in the leaves the next checkpoint writes, built when
+  /// needed and then kept up to date entry by entry.
+  var leafCache: DirectoryLeafSet?
   var xattrs: [Xattr] = []
   /// Nids of this inode's tree and xattr nodes as the head's NAT has them now.
   var nodeNids: [UInt32] = []
   var dirty = false
   var deleted = false
+  /// Lost a name in its `parent` directory while keeping another: `parent` is checked before the
+  /// inode is written.
+  var parentUnverified = false
 
   init(rec: InodeRecord, kind: FileKind) {
     self.rec = rec

@@ -184,6 +184,7 @@ extension RoseEngine {
 
   /// Encodes every dirty inode (with its tree and xattr nodes) and writes its inode page anew.
   func writeInodes(cpVer: UInt64) throws(EngineError) {
+    fixParentHints()
     var pages: [UInt32: [(Int, [UInt8]?)]] = [:]
     for ino in dirtyInodes.sorted() {
       guard let n = inodes[ino] else { continue }
@@ -246,16 +247,16 @@ extension RoseEngine {
     }
     switch n.kind {
     case .directory:
-      let sorted = sortedEntries(n)
-      let inl = encodeInlineDirents(sorted)
-      rec.nitems = UInt32(sorted.count)
+      let set = leafSet(n)
+      let inl = encodeInlineDirents(set.sorted)
+      rec.nitems = UInt32(set.count)
       if inl.count <= RoseLayout.inlineCapacity {
         rec.flags = InodeFlag.inlineDentry
         area.replaceSubrange(0..<inl.count, with: inl)
         rec.inlineLen = UInt16(inl.count)
         rec.size = UInt64(inl.count)
       } else {
-        let leaves = directoryLeaves(sorted)
+        let leaves = set.encodedLeaves()
         let t = BTreeBulkLoader(magic: Magic.dirNode, ownerIno: ino, cpVer: cpVer, keyWidth: 8)
           .build(leaves: leaves, allocateNid: alloc)
         nodes += t.nodes

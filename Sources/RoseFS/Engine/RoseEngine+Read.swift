@@ -199,7 +199,7 @@ extension RoseEngine {
       let inline = n.entryBytes - 8 * n.entries.count
       if inline <= RoseLayout.inlineCapacity { return UInt64(inline) }
       if !n.dirty { return n.rec.size }
-      return UInt64(directoryLeaves(sortedEntries(n)).count * RoseLayout.blockSize)
+      return UInt64(leafSet(n).leaves.count * RoseLayout.blockSize)
     }
     return n.rec.size
   }
@@ -213,13 +213,17 @@ extension RoseEngine {
     return c
   }
 
-  func sortedEntries(_ n: EngineInode) -> [EncodedDirent] {
-    if let s = n.sortedCache { return s }
-    let s = sortedDirents(
-      n.entries.map { (Name($0.key), $0.value.ino, $0.value.type) }, seed: sb.hashSeed)
-    n.sortedCache = s
+  /// A directory's entries in key order, in the leaves the next checkpoint writes.
+  func leafSet(_ n: EngineInode) -> DirectoryLeafSet {
+    if let s = n.leafCache { return s }
+    let s = DirectoryLeafSet(
+      sorted: sortedDirents(
+        n.entries.map { (Name($0.key), $0.value.ino, $0.value.type) }, seed: sb.hashSeed))
+    n.leafCache = s
     return s
   }
+
+  func sortedEntries(_ n: EngineInode) -> [EncodedDirent] { leafSet(n).sorted }
 
   /// The bytes of the partial last block.
   func partialBytes(_ n: EngineInode) throws(EngineError) -> [UInt8] {
@@ -297,23 +301,10 @@ extension RoseEngine {
   {
     try withLock { () throws(EngineError) in
       let d = try directory(ino)
-      let sorted = sortedEntries(d)
-      var lo = 0
-      var hi = sorted.count
-      while lo < hi {
-        let mid = (lo + hi) / 2
-        if sorted[mid].key <= cookie { lo = mid + 1 } else { hi = mid }
+      return leafSet(d).entries(after: cookie, limit: limit).map { e in
+        DirectoryListing(
+          name: e.name, ino: e.ino, kind: FileKind(rawValue: e.type) ?? .regular, cookie: e.key)
       }
-      var out: [DirectoryListing] = []
-      var i = lo
-      while i < sorted.count && out.count < limit {
-        let e = sorted[i]
-        out.append(
-          DirectoryListing(
-            name: e.name, ino: e.ino, kind: FileKind(rawValue: e.type) ?? .regular, cookie: e.key))
-        i += 1
-      }
-      return out
     }
   }
 

@@ -15,8 +15,11 @@ extension RoseEngine {
   }
 
   /// Checkpoints when the state held in memory grows, so that the next checkpoint fits the reserve.
+  /// Trees are not counted: a big directory changed one name at a time would otherwise checkpoint
+  /// (and write its whole tree) at every operation once its tree alone passed half the reserve;
+  /// `userSpaceLeft` still keeps room for them.
   func checkpointIfLarge() throws(EngineError) {
-    if dirtyInodes.count > 1024 || metadataEstimate() > reserveBlocks / 2 {
+    if dirtyInodes.count > 1024 || metadataEstimate(countingTrees: false) > reserveBlocks / 2 {
       try checkpoint(umount: false)
     }
   }
@@ -55,61 +58,35 @@ extension RoseEngine {
   }
 
   func addEntry(_ d: EngineInode, _ name: [UInt8], _ n: EngineInode) {
-    let sorted = d.sortedCache
+    // Taken out first: changing `entries` drops the cache, and a unique copy is changed in place.
+    var leaves = d.leafCache.take()
     if d.entries[name] == nil { d.entryBytes += 16 + name.count }
     d.entries[name] = (n.rec.ino, n.kind.rawValue)
-    d.sortedCache = sorted.flatMap {
-      updatedSortedEntries(
-        $0, name, EncodedDirent(key: 0, ino: n.rec.ino, type: n.kind.rawValue, name: name))
-    }
+    updateLeaves(
+      &leaves, name, EncodedDirent(key: 0, ino: n.rec.ino, type: n.kind.rawValue, name: name))
+    d.leafCache = leaves
     let t = now()
     d.rec.mtime = t
     d.rec.ctime = t
     markDirty(d)
   }
 
-  /// `sorted` (a directory's entries in key order) with `name` set to `entry` (nil: removed), without
-  /// sorting again: a directory growing by one entry per operation must not cost a sort per
-  /// operation. nil when another name has the same hash (its `seq` numbering would change): the
-  /// caller then sorts from scratch.
-  func updatedSortedEntries(_ sorted: [EncodedDirent], _ name: [UInt8], _ entry: EncodedDirent?)
-    -> [EncodedDirent]?
-  {
-    let h = UInt64(nameHash(name, seed: sb.hashSeed))
-    var lo = 0
-    var hi = sorted.count
-    while lo < hi {
-      let mid = (lo + hi) / 2
-      if sorted[mid].key >> 32 < h { lo = mid + 1 } else { hi = mid }
-    }
-    var end = lo
-    while end < sorted.count && sorted[end].key >> 32 == h { end += 1 }
-    var out = sorted
-    switch (end - lo, entry) {
-    case (0, nil):
-      return out
-    case (0, var e?):
-      e.key = h << 32
-      out.insert(e, at: lo)
-      return out
-    case (1, let e) where sorted[lo].name == name:
-      if var e {
-        e.key = sorted[lo].key
-        out[lo] = e
-      } else {
-        out.remove(at: lo)
-      }
-      return out
-    default:
-      return nil
+  /// `leaves` (a directory's entries in key order) changed in place: `name` set to `entry` (nil: removed),
+  /// without sorting or packing again: a directory growing by one entry per operation must not cost
+  /// a sort per operation. nil when another name has the same hash (its `seq` numbering would
+  /// change): nil, and the leaves are built from scratch when next needed.
+  func updateLeaves(_ leaves: inout DirectoryLeafSet?, _ name: [UInt8], _ entry: EncodedDirent?) {
+    if leaves?.set(name, hash: nameHash(name, seed: sb.hashSeed), to: entry) == false {
+      leaves = nil
     }
   }
 
   func removeEntry(_ d: EngineInode, _ name: [UInt8]) {
-    let sorted = d.sortedCache
+    var leaves = d.leafCache.take()
     if d.entries[name] != nil { d.entryBytes -= 16 + name.count }
     d.entries[name] = nil
-    d.sortedCache = sorted.flatMap { updatedSortedEntries($0, name, nil) }
+    updateLeaves(&leaves, name, nil)
+    d.leafCache = leaves
     let t = now()
     d.rec.mtime = t
     d.rec.ctime = t
@@ -399,11 +376,29 @@ extension RoseEngine {
     markDirty(n)
     if n.rec.nlink == 0 {
       try destroy(n)
-    } else if n.rec.parent == d.rec.ino
-      && !d.entries.values.contains(where: { $0.ino == n.rec.ino })
-    {
-      // `parent` must name a directory of the head; the root always is one.
-      n.rec.parent = rootIno
+    } else if n.rec.parent == d.rec.ino {
+      // Whether `d` still names it is settled when the inode is written (fixParentHints): looking
+      // now would scan the directory once per removed name.
+      n.parentUnverified = true
+    }
+  }
+
+  /// `parent` must name a directory of the head that names the inode (FORMAT.md 8); for inodes that
+  /// lost a name in their `parent` directory and kept another, it becomes the root when that
+  /// directory names them no more. One pass over each such directory per checkpoint.
+  func fixParentHints() {
+    var byParent: [UInt32: [EngineInode]] = [:]
+    for ino in dirtyInodes {
+      guard let n = inodes[ino], n.parentUnverified else { continue }
+      n.parentUnverified = false
+      if !n.deleted { byParent[n.rec.parent, default: []].append(n) }
+    }
+    for (parent, children) in byParent {
+      var named = Set<UInt32>()
+      if let d = inodes[parent], !d.deleted {
+        for e in d.entries.values { named.insert(e.ino) }
+      }
+      for n in children where !named.contains(n.rec.ino) { n.rec.parent = rootIno }
     }
   }
 
@@ -495,8 +490,8 @@ extension RoseEngine {
         dataChanged = true
         d.entries[name] = (m.rec.ino, m.kind.rawValue)
         nd.entries[newName] = (n.rec.ino, n.kind.rawValue)
-        d.sortedCache = nil
-        nd.sortedCache = nil
+        d.leafCache = nil
+        nd.leafCache = nil
         if parent != newParent {
           moveParent(of: n, from: d, to: nd)
           moveParent(of: m, from: nd, to: d)

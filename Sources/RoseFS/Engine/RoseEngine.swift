@@ -382,8 +382,10 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     mainBlocks - busyTotal - reserveBlocks - metadataEstimate()
   }
 
-  /// An upper bound of the blocks the next checkpoint writes.
-  func metadataEstimate() -> Int {
+  /// An upper bound of the blocks the next checkpoint writes. Without `countingTrees`, the tree
+  /// nodes of dirty directories and files are left out: a checkpoint writes them again whole and
+  /// they are as many after it, so checkpointing sooner does not make them fewer.
+  func metadataEstimate(countingTrees: Bool = true) -> Int {
     var pages = Set<UInt32>()
     var nodes = 0
     var tailBytes = 0
@@ -400,7 +402,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       } else if n.blocks.count > 20 {
         tree = n.blocks.count / 300 + 2
       }
-      nodes += max(tree, n.nodeNids.count) + (n.xattrs.isEmpty ? 0 : 1)
+      nodes += (countingTrees ? max(tree, n.nodeNids.count) : 0) + (n.xattrs.isEmpty ? 0 : 1)
       if case .memory(let b) = n.partial { tailBytes += b.count + 8 }
     }
     let tails = tailBytes / 3000 + 2
