@@ -77,17 +77,17 @@ import Testing
   @Test func multiSlotInodesRoundTrip() throws {
     let (img, made) = try Self.densityImage()
     let r = try img.reader()
-    // 100 entries "file-N": 8 + 6..7 bytes each, 1390 bytes: 6 slots (1392 bytes of i_u).
+    // 100 entries "file-N": 10 of 8 + 6 bytes, 90 of 8 + 7, 1490 bytes: 7 slots (1648 of i_u).
     let dir = try r.readInodeRecord(try #require(made["dir"]).ino, head: 0)
-    #expect(dir.has(InodeFlag.inlineDentry) && dir.nitems == 100 && dir.nslots == 6)
-    #expect(dir.inlineLen == 1390 && dir.inlineCapacity == 1392)
+    #expect(dir.has(InodeFlag.inlineDentry) && dir.nitems == 100 && dir.nslots == 7)
+    #expect(dir.inlineLen == 1490 && dir.inlineCapacity == 1648)
     // 1024 bytes: 5 slots cost 1280, no more than a slot and a 1 KiB fragment.
     let kib = try r.readInodeRecord(try #require(made["kib"]).ino, head: 0)
     #expect(kib.has(InodeFlag.inlineData) && kib.nslots == 5)
     #expect(try r.readAll(ino: kib.ino, head: 0) == testBytes(1024, seed: 1))
-    // 100 bytes of data and a 74-byte xattr record: one slot more than the content needs.
+    // 100 bytes of data and a 73-byte xattr record: one slot more than the content needs.
     let x = try r.readInodeRecord(try #require(made["xattr"]).ino, head: 0)
-    #expect(x.nslots == 2 && x.xattrLen == 74 && !x.has(InodeFlag.xattrNode))
+    #expect(x.nslots == 2 && x.xattrLen == 73 && !x.has(InodeFlag.xattrNode))
     #expect(try r.xattrs(of: x, head: 0) == [Xattr("user.note", Array(repeating: 0x78, count: 60))])
     // Inode numbers follow the slots: the next inode starts after the extent, never across a page.
     let perPage = UInt32(RoseLayout.inodesPerPage)
