@@ -27,19 +27,21 @@ extension RoseEngine {
   /// Gives slot `ino` back to the pool when its page is this head's alone.
   func releaseSlot(_ ino: UInt32) {
     let nid = ino / slotsPerPage
-    guard pageIsOwnOnly(nid) else { return }
+    guard slotPoolActive, pageIsOwnOnly(nid) else { return }
     // The page stays reserved while the pool holds its slots, even if a checkpoint frees it.
     reservedNids.insert(nid)
     if freeInoSet.insert(ino).inserted { freeInos.append(ino) }
   }
 
-  /// Whether `n` can have `want` slots: it has them, or the slots after its own are in the pool
-  /// and inside its page.
+  /// Whether `n` can have `want` slots: it has them, or the slots after its own are in the pool,
+  /// inside its page, and the page is the open head's alone (the pool is the open head's; an inode
+  /// of another head that the cleaner rewrites never grows into it).
   func slotsAvailable(_ n: EngineInode, _ want: Int) -> Bool {
     let have = Int(n.rec.nslots)
     if want <= have { return true }
     let ino = n.rec.ino
-    guard want <= RoseLayout.maxInodeSlots, Int(ino % slotsPerPage) + want <= Int(slotsPerPage)
+    guard want <= RoseLayout.maxInodeSlots, Int(ino % slotsPerPage) + want <= Int(slotsPerPage),
+      slotPoolActive, pageIsOwnOnly(ino / slotsPerPage)
     else { return false }
     for j in have..<want where !freeInoSet.contains(ino + UInt32(j)) { return false }
     return true

@@ -62,6 +62,8 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   /// which entries of the stack are still free (claimed slots leave stale stack entries).
   var freeInos: [UInt32] = []
   var freeInoSet = Set<UInt32>()
+  /// False while another head's inodes are written (`asHead`): the pool is the open head's.
+  var slotPoolActive = true
   /// Nids handed out for inode pages not yet in any NAT.
   var reservedNids = Set<UInt32>()
   /// Where the tail-block cleaner continues its scan.
@@ -496,7 +498,9 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     head = h
     inodes = loaded
     dirtyInodes = Set(loaded.filter { $0.value.dirty }.keys)
+    slotPoolActive = false
     defer {
+      slotPoolActive = true
       head = savedHead
       inodes = savedInodes
       dirtyInodes = savedDirty
