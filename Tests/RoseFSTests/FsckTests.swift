@@ -157,14 +157,20 @@ func tinyImage() throws -> TestImage {
     #expect(used.count > 40)
     var flips = 0
     var missed: [String] = []
-    for block in used.sorted() {
+    // The extent tree's 330 data blocks are alike (one SSA checksum each): eight of them are
+    // flipped, and only their flips need fsck's data pass (time: each pass reads every data block).
+    let flippedData = Set(dataBlocks.sorted().prefix(4) + dataBlocks.sorted().suffix(4))
+    for block in used.sorted() where !dataBlocks.contains(block) || flippedData.contains(block) {
       let base = UInt64(block) * 4096
+      let isData = dataBlocks.contains(block)
       for o in Self.flipOffsets(
-        block: block, isData: dataBlocks.contains(block), isInodePage: inodePages.contains(block))
+        block: block, isData: isData, isInodePage: inodePages.contains(block))
       {
         let orig = try img.image.read(count: 1, atByte: base + UInt64(o))
         try img.image.write([orig[0] ^ 0x5A], atByte: base + UInt64(o))
-        if Fsck.check(image: img.image).isEmpty { missed.append("block \(block) byte \(o)") }
+        if Fsck.check(image: img.image, verifyData: isData).isEmpty {
+          missed.append("block \(block) byte \(o)")
+        }
         try img.image.write(orig, atByte: base + UInt64(o))
         flips += 1
       }
