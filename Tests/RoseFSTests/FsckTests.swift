@@ -108,8 +108,8 @@ func tinyImage() throws -> TestImage {
     #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
   }
 
-  /// Byte offsets of `block` to flip. Exhaustive flipping of all 62 used blocks would take about ten
-  /// minutes in a debug build (~2.7 ms per fsck run), so: every byte of the superblock, of the
+  /// Byte offsets of `block` to flip. Exhaustive flipping of all 362 used blocks would take far too
+  /// long in a debug build (several ms per fsck run), so: every byte of the superblock, of the
   /// checkpoint's fixed part, of every block header and record area (the first 256 bytes) and of every
   /// inode slot's fixed fields in inode pages; elsewhere a stride of 37 with a per-block phase; data blocks
   /// three bytes each. Every byte of a metadata block is under one whole-block checksum (or a slot
