@@ -4,7 +4,7 @@
 ///     0x04 u32 crc       checksum of the whole 4096-byte block with this field zero
 ///     0x08 u64 cpVer     checkpoint version the block was written under
 ///     0x10 u32 blkaddr   the block's own address (catches misdirected writes)
-///     0x14 u32 owner     node: its nid; meta-file block: its index in its level; tail block: 0
+///     0x14 u32 owner     node: its nid; meta-file block: its index in its level
 ///     0x18 u16 count     records in the block
 ///     0x1A u8  level     B+ tree / map level, 0 = leaf
 ///     0x1B u8  subtype   meta-file type for map-index blocks, else 0
@@ -92,7 +92,6 @@ public enum Magic {
   public static let dirNode = fourCC("RDIR")
   public static let extentNode = fourCC("REXT")
   public static let xattrNode = fourCC("RXAT")
-  public static let tail = fourCC("RTAL")
   public static let rollForward = fourCC("RRFW")
 }
 

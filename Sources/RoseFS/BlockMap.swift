@@ -159,7 +159,8 @@ public struct BlockMap: Sendable {
     case .fileData:
       s += " \(paths[o.id] ?? "?") (ino \(o.id)) block \(o.index)"
     case .inodePage:
-      s += " nid \(o.id) (ino \(o.id * 8)..\(o.id * 8 + 7))"
+      let perPage = UInt32(RoseLayout.inodesPerPage)
+      s += " nid \(o.id) (ino \(o.id * perPage)..\(o.id * perPage + perPage - 1))"
     case .directoryNode, .extentNode, .xattrNode:
       s += " nid \(o.id)"
     case .nat, .vbm, .ssa, .mapIndex:

@@ -7,7 +7,6 @@
 public final class DataWriter {
   let stream: BlockStream
   let tails: TailPacker
-  public let inlineMax: Int
   public let tailMax: Int
 
   // State of the file being written.
@@ -23,15 +22,14 @@ public final class DataWriter {
   private var curFill = 0
   private var dead: [(UInt32, UInt32)] = []  // released block ranges (start, count)
 
-  init(stream: BlockStream, tails: TailPacker, inlineMax: Int, tailMax: Int) {
+  init(stream: BlockStream, tails: TailPacker, tailMax: Int) {
     self.stream = stream
     self.tails = tails
-    self.inlineMax = inlineMax
     self.tailMax = tailMax
   }
 
-  /// Whether a file of `size` bytes is kept whole in its inode slot.
-  public func isInline(size: UInt64) -> Bool { size <= UInt64(inlineMax) }
+  /// Whether a file of `size` bytes is kept whole in its inode (`InodeSlots.fileIsInline`).
+  public func isInline(size: UInt64) -> Bool { InodeSlots.fileIsInline(size: size) }
 
   public func beginFile(ino: UInt32, size: UInt64) throws {
     if open { _ = try finishFile() }
@@ -193,28 +191,19 @@ public final class DataWriter {
   }
 }
 
-/// Packs the last partial blocks of files into shared, self-describing tail blocks (FORMAT.md,
-/// "Tail block"). Payloads fill each block from its end, the table grows from the header, so a
-/// fragment's offset is final when it is placed. A few blocks stay open for best-fit placement;
-/// the address of a tail block is known only when it is written, so a `TailRef` holds the tail
-/// block's sequence number until `resolve` maps it.
+/// Packs the last partial blocks of files into shared tail blocks (FORMAT.md 9.3): 4096 bytes of
+/// fragment data with no header, each fragment named only by its inode's `tail_off`/`tail_len`.
+/// Fragments fill a block from byte 0 up. A few blocks stay open for best-fit placement; the
+/// address of a tail block is known only when it is written, so a `TailRef` holds the tail block's
+/// sequence number until `resolve` maps it. The block's checksum goes to the SSA (kind TAIL) like a
+/// data block's.
 final class TailPacker {
-  struct Entry {
-    var ino: UInt32
-    var offset: UInt16
-    var length: UInt16
-    var live = true
-  }
   final class OpenBlock {
     let id: UInt32
-    var entries: [Entry] = []
     var payload = [UInt8](repeating: 0, count: RoseLayout.blockSize)
-    var low = RoseLayout.blockSize
+    var used = 0
     init(id: UInt32) { self.id = id }
-    var liveCount: Int { entries.count }
-    func free(adding n: Int) -> Int {
-      low - n - (RoseLayout.headerSize + RoseLayout.tailEntrySize * (entries.count + 1))
-    }
+    func free(adding n: Int) -> Int { RoseLayout.blockSize - used - n }
   }
 
   let stream: BlockStream
@@ -244,7 +233,7 @@ final class TailPacker {
       if open.count >= maxOpen {
         // Write out the fullest block to make room.
         var fullest = 0
-        for (i, b) in open.enumerated() where b.low < open[fullest].low { fullest = i }
+        for (i, b) in open.enumerated() where b.used > open[fullest].used { fullest = i }
         try flush(open.remove(at: fullest))
       }
       let b = OpenBlock(id: nextID)
@@ -254,20 +243,23 @@ final class TailPacker {
       best = b
     }
     guard let b = best else { throw RoseFSError.corrupt("tail packer") }
-    b.low -= n
-    b.payload.replaceSubrange(b.low..<b.low + n, with: bytes)
-    b.entries.append(Entry(ino: ino, offset: UInt16(b.low), length: UInt16(n)))
-    return TailRef(block: b.id, offset: UInt16(b.low), length: UInt16(n))
+    let at = b.used
+    b.payload.replaceSubrange(at..<at + n, with: bytes)
+    b.used += n
+    if b.free(adding: 1) < 0 {
+      // Full: nothing more fits, write it now.
+      try flush(b)
+      open.removeAll { $0 === b }
+    }
+    return TailRef(block: b.id, offset: UInt16(at), length: UInt16(n))
   }
 
-  /// A fragment whose file was replaced: dropped from its block if that block is still open.
+  /// A fragment whose file was replaced: its bytes are zeroed if its block is still open (the
+  /// space is not reused; a written block keeps the dead bytes).
   func release(_ t: TailRef) {
     guard let b = open.first(where: { $0.id == t.block }) else { return }
-    if let i = b.entries.firstIndex(where: { $0.offset == t.offset && $0.length == t.length }) {
-      b.entries.remove(at: i)
-      b.payload.replaceSubrange(
-        Int(t.offset)..<Int(t.offset) + Int(t.length), with: repeatElement(0, count: Int(t.length)))
-    }
+    b.payload.replaceSubrange(
+      Int(t.offset)..<Int(t.offset) + Int(t.length), with: repeatElement(0, count: Int(t.length)))
   }
 
   func flushAll() throws {
@@ -278,21 +270,8 @@ final class TailPacker {
   private func flush(_ b: OpenBlock) throws {
     let addr = stream.nextBlock
     let dst = stream.reserveNext()
-    // Bytes below `low` are zero in `payload`: released fragments were zeroed, the rest never written.
     b.payload.withUnsafeBytes { dst.copyMemory(from: $0) }
-    var w = ByteWriter(dst)
-    BlockHeader(
-      magic: Magic.tail, cpVer: cpVer, blkaddr: addr, owner: 0, count: UInt16(b.entries.count)
-    ).encode(into: &w)
-    for e in b.entries {
-      w.put(e.ino)
-      w.put(e.offset)
-      w.put(e.length)
-    }
-    let crc = stream.checksum.checksum(
-      UnsafeRawBufferPointer(dst), zeroingFieldAt: BlockHeader.crcOffset)
-    dst.storeBytes(of: crc.littleEndian, toByteOffset: BlockHeader.crcOffset, as: UInt32.self)
-    try stream.commit(dataChecksum: false)
+    try stream.commit(dataChecksum: true)
     addresses[Int(b.id)] = addr
   }
 

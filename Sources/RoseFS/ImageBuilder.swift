@@ -74,7 +74,7 @@ public final class ImageBuilder {
   let stream: BlockStream
   let tails: TailPacker
   public let data: DataWriter
-  private var nextIno: UInt32 = UInt32(RoseLayout.inodesPerPage)  // nid 0 is never used
+  var nextIno: UInt32 = UInt32(RoseLayout.inodesPerPage)  // nid 0 is never used
   public let cpVer: UInt64 = 1
   /// Where the data phase ended, set by the first `finish` (see Repack.swift).
   var sealedDataEnd: UInt32?
@@ -104,7 +104,7 @@ public final class ImageBuilder {
     stream = try BlockStream(image: image, checksum: checksum, firstBlock: RoseLayout.mainStart)
     tails = TailPacker(stream: stream, cpVer: cpVer)
     data = DataWriter(
-      stream: stream, tails: tails, inlineMax: RoseLayout.inlineCapacity, tailMax: options.tailMax)
+      stream: stream, tails: tails, tailMax: options.tailMax)
   }
 
   /// A new inode with the next inode number. Ingest calls this for every file it creates, in input

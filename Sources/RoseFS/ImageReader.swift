@@ -30,6 +30,8 @@ public final class ImageReader: ContentSource {
   private var journal: [Int: [UInt32: UInt32]] = [:]
   private var blockCache: [UInt32: [UInt8]] = [:]
   private var pageCache: [UInt32: [UInt8]] = [:]
+  /// Tail blocks already checked against the SSA (a tail block holds several files' tails).
+  private var tailCache: [UInt32: [UInt8]] = [:]
   static let cacheLimit = 4096
   /// No B+ tree or map in a v1 image is deeper than this.
   static let maxTreeDepth = TreeWalk.maxDepth
@@ -290,7 +292,8 @@ public final class ImageReader: ContentSource {
     guard ino >= UInt32(RoseLayout.inodesPerPage) else {
       throw RoseFSError.corrupt("ino \(ino) is reserved (nid 0 is never used)")
     }
-    let (addr, page) = try inodePage(ino / 8, head: h, ino: ino)
+    let (addr, page) = try inodePage(
+      ino / UInt32(RoseLayout.inodesPerPage), head: h, ino: ino)
     return try InodeRecord.decode(page: page, ino: ino, checksum: checksum, pageAddress: addr)
   }
 
@@ -566,11 +569,12 @@ public final class ImageReader: ContentSource {
       ).xattrs
     }
     let n = Int(rec.xattrLen)
-    guard n <= RoseLayout.inlineCapacity, Int(rec.inlineLen) + n <= RoseLayout.inlineCapacity else {
+    let capacity = rec.inlineCapacity
+    guard n <= capacity, Int(rec.inlineLen) + n <= capacity else {
       throw RoseFSError.corrupt("ino \(rec.ino): xattr_len \(n) does not fit the inline area")
     }
     if n == 0 { return [] }
-    let area = Array(rec.inlineArea[(RoseLayout.inlineCapacity - n)...])
+    let area = Array(rec.inlineArea[(capacity - n)...])
     let p = try Self.parseXattrs(area, count: nil, what: "ino \(rec.ino) inline xattrs")
     guard p.used == n else {
       throw RoseFSError.corrupt(
@@ -689,12 +693,9 @@ public final class ImageReader: ContentSource {
       }
     }
     if let t = content.tail {
-      let b = try readHeaderBlock(t.block, magic: Magic.tail, what: "tail block")
+      let b = try readTailBlock(t.block)
       let start = Int(t.offset)
-      let count = Int(BlockHeader.decode(b).count)
-      guard start >= TailEntry.at(count),
-        start + Int(t.length) <= RoseLayout.blockSize
-      else {
+      guard start + Int(t.length) <= RoseLayout.blockSize else {
         throw RoseFSError.corrupt(
           "tail block \(t.block): fragment at \(t.offset) length \(t.length) is out of range")
       }
@@ -702,6 +703,31 @@ public final class ImageReader: ContentSource {
         try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + Int(t.length)]), bodyEnd)
       }
     }
+  }
+
+  /// A tail block (FORMAT.md 9.3): 4096 bytes of fragments with no header, checked against the
+  /// `crc` of its SSA entry (kind TAIL) when the volume has DATA_CSUM.
+  func readTailBlock(_ addr: UInt32) throws -> [UInt8] {
+    if let b = tailCache[addr] { return b }
+    guard inMain(addr) else {
+      throw RoseFSError.corrupt("tail block address \(addr) is outside the main area")
+    }
+    let b = try image.readBlock(addr)
+    if superblock.featureRoCompat & Feature.roCompatDataChecksum != 0 {
+      guard let e = try ssaEntry(ofBlock: addr), e.kind == SSAKind.tail else {
+        throw RoseFSError.corrupt(
+          "tail block \(addr): its segment summary entry is not of kind TAIL")
+      }
+      let computed = checksum.checksum(b)
+      guard computed == e.crc else {
+        throw RoseFSError.corrupt(
+          "tail block \(addr) fails its checksum (computed \(hex32(computed)), the segment summary records \(hex32(e.crc)))"
+        )
+      }
+    }
+    if tailCache.count >= 64 { tailCache.removeAll(keepingCapacity: true) }
+    tailCache[addr] = b
+    return b
   }
 
   /// The SSA entry of main-area block `addr` (nil when its SSA content block is a hole).

@@ -1,5 +1,6 @@
-/// One inode slot, every field (FORMAT.md section 7), at the offsets of `SlotOffset`: the one
-/// encoder and decoder of inode slots, used by the packer, the reader, fsck and the engine.
+/// One inode, every field (FORMAT.md section 7), at the offsets of `SlotOffset`: the one encoder and
+/// decoder of inodes, used by the packer, the reader, fsck and the engine. An inode takes `nslots`
+/// consecutive 256-byte slots of its page; `i_u` runs from 0x90 to the end of the last one.
 public struct InodeRecord: Equatable, Sendable {
   public var ino: UInt32
   public var mode: UInt16
@@ -30,24 +31,33 @@ public struct InodeRecord: Equatable, Sendable {
   public var crc: UInt32 = 0
   public var treeRoot: UInt32
   public var treeDepth: UInt8
-  /// 0x08D..0x090, must be zero.
-  public var reserved08D: [UInt8] = [0, 0, 0]
-  /// The 368-byte `i_u` area.
+  /// Slots the inode takes (1...16, never past the end of its page).
+  public var nslots: UInt8 = 1
+  /// 0x08E..0x090, must be zero.
+  public var reserved08E: [UInt8] = [0, 0]
+  /// The `i_u` area: `nslots * 256 - 0x90` bytes.
   public var inlineArea: [UInt8]
+
+  /// Bytes of `i_u` for this inode's `nslots`.
+  public var inlineCapacity: Int { InodeSlots.capacity(nslots: Int(nslots)) }
+  /// Bytes the inode takes in its page.
+  public var byteLength: Int { Int(nslots) * RoseLayout.inodeSize }
 
   public var kind: FileKind? { FileKind(modeBits: UInt32(mode)) }
   public var permissions: UInt16 { mode & 0o7777 }
-  public var nid: UInt32 { ino / 8 }
-  public var slot: Int { Int(ino % 8) }
+  public var nid: UInt32 { ino / UInt32(RoseLayout.inodesPerPage) }
+  public var slot: Int { Int(ino % UInt32(RoseLayout.inodesPerPage)) }
 
   public func has(_ flag: UInt16) -> Bool { flags & flag != 0 }
 
-  /// Decodes slot `ino % 8` of an inode page and verifies its checksum and `ino` field.
+  /// Decodes the inode `ino` of an inode page (slot `ino % 16` and the `nslots - 1` after it) and
+  /// verifies its checksum and `ino` field.
   public static func decode(page: [UInt8], ino: UInt32, checksum: RoseChecksum, pageAddress: UInt32)
     throws
     -> InodeRecord
   {
-    let base = Int(ino % 8) * RoseLayout.inodeSize
+    let slot = Int(ino % UInt32(RoseLayout.inodesPerPage))
+    let base = slot * RoseLayout.inodeSize
     guard page.count == RoseLayout.blockSize else {
       throw RoseFSError.corrupt("inode page at block \(pageAddress): short read")
     }
@@ -55,16 +65,23 @@ public struct InodeRecord: Equatable, Sendable {
     let stored = r.u32(SlotOffset.crc)
     if stored == 0 && page[base..<base + RoseLayout.inodeSize].allSatisfy({ $0 == 0 }) {
       throw RoseFSError.corrupt(
-        "ino \(ino): slot \(ino % 8) of inode page at block \(pageAddress) is unused")
+        "ino \(ino): slot \(slot) of inode page at block \(pageAddress) is unused")
     }
+    let nslots = Int(r.u8(SlotOffset.nslots))
+    guard nslots >= 1, slot + nslots <= RoseLayout.inodesPerPage else {
+      throw RoseFSError.corrupt(
+        "ino \(ino): nslots \(nslots) at slot \(slot) of inode page at block \(pageAddress) is not 1 to \(RoseLayout.inodesPerPage - slot)"
+      )
+    }
+    let length = nslots * RoseLayout.inodeSize
     let computed = page.withUnsafeBytes {
       checksum.checksum(
-        UnsafeRawBufferPointer(rebasing: $0[base..<base + RoseLayout.inodeSize]),
+        UnsafeRawBufferPointer(rebasing: $0[base..<base + length]),
         zeroingFieldAt: SlotOffset.crc)
     }
     guard computed == stored else {
       throw RoseFSError.corrupt(
-        "ino \(ino): inode slot checksum mismatch in block \(pageAddress) (stored \(hex32(stored)), computed \(hex32(computed)))"
+        "ino \(ino): inode checksum mismatch in block \(pageAddress) (stored \(hex32(stored)), computed \(hex32(computed)))"
       )
     }
     let own = r.u32(SlotOffset.ino)
@@ -90,20 +107,22 @@ public struct InodeRecord: Equatable, Sendable {
       tailLen: r.u16(SlotOffset.tailLen), inlineLen: r.u16(SlotOffset.inlineLen),
       xattrLen: r.u16(SlotOffset.xattrLen), nitems: r.u32(SlotOffset.nitems), crc: stored,
       treeRoot: r.u32(SlotOffset.treeRoot), treeDepth: r.u8(SlotOffset.treeDepth),
-      reserved08D: r.slice(SlotOffset.reserved08D, 3),
-      inlineArea: r.slice(SlotOffset.inline, RoseLayout.inlineCapacity))
+      nslots: UInt8(nslots), reserved08E: r.slice(SlotOffset.reserved08E, 2),
+      inlineArea: r.slice(SlotOffset.inline, InodeSlots.capacity(nslots: nslots)))
   }
 
-  /// The 512 bytes of the slot with `ino` and `crc` filled in (`crc` as stored is ignored). Every
-  /// field is written at its `SlotOffset`; `inlineArea` is cut or zero-padded to 368 bytes.
+  /// The `nslots * 256` bytes of the inode with `ino` and `crc` filled in (`crc` as stored is
+  /// ignored). Every field is written at its `SlotOffset`; `inlineArea` is cut or zero-padded to
+  /// `inlineCapacity` bytes.
   public func encode(checksum: RoseChecksum) -> [UInt8] {
-    var slot = [UInt8](repeating: 0, count: InodeSlot.size)
+    var slot = [UInt8](repeating: 0, count: byteLength)
     encode(into: &slot, checksum: checksum)
     return slot
   }
 
-  /// As `encode(checksum:)`, into a reused 512-byte buffer.
+  /// As `encode(checksum:)`, into a reused buffer (resized to `nslots * 256` bytes).
   public func encode(into slot: inout [UInt8], checksum: RoseChecksum) {
+    if slot.count != byteLength { slot = [UInt8](repeating: 0, count: byteLength) }
     slot.withUnsafeMutableBytes { buf in
       buf.initializeMemory(as: UInt8.self, repeating: 0)
       var w = ByteWriter(buf)
@@ -138,8 +157,9 @@ public struct InodeRecord: Equatable, Sendable {
       w.put(ino, at: O.ino)
       w.put(treeRoot, at: O.treeRoot)
       w.put(treeDepth, at: O.treeDepth)
-      w.put(bytes: reserved08D, paddedTo: 3, at: O.reserved08D)
-      w.put(bytes: inlineArea, paddedTo: RoseLayout.inlineCapacity, at: O.inline)
+      w.put(nslots, at: O.nslots)
+      w.put(bytes: reserved08E, paddedTo: 2, at: O.reserved08E)
+      w.put(bytes: inlineArea, paddedTo: inlineCapacity, at: O.inline)
       let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: O.crc)
       buf.storeBytes(of: crc.littleEndian, toByteOffset: O.crc, as: UInt32.self)
     }
@@ -148,9 +168,9 @@ public struct InodeRecord: Equatable, Sendable {
   /// `i_u[0 ..< inline_len]`, checked against the inline area and the inline xattrs.
   public func inlineBytes() throws -> [UInt8] {
     let n = Int(inlineLen)
-    guard n + Int(xattrLen) <= RoseLayout.inlineCapacity else {
+    guard n + Int(xattrLen) <= inlineCapacity else {
       throw RoseFSError.corrupt(
-        "ino \(ino): inline_len \(inlineLen) + xattr_len \(xattrLen) exceeds \(RoseLayout.inlineCapacity)"
+        "ino \(ino): inline_len \(inlineLen) + xattr_len \(xattrLen) exceeds \(inlineCapacity)"
       )
     }
     return Array(inlineArea[0..<n])

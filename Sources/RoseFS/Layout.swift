@@ -8,11 +8,16 @@ public enum RoseLayout {
   public static let checkpointSlots = 2
   /// First block of the main area: 64 KiB into the volume, so the log starts erase-unit aligned.
   public static let mainStart: UInt32 = 16
-  public static let inodeSize = 512
-  public static let inodesPerPage = 8
-  /// Bytes of the inode slot's `i_u` union: inline data, dentries, extents and xattrs.
-  public static let inlineCapacity = 368
+  /// One inode slot; an inode takes 1 to 16 consecutive slots of its page (`nslots`).
+  public static let inodeSize = 256
+  public static let inodesPerPage = 16
   public static let inlineOffset = 0x90
+  /// The most slots one inode takes: a whole inode page.
+  public static let maxInodeSlots = 16
+  /// Bytes of `i_u` in a one-slot inode.
+  public static let oneSlotInline = inodeSize - inlineOffset  // 112
+  /// Bytes of `i_u` in a 16-slot inode: the largest inline form (superblock `inline_max`).
+  public static let maxInline = maxInodeSlots * inodeSize - inlineOffset  // 3952
   /// Tails of at most this many bytes share tail blocks; larger tails get a block of their own.
   public static let defaultTailMax = 4032
   public static let headerSize = 32
@@ -22,12 +27,35 @@ public enum RoseLayout {
   public static let bitsPerVBMBlock = (blockSize - headerSize) * 8  // 32512
   public static let ssaEntrySize = 12
   public static let ssaEntriesPerBlock = (blockSize - headerSize) / ssaEntrySize  // 338
-  public static let tailEntrySize = 8
   public static let maxHeads = 4
   public static let nrLogs = 3
   public static let maxFileSize: UInt64 = 1 << 40
   public static let minVolumeBytes: UInt64 = 16 << 20
   public static let maxXattrBytes = blockSize - headerSize
+  /// A tail block that the engine starts may name inode pages `owner ... owner + index` with
+  /// `index` at most this (FORMAT.md 13.2); the packer's blocks stay far below it.
+  public static let maxTailPageSpan: UInt32 = 64
+}
+
+/// Multi-slot inodes (FORMAT.md section 7): an inode of `nslots` slots has `nslots * 256 - 0x90`
+/// bytes of `i_u`.
+public enum InodeSlots {
+  public static func capacity(nslots: Int) -> Int {
+    nslots * RoseLayout.inodeSize - RoseLayout.inlineOffset
+  }
+  /// The fewest slots whose `i_u` holds `bytes` (at least 1; may exceed 16 when it cannot fit).
+  public static func slots(forInline bytes: Int) -> Int {
+    max(1, (RoseLayout.inlineOffset + bytes + RoseLayout.inodeSize - 1) / RoseLayout.inodeSize)
+  }
+  /// The packer's rule for regular files and symlinks (FORMAT.md 7, "How the packer chooses the
+  /// forms"): INLINE_DATA when the file fits one slot, or when its slots cost no more than one slot
+  /// and a tail fragment of the same bytes.
+  public static func fileIsInline(size: UInt64) -> Bool {
+    if size <= UInt64(RoseLayout.oneSlotInline) { return true }
+    guard size <= UInt64(RoseLayout.maxInline) else { return false }
+    return UInt64(slots(forInline: Int(size)) * RoseLayout.inodeSize)
+      <= UInt64(RoseLayout.inodeSize) + size
+  }
 }
 
 /// GPT partition type GUIDs of RoseFS volumes (FORMAT.md section 2, "Finding a volume on a disk").

@@ -23,11 +23,13 @@ public enum SlotOffset {
   public static let rdevMajor = 0x060, rdevMinor = 0x064, cpVer = 0x068, tailBlk = 0x070
   public static let tailOff = 0x074, tailLen = 0x076, inlineLen = 0x078, xattrLen = 0x07A
   public static let nitems = 0x07C, ino = 0x080, crc = 0x084, treeRoot = 0x088, treeDepth = 0x08C
+  public static let nslots = 0x08D
   public static let inline = 0x090
-  public static let reserved05C = 0x05C, reserved08D = 0x08D
+  public static let reserved05C = 0x05C, reserved08E = 0x08E
 }
 
-/// The inode slot as a whole (FORMAT.md section 7): 512 bytes, fields at the `SlotOffset`s.
+/// The first slot of an inode (FORMAT.md section 7): 256 bytes, fields at the `SlotOffset`s; `i_u`
+/// continues into the inode's further slots.
 public enum InodeSlot: OnDiskLayout {
   public static let size = RoseLayout.inodeSize
   public static let fields: [FieldSpec] = {
@@ -47,8 +49,8 @@ public enum InodeSlot: OnDiskLayout {
       FieldSpec("inline_len", S.inlineLen, 2), FieldSpec("xattr_len", S.xattrLen, 2),
       FieldSpec("nitems", S.nitems, 4), FieldSpec("ino", S.ino, 4), FieldSpec("crc", S.crc, 4),
       FieldSpec("tree_root", S.treeRoot, 4), FieldSpec("tree_depth", S.treeDepth, 1),
-      FieldSpec("reserved", S.reserved08D, 3),
-      FieldSpec("i_u", S.inline, RoseLayout.inlineCapacity),
+      FieldSpec("nslots", S.nslots, 1), FieldSpec("reserved", S.reserved08E, 2),
+      FieldSpec("i_u", S.inline, RoseLayout.oneSlotInline),
     ]
   }()
 }

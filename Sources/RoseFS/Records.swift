@@ -57,40 +57,6 @@ extension SSAEntry: OnDiskLayout {
   ]
 }
 
-/// A tail block's table entry (FORMAT.md 9.3, 8 bytes): `ino`'s fragment at `[off, off + len)`.
-public struct TailEntry: Equatable, Sendable {
-  public var ino: UInt32
-  public var offset: UInt16
-  public var length: UInt16
-  public init(ino: UInt32, offset: UInt16, length: UInt16) {
-    self.ino = ino
-    self.offset = offset
-    self.length = length
-  }
-  public static func decode(_ r: ByteReader, _ o: Int) -> TailEntry {
-    TailEntry(
-      ino: r.u32(o + Offset.ino), offset: r.u16(o + Offset.off), length: r.u16(o + Offset.len))
-  }
-  public func encode(into w: inout ByteWriter, at o: Int) {
-    w.put(ino, at: o + Offset.ino)
-    w.put(offset, at: o + Offset.off)
-    w.put(length, at: o + Offset.len)
-  }
-  /// Byte offset of entry `i` in a tail block.
-  public static func at(_ i: Int) -> Int { RoseLayout.headerSize + i * size }
-}
-
-extension TailEntry: OnDiskLayout {
-  public static let size = RoseLayout.tailEntrySize
-  public enum Offset {
-    public static let ino = 0x0, off = 0x4, len = 0x6
-  }
-  public static let fields = [
-    FieldSpec("ino", Offset.ino, 4), FieldSpec("off", Offset.off, 2),
-    FieldSpec("len", Offset.len, 2),
-  ]
-}
-
 /// A directory leaf record (FORMAT.md 8.2, 16 bytes); the name is elsewhere in the block.
 public struct DirLeafRecord: Equatable, Sendable {
   public var key: UInt64

@@ -23,7 +23,7 @@ public enum Feature {
 ///     0x030 u32 main_blkaddr (16)     0x034 u32 segment_count
 ///     0x038 u32 rsv_segments          0x03C u32 op_blocks
 ///     0x040 u8[16] uuid               0x050 u8[32] label (UTF-8, NUL padded)
-///     0x070 u8[16] hash_seed          0x080 u16 inode_size (512)      0x082 u16 inline_max (368)
+///     0x070 u8[16] hash_seed          0x080 u16 inode_size (256)      0x082 u16 inline_max (3952)
 ///     0x084 u32 tail_max              0x088 i64 mkfs_time             0x090..0x100 zero
 public struct Superblock: Equatable, Sendable {
   public var major: UInt16 = 1
@@ -47,7 +47,7 @@ public struct Superblock: Equatable, Sendable {
   public var label: [UInt8]
   public var hashSeed: [UInt8]
   public var inodeSize: UInt16 = UInt16(RoseLayout.inodeSize)
-  public var inlineMax: UInt16 = UInt16(RoseLayout.inlineCapacity)
+  public var inlineMax: UInt16 = UInt16(RoseLayout.maxInline)
   public var tailMax: UInt32
   public var mkfsTime: Int64
   /// `sb_size` as stored (256 in every valid superblock; the encoder always writes 256).
@@ -136,8 +136,8 @@ public struct Superblock: Equatable, Sendable {
       throw RoseFSError.corrupt("unknown incompatible features \(hex32(sb.featureIncompat))")
     }
     guard sb.storedSize == UInt32(Self.size), sb.logBlockSize == 12,
-      (6...9).contains(sb.logBlocksPerSegment), sb.inodeSize == 512,
-      sb.inlineMax == UInt16(RoseLayout.inlineCapacity), sb.cpBlkaddr == 2, sb.cpSlots == 2,
+      (6...9).contains(sb.logBlocksPerSegment), sb.inodeSize == UInt16(RoseLayout.inodeSize),
+      sb.inlineMax == UInt16(RoseLayout.maxInline), sb.cpBlkaddr == 2, sb.cpSlots == 2,
       sb.cpSlotBlocks == 1, sb.mainBlkaddr == RoseLayout.mainStart,
       UInt64(sb.mainBlkaddr) + UInt64(sb.mainBlocks) <= sb.blockCount,
       sb.tailMax <= 4032, sb.maxHeads == 4, sb.nrLogs == 3

@@ -6,8 +6,8 @@
 /// block copied between two images fails its checksum and two images on one machine do not collide.
 extension ImageBuilder {
   /// Fixes `uuid` and `checksum` after the data phase. Data and tail blocks were checksummed under
-  /// the all-zero provisional UUID; tail block headers are corrected in place here, spooled data
-  /// checksums when the SSA is written (`dataChecksumCorrection`).
+  /// the all-zero provisional UUID; their spooled checksums are corrected when the SSA is written
+  /// (`dataChecksumCorrection`).
   func settleIdentity(subvolumes: [Subvolume], views: [HeadView], dataEnd: UInt32) throws {
     try stream.flush()
     guard !uuidIsGiven else { return }
@@ -32,32 +32,12 @@ extension ImageBuilder {
     for _ in RoseLayout.mainStart..<max(dataEnd, RoseLayout.mainStart) {
       digest.update(stream.crcSpool.next())
     }
-    var tailCRCs: [UInt32] = []
-    tailCRCs.reserveCapacity(tails.addresses.count)
-    for addr in tails.addresses {
-      let bytes = try image.read(
-        count: 4, atByte: UInt64(addr) << RoseLayout.blockShift + UInt64(BlockHeader.crcOffset))
-      let crc = ByteReader(bytes).u32(0)
-      tailCRCs.append(crc)
-      digest.update(addr)
-      digest.update(crc)
-    }
     var id = Array(digest.finalize().prefix(16))
     id[6] = (id[6] & 0x0F) | 0x80
     id[8] = (id[8] & 0x3F) | 0x80
     uuid = id
     checksum = RoseChecksum(uuid: id)
     dataChecksumCorrection = checksum.correction(from: provisional, length: RoseLayout.blockSize)
-    guard dataChecksumCorrection != 0 else { return }
-    for (addr, crc) in zip(tails.addresses, tailCRCs) {
-      try image.write(
-        Self.le32(crc ^ dataChecksumCorrection),
-        atByte: UInt64(addr) << RoseLayout.blockShift + UInt64(BlockHeader.crcOffset))
-    }
-  }
-
-  static func le32(_ v: UInt32) -> [UInt8] {
-    [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)]
   }
 
   private static func digest(_ inode: Inode, into d: inout ContentDigest) {

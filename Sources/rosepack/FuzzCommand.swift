@@ -223,7 +223,7 @@ enum ImageMutator {
         let width = [1, 2, 4, 8][rng.below(4)]
         let value = rng.interesting(width: width)
         put(&img, base + off, value, width)
-        fixCRC(&img, base, RoseLayout.inodeSize, at: SlotOffset.crc, checksum)
+        fixCRC(&img, base, inodeLength(img, base, slot: slot), at: SlotOffset.crc, checksum)
         notes.append("inode block \(b) slot \(slot) +0x\(hex(off)) w\(width)=0x\(hex(value))")
       } else {
         // A data block (or anything): its checksum is left wrong, for the readers to catch.
@@ -239,8 +239,14 @@ enum ImageMutator {
   static func isHeaderMagic(_ m: UInt32) -> Bool {
     [
       Magic.nat, Magic.vbm, Magic.ssa, Magic.mapIndex, Magic.dirNode, Magic.extentNode,
-      Magic.xattrNode, Magic.tail,
+      Magic.xattrNode,
     ].contains(m)
+  }
+
+  /// Bytes of the inode at `base` (slot `slot`): its `nslots` slots, kept inside the page.
+  static func inodeLength(_ img: [UInt8], _ base: Int, slot: Int) -> Int {
+    let n = Int(img[base + SlotOffset.nslots])
+    return min(max(n, 1), RoseLayout.inodesPerPage - slot) * RoseLayout.inodeSize
   }
 
   static func validSlots(_ img: [UInt8], block b: Int, _ checksum: RoseChecksum) -> [Int] {
@@ -251,7 +257,7 @@ enum ImageMutator {
       if stored == 0 { continue }
       let computed = img.withUnsafeBytes {
         checksum.checksum(
-          UnsafeRawBufferPointer(rebasing: $0[base..<base + RoseLayout.inodeSize]),
+          UnsafeRawBufferPointer(rebasing: $0[base..<base + inodeLength(img, base, slot: s)]),
           zeroingFieldAt: SlotOffset.crc)
       }
       if computed == stored { out.append(s) }

@@ -29,7 +29,8 @@ import Testing
       current == dump, "docs/FORMAT.md section 16 is stale: run ROSEPACK_UPDATE_DOCS=1 swift test")
   }
 
-  /// The example image of section 16: root, an inline file, a tail-packed file, subvolumes a and b.
+  /// The example image of section 16: root, an inline file, a tail-packed file, a two-slot inline
+  /// file, subvolumes a and b.
   static func exampleImage() throws -> (TempImage, BuildReport) {
     let tmp = TempImage()
     let b = try ImageBuilder(
@@ -41,8 +42,13 @@ import Testing
     let tail = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     tail.content = try b.data.store(
       [UInt8](repeating: 0x41, count: 4096) + Array("tail".utf8), ino: tail.ino)
+    // 300 bytes: inline in two slots (FORMAT.md 7: 2 * 256 <= 256 + 300).
+    let notes = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
+    notes.content = try b.data.store(
+      Array(String(repeating: "two slots. ", count: 28).utf8.prefix(300)), ino: notes.ino)
     root.children[Name("hello.txt")] = hello
     root.children[Name("tail.bin")] = tail
+    root.children[Name("notes.txt")] = notes
     let report = try b.finish(subvolumes: [
       Subvolume(name: "a", root: root), Subvolume(name: "b", root: root),
     ])
@@ -100,8 +106,14 @@ import Testing
       for blk in range[0]..<(range[0] + range[1]) where blk == 0 || blk == 2 || blk >= 16 {
         let block = try img.readBlock(UInt32(blk))
         let isData = ssaKind[blk] == UInt32(SSAKind.data)
-        out +=
-          "### Block \(blk): \(isData ? "data block of /tail.bin (logical block 0: 4096 x 'A')" : kind(block, blk))\n\n```\n"
+        let isTail = ssaKind[blk] == UInt32(SSAKind.tail)
+        let title =
+          isData
+          ? "data block of /tail.bin (logical block 0: 4096 x 'A')"
+          : isTail
+            ? "tail block (no header: the fragment of /tail.bin at bytes 0-3, the rest zero)"
+            : kind(block, blk)
+        out += "### Block \(blk): \(title)\n\n```\n"
         if isData {
           // 256 identical rows: one is printed and the repetition said in words.
           out += hexdump(Array(block[0..<16]), skip: [])
@@ -125,13 +137,12 @@ import Testing
     case Magic.nat: return "NAT content block (heads a and b share it)"
     case Magic.vbm: return "VBM content block of head a (b is VBM_SAME_AS a)"
     case Magic.ssa: return "SSA content block"
-    case Magic.tail: return "tail block"
     case Magic.dirNode: return "directory node"
     case Magic.mapIndex:
       return "map-index block of the SSA (level 1; the SSA has 13 content blocks, 1 stored)"
     default:
       return
-        "inode page, nid 1 (slots 0-2: ino 8 /, 9 /hello.txt, 10 /tail.bin); its NAT entry is nat[1]"
+        "inode page, nid 1 (slots 0-4: ino 16 /, 17 /hello.txt, 18 /tail.bin, 19 /notes.txt in slots 3-4); its NAT entry is nat[1]"
     }
   }
 
@@ -205,7 +216,7 @@ import Testing
           o + 0x40, "head \(h) vbm (root, nblocks, depth)",
           "(\(r.u32(o + 0x40)), \(r.u32(o + 0x44)), \(r.u8(o + 0x48)))")
       }
-    case Magic.nat, Magic.vbm, Magic.ssa, Magic.tail, Magic.dirNode, Magic.mapIndex:
+    case Magic.nat, Magic.vbm, Magic.ssa, Magic.dirNode, Magic.mapIndex:
       f(0x000, "magic", hex32(r.u32(0)))
       f(0x004, "crc", hex32(r.u32(4)))
       f(0x008, "cp_ver, blkaddr, owner", "\(r.u64(8)), \(r.u32(0x10)), \(r.u32(0x14))")
@@ -224,18 +235,19 @@ import Testing
             o, "entry \(e) (block \(16 + e)) owner, kind, index, crc",
             "\(r.u32(o)), \(info >> 28), \(info & 0x0FFF_FFFF), \(hex32(r.u32(o + 8)))")
         }
-      } else if r.u32(0) == Magic.tail {
-        for e in 0..<Int(r.u16(0x18)) {
-          let o = 0x20 + 8 * e
-          f(o, "fragment \(e) ino, off, len", "\(r.u32(o)), \(r.u16(o + 4)), \(r.u16(o + 6))")
-        }
       }
     default:
       if r.u32(0x80) != 0 {
-        for slot in 0..<8 {
-          let o = slot * 512
+        var next = 0
+        for slot in 0..<RoseLayout.inodesPerPage where slot >= next {
+          let o = slot * RoseLayout.inodeSize
           guard r.u32(o + 0x80) != 0 else { continue }
-          s += "slot \(slot) (block offset 0x\(String(o, radix: 16))):\n"
+          // An inode of several slots: its i_u continues in the next ones.
+          next = slot + max(1, Int(r.u8(o + 0x8D)))
+          s +=
+            next - slot == 1
+            ? "slot \(slot) (block offset 0x\(String(o, radix: 16))):\n"
+            : "slots \(slot)-\(next - 1) (block offset 0x\(String(o, radix: 16))):\n"
           f(
             o + 0x000, "mode, flags",
             "0o\(String(r.u16(o), radix: 8)), \(hex32(UInt32(r.u16(o + 2))))")
@@ -264,7 +276,9 @@ import Testing
             o + 0x078, "inline_len, xattr_len, nitems",
             "\(r.u16(o + 0x78)), \(r.u16(o + 0x7A)), \(r.u32(o + 0x7C))")
           f(o + 0x080, "ino, crc", "\(r.u32(o + 0x80)), \(hex32(r.u32(o + 0x84)))")
-          f(o + 0x088, "tree_root, tree_depth", "\(r.u32(o + 0x88)), \(r.u8(o + 0x8C))")
+          f(
+            o + 0x088, "tree_root, tree_depth, nslots",
+            "\(r.u32(o + 0x88)), \(r.u8(o + 0x8C)), \(r.u8(o + 0x8D))")
         }
       }
     }

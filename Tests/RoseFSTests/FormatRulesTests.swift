@@ -52,8 +52,9 @@ import Testing
     }
     let reader = try ImageReader(image: tmp.image)
     let rec = try reader.readInodeRecord(ino, head: 0)
-    let page = try tmp.image.readBlock(try reader.nat(ino / 8, head: 0))
-    let slot = ByteReader(page, base: Int(ino % 8) * RoseLayout.inodeSize)
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    let page = try tmp.image.readBlock(try reader.nat(ino / perPage, head: 0))
+    let slot = ByteReader(page, base: Int(ino % perPage) * RoseLayout.inodeSize)
     #expect(slot.i64(SlotOffset.mtime) == -1_234_567_890)
     #expect(slot.u32(SlotOffset.mtimeNs) == 987_654_321)
     #expect(slot.i64(SlotOffset.crtime) == -1_234_567_890)
@@ -61,11 +62,13 @@ import Testing
     #expect(Fsck.check(image: tmp.image).isEmpty)
   }
 
-  // (3) Content form first (INLINE_DATA, EXTENTS when 12 * n <= 368, else EXTTREE), then xattrs
-  // inline in what is left, else an xattr node.
-  @Test(arguments: [(30, false), (31, true)])
-  func extentFormIsDecidedBeforeXattrs(extentCount: Int, expectTree: Bool) throws {
-    var ino: UInt32 = 0
+  // (3) Content form first (INLINE_DATA; EXTENTS when the 12 * n bytes fit 16 slots, else
+  // EXTTREE), then xattrs inline in the same slots or one more, else an xattr node.
+  @Test(arguments: [
+    (30, "inline", 3), (329, "node", 16), (330, "tree", 1),
+  ])
+  func extentFormIsDecidedBeforeXattrs(extentCount: Int, xattrs: String, nslots: Int) throws {
+    var file: Inode?
     let (tmp, _) = try Self.pack { b, root in
       // Every other block written: extentCount extents of one block, holes between.
       let f = b.makeInode(
@@ -77,18 +80,25 @@ import Testing
       for i in 0..<extentCount { try b.data.write(block, at: UInt64(2 * i) * 4096) }
       f.content = try b.data.finishFile()
       root.children[Name("sparse")] = f
-      ino = f.ino
+      file = f
     }
+    // The packer numbers inodes by the slots they take: read the number after packing.
+    let ino = try #require(file).ino
     let reader = try ImageReader(image: tmp.image)
     let rec = try reader.readInodeRecord(ino, head: 0)
     #expect(rec.nitems == UInt32(extentCount))
-    if expectTree {
-      // 372 bytes of extents cannot be inline: a tree, and the xattr fits the empty i_u.
-      #expect(rec.has(InodeFlag.extentTree) && !rec.has(InodeFlag.xattrNode) && rec.xattrLen == 12)
-    } else {
-      // 360 bytes of extents stay inline; 8 bytes are left, so the 12-byte xattr goes to a node.
-      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 360)
+    #expect(Int(rec.nslots) == nslots)
+    switch xattrs {
+    case "inline":
+      // 360 bytes of extents take 2 slots (368 bytes of i_u); the 12-byte xattr takes one more.
+      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 360 && rec.xattrLen == 12)
+    case "node":
+      // 3948 bytes of extents fill 16 slots: no slot more, so the xattr goes to a node.
+      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 3948)
       #expect(rec.has(InodeFlag.xattrNode) && rec.xattrLen == 0)
+    default:
+      // 3960 bytes cannot be inline: a tree, and the xattr fits one slot's i_u.
+      #expect(rec.has(InodeFlag.extentTree) && !rec.has(InodeFlag.xattrNode) && rec.xattrLen == 12)
     }
     #expect(try reader.xattrs(of: rec, head: 0) == [Xattr("user.k", [1, 2])])
     #expect(Fsck.check(image: tmp.image).isEmpty)

@@ -10,8 +10,8 @@ import Testing
     ("Superblock", Superblock.self, 256), ("Checkpoint", Checkpoint.self, 4096),
     ("LogHead", LogHead.self, 8), ("MetaRoot", MetaRoot.self, 16), ("Head", Head.self, 128),
     ("NatJournalEntry", NatJournalEntry.self, 12), ("BlockHeader", BlockHeader.self, 32),
-    ("InodeSlot", InodeSlot.self, 512), ("SSAEntry", SSAEntry.self, 12),
-    ("TailEntry", TailEntry.self, 8), ("DirLeafRecord", DirLeafRecord.self, 16),
+    ("InodeSlot", InodeSlot.self, 256), ("SSAEntry", SSAEntry.self, 12),
+    ("DirLeafRecord", DirLeafRecord.self, 16),
     ("ExtentRecord", ExtentRecord.self, 12), ("InlineDirent", InlineDirent.self, 8),
     ("XattrRecord", XattrRecord.self, 4), ("RollForwardRecord", RollForwardRecord.self, 4096),
     ("RollForwardEntry", RollForwardEntry.self, 24),
@@ -38,8 +38,13 @@ import Testing
         == Checkpoint.reservedTail)
     #expect(
       Checkpoint.Offset.logs + RoseLayout.nrLogs * LogHead.size == Checkpoint.Offset.rfNext)
-    #expect(SlotOffset.inline + RoseLayout.inlineCapacity == InodeSlot.size)
+    #expect(SlotOffset.inline + RoseLayout.oneSlotInline == InodeSlot.size)
     #expect(RoseLayout.inodesPerPage * InodeSlot.size == RoseLayout.blockSize)
+    #expect(RoseLayout.maxInodeSlots * InodeSlot.size == RoseLayout.blockSize)
+    // i_u of 1, 2 and 16 slots (FORMAT.md section 7).
+    #expect(InodeSlots.capacity(nslots: 1) == 112 && InodeSlots.capacity(nslots: 2) == 368)
+    #expect(InodeSlots.capacity(nslots: 16) == RoseLayout.maxInline && RoseLayout.maxInline == 3952)
+    #expect(SlotOffset.nslots == 0x8D && SlotOffset.reserved08E == 0x8E)
     // Record arrays after the block header.
     let body = RoseLayout.blockSize - BlockHeader.size
     #expect(RoseLayout.addressesPerBlock == body / 4)

@@ -340,7 +340,7 @@ func assertSameTree(
     #expect(r.slice(0x40, 16) == uuid)
     #expect(r.slice(0x50, 3) == Array("lbl".utf8) && r.u8(0x53) == 0)
     #expect(r.slice(0x70, 16) == [UInt8](repeating: 0xEE, count: 16))
-    #expect(r.u16(0x80) == 512 && r.u16(0x82) == 368 && r.u32(0x84) == 2048)
+    #expect(r.u16(0x80) == 256 && r.u16(0x82) == 3952 && r.u32(0x84) == 2048)
     #expect(r.i64(0x88) == 1_700_000_000)
     #expect(b[0x90..<0x100].allSatisfy { $0 == 0 })
     var zeroed = b

@@ -125,17 +125,20 @@ struct HostileCLITests {
     var bytes = try read(image)
     let ck = RoseChecksum(uuid: reader.superblock.uuid)
     var patched = 0
-    for slotStart in stride(from: 16 * 4096, to: bytes.count, by: 512) {
+    for slotStart in stride(from: 16 * 4096, to: bytes.count, by: RoseLayout.inodeSize) {
       guard bytes.loadLE(UInt32.self, at: slotStart + SlotOffset.ino) == root else { continue }
+      // The root inode takes `nslots` slots; its checksum covers all of them.
+      let length = Int(bytes[slotStart + SlotOffset.nslots]) * RoseLayout.inodeSize
+      guard length > 0, slotStart % 4096 + length <= 4096 else { continue }
       let inline = slotStart + SlotOffset.inline
-      for at in inline..<inline + 368 - 11
+      for at in inline..<slotStart + length - 11
       where bytes.loadLE(UInt32.self, at: at) == usr && bytes[at + 5] == 3
         && Array(bytes[at + 8..<at + 11]) == Array("usr".utf8)
       {
         bytes.storeLE(root, at: at)
         let crc = bytes.withUnsafeBytes {
           ck.checksum(
-            UnsafeRawBufferPointer(rebasing: $0[slotStart..<slotStart + 512]),
+            UnsafeRawBufferPointer(rebasing: $0[slotStart..<slotStart + length]),
             zeroingFieldAt: SlotOffset.crc)
         }
         bytes.storeLE(crc, at: slotStart + SlotOffset.crc)

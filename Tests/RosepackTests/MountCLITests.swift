@@ -282,7 +282,7 @@ enum FuseSupport {
     var seen = Set<ObjectIdentifier>()
     while let node = stack.popLast() {
       guard seen.insert(ObjectIdentifier(node)).inserted else { continue }
-      blocks.insert(try reader.nat(node.ino / 8, head: head))
+      blocks.insert(try reader.nat(node.ino / UInt32(RoseLayout.inodesPerPage), head: head))
       for e in node.content.extents {
         for i in 0..<e.count { blocks.insert(e.physical + i) }
       }

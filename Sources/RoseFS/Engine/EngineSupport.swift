@@ -67,8 +67,9 @@ extension InodeRecord {
       ino: ino, mode: mode, flags: 0, uid: uid, gid: gid, nlink: 1, size: 0, blocks: 0,
       atime: time, mtime: time, ctime: time, crtime: time, generation: 0, parent: 0, xattrNid: 0,
       reserved05C: 0, rdevMajor: 0, rdevMinor: 0, cpVer: 0, tailBlk: 0, tailOff: 0, tailLen: 0,
-      inlineLen: 0, xattrLen: 0, nitems: 0, crc: 0, treeRoot: 0, treeDepth: 0,
-      reserved08D: [0, 0, 0], inlineArea: [UInt8](repeating: 0, count: RoseLayout.inlineCapacity))
+      inlineLen: 0, xattrLen: 0, nitems: 0, crc: 0, treeRoot: 0, treeDepth: 0, nslots: 1,
+      reserved08E: [0, 0],
+      inlineArea: [UInt8](repeating: 0, count: RoseLayout.oneSlotInline))
   }
 }
 
@@ -90,8 +91,13 @@ enum PartialBlock: Equatable {
 final class EngineInode {
   var rec: InodeRecord
   let kind: FileKind
-  /// Regular files and symlinks of at most 368 bytes.
+  /// Regular files and symlinks in INLINE_DATA form: the content.
   var inline: [UInt8] = []
+  /// Regular files and symlinks: the content is `inline` (INLINE_DATA), not blocks and a tail.
+  var inlineData = false
+  /// Slots the inode takes in its page as last written (0: not written yet); `rec.nslots` is what
+  /// it holds now, claimed from the free slot pool (FORMAT.md 13.2).
+  var diskSlots = 0
   /// Full blocks (lblk < size / 4096): logical block to address.
   var blocks: [UInt32: UInt32] = [:]
   var partial: PartialBlock = .none
@@ -118,7 +124,11 @@ final class EngineInode {
     self.kind = kind
   }
 
-  var isInlineForm: Bool {
-    (kind == .regular || kind == .symlink) && rec.size <= UInt64(RoseLayout.inlineCapacity)
+  var isInlineForm: Bool { (kind == .regular || kind == .symlink) && inlineData }
+
+  /// The largest size this file keeps inline: one slot's `i_u`, or all of the slots an inline
+  /// file already holds (the engine grows files into blocks, not into more slots).
+  var inlineLimit: UInt64 {
+    UInt64(max(RoseLayout.oneSlotInline, inlineData ? rec.inlineCapacity : 0))
   }
 }

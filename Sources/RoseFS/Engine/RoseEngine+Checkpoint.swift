@@ -132,35 +132,30 @@ extension RoseEngine {
   }
 
   /// Places every partial block held in memory: into new tail blocks, or into a data block when
-  /// longer than `tail_max`.
+  /// longer than `tail_max`. Tail blocks are headerless (FORMAT.md 9.3): fragments from byte 0 up,
+  /// in ino order; the SSA entry names the inode pages `owner ... owner + index`, and a block is
+  /// closed before that range would pass `RoseLayout.maxTailPageSpan` pages.
   func packTails(cpVer: UInt64) throws(EngineError) {
     var group: [(EngineInode, [UInt8], UInt16)] = []
-    var low = RoseLayout.blockSize
+    var used = 0
+    let perPage = UInt32(RoseLayout.inodesPerPage)
     func flush() throws(EngineError) {
-      guard !group.isEmpty else { return }
+      guard let first = group.first, let last = group.last else { return }
       let a = try allocate(.tail)
-      var body = [UInt8](repeating: 0, count: RoseLayout.blockSize - RoseLayout.headerSize)
-      for (i, (n, bytes, off)) in group.enumerated() {
-        body.withUnsafeMutableBytes { buf in
-          var w = ByteWriter(buf, at: 8 * i)
-          w.put(n.rec.ino)
-          w.put(off)
-          w.put(UInt16(bytes.count))
-        }
-        let o = Int(off) - RoseLayout.headerSize
-        body.replaceSubrange(o..<o + bytes.count, with: bytes)
+      var b = [UInt8](repeating: 0, count: RoseLayout.blockSize)
+      for (_, bytes, off) in group {
+        b.replaceSubrange(Int(off)..<Int(off) + bytes.count, with: bytes)
       }
-      var b = headerBlock(
-        magic: Magic.tail, cpVer: cpVer, owner: 0, count: group.count, body: body)
-      seal(&b, addr: a)
       try writeDeviceBlock(a, b)
       setLive(head, a)
-      setSSA(a, owner: 0, kind: SSAKind.tail, index: 0, crc: 0)
+      let low = first.0.rec.ino / perPage
+      let high = last.0.rec.ino / perPage
+      setSSA(a, owner: low, kind: SSAKind.tail, index: high - low, crc: checksum.checksum(b))
       for (n, bytes, off) in group {
         n.partial = .tail(block: a, offset: off, length: UInt16(bytes.count))
       }
       group = []
-      low = RoseLayout.blockSize
+      used = 0
     }
     for ino in dirtyInodes.sorted() {
       guard let n = inodes[ino], !n.deleted, case .memory(let bytes) = n.partial else { continue }
@@ -175,35 +170,50 @@ extension RoseEngine {
         n.partial = .block(a)
         continue
       }
-      if RoseLayout.headerSize + 8 * (group.count + 1) > low - bytes.count { try flush() }
-      low -= bytes.count
-      group.append((n, bytes, UInt16(low)))
+      if let first = group.first,
+        used + bytes.count > RoseLayout.blockSize
+          || ino / perPage - first.0.rec.ino / perPage > RoseLayout.maxTailPageSpan
+      {
+        try flush()
+      }
+      group.append((n, bytes, UInt16(used)))
+      used += bytes.count
     }
     try flush()
   }
 
-  /// Encodes every dirty inode (with its tree and xattr nodes) and writes its inode page anew.
+  /// Encodes every dirty inode (with its tree and xattr nodes) and writes its inode page anew. The
+  /// slots an inode held on disk are zeroed first, then every inode is written at its slots.
   func writeInodes(cpVer: UInt64) throws(EngineError) {
     fixParentHints()
-    var pages: [UInt32: [(Int, [UInt8]?)]] = [:]
+    var zeroed: [UInt32: [Range<Int>]] = [:]
+    var written: [UInt32: [(Int, [UInt8])]] = [:]
+    let perPage = UInt32(RoseLayout.inodesPerPage)
     for ino in dirtyInodes.sorted() {
       guard let n = inodes[ino] else { continue }
+      let nid = ino / perPage
+      let base = Int(ino % perPage) * RoseLayout.inodeSize
+      if n.diskSlots > 0 {
+        zeroed[nid, default: []].append(base..<base + n.diskSlots * RoseLayout.inodeSize)
+      }
       if n.deleted {
-        pages[ino / 8, default: []].append((Int(ino % 8), nil))
+        n.diskSlots = 0
       } else {
-        pages[ino / 8, default: []].append((Int(ino % 8), try encodeInode(n, cpVer: cpVer)))
+        let bytes = try encodeInode(n, cpVer: cpVer)
+        written[nid, default: []].append((base, bytes))
+        n.diskSlots = Int(n.rec.nslots)
       }
       n.dirty = false
     }
-    for (nid, slots) in pages.sorted(by: { $0.key < $1.key }) {
+    for nid in Set(zeroed.keys).union(written.keys).sorted() {
       let old = natLookup(head, nid)
       var page =
         old != 0 ? try readPage(old) : [UInt8](repeating: 0, count: RoseLayout.blockSize)
-      for (slot, bytes) in slots {
-        let o = slot * RoseLayout.inodeSize
-        page.replaceSubrange(
-          o..<o + RoseLayout.inodeSize,
-          with: bytes ?? [UInt8](repeating: 0, count: RoseLayout.inodeSize))
+      for r in zeroed[nid] ?? [] {
+        page.replaceSubrange(r, with: repeatElement(0, count: r.count))
+      }
+      for (o, bytes) in written[nid] ?? [] {
+        page.replaceSubrange(o..<o + bytes.count, with: bytes)
       }
       if old != 0 { clearLive(head, old) }
       if page.allSatisfy({ $0 == 0 }) {
@@ -220,7 +230,9 @@ extension RoseEngine {
     dirtyInodes.removeAll()
   }
 
-  /// The slot of an inode; writes its tree and xattr nodes (reusing its nids, FORMAT.md 13.4).
+  /// The slots of an inode; writes its tree and xattr nodes (reusing its nids, FORMAT.md 13.4).
+  /// Inline forms grow into the free slots after the inode (`claimSlots`), else become trees;
+  /// slots the result does not need go back to the pool.
   func encodeInode(_ n: EngineInode, cpVer: UInt64) throws(EngineError) -> [UInt8] {
     var rec = n.rec
     let ino = rec.ino
@@ -236,7 +248,7 @@ extension RoseEngine {
     rec.blocks = 0
     rec.xattrNid = 0
     rec.cpVer = cpVer
-    var area = [UInt8](repeating: 0, count: RoseLayout.inlineCapacity)
+    var area = [UInt8](repeating: 0, count: RoseLayout.maxInline)
     var reuse = n.nodeNids
     var used: [UInt32] = []
     var nodes: [PendingNode] = []
@@ -250,7 +262,8 @@ extension RoseEngine {
       let set = leafSet(n)
       let inl = encodeInlineDirents(set.sorted)
       rec.nitems = UInt32(set.count)
-      if inl.count <= RoseLayout.inlineCapacity {
+      if canHoldInline(n, bytes: inl.count) {
+        claimSlots(n, InodeSlots.slots(forInline: inl.count))
         rec.flags = InodeFlag.inlineDentry
         area.replaceSubrange(0..<inl.count, with: inl)
         rec.inlineLen = UInt16(inl.count)
@@ -290,7 +303,8 @@ extension RoseEngine {
         rec.blocks = UInt64(map.count) * 8
         rec.nitems = UInt32(extents.count)
         let e = encodeExtents(extents)
-        if e.count <= RoseLayout.inlineCapacity {
+        if canHoldInline(n, bytes: e.count) {
+          claimSlots(n, InodeSlots.slots(forInline: e.count))
           rec.flags = InodeFlag.extents
           area.replaceSubrange(0..<e.count, with: e)
           rec.inlineLen = UInt16(e.count)
@@ -312,11 +326,15 @@ extension RoseEngine {
     default:
       break
     }
+    var need = InodeSlots.slots(forInline: Int(rec.inlineLen))
     if !n.xattrs.isEmpty {
       let x = encodeXattrs(n.xattrs)
-      if x.count <= RoseLayout.inlineCapacity - Int(rec.inlineLen) {
-        area.replaceSubrange(
-          (RoseLayout.inlineCapacity - x.count)..<RoseLayout.inlineCapacity, with: x)
+      let withXattrs = Int(rec.inlineLen) + x.count
+      if canHoldInline(n, bytes: withXattrs) {
+        need = InodeSlots.slots(forInline: withXattrs)
+        claimSlots(n, need)
+        let capacity = InodeSlots.capacity(nslots: need)
+        area.replaceSubrange((capacity - x.count)..<capacity, with: x)
         rec.xattrLen = UInt16(x.count)
       } else {
         let nid = alloc()
@@ -342,7 +360,9 @@ extension RoseEngine {
     }
     for nid in reuse { releaseNid(nid) }
     n.nodeNids = used
-    rec.inlineArea = area
+    shrinkSlots(n, to: need)
+    rec.nslots = n.rec.nslots
+    rec.inlineArea = Array(area[0..<rec.inlineCapacity])
     n.rec = rec
     return rec.encode(checksum: checksum)
   }

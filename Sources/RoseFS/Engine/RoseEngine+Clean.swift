@@ -380,20 +380,15 @@ extension RoseEngine {
   func relocateTail(
     _ old: UInt32, owners: [Int], foreign: inout [Int: [UInt32: EngineInode]]
   ) throws(EngineError) {
-    let b = try verifiedBlock(old, magic: Magic.tail, what: "tail block")
-    let r = ByteReader(b)
-    let count = Int(r.u16(0x18))
+    let b = try verifiedTailBlock(old, what: "tail block")
     for h in owners {
-      for i in 0..<count {
-        let o = RoseLayout.headerSize + 8 * i
-        let ino = r.u32(o)
-        let off = Int(r.u16(o + 4))
-        let len = Int(r.u16(o + 6))
-        let want = PartialBlock.tail(block: old, offset: UInt16(off), length: UInt16(len))
-        guard let n = try cleanerInode(ino, head: h, foreign: &foreign), n.partial == want,
-          off + len <= RoseLayout.blockSize
+      // The block has no table: its fragments are found in the inode pages its SSA entry names.
+      for ino in try storedTailUsers(old, head: h) {
+        guard let n = try cleanerInode(ino, head: h, foreign: &foreign),
+          case .tail(let blk, let off, let len) = n.partial, blk == old,
+          Int(off) + Int(len) <= RoseLayout.blockSize
         else { continue }
-        n.partial = .memory(Array(b[off..<off + len]))
+        n.partial = .memory(Array(b[Int(off)..<Int(off) + Int(len)]))
         markChanged(n, head: h)
         cleaningStats.tailFragments += 1
       }

@@ -36,11 +36,12 @@ extension RoseEngine {
 
   /// Reads an inode of head `h` from disk; nil when its slot is unused.
   func loadInode(_ ino: UInt32, head h: Int) throws(EngineError) -> EngineInode? {
-    guard ino >= UInt32(RoseLayout.inodesPerPage) else { return nil }
-    let addr = natLookup(h, ino / 8)
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    guard ino >= perPage else { return nil }
+    let addr = natLookup(h, ino / perPage)
     guard addr != 0 else { return nil }
     let page = try readPage(addr)
-    let base = Int(ino % 8) * RoseLayout.inodeSize
+    let base = Int(ino % perPage) * RoseLayout.inodeSize
     if page[base..<base + RoseLayout.inodeSize].allSatisfy({ $0 == 0 }) { return nil }
     let rec: InodeRecord
     do {
@@ -52,18 +53,20 @@ extension RoseEngine {
       throw EngineError.corrupt("ino \(ino): mode \(String(rec.mode, radix: 8)) has no file type")
     }
     let n = EngineInode(rec: rec, kind: kind)
+    n.diskSlots = Int(rec.nslots)
     let what = "ino \(ino)"
     switch kind {
     case .regular, .symlink:
       if rec.has(InodeFlag.inlineData) {
-        n.inline = Array(rec.inlineArea[0..<min(Int(rec.inlineLen), RoseLayout.inlineCapacity)])
+        n.inlineData = true
+        n.inline = Array(rec.inlineArea[0..<min(Int(rec.inlineLen), rec.inlineCapacity)])
         if UInt64(n.inline.count) != rec.size {
           throw EngineError.corrupt("\(what): inline_len \(rec.inlineLen) != size \(rec.size)")
         }
       } else {
         var extents: [Extent] = []
         if rec.has(InodeFlag.extents) {
-          guard Int(rec.nitems) * 12 <= RoseLayout.inlineCapacity else {
+          guard Int(rec.nitems) * 12 <= rec.inlineCapacity else {
             throw EngineError.corrupt("\(what): \(rec.nitems) inline extents do not fit")
           }
           extents = ImageReader.extentRecords(rec.inlineArea, at: 0, count: Int(rec.nitems))
@@ -98,7 +101,7 @@ extension RoseEngine {
       }
     case .directory:
       if rec.has(InodeFlag.inlineDentry) {
-        let area = Array(rec.inlineArea[0..<min(Int(rec.inlineLen), RoseLayout.inlineCapacity)])
+        let area = Array(rec.inlineArea[0..<min(Int(rec.inlineLen), rec.inlineCapacity)])
         var p = 0
         for _ in 0..<rec.nitems {
           guard p + 8 <= area.count else { throw EngineError.corrupt("\(what): inline dentries") }
@@ -142,8 +145,8 @@ extension RoseEngine {
       }
       n.nodeNids.append(rec.xattrNid)
     } else if rec.xattrLen > 0 {
-      let len = min(Int(rec.xattrLen), RoseLayout.inlineCapacity)
-      let area = Array(rec.inlineArea[(RoseLayout.inlineCapacity - len)...])
+      let len = min(Int(rec.xattrLen), rec.inlineCapacity)
+      let area = Array(rec.inlineArea[(rec.inlineCapacity - len)...])
       do {
         n.xattrs = try ImageReader.parseXattrs(area, count: nil, what: what).xattrs
       } catch {
@@ -197,7 +200,7 @@ extension RoseEngine {
     if n.kind == .directory {
       // As stored after the next checkpoint: inline bytes, or 4096 per leaf.
       let inline = n.entryBytes - 8 * n.entries.count
-      if inline <= RoseLayout.inlineCapacity { return UInt64(inline) }
+      if canHoldInline(n, bytes: inline) { return UInt64(inline) }
       if !n.dirty { return n.rec.size }
       return UInt64(leafSet(n).leaves.count * RoseLayout.blockSize)
     }
@@ -234,7 +237,7 @@ extension RoseEngine {
     case .memory(let b): return b
     case .block(let a): return Array(try device.readBlock(a)[0..<len])
     case .tail(let blk, let off, let flen):
-      let b = try verifiedBlock(blk, magic: Magic.tail, what: "ino \(n.rec.ino) tail block")
+      let b = try verifiedTailBlock(blk, what: "ino \(n.rec.ino) tail block")
       guard Int(off) + Int(flen) <= RoseLayout.blockSize, Int(flen) == len else {
         throw EngineError.corrupt("ino \(n.rec.ino): tail fragment out of range")
       }

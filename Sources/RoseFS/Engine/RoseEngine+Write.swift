@@ -33,14 +33,6 @@ extension RoseEngine {
     if name.count > 255 { throw EngineError(ENAMETOOLONG, "name longer than 255 bytes") }
   }
 
-  func allocateIno() -> UInt32 {
-    if let i = freeInos.popLast() { return i }
-    let nid = newNid()
-    reservedNids.insert(nid)
-    for s in (1..<UInt32(RoseLayout.inodesPerPage)).reversed() { freeInos.append(nid * 8 + s) }
-    return nid * 8
-  }
-
   func newInode(kind: FileKind, mode: UInt16, uid: UInt32, gid: UInt32, parent: UInt32)
     -> EngineInode
   {
@@ -50,6 +42,9 @@ extension RoseEngine {
     rec.parent = parent
     rec.nlink = kind == .directory ? 2 : 1
     let n = EngineInode(rec: rec, kind: kind)
+    n.inlineData = kind == .regular || kind == .symlink
+    // A deleted inode at this number not yet zeroed on disk: the next checkpoint zeroes its slots.
+    if let old = inodes[ino] { n.diskSlots = old.diskSlots }
     inodes[ino] = n
     markDirty(n)
     inodeCount[head] += 1
@@ -114,12 +109,7 @@ extension RoseEngine {
     n.deleted = true
     markDirty(n)
     inodeCount[head] -= 1
-    let page = n.rec.ino / 8
-    if !(0..<heads.count).contains(where: { $0 != head && natLookup($0, page) != 0 }) {
-      // The page stays reserved while the pool holds its inos, even if a checkpoint frees it.
-      reservedNids.insert(page)
-      freeInos.append(n.rec.ino)
-    }
+    for j in 0..<UInt32(n.rec.nslots) { releaseSlot(n.rec.ino + j) }
   }
 
   // MARK: - File data
@@ -129,6 +119,7 @@ extension RoseEngine {
     n.blocks = [:]
     try releasePartial(n)
     n.inline = []
+    n.inlineData = false
   }
 
   func releasePartial(_ n: EngineInode) throws(EngineError) {
@@ -144,20 +135,7 @@ extension RoseEngine {
   /// After an inode stopped using a fragment of tail block `blk`: the block stays live in this head
   /// only while another fragment in it is live (FORMAT.md 9.3).
   func dropTailFragment(_ blk: UInt32) throws(EngineError) {
-    let b = try verifiedBlock(blk, magic: Magic.tail, what: "tail block")
-    let r = ByteReader(b)
-    for i in 0..<Int(r.u16(0x18)) {
-      let o = RoseLayout.headerSize + 8 * i
-      let ino = r.u32(o)
-      let want = PartialBlock.tail(block: blk, offset: r.u16(o + 4), length: r.u16(o + 6))
-      if let n = inodes[ino] {
-        if !n.deleted && n.partial == want { return }
-      } else if let n = try loadInode(ino, head: head) {
-        inodes[ino] = n
-        if n.partial == want { return }
-      }
-    }
-    clearLive(head, blk)
+    if try liveTailUsers(blk).isEmpty { clearLive(head, blk) }
   }
 
   /// Writes logical block `lblk` (< size / 4096) to a new data block.
@@ -175,7 +153,7 @@ extension RoseEngine {
   func resize(_ n: EngineInode, to newSize: UInt64) throws(EngineError) {
     let old = n.rec.size
     guard newSize != old else { return }
-    let inlineMax = UInt64(RoseLayout.inlineCapacity)
+    let inlineMax = n.inlineLimit
     let bs = UInt64(RoseLayout.blockSize)
     markDirty(n)
     if newSize <= inlineMax {
@@ -183,12 +161,14 @@ extension RoseEngine {
       bytes += [UInt8](repeating: 0, count: Int(newSize) - bytes.count)
       if !n.isInlineForm { try releaseAllData(n) }
       n.inline = bytes
+      n.inlineData = true
       n.rec.size = newSize
       return
     }
     if n.isInlineForm {
       let bytes = n.inline
       n.inline = []
+      n.inlineData = false
       n.rec.size = newSize
       let plen = Int(newSize % bs)
       n.partial = plen > 0 ? .memory([UInt8](repeating: 0, count: plen)) : .none
@@ -709,25 +689,12 @@ extension RoseEngine {
       guard vbm[head].get(at), !committedByOtherHead(at) else { continue }
       let addr = mainStart + UInt32(at)
       guard ssaEntry(addr).info >> 28 == UInt32(SSAKind.tail) else { continue }
-      let b = try verifiedBlock(addr, magic: Magic.tail, what: "tail block")
-      let r = ByteReader(b)
-      var live: [EngineInode] = []
+      let live = try liveTailUsers(addr)
       var liveBytes = 0
-      for i in 0..<Int(r.u16(0x18)) {
-        let o = RoseLayout.headerSize + 8 * i
-        let want = PartialBlock.tail(block: addr, offset: r.u16(o + 4), length: r.u16(o + 6))
-        let ino = r.u32(o)
-        var n = inodes[ino]
-        if n == nil, let loaded = try loadInode(ino, head: head) {
-          inodes[ino] = loaded
-          n = loaded
-        }
-        if let n, !n.deleted, n.partial == want {
-          live.append(n)
-          liveBytes += Int(r.u16(o + 6)) + 8
-        }
+      for n in live {
+        if case .tail(_, _, let len) = n.partial { liveBytes += Int(len) }
       }
-      guard liveBytes * 4 <= (RoseLayout.blockSize - RoseLayout.headerSize) * 3 else { continue }
+      guard liveBytes * 4 <= RoseLayout.blockSize * 3 else { continue }
       for n in live {
         n.partial = .memory(try partialBytes(n))
         markDirty(n)

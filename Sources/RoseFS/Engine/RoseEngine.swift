@@ -58,7 +58,12 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
   var logSegment: [Int]
   var logCursor: [Int]
   var nidCursor: UInt32 = 1
+  /// Free inode slots of pages only this head uses: a stack (lowest on top) and the set that says
+  /// which entries of the stack are still free (claimed slots leave stale stack entries).
   var freeInos: [UInt32] = []
+  var freeInoSet = Set<UInt32>()
+  /// False while another head's inodes are written (`asHead`): the pool is the open head's.
+  var slotPoolActive = true
   /// Nids handed out for inode pages not yet in any NAT.
   var reservedNids = Set<UInt32>()
   /// Where the tail-block cleaner continues its scan.
@@ -390,20 +395,20 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     var nodes = 0
     var tailBytes = 0
     for ino in dirtyInodes {
-      pages.insert(ino / 8)
+      pages.insert(ino / UInt32(RoseLayout.inodesPerPage))
       guard let n = inodes[ino] else { continue }
       // Tree nodes as the encoders will lay them out (full leaves, one interior level per 254
       // children), never fewer than the inode has now; one xattr node.
       var tree = 0
       if n.kind == .directory {
-        if n.entryBytes - 8 * n.entries.count > RoseLayout.inlineCapacity {
+        if n.entryBytes - 8 * n.entries.count > RoseLayout.oneSlotInline {
           tree = n.entryBytes / 3000 + 2
         }
       } else if n.blocks.count > 20 {
         tree = n.blocks.count / 300 + 2
       }
       nodes += (countingTrees ? max(tree, n.nodeNids.count) : 0) + (n.xattrs.isEmpty ? 0 : 1)
-      if case .memory(let b) = n.partial { tailBytes += b.count + 8 }
+      if case .memory(let b) = n.partial { tailBytes += b.count }
     }
     let tails = tailBytes / 3000 + 2
     let written = pages.count + nodes + tails
@@ -495,7 +500,9 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
     head = h
     inodes = loaded
     dirtyInodes = Set(loaded.filter { $0.value.dirty }.keys)
+    slotPoolActive = false
     defer {
+      slotPoolActive = true
       head = savedHead
       inodes = savedInodes
       dirtyInodes = savedDirty

@@ -25,7 +25,7 @@ enum BlockUse: Equatable, CustomStringConvertible {
   var ssa: (kind: UInt8, owner: UInt32, index: UInt32) {
     switch self {
     case .data(let ino, let lblk): (SSAKind.data, ino, lblk)
-    case .tail: (SSAKind.tail, 0, 0)
+    case .tail: (SSAKind.tail, 0, 0)  // owner and index: the inode pages, checked in item 8
     case .inodePage(let nid), .dirNode(let nid), .extentNode(let nid), .xattrNode(let nid):
       (SSAKind.node, nid, 0)
     case .meta(let t, let h, let l, let i):
@@ -45,6 +45,15 @@ enum BlockUse: Equatable, CustomStringConvertible {
       "\(["?", "NAT", "VBM", "SSA"][Int(min(t, 3))]) block (head \(h), level \(l), index \(i))"
     }
   }
+}
+
+/// One inode's use of a tail block: its head, inode page, and fragment.
+struct TailFragmentUse: Equatable {
+  var head: Int
+  var ino: UInt32
+  var offset: Int
+  var length: Int
+  var nid: UInt32 { ino / UInt32(RoseLayout.inodesPerPage) }
 }
 
 final class FsckRun {
@@ -70,8 +79,10 @@ final class FsckRun {
   /// Per head: inodes reached, nids reached (inode pages and tree/xattr nodes).
   var reachedInodes: [Set<UInt32>] = []
   var reachedNids: [Set<UInt32>] = []
-  /// Tail blocks already checked (item 8): address -> table entries (ino, off, len), nil when bad.
-  var tailTables: [UInt32: [(ino: UInt32, off: UInt16, len: UInt16)]?] = [:]
+  /// Per head: slots each reached inode takes (its `nslots`).
+  var inodeSlots: [[UInt32: Int]] = []
+  /// Tail fragments by tail block (item 8): every head's inodes naming the block.
+  var tailFragments: [UInt32: [TailFragmentUse]] = [:]
   var pageCache: [UInt32: [UInt8]] = [:]
   /// Incompat features found in use but not set in the superblock (each reported once).
   var missingFeatures = Set<UInt32>()
@@ -107,7 +118,9 @@ final class FsckRun {
       return
     }
     checkMetaFiles()
+    inodeSlots = [[UInt32: Int]](repeating: [:], count: nHeads)
     for h in 0..<nHeads { walkHead(h) }
+    checkTailBlocks()
     checkOwnership()
     checkValidity()
     checkRollForward()

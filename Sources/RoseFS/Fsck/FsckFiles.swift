@@ -1,5 +1,5 @@
 // FORMAT.md section 14, items 7 and 8: file content (extents, extent trees, tails), symlinks,
-// xattrs, and the layout of every tail block.
+// xattrs, and every tail block (its SSA entry and its fragments).
 
 extension FsckRun {
   func checkFile(_ h: Int, _ rec: InodeRecord, _ w: String, reader: ImageReader) {
@@ -11,22 +11,22 @@ extension FsckRun {
       if rec.size != UInt64(rec.inlineLen) {
         problem("\(w): INLINE_DATA with inline_len \(rec.inlineLen), size \(rec.size)")
       }
-      if rec.size > UInt64(RoseLayout.inlineCapacity) {
-        problem("\(w): inline file of \(rec.size) bytes")
+      if rec.size > UInt64(rec.inlineCapacity) {
+        problem("\(w): inline file of \(rec.size) bytes in \(rec.nslots) slots")
       }
       if rec.nitems != 0 || rec.blocks != 0 {
         problem("\(w): nitems or blocks set on an inline file")
       }
       return
     }
-    if rec.size <= UInt64(RoseLayout.inlineCapacity) {
+    if rec.size <= UInt64(RoseLayout.oneSlotInline) {
       problem("\(w): file of \(rec.size) bytes is not INLINE_DATA")
     }
     if rec.size > RoseLayout.maxFileSize { problem("\(w): size \(rec.size) exceeds 2^40") }
     var extents: [Extent] = []
     if rec.has(InodeFlag.extents) {
       guard UInt64(rec.inlineLen) == UInt64(ExtentRecord.size) * UInt64(rec.nitems),
-        Int(rec.inlineLen) <= RoseLayout.inlineCapacity
+        Int(rec.inlineLen) <= rec.inlineCapacity
       else {
         problem("\(w): inline_len \(rec.inlineLen) is not 12 * nitems \(rec.nitems)")
         return
@@ -93,60 +93,65 @@ extension FsckRun {
       return
     }
     use(h, rec.tailBlk, .tail, w)
-    guard let table = tailTable(rec.tailBlk) else { return }
-    if !table.contains(where: {
-      $0.ino == rec.ino && $0.off == rec.tailOff && $0.len == rec.tailLen
-    }) {
-      problem(
-        "\(w): fragment (offset \(rec.tailOff), length \(rec.tailLen)) is not in the table of tail block \(rec.tailBlk)"
-      )
-    }
+    tailFragments[rec.tailBlk, default: []].append(
+      TailFragmentUse(
+        head: h, ino: rec.ino, offset: Int(rec.tailOff), length: Int(rec.tailLen)))
   }
 
-  /// Item 8: a tail block's layout, checked once.
-  func tailTable(_ a: UInt32) -> [(ino: UInt32, off: UInt16, len: UInt16)]? {
-    if let t = tailTables[a] { return t }
-    var result: [(ino: UInt32, off: UInt16, len: UInt16)]?
-    defer { tailTables[a] = .some(result) }
-    let w = "tail block \(a)"
-    guard let b = headerBlock(a, magic: Magic.tail, w) else { return nil }
-    let r = ByteReader(b)
-    let hd = BlockHeader.decode(r)
-    let count = Int(hd.count)
-    if hd.owner != 0 || hd.level != 0 || hd.subtype != 0 || hd.aux != 0 {
-      problem("\(w): header owner, level, subtype and aux must be zero")
-    }
-    let tableEnd = TailEntry.at(count)
-    guard count >= 1, tableEnd <= RoseLayout.blockSize else {
-      problem("\(w): count \(count)")
-      return nil
-    }
-    var covered = [Bool](repeating: false, count: RoseLayout.blockSize)
-    for i in 0..<tableEnd { covered[i] = true }
-    var table: [(ino: UInt32, off: UInt16, len: UInt16)] = []
-    for i in 0..<count {
-      let t = TailEntry.decode(r, TailEntry.at(i))
-      let e = (ino: t.ino, off: t.offset, len: t.length)
-      let lo = Int(e.off)
-      let hi = lo + Int(e.len)
-      guard e.len > 0, lo >= tableEnd, hi <= RoseLayout.blockSize else {
-        problem(
-          "\(w): entry \(i) (ino \(e.ino), offset \(e.off), length \(e.len)) is outside the fragment area"
-        )
-        continue
+  /// Item 8: every tail block once, with the fragments of every head naming it: its SSA entry
+  /// (kind TAIL, owner and index covering the inode pages of all of them, crc of the 4096 bytes),
+  /// each fragment inside the block, and no two different fragments overlapping.
+  func checkTailBlocks() {
+    for (a, frags) in tailFragments.sorted(by: { $0.key < $1.key }) {
+      let w = "tail block \(a)"
+      guard let e = ssaEntry(a) else { continue }  // item 10 reports the hole
+      if e.kind == SSAKind.tail {
+        let low = frags.map(\.nid).min() ?? 0
+        let high = frags.map(\.nid).max() ?? 0
+        if low < e.owner || UInt64(high) > UInt64(e.owner) + UInt64(e.index) {
+          let outside = frags.first {
+            $0.nid < e.owner || UInt64($0.nid) > UInt64(e.owner) + UInt64(e.index)
+          }
+          problem(
+            "\(w): SSA names inode pages \(e.owner)...\(UInt64(e.owner) + UInt64(e.index)), but ino \(outside?.ino ?? 0) (head \(outside?.head ?? 0), nid \(outside?.nid ?? 0)) has a fragment in it"
+          )
+        }
+        if let b = readBlock(a) {
+          let crc = ck.checksum(b)
+          if crc != e.crc {
+            problem("\(w): checksum \(hex32(crc)), the SSA records \(hex32(e.crc))")
+          }
+        }
       }
-      if covered[lo..<hi].contains(true) {
-        problem("\(w): entry \(i) overlaps the table or another fragment")
+      // Identical fragments (one inode shared by heads) are one fragment.
+      var distinct: [TailFragmentUse] = []
+      for f in frags
+      where !distinct.contains(where: {
+        $0.ino == f.ino && $0.offset == f.offset && $0.length == f.length
+      }) {
+        distinct.append(f)
       }
-      for j in lo..<hi { covered[j] = true }
-      table.append(e)
+      distinct.sort { ($0.offset, $0.length) < ($1.offset, $1.length) }
+      var end = 0
+      var last: TailFragmentUse?
+      for f in distinct {
+        if f.length == 0 || f.offset + f.length > RoseLayout.blockSize {
+          problem(
+            "\(w): fragment of ino \(f.ino) (head \(f.head), offset \(f.offset), length \(f.length)) is outside the block"
+          )
+          continue
+        }
+        if let last, f.offset < end {
+          problem(
+            "\(w): fragments of ino \(last.ino) (head \(last.head)) and ino \(f.ino) (head \(f.head)) overlap at byte \(f.offset)"
+          )
+        }
+        if f.offset + f.length > end {
+          end = f.offset + f.length
+          last = f
+        }
+      }
     }
-    for j in 0..<RoseLayout.blockSize where !covered[j] && b[j] != 0 {
-      problem("\(w): byte \(j) outside the header, table and fragments is not zero")
-      break
-    }
-    result = table
-    return table
   }
 
   func checkXattrs(_ h: Int, _ rec: InodeRecord, _ w: String) {
@@ -170,10 +175,10 @@ extension FsckRun {
       } catch { report(error) }
     } else if rec.xattrLen > 0 {
       let n = Int(rec.xattrLen)
-      guard n <= RoseLayout.inlineCapacity else { return }
+      guard n <= rec.inlineCapacity else { return }
       do {
         let p = try ImageReader.parseXattrs(
-          Array(rec.inlineArea[(RoseLayout.inlineCapacity - n)...]), count: nil,
+          Array(rec.inlineArea[(rec.inlineCapacity - n)...]), count: nil,
           what: "\(w) inline xattrs")
         xs = p.xattrs
       } catch { report(error) }

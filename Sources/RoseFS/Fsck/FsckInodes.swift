@@ -82,14 +82,30 @@ extension FsckRun {
       }
     }
     // Every other slot of every inode page of the head is zero; every NAT entry is reached.
-    var pageNids = Set<UInt32>()
-    for ino in reachedInodes[h] { pageNids.insert(ino / 8) }
-    for nid in pageNids {
+    // An inode covers slots `s ..< s + nslots`; extents never overlap.
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    var pageInodes: [UInt32: [UInt32]] = [:]
+    for ino in reachedInodes[h] { pageInodes[ino / perPage, default: []].append(ino) }
+    for (nid, inos) in pageInodes {
       guard let a = natMap[h][nid], let page = pageCache[a] else { continue }
-      for s in 0..<RoseLayout.inodesPerPage where !reachedInodes[h].contains(nid * 8 + UInt32(s)) {
+      var coveredBy = [UInt32?](repeating: nil, count: RoseLayout.inodesPerPage)
+      for ino in inos.sorted() {
+        let s = Int(ino % perPage)
+        let n = min(inodeSlots[h][ino] ?? 1, RoseLayout.inodesPerPage - s)
+        for j in s..<s + n {
+          if let other = coveredBy[j] {
+            problem(
+              "head \(h) inode page nid \(nid) (block \(a)): slot \(j) is in the extent of ino \(other) and of ino \(ino)"
+            )
+            break
+          }
+          coveredBy[j] = ino
+        }
+      }
+      for s in 0..<RoseLayout.inodesPerPage where coveredBy[s] == nil {
         requireZero(
           page, s * RoseLayout.inodeSize..<(s + 1) * RoseLayout.inodeSize,
-          "head \(h) inode page nid \(nid) (block \(a)) slot \(s) (ino \(nid * 8 + UInt32(s)) is not reachable)"
+          "head \(h) inode page nid \(nid) (block \(a)) slot \(s) (ino \(nid * perPage + UInt32(s)) is not reachable)"
         )
       }
     }
@@ -103,7 +119,7 @@ extension FsckRun {
   }
 
   func readSlot(_ h: Int, _ ino: UInt32, path: String) -> InodeRecord? {
-    let nid = ino / 8
+    let nid = ino / UInt32(RoseLayout.inodesPerPage)
     guard nid != 0 else {
       problem("head \(h) \(path): ino \(ino) is reserved (nid 0)")
       return nil
@@ -120,7 +136,9 @@ extension FsckRun {
     guard let page else { return nil }
     if reachedNids[h].insert(nid).inserted { use(h, a, .inodePage(nid: nid), path) }
     do {
-      return try InodeRecord.decode(page: page, ino: ino, checksum: ck, pageAddress: a)
+      let rec = try InodeRecord.decode(page: page, ino: ino, checksum: ck, pageAddress: a)
+      inodeSlots[h][ino] = Int(rec.nslots)
+      return rec
     } catch {
       report(error, "head \(h) \(path)")
       return nil
@@ -164,7 +182,7 @@ extension FsckRun {
         problem("\(w): a \(kind) with content fields set")
       }
     }
-    if rec.reserved05C != 0 || rec.reserved08D.contains(where: { $0 != 0 }) {
+    if rec.reserved05C != 0 || rec.reserved08E.contains(where: { $0 != 0 }) {
       problem("\(w): reserved bytes not zero")
     }
     for t in [rec.atime, rec.mtime, rec.ctime, rec.crtime] where t.nanoseconds > 999_999_999 {
@@ -193,11 +211,13 @@ extension FsckRun {
     }
     if isTree && rec.inlineLen != 0 { problem("\(w): inline_len \(rec.inlineLen) with a tree") }
     let used = Int(rec.inlineLen) + Int(rec.xattrLen)
-    if used > RoseLayout.inlineCapacity {
-      problem("\(w): inline_len \(rec.inlineLen) + xattr_len \(rec.xattrLen) exceeds 368")
+    if used > rec.inlineCapacity {
+      problem(
+        "\(w): inline_len \(rec.inlineLen) + xattr_len \(rec.xattrLen) exceeds \(rec.inlineCapacity) (nslots \(rec.nslots))"
+      )
     } else {
       requireZero(
-        rec.inlineArea, Int(rec.inlineLen)..<RoseLayout.inlineCapacity - Int(rec.xattrLen),
+        rec.inlineArea, Int(rec.inlineLen)..<rec.inlineCapacity - Int(rec.xattrLen),
         "\(w) unused i_u bytes")
     }
     if !isFile && rec.blocks != 0 { problem("\(w): blocks \(rec.blocks) on a \(kind)") }

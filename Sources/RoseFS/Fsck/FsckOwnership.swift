@@ -24,7 +24,11 @@ extension FsckRun {
       }
       let ok = us.contains { u in
         let x = u.ssa
-        if case .data = u {} else if e.crc != 0 { return false }
+        switch u {
+        case .data: break
+        case .tail: return e.kind == SSAKind.tail  // owner, index and crc: item 8
+        default: if e.crc != 0 { return false }
+        }
         return e.kind == x.kind && e.owner == x.owner && e.index == x.index
       }
       if !ok {

@@ -49,7 +49,8 @@ extension ImageBuilder {
     }
     let dataRuns = dataOwnerRuns(objects)
     let liveUnion = mergeRanges(live.flatMap { $0 })
-    let ssaRuns = summaryRuns(runs + plannedRuns + dataRuns, live: liveUnion)
+    let ssaRuns = summaryRuns(
+      runs + plannedRuns + dataRuns + tailOwnerRuns(objects), live: liveUnion)
     try stream.crcSpool.rewindForReading()
     var spoolPos: UInt32 = RoseLayout.mainStart
     for p in plan.blocks {
@@ -93,16 +94,11 @@ extension ImageBuilder {
       dataRuns: dataRuns, planned: plan.blocks.count)
   }
 
-  /// The SSA owners of the live blocks, sorted by address: tail blocks added, runs of blocks that are
+  /// The SSA owners of the live blocks, sorted by address: runs of blocks that are
   /// not live dropped, and the duplicate run a file cloned into another head (same ino, same extents)
   /// yields kept once.
   func summaryRuns(_ runs: [OwnerRun], live: [(UInt32, UInt32)]) -> [OwnerRun] {
-    var all = runs
-    all.sort { $0.start < $1.start }
-    let tailRuns = tails.addresses.map {
-      OwnerRun(start: $0, count: 1, kind: SSAKind.tail, owner: 0, index: 0)
-    }
-    var out = (all + tailRuns).filter { rangeIntersects(live, $0.start, $0.count) }
+    var out = runs.filter { rangeIntersects(live, $0.start, $0.count) }
     out.sort { ($0.start, $0.count) < ($1.start, $1.count) }
     return out.enumerated().compactMap { i, r in
       i > 0 && out[i - 1].start == r.start && out[i - 1].count == r.count

@@ -8,6 +8,7 @@ extension ImageBuilder {
     stream.recordsChecksums = false
     let dataEnd = stream.nextBlock
     sealedDataEnd = dataEnd
+    try assignInodeNumbers(subvolumes)
     let views = try subvolumes.map { try HeadView(root: $0.root) }
     try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
     let hashSeed = deriveSeed("hash")

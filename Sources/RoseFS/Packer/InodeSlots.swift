@@ -1,6 +1,6 @@
 /// Packer: the inode slot of an inode in one head (FORMAT.md section 7), as an `InodeRecord`.
 extension ImageBuilder {
-  /// The 512 bytes of an inode's slot in one head (FORMAT.md section 7).
+  /// The `nslots * 256` bytes of an inode in one head (FORMAT.md section 7).
   func encodeSlot(_ inode: Inode, view: HeadView, aux a: AuxNodes, into slot: inout [UInt8]) {
     slotRecord(inode, view: view, aux: a).encode(into: &slot, checksum: checksum)
   }
@@ -10,11 +10,10 @@ extension ImageBuilder {
   func slotRecord(_ inode: Inode, view: HeadView, aux a: AuxNodes) -> InodeRecord {
     let isDevice = inode.kind == .characterDevice || inode.kind == .blockDevice
     let isFile = inode.kind == .regular || inode.kind == .symlink
-    var area = [UInt8](repeating: 0, count: RoseLayout.inlineCapacity)
+    let capacity = InodeSlots.capacity(nslots: a.nslots)
+    var area = [UInt8](repeating: 0, count: capacity)
     area.replaceSubrange(0..<a.inline.count, with: a.inline)
-    area.replaceSubrange(
-      (RoseLayout.inlineCapacity - a.xattrInline.count)..<RoseLayout.inlineCapacity,
-      with: a.xattrInline)
+    area.replaceSubrange((capacity - a.xattrInline.count)..<capacity, with: a.xattrInline)
     let tail = a.flags & InodeFlag.tail != 0 ? inode.content.tail : nil
     return InodeRecord(
       ino: inode.ino, mode: inode.mode, flags: a.flags, uid: inode.uid, gid: inode.gid,
@@ -26,6 +25,6 @@ extension ImageBuilder {
       cpVer: cpVer, tailBlk: tail.map { tails.resolve($0.block) } ?? 0, tailOff: tail?.offset ?? 0,
       tailLen: tail?.length ?? 0, inlineLen: UInt16(a.inline.count),
       xattrLen: UInt16(a.xattrInline.count), nitems: a.nitems, treeRoot: a.treeRoot,
-      treeDepth: a.treeDepth, inlineArea: area)
+      treeDepth: a.treeDepth, nslots: UInt8(a.nslots), inlineArea: area)
   }
 }

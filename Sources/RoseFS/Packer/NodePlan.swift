@@ -11,6 +11,8 @@ extension ImageBuilder {
     var xattrInline: [UInt8] = []
     var xattrNid: UInt32 = 0
     var size: UInt64 = 0
+    /// Slots the inode's own record takes (its number may reserve more, for another head's copy).
+    var nslots = 1
 
     /// Same nodes apart from nid numbering: compare bodies with the header's owner field masked.
     func sameNodes(as other: AuxNodes) -> Bool {
@@ -57,13 +59,16 @@ extension ImageBuilder {
       localNid += 1
       return localNid - 1
     }
+    let form = try Self.slotForm(inode)
+    a.nslots = form.nslots
+    let capacity = InodeSlots.capacity(nslots: form.nslots)
     switch inode.kind {
     case .directory:
       let children = inode.children.map { ($0.key, $0.value.ino, $0.value.kind.rawValue) }
       let entries = sortedDirents(children, seed: hashSeed)
       let inlineBytes = encodeInlineDirents(entries)
       a.nitems = UInt32(entries.count)
-      if inlineBytes.count <= RoseLayout.inlineCapacity {
+      if inlineBytes.count <= RoseLayout.maxInline {
         a.flags = InodeFlag.inlineDentry
         a.inline = inlineBytes
         a.size = UInt64(inlineBytes.count)
@@ -90,7 +95,7 @@ extension ImageBuilder {
       } else {
         let ext = encodeExtents(c.extents)
         a.nitems = UInt32(c.extents.count)
-        if ext.count <= RoseLayout.inlineCapacity {
+        if ext.count <= RoseLayout.maxInline {
           a.flags = InodeFlag.extents
           a.inline = ext
         } else {
@@ -107,14 +112,14 @@ extension ImageBuilder {
     default:
       break
     }
-    guard a.inline.count <= RoseLayout.inlineCapacity else {
+    guard a.inline.count <= capacity else {
       throw RoseFSError.internalInvariant(
         "inode \(inode.ino) (\(inode.kind), \(a.size) bytes) has \(a.inline.count) inline bytes"
       )
     }
     if !inode.xattrs.isEmpty {
       let x = try encodeXattrRecords(inode.xattrs, path: "inode \(inode.ino)")
-      if x.count <= RoseLayout.inlineCapacity - a.inline.count {
+      if form.xattrsInline {
         a.xattrInline = x
       } else if x.count <= RoseLayout.maxXattrBytes {
         let nid = alloc()
@@ -161,7 +166,8 @@ extension ImageBuilder {
         if seen.insert(ObjectIdentifier(inode)).inserted { plan.objects.append(inode) }
       }
     }
-    plan.firstNodeNid = (allocatedInoLimit + 7) / 8
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    plan.firstNodeNid = (allocatedInoLimit + perPage - 1) / perPage
     var nextNid = plan.firstNodeNid
     var auxByIno: [UInt32: [(AuxNodes, [ObjectIdentifier])]] = [:]
     for inode in plan.objects {

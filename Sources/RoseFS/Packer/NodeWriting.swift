@@ -41,7 +41,8 @@ extension ImageBuilder {
             continue
           }
           encodeSlot(inode, view: v, aux: a, into: &slot)
-          page.replaceSubrange(s * InodeSlot.size..<(s + 1) * InodeSlot.size, with: slot)
+          let at = s * RoseLayout.inodeSize
+          page.replaceSubrange(at..<at + slot.count, with: slot)
           any = true
         }
         guard any else { continue }

@@ -14,6 +14,24 @@ extension ImageBuilder {
     return runs
   }
 
+  /// Tail blocks (FORMAT.md 9.3): `owner` = the lowest inode page (nid) among the inodes whose
+  /// fragments a block holds, `index` = the highest minus the lowest.
+  func tailOwnerRuns(_ objects: [Inode]) -> [OwnerRun] {
+    var range: [UInt32: (low: UInt32, high: UInt32)] = [:]
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    for inode in objects where inode.content.inline == nil {
+      guard let t = inode.content.tail else { continue }
+      let nid = inode.ino / perPage
+      let r = range[t.block] ?? (nid, nid)
+      range[t.block] = (min(r.low, nid), max(r.high, nid))
+    }
+    return range.map { id, r in
+      OwnerRun(
+        start: tails.resolve(id), count: 1, kind: SSAKind.tail, owner: r.low,
+        index: r.high - r.low)
+    }
+  }
+
   func fillVBM(_ block: inout [UInt8], index: Int, live: [(UInt32, UInt32)]) {
     let first = Int(RoseLayout.mainStart) + index * RoseLayout.bitsPerVBMBlock
     let last = first + RoseLayout.bitsPerVBMBlock
@@ -67,7 +85,8 @@ extension ImageBuilder {
           for addr in s..<e {
             SSAEntry(
               owner: run.owner, kind: run.kind, index: run.index + (addr - run.start),
-              crc: run.kind == SSAKind.data ? crcs[Int(addr - first)] : 0
+              crc: run.kind == SSAKind.data || run.kind == SSAKind.tail
+                ? crcs[Int(addr - first)] : 0
             ).encode(into: buf, at: RoseLayout.headerSize + Int(addr - first) * SSAEntry.size)
             n += 1
           }

@@ -21,20 +21,28 @@ public enum RoseFSWriteKind {
     case 0x5249_4452: return "directory tree node"
     case 0x5458_4552: return "extent tree node"
     case 0x5441_5852: return "xattr node"
-    case 0x4C41_5452: return "tail block"
     case 0x5746_5252: return "roll-forward record"
     default: break
     }
     if address < RoseLayout.mainStart { return "checkpoint area" }
-    // An inode page: every used slot holds its own inode number (nid * 8 + slot) at 0x80.
+    // An inode page: every inode holds its own inode number (nid * 16 + slot) at 0x80 of its first
+    // slot and its slot count at 0x8D; the slots it covers after the first hold its inline bytes.
     var nid: UInt32? = nil
     var used = 0
-    for s in 0..<RoseLayout.inodesPerPage {
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    var s = 0
+    while s < RoseLayout.inodesPerPage {
       let ino = u32(s * RoseLayout.inodeSize + 0x80)
-      if ino == 0 { continue }
-      guard ino % 8 == UInt32(s), nid == nil || nid == ino / 8 else { return "file data" }
-      nid = ino / 8
+      if ino == 0 {
+        s += 1
+        continue
+      }
+      guard ino % perPage == UInt32(s), nid == nil || nid == ino / perPage else {
+        return "file data"
+      }
+      nid = ino / perPage
       used += 1
+      s += max(1, Int(bytes[s * RoseLayout.inodeSize + 0x8D]))
     }
     return used > 0 ? "inode page" : "file data"
   }

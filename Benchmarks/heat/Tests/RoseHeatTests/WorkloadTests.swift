@@ -184,11 +184,11 @@ import Testing
     nat[0...3] = [0x52, 0x4E, 0x41, 0x54]
     #expect(RoseFSWriteKind.classify(address: 500, bytes: nat) == "NAT")
     var page = [UInt8](repeating: 0, count: 4096)
-    // nid 9, slots 1 and 3: inos 73 and 75 at 0x80 of their slots.
-    page[512 + 0x80] = 73
-    page[3 * 512 + 0x80] = 75
+    // nid 9, slots 1 and 3: inos 145 and 147 at 0x80 of their slots (256-byte slots, 16 a page).
+    page[256 + 0x80] = 145
+    page[3 * 256 + 0x80] = 147
     #expect(RoseFSWriteKind.classify(address: 500, bytes: page) == "inode page")
-    page[3 * 512 + 0x80] = 74
+    page[3 * 256 + 0x80] = 146
     #expect(RoseFSWriteKind.classify(address: 500, bytes: page) == "file data")
     #expect(RoseFSWriteKind.classify(address: 1, bytes: page) == "superblock")
   }
