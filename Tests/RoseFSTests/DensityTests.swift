@@ -53,7 +53,7 @@ import Testing
         dir.children[Name("file-\(i)")] = f
       }
       let kib = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
-      kib.content = try b.data.store(testBytes(1024, seed: 1), ino: kib.ino)
+      kib.content = try b.data.store(testBytes(1100, seed: 1), ino: kib.ino)
       root.children[Name("kib")] = kib
       let x = b.makeInode(
         kind: .regular, permissions: 0o644, mtime: t,
@@ -81,10 +81,13 @@ import Testing
     let dir = try r.readInodeRecord(try #require(made["dir"]).ino, head: 0)
     #expect(dir.has(InodeFlag.inlineDentry) && dir.nitems == 100 && dir.nslots == 7)
     #expect(dir.inlineLen == 1490 && dir.inlineCapacity == 1648)
-    // 1024 bytes: 5 slots cost 1280, no more than a slot and a 1 KiB fragment.
+    // 1100 bytes: 5 slots cost 1280, less than a slot and a 1100-byte fragment. (1024 bytes would
+    // cost the same either way and is a tail: InodeSlots.fileIsInline.)
     let kib = try r.readInodeRecord(try #require(made["kib"]).ino, head: 0)
     #expect(kib.has(InodeFlag.inlineData) && kib.nslots == 5)
-    #expect(try r.readAll(ino: kib.ino, head: 0) == testBytes(1024, seed: 1))
+    #expect(try r.readAll(ino: kib.ino, head: 0) == testBytes(1100, seed: 1))
+    #expect(InodeSlots.fileIsInline(size: 1100) && !InodeSlots.fileIsInline(size: 1024))
+    #expect(InodeSlots.fileIsInline(size: 368) && !InodeSlots.fileIsInline(size: 256))
     // 100 bytes of data and a 73-byte xattr record: one slot more than the content needs.
     let x = try r.readInodeRecord(try #require(made["xattr"]).ino, head: 0)
     #expect(x.nslots == 2 && x.xattrLen == 73 && !x.has(InodeFlag.xattrNode))

@@ -42,7 +42,7 @@ import Testing
     let tail = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     tail.content = try b.data.store(
       [UInt8](repeating: 0x41, count: 4096) + Array("tail".utf8), ino: tail.ino)
-    // 300 bytes: inline in two slots (FORMAT.md 7: 2 * 256 <= 256 + 300).
+    // 300 bytes: inline in two slots (FORMAT.md 7: 2 * 256 < 256 + 300).
     let notes = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     notes.content = try b.data.store(
       Array(String(repeating: "two slots. ", count: 28).utf8.prefix(300)), ino: notes.ino)
