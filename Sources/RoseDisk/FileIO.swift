@@ -133,14 +133,25 @@ public final class AtomicOutputFile {
   public private(set) var fd: Int32
   private var finished = false
 
-  /// Creates the temporary file; with `size`, it is extended with `ftruncate` (all holes).
-  public init(path: String, size: UInt64? = nil) throws {
-    self.path = path
+  /// The temporary name of `path` with `suffix`: `DIR/.NAME.tmp-SUFFIX`.
+  public static func temporaryPath(of path: String, suffix: String) -> String {
     let url = URL(fileURLWithPath: path)
-    let directory = url.deletingLastPathComponent().path
-    let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    temporaryPath = directory + "/." + url.lastPathComponent + ".tmp-" + token
-    fd = try FileIO.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL | O_TRUNC)
+    return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-" + suffix
+  }
+
+  /// Creates the temporary file; with `size`, it is extended with `ftruncate` (all holes). The
+  /// temporary name ends in `suffix` (a caller that cleans up after dead processes passes its pid),
+  /// or in a random token.
+  public init(path: String, size: UInt64? = nil, temporarySuffix suffix: String? = nil) throws {
+    self.path = path
+    let token = suffix ?? String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    temporaryPath = Self.temporaryPath(of: path, suffix: token)
+    do {
+      fd = try FileIO.open(temporaryPath, flags: O_RDWR | O_CREAT | O_EXCL | O_TRUNC)
+    } catch DiskError.io(_, _, let code) {
+      // Named by the final path: the temporary name means nothing to the user.
+      throw DiskError.io(path: path, operation: "create", code: code)
+    }
     if let size {
       // Named by the final path: the temporary name means nothing to the user.
       do { try FileIO.truncate(fd, size: size, path: path) } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import RoseBuild
+import RoseDisk
 import RoseFS
 import RoseSizes
 
@@ -66,30 +67,35 @@ func sourceDateEpoch() throws -> Int64 {
 }
 
 /// An output written under a temporary name in the same directory and renamed at the end, so that a
-/// failed run never leaves a half-written file under the final name.
+/// failed run never leaves a half-written file under the final name: RoseDisk's `AtomicOutputFile`,
+/// plus what the CLI adds (the `-o` checks, the pid in the temporary name so that a later run removes
+/// what a killed one left, and removal on SIGINT/SIGTERM).
 final class PendingOutput {
   let finalPath: String
-  let tempPath: String
-  let fd: Int32
+  private let file: AtomicOutputFile
   private var committed = false
+  var tempPath: String { file.temporaryPath }
+  var fd: Int32 { file.fd }
 
   init(path: String) throws {
     finalPath = path
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent().path
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
       throw CLIError.usage("\(path): the directory \(dir) does not exist")
     }
     try checkOutputPath(path, option: "-o")
     OutputTarget.removeStaleTemporaries(of: path)
-    tempPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-    Interrupts.shared.register(tempPath)
-    fd = open(tempPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-    guard fd >= 0 else {
-      let e = errno
-      Interrupts.shared.unregister(tempPath)
-      throw CLIError.failed("\(path): cannot create: \(String(cString: strerror(e)))")
+    let suffix = "\(getpid())"
+    let temp = AtomicOutputFile.temporaryPath(of: path, suffix: suffix)
+    Interrupts.shared.register(temp)
+    // Our own pid's name: no live process owns it (one of ours that died left it behind).
+    unlink(temp)
+    do {
+      file = try AtomicOutputFile(path: path, temporarySuffix: suffix)
+    } catch {
+      Interrupts.shared.unregister(temp)
+      throw error
     }
   }
 
@@ -97,17 +103,14 @@ final class PendingOutput {
   /// the final name never holds a partial image, which the rename guarantees.
   func commit() throws {
     try Interrupts.shared.committing {
-      guard rename(tempPath, finalPath) == 0 else {
-        throw CLIError.failed("\(finalPath): rename failed: \(String(cString: strerror(errno)))")
-      }
+      try file.commit()
       committed = true
       Interrupts.shared.unregister(tempPath)
     }
   }
 
   deinit {
-    close(fd)
-    if !committed { unlink(tempPath) }
+    if !committed { file.discard() }
     Interrupts.shared.unregister(tempPath)
   }
 }
