@@ -432,17 +432,8 @@ public final class BuildPipeline {
   }
 
   /// A partition's type GUID and its UUID: the recipe's, or derived from the seed and label.
-  func identifiers(of spec: PartitionSpec) throws -> (type: GUID, uuid: GUID) {
-    do {
-      let type = try GUID(parsing: spec.type.guid.uuidString)
-      let uuid =
-        try spec.uuid.map { try GUID(parsing: $0.uuidString) }
-        ?? GUID.derived(seed: seed, label: spec.label)
-      return (type, uuid)
-    } catch {
-      throw BuildFailure.partition(
-        label: spec.label, at: spec.position, cause: PartitionFailure(error))
-    }
+  func identifiers(of spec: PartitionSpec) -> (type: GUID, uuid: GUID) {
+    (GUID(spec.type.guid), spec.uuid.map(GUID.init) ?? GUID.derived(seed: seed, label: spec.label))
   }
 
   func plan() throws -> DiskLayout {
@@ -450,7 +441,7 @@ public final class BuildPipeline {
     if recipe.partitions.allSatisfy({ $0.offset == nil }) { return try planByWeight() }
     var requests: [PartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
-      let (type, uuid) = try identifiers(of: spec)
+      let (type, uuid) = identifiers(of: spec)
       let content = contents[i].size
       let rule: PartitionSizeRule
       switch spec.size {

@@ -19,13 +19,8 @@ extension BuildPipeline {
       // No UUID only for a verity data or hash partition, named by its root hash once the hash
       // tree is built (applyVerity); until then a placeholder from the seed.
       let placeholder = GUID.derived(seed: seed, label: "verity-placeholder:" + spec.label)
-      guard let type = try? GUID(parsing: spec.type.guid.uuidString),
-        let uuid = spec.uuid.map({ try? GUID(parsing: $0.uuidString) }) ?? placeholder
-      else {
-        throw BuildFailure.unbuildable(
-          label: spec.label, at: spec.position, message: "partition '\(spec.label)': invalid GUID",
-          hint: nil)
-      }
+      let type = GUID(spec.type.guid)
+      let uuid = spec.uuid.map(GUID.init) ?? placeholder
       var hasContent = spec.format != .empty
       if case .raw = contents[i] { hasContent = true }
       requests.append(
@@ -78,7 +73,7 @@ extension BuildPipeline {
     var requests: [RepartPartitionRequest] = []
     for (i, spec) in recipe.partitions.enumerated() {
       let sizing = spec.repartSizing ?? RepartSizing(weight: 0)
-      let (type, uuid) = try identifiers(of: spec)
+      let (type, uuid) = identifiers(of: spec)
       let content = contents[i].size
       var low: UInt64
       var high: UInt64?

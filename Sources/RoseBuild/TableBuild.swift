@@ -37,7 +37,7 @@ extension BuildPipeline {
   }
 
   func gptType(_ spec: PartitionSpec) -> GUID {
-    (try? GUID(parsing: spec.type.guid.uuidString)) ?? .zero
+    GUID(spec.type.guid)
   }
 
   /// Checks the `InPartitionTable=no` blobs against the planned disk and writes them.

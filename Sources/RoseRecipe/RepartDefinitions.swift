@@ -420,14 +420,14 @@ struct DefinitionReader {
     }
     guard
       let typeGUID = PartitionTypes.guid(
-        for: typeEntry.value, architecture: options.architecture.rawValue),
-      let typeUUID = UUID(uuidString: typeGUID.description)
+        for: typeEntry.value, architecture: options.architecture.rawValue)
     else {
       diagnostics.error(
         typeEntry.at, "unknown partition type '\(typeEntry.value)'",
         hint: typeHint(typeEntry.value))
       return nil
     }
+    let typeUUID = typeGUID.uuid
     var failed = false
 
     let unsupported: [(String, (String) -> Bool, String)] = [
@@ -497,9 +497,9 @@ struct DefinitionReader {
     var uuid: UUID?
     if let entry = value("UUID") {
       if entry.value == "null" {
-        uuid = UUID(uuidString: GUID.zero.description)
+        uuid = GUID.zero.uuid
       } else if let guid = GUID.parseID128(entry.value) {
-        uuid = UUID(uuidString: guid.description)
+        uuid = guid.uuid
       } else {
         diagnostics.error(
           entry.at, "invalid UUID '\(entry.value)'",
