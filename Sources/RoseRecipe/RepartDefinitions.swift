@@ -546,39 +546,10 @@ struct DefinitionReader {
       failed = true
     }
 
-    // Attributes as repart merges them: Flags=, then the three tristates for the types that know
-    // them; verity partitions read-only and growable types grow-fs by default.
-    var flags: UInt64 = 0
-    if let entry = value("Flags") {
-      if let v = parseUnsigned(entry.value) {
-        flags = v
-      } else {
-        diagnostics.error(
-          entry.at, "invalid Flags= '\(entry.value)'", hint: "a 64-bit number, decimal or 0x hex")
-        failed = true
-      }
-    }
-    var readOnly = tristate("ReadOnly", diagnostics: &diagnostics)
-    let noAuto = tristate("NoAuto", diagnostics: &diagnostics)
-    var growFS = tristate("GrowFileSystem", diagnostics: &diagnostics)
-    if PartitionTypes.isVerity(typeGUID) && readOnly == nil { readOnly = true }
-    if PartitionTypes.knowsGrowFileSystem(typeGUID) && readOnly != true && growFS == nil {
-      growFS = true
-    }
-    for (key, value, bit, knows) in [
-      ("NoAuto", noAuto, UInt64(63), PartitionTypes.knowsNoAuto(typeGUID)),
-      ("ReadOnly", readOnly, UInt64(60), PartitionTypes.knowsReadOnly(typeGUID)),
-      ("GrowFileSystem", growFS, UInt64(59), PartitionTypes.knowsGrowFileSystem(typeGUID)),
-    ] {
-      guard let value else { continue }
-      if knows {
-        flags = value ? flags | (1 << bit) : flags & ~(1 << bit)
-      } else if let entry = self.value(key) {
-        diagnostics.warning(
-          entry.at, "\(key)= has no effect on a partition of type \(typeEntry.value)",
-          hint: "repart ignores it for this type, as does rosepack")
-      }
-    }
+    // An invalid Flags= is reported; the rest is still read so that every error shows at once.
+    let parsedFlags = attributeFlags(
+      type: typeGUID, typeName: typeEntry.value, diagnostics: &diagnostics)
+    if parsedFlags == nil { failed = true }
 
     // Content.
     var format = PartitionFormat.empty
@@ -616,6 +587,89 @@ struct DefinitionReader {
         failed = true
       }
     }
+    let (layers, layersFailed) = contentLayers(diagnostics: &diagnostics)
+    if layersFailed { failed = true }
+    if !layers.isEmpty && format == .empty && copyBlocks == nil {
+      let at = copyFiles.first?.at ?? makeDirectories.first?.at ?? header
+      diagnostics.error(
+        at, "CopyFiles=/MakeDirectories= without Format=",
+        hint: "add Format= (ext4, vfat, rosefs, ...)")
+      failed = true
+    }
+    var splitName: String?
+    if let entry = value("SplitName") {
+      splitName = expand(entry.value, at: entry.at, diagnostics: &diagnostics)
+    }
+    if failed { return nil }
+    let flags = parsedFlags ?? 0
+
+    let sizeRule: SizeRule
+    if let low = sizing.sizeMin, let high = sizing.sizeMax, low == high {
+      sizeRule = .fixed(bytes: low)
+    } else {
+      sizeRule = .auto(
+        minBytes: sizing.sizeMin ?? 0, maxBytes: sizing.sizeMax, headroomBytes: 0,
+        headroomPercent: 0)
+    }
+    var spec = PartitionSpec(
+      label: label, type: PartitionType(name: PartitionTypes.name(for: typeGUID), guid: typeUUID),
+      uuid: uuid, format: format, size: sizeRule, flags: flags, weight: sizing.weight,
+      splitName: splitName, copyBlocks: copyBlocks, layers: layers, position: header)
+    spec.minimize = minimize
+    if minimize != .off && (format == .empty || format == .raw || format == .swap),
+      let entry = value("Minimize")
+    {
+      diagnostics.warning(
+        entry.at, "Minimize= has no effect without a Format= that holds files")
+    }
+    spec.repartSizing = sizing
+    spec.attributeOverride = flags
+    spec.verity = verity
+    spec.verityMatchKey = verityMatchKey
+    return spec
+  }
+  /// The GPT attribute bits as repart merges them: Flags=, then the three tristates for the types
+  /// that know them; verity partitions read-only and growable types grow-fs by default. nil after
+  /// an error (reported).
+  func attributeFlags(type: GUID, typeName: String, diagnostics: inout Diagnostics) -> UInt64? {
+    var flags: UInt64 = 0
+    if let entry = value("Flags") {
+      if let v = parseUnsigned(entry.value) {
+        flags = v
+      } else {
+        diagnostics.error(
+          entry.at, "invalid Flags= '\(entry.value)'", hint: "a 64-bit number, decimal or 0x hex")
+        return nil
+      }
+    }
+    var readOnly = tristate("ReadOnly", diagnostics: &diagnostics)
+    let noAuto = tristate("NoAuto", diagnostics: &diagnostics)
+    var growFS = tristate("GrowFileSystem", diagnostics: &diagnostics)
+    if PartitionTypes.isVerity(type) && readOnly == nil { readOnly = true }
+    if PartitionTypes.knowsGrowFileSystem(type) && readOnly != true && growFS == nil {
+      growFS = true
+    }
+    for (key, value, bit, knows) in [
+      ("NoAuto", noAuto, UInt64(63), PartitionTypes.knowsNoAuto(type)),
+      ("ReadOnly", readOnly, UInt64(60), PartitionTypes.knowsReadOnly(type)),
+      ("GrowFileSystem", growFS, UInt64(59), PartitionTypes.knowsGrowFileSystem(type)),
+    ] {
+      guard let value else { continue }
+      if knows {
+        flags = value ? flags | (1 << bit) : flags & ~(1 << bit)
+      } else if let entry = self.value(key) {
+        diagnostics.warning(
+          entry.at, "\(key)= has no effect on a partition of type \(typeName)",
+          hint: "repart ignores it for this type, as does rosepack")
+      }
+    }
+    return flags
+  }
+
+  /// CopyFiles= and MakeDirectories= as layers of both slots; `failed` after an error (reported),
+  /// with the entries that were valid still returned so that later checks see them.
+  func contentLayers(diagnostics: inout Diagnostics) -> (layers: [SlottedLayer], failed: Bool) {
+    var failed = false
     var layers: [SlottedLayer] = []
     for entry in copyFiles {
       let parts = splitFields(entry.value, on: ":", limit: 3)
@@ -659,43 +713,7 @@ struct DefinitionReader {
       }
       layers.append(SlottedLayer(slot: .both, layer: .makeDirectories(paths: paths, at: entry.at)))
     }
-    if !layers.isEmpty && format == .empty && copyBlocks == nil {
-      let at = copyFiles.first?.at ?? makeDirectories.first?.at ?? header
-      diagnostics.error(
-        at, "CopyFiles=/MakeDirectories= without Format=",
-        hint: "add Format= (ext4, vfat, rosefs, ...)")
-      failed = true
-    }
-    var splitName: String?
-    if let entry = value("SplitName") {
-      splitName = expand(entry.value, at: entry.at, diagnostics: &diagnostics)
-    }
-    if failed { return nil }
-
-    let sizeRule: SizeRule
-    if let low = sizing.sizeMin, let high = sizing.sizeMax, low == high {
-      sizeRule = .fixed(bytes: low)
-    } else {
-      sizeRule = .auto(
-        minBytes: sizing.sizeMin ?? 0, maxBytes: sizing.sizeMax, headroomBytes: 0,
-        headroomPercent: 0)
-    }
-    var spec = PartitionSpec(
-      label: label, type: PartitionType(name: PartitionTypes.name(for: typeGUID), guid: typeUUID),
-      uuid: uuid, format: format, size: sizeRule, flags: flags, weight: sizing.weight,
-      splitName: splitName, copyBlocks: copyBlocks, layers: layers, position: header)
-    spec.minimize = minimize
-    if minimize != .off && (format == .empty || format == .raw || format == .swap),
-      let entry = value("Minimize")
-    {
-      diagnostics.warning(
-        entry.at, "Minimize= has no effect without a Format= that holds files")
-    }
-    spec.repartSizing = sizing
-    spec.attributeOverride = flags
-    spec.verity = verity
-    spec.verityMatchKey = verityMatchKey
-    return spec
+    return (layers, failed)
   }
 
   /// `Verity=` and `VerityMatchKey=` with the checks repart 252 makes on one definition: a role
