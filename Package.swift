@@ -61,6 +61,7 @@ let package = Package(
       dependencies: [
         "RoseBuild", "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
         "RoseMkfs", "RoseSizes", "CRoseSystem",
+        .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // The write-heat benchmark (Benchmarks/heat/README.md): workload, runners, report.

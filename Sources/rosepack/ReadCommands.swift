@@ -5,6 +5,7 @@ import RoseDisk
 import RoseFS
 import RoseIngest
 import RoseSizes
+import SystemPackage
 
 /// Which volume of a file to read: a bare RoseFS image, or a RoseFS partition of a GPT disk image.
 struct VolumeOptions: ParsableArguments {
@@ -17,7 +18,7 @@ struct VolumeOptions: ParsableArguments {
   func open() throws -> (volume: ImageFile, description: String) {
     try HostInput.check(image, what: "the image", blockDeviceAllowed: true)
     let file = try ImageFile(openPath: image)
-    if partition == nil, isRoseFS(file, at: 0) { return (file, image) }
+    if partition == nil, file.hasRoseFSMagic() { return (file, image) }
     let table: GPTTable
     do {
       table = try GPTReader.read(path: image)
@@ -29,13 +30,15 @@ struct VolumeOptions: ParsableArguments {
     if let p = partition {
       let part = try table.partition(p)
       let vol = try ImageFile(openPath: image, baseOffset: part.offset, length: part.size)
-      guard isRoseFS(vol, at: 0) else {
+      guard vol.hasRoseFSMagic() else {
         throw CLIError.failed(
           "\(image): partition \(part.index) '\(part.label)' holds no RoseFS volume")
       }
       return (vol, "\(image) partition \(part.index) '\(part.label)'")
     }
-    let rose = table.partitions.filter { isRoseFS(file, at: $0.offset) }
+    let rose = table.partitions.filter {
+      ImageFile(fd: file.fd, path: image, baseOffset: $0.offset, length: $0.size).hasRoseFSMagic()
+    }
     guard rose.count == 1, let only = rose.first else {
       let labels = rose.map { "\($0.index) '\($0.label)'" }.joined(separator: ", ")
       throw CLIError.usage(
@@ -46,13 +49,6 @@ struct VolumeOptions: ParsableArguments {
       try ImageFile(openPath: image, baseOffset: only.offset, length: only.size),
       "\(image) partition \(only.index) '\(only.label)'"
     )
-  }
-
-  private func isRoseFS(_ f: ImageFile, at offset: UInt64) -> Bool {
-    RosePartitionType.magicOffsets.contains { at in
-      (try? f.read(count: 4, atByte: offset + at)).map { ByteReader($0).u32(0) == Magic.superblock }
-        ?? false
-    }
   }
 }
 
@@ -212,7 +208,9 @@ struct CatCommand: ParsableCommand {
     func writeZeros(upTo end: UInt64) {
       while written < end {
         let n = Int(min(UInt64(zeros.count), end - written))
-        zeros.withUnsafeBytes { _ = writeAll(1, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        _ = zeros.withUnsafeBytes {
+          try? FileDescriptor.standardOutput.writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+        }
         written += UInt64(n)
       }
     }
@@ -220,8 +218,9 @@ struct CatCommand: ParsableCommand {
     do {
       try source.readContent(try reader.content(of: rec, head: head)) { buf, off in
         writeZeros(upTo: off)
-        guard writeAll(1, buf) else {
-          throw CLIError.failed("cat: write to stdout failed: \(String(cString: strerror(errno)))")
+        do { try FileDescriptor.standardOutput.writeAll(buf) } catch let e as Errno {
+          throw CLIError.failed(
+            "cat: write to stdout failed: \(String(cString: strerror(e.rawValue)))")
         }
         written = off + UInt64(buf.count)
       }
@@ -230,20 +229,6 @@ struct CatCommand: ParsableCommand {
     }
     writeZeros(upTo: rec.size)
   }
-}
-
-/// write(2) until done; false on error (a closed pipe).
-func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> Bool {
-  var done = 0
-  while done < buf.count {
-    let n = write(fd, buf.baseAddress! + done, buf.count - done)
-    if n < 0 {
-      if errno == EINTR { continue }
-      return false
-    }
-    done += n
-  }
-  return true
 }
 
 struct ExportCommand: ParsableCommand {
