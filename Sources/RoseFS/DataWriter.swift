@@ -142,7 +142,7 @@ public final class DataWriter {
       if small.count < tailLen {
         small.append(contentsOf: repeatElement(0, count: tailLen - small.count))
       }
-      content.tail = try tails.place(ino: ino, bytes: small)
+      content.tail = try tails.place(small)
     }
     return content
   }
@@ -218,7 +218,7 @@ final class TailPacker {
     self.cpVer = cpVer
   }
 
-  func place(ino: UInt32, bytes: [UInt8]) throws -> TailRef {
+  func place(_ bytes: [UInt8]) throws -> TailRef {
     let n = bytes.count
     var best: OpenBlock?
     var bestFree = Int.max
