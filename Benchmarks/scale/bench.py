@@ -14,6 +14,12 @@ Datasets (generated deterministically under the work directory, removed at the e
   disk-S     a 64 MiB ESP with two files + a root holding one small file, as a disk of size S
              (1 GiB, 64 GiB, 1 TiB): rosepack build, genimage, systemd-repart
 
+Tools are named by keys for --only / --skip (comma-separated): floor, rosepack, erofs, squashfs,
+ext4, btrfs, f2fs, genimage, repart. A command that runs past its timeout (--timeout, or
+--scale-timeout on the scale-N sets) is killed and reported as "timeout"; a peer that timed out on
+a scale set is not run on the larger ones (reported "skipped"), so a run with 1,000,000 entries
+completes whatever the slowest peer does. Generate on a fast file system (--work /dev/shm).
+
 Every command is timed with wait4(): wall seconds, CPU seconds (user + system, children
 included) and peak RSS (the largest of the process tree). "image" is the output's apparent size,
 "alloc" the bytes it occupies on the host (sparse files). Rows are medians of --runs runs; the
@@ -33,6 +39,8 @@ import sys
 import tempfile
 import time
 
+TOOL_KEYS = ["floor", "rosepack", "erofs", "squashfs", "ext4", "btrfs", "f2fs", "genimage",
+             "repart"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 EPOCH = "1700000000"
@@ -101,10 +109,17 @@ class Bench:
         self.rosepack = os.path.abspath(args.rosepack)
         self.results = {"machine": machine(), "rosepack": self.rosepack, "datasets": [],
                         "headline": []}
+        # tool -> the scale set it timed out on (larger sets skip it).
+        self.timed_out = {}
 
     def save(self):
         """Writes what was measured so far (a long run that is stopped keeps its results)."""
         save(self.results, self.args)
+
+    def wanted(self, key):
+        """--only / --skip: whether the tool with this key runs."""
+        a = self.args
+        return (not a.only or key in a.only) and key not in a.skip
 
     def tool(self, name):
         return shutil.which(name) or next(
@@ -152,13 +167,13 @@ class Bench:
 
     # ---- runners --------------------------------------------------------------------------
 
-    def measure(self, cmd, out, runs, env=None, cwd=None, setup=None):
+    def measure(self, cmd, out, runs, env=None, cwd=None, setup=None, timeout=None):
         results = []
         for _ in range(runs):
             cleanup(out)
             if setup:
                 setup()
-            results.append(run_measured(cmd, self.args.timeout, env=env, cwd=cwd))
+            results.append(run_measured(cmd, timeout or self.args.timeout, env=env, cwd=cwd))
             if not results[-1]["ok"]:
                 break
         row = median_of(results)
@@ -172,33 +187,35 @@ class Bench:
         entries = sum(len(f) + len(d) for _, d, f in os.walk(tree))
         size_mib = max(256, (data * 2 + entries * 4096) // (1 << 20) + 128)
         peers = []
-        if self.tool("mkfs.erofs"):
+        if self.tool("mkfs.erofs") and self.wanted("erofs"):
             peers.append(("mkfs.erofs", [self.tool("mkfs.erofs"), "-T" + EPOCH, out, tree], out))
-        if self.tool("mksquashfs"):
+        if self.tool("mksquashfs") and self.wanted("squashfs"):
             peers.append(("mksquashfs", [self.tool("mksquashfs"), tree, out, "-noappend",
                                          "-no-progress", "-quiet"], out))
-        if self.tool("mke2fs"):
+        if self.tool("mke2fs") and self.wanted("ext4"):
             peers.append(("mke2fs -d", [self.tool("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree,
                                         # -N: one inode per entry plus slack; mke2fs's default
                                         # ratio (one per 16 KiB) runs out on trees of tiny files.
                                         "-N", str(entries + entries // 8 + 1024),
                                         "-E", "root_owner=0:0", out, "%dM" % size_mib], out))
-        if self.tool("mkfs.btrfs"):
+        if self.tool("mkfs.btrfs") and self.wanted("btrfs"):
             peers.append(("mkfs.btrfs --rootdir", "truncate -s %dM %s && %s -q -f --rootdir %s --shrink %s"
                           % (size_mib, out, self.tool("mkfs.btrfs"), tree, out), out))
-        if self.tool("mkfs.f2fs") and self.tool("sload.f2fs"):
+        if self.tool("mkfs.f2fs") and self.tool("sload.f2fs") and self.wanted("f2fs"):
             peers.append(("mkfs.f2fs + sload.f2fs", "truncate -s %dM %s && %s -q -f %s && %s -f %s %s"
                           % (max(size_mib, 512), out, self.tool("mkfs.f2fs"), out,
                              self.tool("sload.f2fs"), tree, out), out))
         return peers
 
-    def convert_row(self, input_path, runs):
+    def convert_row(self, input_path, runs, timeout=None):
         out = os.path.join(self.work, "rose.img")
-        row = self.measure([self.rosepack, "convert", input_path, "-o", out, "-q"], out, runs)
-        return row
+        return self.measure([self.rosepack, "convert", input_path, "-o", out, "-q"], out, runs,
+                            timeout=timeout)
 
     def headline(self, name, tar, pairs):
         """Paired runs: floor then convert, `pairs` times; median of the per-pair ratios."""
+        if not (self.wanted("floor") and self.wanted("rosepack")):
+            return
         out = os.path.join(self.work, "rose.img")
         floors, converts, ratios = [], [], []
         for _ in range(pairs):
@@ -217,17 +234,33 @@ class Bench:
             "convertWall": statistics.median(converts), "ratio": statistics.median(ratios),
             "ratioMin": min(ratios), "ratioMax": max(ratios)})
 
-    def tree_dataset(self, name, tree, data, tar, runs, entries=None):
+    def tree_dataset(self, name, tree, data, tar, runs, entries=None, timeout=None):
+        """timeout: per command (default --timeout). A tool in self.timed_out (it timed out on a
+        smaller scale set) is not run again: its row says so."""
         self.log("dataset %s" % name)
         rows = []
-        if tar:
-            r = self.measure(["bsdtar", "-xOf", tar], None, runs)
-            rows.append(("floor: bsdtar -xOf", r))
-            rows.append(("rosepack convert (tarball)", self.convert_row(tar, runs)))
-        rows.append(("rosepack convert (directory)", self.convert_row(tree, runs)))
+
+        def row(tool, measure):
+            if tool in self.timed_out:
+                rows.append((tool, {"wall": None, "cpu": None, "rss": None, "ok": False,
+                                    "error": "skipped: timeout on %s" % self.timed_out[tool]}))
+                return
+            self.log("  %s" % tool)
+            r = measure()
+            if r.get("error") == "timeout":
+                r["error"] = "timeout (%d s)" % (timeout or self.args.timeout)
+                if timeout:
+                    self.timed_out[tool] = name
+            rows.append((tool, r))
+        if tar and self.wanted("floor"):
+            row("floor: bsdtar -xOf", lambda: self.measure(["bsdtar", "-xOf", tar], None, runs,
+                                                           timeout=timeout))
+        if self.wanted("rosepack"):
+            if tar:
+                row("rosepack convert (tarball)", lambda: self.convert_row(tar, runs, timeout))
+            row("rosepack convert (directory)", lambda: self.convert_row(tree, runs, timeout))
         for peer, cmd, out in self.fs_peers(tree, data):
-            self.log("  %s" % peer)
-            rows.append((peer, self.measure(cmd, out, runs)))
+            row(peer, lambda: self.measure(cmd, out, runs, timeout=timeout))
         cleanup(os.path.join(self.work, "peer.img"))
         cleanup(os.path.join(self.work, "rose.img"))
         self.results["datasets"].append({
@@ -276,18 +309,20 @@ Directory=rootfs:/
 Formats=raw zst bmap manifest
 """ % (size_bytes, EPOCH))
         out = d + "/out"
-        r = self.measure([self.rosepack, "build", d + "/disk.conf", "-o", out, "--json"],
-                         None, runs, setup=lambda: shutil.rmtree(out, True))
-        if r["ok"]:
-            names = os.listdir(out)
-            img = next((n for n in names if n.endswith(".img")), None)
-            zst = next((n for n in names if n.endswith(".img.zst")), None)
-            r["image"], r["alloc"] = file_sizes(os.path.join(out, img)) if img else (None, None)
-            r["zst"] = file_sizes(os.path.join(out, zst))[0] if zst else None
-        rows.append(("rosepack build (raw zst bmap manifest)", r))
-        shutil.rmtree(out, True)
+        if self.wanted("rosepack"):
+            r = self.measure([self.rosepack, "build", d + "/disk.conf", "-o", out, "--json"],
+                             None, runs, setup=lambda: shutil.rmtree(out, True))
+            if r["ok"]:
+                names = os.listdir(out)
+                img = next((n for n in names if n.endswith(".img")), None)
+                zst = next((n for n in names if n.endswith(".img.zst")), None)
+                r["image"], r["alloc"] = file_sizes(os.path.join(out, img)) if img else (None, None)
+                r["zst"] = file_sizes(os.path.join(out, zst))[0] if zst else None
+            rows.append(("rosepack build (raw zst bmap manifest)", r))
+            shutil.rmtree(out, True)
         # genimage: vfat 64 MiB + ext4 root over the rest (genimage 16 needs the sizes spelled out)
-        if self.tool("genimage") and self.tool("mkfs.vfat") and self.tool("mcopy"):
+        if self.tool("genimage") and self.tool("mkfs.vfat") and self.tool("mcopy") \
+                and self.wanted("genimage"):
             root_size = size_bytes - (64 << 20) - (2 << 20)
             with open(d + "/genimage.cfg", "w") as f:
                 f.write("""image esp.vfat { vfat { files = { "%s/esp/EFI", "%s/esp/loader.conf" } } size = 64M }
@@ -310,7 +345,7 @@ image disk.img { hdimage { partition-table-type = "gpt" }
             rows.append(("genimage (vfat + ext4)", r))
             shutil.rmtree(gout, True)
             shutil.rmtree(d + "/gen-tmp", True)
-        if self.tool("systemd-repart"):
+        if self.tool("systemd-repart") and self.wanted("repart"):
             defs = d + "/repart.d"
             os.makedirs(defs)
             with open(defs + "/10-esp.conf", "w") as f:
@@ -367,7 +402,8 @@ image disk.img { hdimage { partition-table-type = "gpt" }
             for n in sorted(a.entries):
                 tree, data = self.make_tree("scale-%d" % n, n, 0, 64, n)
                 tar = self.tar_of(tree)
-                self.tree_dataset("scale-%d" % n, tree, data, tar, a.scale_runs, entries=n)
+                self.tree_dataset("scale-%d" % n, tree, data, tar, a.scale_runs, entries=n,
+                                  timeout=a.scale_timeout)
                 shutil.rmtree(tree, True)
                 cleanup(tar)
                 self.save()
@@ -446,8 +482,10 @@ def markdown(results):
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in ds["rows"]:
             if not r["ok"]:
-                lines.append("| %s | failed: %s | | | | | | | |" % (
-                    r["tool"], (r.get("error") or "").replace("\n", " ").replace("|", "/")[:120]))
+                error = (r.get("error") or "").replace("\n", " ").replace("|", "/")[:120]
+                if not error.startswith(("timeout", "skipped")):
+                    error = "failed: " + error
+                lines.append("| %s | %s | | | | | | | |" % (r["tool"], error))
                 continue
             ratio_floor = fmt(r["wall"] / floor["wall"]) + "x" if floor else "-"
             vs_wall = fmt(rose["wall"] / r["wall"]) + "x" if rose and r is not rose else "-"
@@ -566,7 +604,12 @@ def main():
     p.add_argument("--scale-runs", type=int, default=1)
     p.add_argument("--large-runs", type=int, default=1)
     p.add_argument("--pairs", type=int, default=7)
-    p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--timeout", type=float, default=900, help="seconds per command")
+    p.add_argument("--scale-timeout", type=float, default=600,
+                   help="seconds per command on the scale-N sets; a tool that runs past it is "
+                   "reported as timeout and skipped on the larger sets")
+    p.add_argument("--only", default="", help="run only these tools (keys: %s)" % ",".join(TOOL_KEYS))
+    p.add_argument("--skip", default="", help="do not run these tools (same keys)")
     p.add_argument("--json", action="store_true", help="also print the JSON results on stdout")
     p.add_argument("--quick", action="store_true",
                    help="small sets: 20,000 small files, 64+128 MiB large files, 10k/100k entries")
@@ -580,6 +623,11 @@ def main():
     a.large_sizes = [parse_size(s) for s in a.large_sizes.split(",") if s]
     a.entries = [int(n) for n in a.entries.split(",") if n]
     a.disks = [s for s in a.disks.split(",") if s]
+    a.only = [k for k in a.only.split(",") if k]
+    a.skip = [k for k in a.skip.split(",") if k]
+    unknown = [k for k in a.only + a.skip if k not in TOOL_KEYS]
+    if unknown:
+        sys.exit("unknown tool key(s) %s; the keys are %s" % (",".join(unknown), ",".join(TOOL_KEYS)))
     if not os.access(a.rosepack, os.X_OK):
         sys.exit("%s: not found; build first: swift build -c release --product rosepack" % a.rosepack)
     os.makedirs(a.out, exist_ok=True)

@@ -13,9 +13,16 @@ import Foundation
 ///   per 128 KiB of output and no compression work, so a 1 TB disk with a small root compresses in
 ///   well under a second.
 ///
-/// Determinism: the frame boundaries come from the map; libzstd's multi-threaded mode produces the
-/// same bytes for any worker count >= 1, so `workers` is always at least 1 (single-threaded mode, 0,
-/// would differ).
+/// Memory: a data frame is compressed with libzstd's parameters for the level and the frame's
+/// length (`ZSTD_getCParams`: a frame of mapped bytes needs no window larger than itself), capped at
+/// a 2 MiB window and 2^20-entry hash and chain tables (`parameters(level:frameLength:)`), in jobs
+/// of 1 MiB (`jobSize`): libzstd's defaults at level 19 (8 MiB window, 64 MiB chain table, 32 MiB
+/// jobs, each worker its own tables) need over 100 MiB; capped, a worker holds at most 8 MiB of
+/// tables and the job buffers a few MiB, so a build stays under 64 MiB peak at any level.
+///
+/// Determinism: the frame boundaries come from the map and the parameters from the level and the
+/// frame's length; libzstd's multi-threaded mode produces the same bytes for any worker count >= 1,
+/// so `workers` is always at least 1 (single-threaded mode, 0, would differ).
 public struct ZstdOutput: Sendable {
   public var level: Int32
   public var workers: Int32
@@ -31,6 +38,25 @@ public struct ZstdOutput: Sendable {
     self.level = level
     self.workers = max(1, workers)
     self.holeFrameMinimum = max(1, holeFrameMinimum)
+  }
+
+  /// Caps on libzstd's parameters (log2): a 2 MiB window, 4 MiB hash and chain tables each.
+  static let maxWindowLog: UInt32 = 21
+  static let maxHashLog: UInt32 = 20
+  static let maxChainLog: UInt32 = 20
+  /// Bytes per multi-threaded job. libzstd's default is 4 windows (32 MiB at level 19, 8 MiB at
+  /// level 3) and keeps several jobs' input and output in flight; 1 MiB jobs keep that to a few
+  /// MiB while still giving both cores work (a job also sees the window before it, as overlap).
+  static let jobSize: Int32 = 1 << 20
+
+  /// The compression parameters of a data frame of `frameLength` bytes at `level`: libzstd's own
+  /// for that level and length, with the window and tables capped (`maxWindowLog`, ...).
+  static func parameters(level: Int32, frameLength: UInt64) -> ZSTD_compressionParameters {
+    var p = ZSTD_getCParams(level, frameLength, 0)
+    p.windowLog = min(p.windowLog, maxWindowLog)
+    p.hashLog = min(p.hashLog, maxHashLog)
+    p.chainLog = min(p.chainLog, maxChainLog)
+    return p
   }
 
   /// Largest block a frame with a 128 KiB window may hold (RFC 8878 3.1.1.2.3).
@@ -105,7 +131,7 @@ public struct ZstdOutput: Sendable {
     defer { close(input) }
     let size = try FileIO.size(input, path: rawImage)
     let file = try AtomicOutputFile(path: output)
-    let writer = BufferedWriter(fd: file.fd, path: file.temporaryPath)
+    let writer = BufferedWriter(fd: file.fd, path: file.temporaryPath, capacity: 1 << 20)
     guard let cctx = ZSTD_createCCtx() else {
       throw DiskError.compression(path: output, reason: "out of memory")
     }
@@ -122,7 +148,8 @@ public struct ZstdOutput: Sendable {
     try check(
       ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, max(1, workers)), "nbWorkers \(workers)")
 
-    let inBuffer = FileIO.allocate(FileIO.chunkSize)
+    // One zero-scan unit: the reads need no more, and every byte of these buffers is touched.
+    let inBuffer = FileIO.allocate(Int(ZstdOutput.zeroScanUnit))
     defer { inBuffer.deallocate() }
     let outCapacity = ZSTD_CStreamOutSize() * 8
     let outBuffer = FileIO.allocate(outCapacity)
@@ -147,6 +174,14 @@ public struct ZstdOutput: Sendable {
         continue
       }
       try check(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only), "reset")
+      let p = ZstdOutput.parameters(level: level, frameLength: frame.length)
+      for (parameter, value, name) in [
+        (ZSTD_c_windowLog, p.windowLog, "windowLog"), (ZSTD_c_hashLog, p.hashLog, "hashLog"),
+        (ZSTD_c_chainLog, p.chainLog, "chainLog"),
+      ] {
+        try check(ZSTD_CCtx_setParameter(cctx, parameter, Int32(value)), "\(name) \(value)")
+      }
+      try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_jobSize, ZstdOutput.jobSize), "jobSize")
       try check(ZSTD_CCtx_setPledgedSrcSize(cctx, frame.length), "pledged size")
       var offset = frame.offset
       let end = frame.offset + frame.length
@@ -185,8 +220,11 @@ public struct ZstdOutput: Sendable {
     if fullBlocks > 0 {
       // A buffer of identical full-block records, written as many times as needed.
       let record = block(bs, last: false)
-      let perBatch = UInt64(FileIO.chunkSize / 4)
-      let batch = [UInt8]((0..<Int(min(perBatch, fullBlocks))).lazy.flatMap { _ in record })
+      // 64 KiB of records (16,384 blocks, 2 GiB of zeros) at a time: a 1 TiB hole is 512 writes.
+      let perBatch: UInt64 = 16_384
+      var batch: [UInt8] = []
+      batch.reserveCapacity(Int(min(perBatch, fullBlocks)) * 4)
+      for _ in 0..<min(perBatch, fullBlocks) { batch += record }
       var left = fullBlocks
       while left > 0 {
         let n = Int(min(left, UInt64(batch.count / 4)))

@@ -220,6 +220,13 @@ extension LoadState {
         diagnostics.error(entry.keyAt, "CopyBlocks= needs Format=raw")
       }
       copyBlocks = checkHostPath(entry, text: entry.value, offset: 0, want: .file)
+      // As repart (the key's origin) refuses it; a blob (InPartitionTable=no) is byte for byte
+      // and takes any size.
+      if format == .raw, let path = copyBlocks,
+        let problem = copyBlocksSizeProblem(path, key: "CopyBlocks")
+      {
+        diagnostics.error(entry.valueAt, problem.message, hint: problem.hint)
+      }
     } else if format == .raw && !section.copyBlocks.isSet {
       diagnostics.error(
         header, "Format=raw partition '\(label)' has no CopyBlocks=",

@@ -577,6 +577,10 @@ struct DefinitionReader {
       } else if let path = rooted(entry.value, at: entry.at, want: .file, diagnostics: &diagnostics)
       {
         copyBlocks = path
+        if let problem = copyBlocksSizeProblem(path, key: "CopyBlocks") {
+          diagnostics.error(entry.at, problem.message, hint: problem.hint)
+          failed = true
+        }
         if value("Format") != nil || !copyFiles.isEmpty || !makeDirectories.isEmpty {
           diagnostics.error(
             entry.at, "Format=/CopyFiles=/MakeDirectories= and CopyBlocks= cannot be combined")

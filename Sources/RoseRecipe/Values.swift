@@ -128,3 +128,24 @@ func fileKind(_ path: String) -> (exists: Bool, isDirectory: Bool) {
   let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
   return (exists, isDirectory.boolValue)
 }
+
+/// Why a `CopyBlocks=` source cannot fill a partition, as systemd-repart 252 refuses it: a regular
+/// file of zero bytes ("has zero size, refusing") or of a size that is not a multiple of 512
+/// ("has size that is not multiple of 512, refusing"; repart copies whole 512-byte sectors).
+/// nil when the size is fine or the path is not a regular file (a block device's size is not
+/// in its stat). `key` names the key in the message (`CopyBlocks`).
+func copyBlocksSizeProblem(_ path: String, key: String) -> (message: String, hint: String)? {
+  var info = stat()
+  guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+  let size = UInt64(info.st_size)
+  if size == 0 {
+    return ("\(key)= source \(path) is empty (0 bytes)", "give a file with the partition's bytes")
+  }
+  guard size % 512 != 0 else { return nil }
+  let padded = (size + 511) / 512 * 512
+  return (
+    "\(key)= source \(path) is \(size) bytes, not a multiple of 512",
+    "systemd-repart refuses it; pad the file with zeros to \(padded) bytes "
+      + "(truncate -s \(padded) FILE)"
+  )
+}

@@ -170,6 +170,37 @@ import Testing
     #expect(try filesEqual(single, zst))
   }
 
+  /// A data frame longer than several 1 MiB jobs, at level 19 and level 3: the same bytes with 1
+  /// and 2 workers, `zstd -t` passes, it decompresses to the image, and a decoder limited to a
+  /// 2 MiB window reads it (the window cap, `ZstdOutput.maxWindowLog`).
+  @Test(arguments: [Int32(19), 3])
+  func zstdMultiJobFrameIsDeterministicAndCapped(level: Int32) throws {
+    let dir = try TempDir()
+    let path = dir.file("text.img")
+    // Compressible, not trivially: words from a small vocabulary in a pseudo-random order.
+    let words = ["rose", "pack", "flash", "block", "inode", "segment", "zstd", "window", "log"]
+    var text = [UInt8]()
+    text.reserveCapacity(3 << 20)
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    while text.count < 3 << 20 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      text += Array(words[Int(state >> 59) % words.count].utf8) + [0x20]
+    }
+    try Data(text).write(to: URL(fileURLWithPath: path))
+    let two = dir.file("two.zst")
+    let one = dir.file("one.zst")
+    try ZstdOutput(level: level, workers: 2).write(rawImage: path, map: nil, to: two)
+    try ZstdOutput(level: level, workers: 1).write(rawImage: path, map: nil, to: one)
+    #expect(try filesEqual(one, two), "1 and 2 workers give different bytes")
+    try runTool("zstd", package: "zstd", ["-q", "-t", two])
+    let back = dir.file("back.raw")
+    try runTool("zstd", package: "zstd", ["-q", "-d", "-f", "--memory=2MB", two, "-o", back])
+    #expect(try filesEqual(back, path))
+    let tooSmall = try runTool(
+      "zstd", package: "zstd", ["-q", "-t", "--memory=1MB", two], expectSuccess: false)
+    #expect(tooSmall.status != 0, "the window is 2 MiB, not smaller: the limit must bite")
+  }
+
   @Test func splitFilesMatchPartitions() throws {
     let dir = try TempDir()
     let image = try makeSampleImage(in: dir)

@@ -186,6 +186,28 @@ import Testing
     #expect(part.layers[3].layer.position.line == 10)
   }
 
+  /// systemd-repart 252 refuses a CopyBlocks= source that is empty or not whole 512-byte
+  /// sectors; the recipe's in-table raw partition does the same, a blob takes any size.
+  @Test func copyBlocksSizeAsRepart() {
+    dir.write("odd.img", String(repeating: "x", count: 1000))
+    dir.write("empty.img", "")
+    dir.write("whole.img", String(repeating: "x", count: 1024))
+    let path = dir.write(
+      "cb.conf",
+      "[Partition]\nType=linux-generic\nLabel=a\nFormat=raw\nCopyBlocks=odd.img\n"  // 1-5
+        + "[Partition]\nType=linux-generic\nLabel=b\nFormat=raw\nCopyBlocks=empty.img\n"  // 6-10
+        + "[Partition]\nType=linux-generic\nLabel=c\nFormat=raw\nCopyBlocks=whole.img\n"  // 11-15
+        + "[Partition]\nLabel=spl\nInPartitionTable=no\nFormat=raw\nCopyBlocks=odd.img\n"  // 16-20
+        + "Offset=8K\n")
+    let found = errors(path)
+    #expect(
+      found.map { "\($0.line):\($0.column) \($0.message)" } == [
+        "5:12 CopyBlocks= source \(dir.file("odd.img")) is 1000 bytes, not a multiple of 512",
+        "10:12 CopyBlocks= source \(dir.file("empty.img")) is empty (0 bytes)",
+      ])
+    #expect(found.first?.hint?.contains("truncate -s 1024 FILE") == true)
+  }
+
   @Test func crossChecks() {
     dir.write("boot.img", "x")
     let path = dir.write(

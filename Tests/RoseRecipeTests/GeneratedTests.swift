@@ -87,7 +87,7 @@ import Testing
 
   @Test func dumpRoundTripsEverything() throws {
     let dir = TempDir()
-    dir.write("boot.img", "x")
+    dir.write("boot.img", String(repeating: "x", count: 512))
     dir.write("motd", "x")
     dir.mkdir("tree")
     dir.write("Templates/t.mustache", "{{slot}}")

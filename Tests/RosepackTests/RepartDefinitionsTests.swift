@@ -94,6 +94,51 @@ import Testing
     #expect(err.contains("70-g.conf:3:7: error: specifier %H needs a running system"))
   }
 
+  /// systemd-repart 252: "File to copy bytes from '...' has size that is not multiple of 512,
+  /// refusing." (and "has zero size"). rosepack refuses the same sources before building, naming
+  /// the definition file, the key and the size; systemd-repart itself is run as the reference.
+  @Test func copyBlocksSourceSizeAsRepart() throws {
+    let dir = try definitions([
+      "10-raw.conf": "[Partition]\nType=linux-generic\nCopyBlocks=/blob.bin\n"
+    ])
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let root = dir + "/root"
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    for (size, accepted) in [(1000, false), (0, false), (1536, true)] {
+      try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }).write(
+        to: URL(fileURLWithPath: root + "/blob.bin"))
+      let image = dir + "/x-\(size).img"
+      let result = try CLI.rosepack([
+        "build", "-q", "--definitions", dir, "--root", root, "--size", "16M", image,
+      ])
+      if accepted {
+        #expect(result.status == 0, "\(result.stderr)")
+        let start = try #require(try table(image).first?["start"] as? Int)
+        let copied = try CLI.slice(image, offset: UInt64(start) * 512, length: size)
+        #expect(copied == (try Data(contentsOf: URL(fileURLWithPath: root + "/blob.bin"))))
+      } else {
+        #expect(result.status == 1)
+        let said = size == 0 ? "is empty (0 bytes)" : "is \(size) bytes, not a multiple of 512"
+        #expect(
+          result.stderr.contains("10-raw.conf:3:12: error: "), "\(result.stderr)")
+        #expect(
+          result.stderr.contains("CopyBlocks= source \(root)/blob.bin \(said)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: image))
+      }
+      guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-repart") else {
+        print("copyBlocksSourceSizeAsRepart: systemd-repart not installed, reference not run")
+        continue
+      }
+      let reference = try CLI.tool(
+        "systemd-repart",
+        [
+          "--definitions", dir, "--root", root, "--empty=create", "--size=16M", "--dry-run=no",
+          "--seed", "0d1a7a3b-7f3e-4a39-9a0e-6d1f0b8e2c11", dir + "/ref-\(size).img",
+        ])
+      #expect((reference.status == 0) == accepted, "\(reference.stderr)")
+    }
+  }
+
   /// repart expands the OS-release and machine-ID specifiers from `--root` (systemd.unit(5)
   /// specifier table), and `%a` to the architecture.
   @Test func specifiersExpandFromTheRoot() throws {
