@@ -18,7 +18,7 @@ import Foundation
 /// a 2 MiB window and 2^20-entry hash and chain tables (`parameters(level:frameLength:)`), in jobs
 /// of 1 MiB (`jobSize`): libzstd's defaults at level 19 (8 MiB window, 64 MiB chain table, 32 MiB
 /// jobs, each worker its own tables) need over 100 MiB; capped, a worker holds at most 8 MiB of
-/// tables and the job buffers a few MiB, so a build stays under 64 MiB peak at any level.
+/// tables and the job buffers a few MiB (measured per recipe in docs/DISK-OUTPUTS.md).
 ///
 /// Determinism: the frame boundaries come from the map and the parameters from the level and the
 /// frame's length; libzstd's multi-threaded mode produces the same bytes for any worker count >= 1,
