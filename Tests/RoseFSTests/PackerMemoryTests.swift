@@ -49,7 +49,7 @@ private func heapBytesInUse() -> Int? {
 /// the `[ObjectIdentifier: AuxNodes]` plan at about 280) comes back. Measured as the smallest of three
 /// heap deltas, so that allocations of tests running beside it do not decide the outcome.
 @Suite struct PackerMemoryTests {
-  static let entries = 60_000
+  static let entries = 30_000
 
   /// A root with `entries` empty files in directories of 100 (inline dirents: no tree nodes, whose
   /// 4 KiB blocks the plan holds until they are written), numbered as `finish` numbers them.
@@ -98,12 +98,14 @@ private func heapBytesInUse() -> Int? {
       try Self.bytesPerEntry {
         try HeadView(root: root, inoLimit: b.nextIno, trackObjects: false)
       })
+    print("PackerMemoryTests: HeadView \(viewCost) bytes per entry")
     #expect(viewCost < 40, "HeadView holds \(viewCost) bytes per entry")
     // The plan keeps the object list (8 bytes per entry) and the forms of inodes with nodes only.
     let planCost = try #require(
       try Self.bytesPerEntry {
         try b.planNodes(views: [view], hashSeed: [UInt8](repeating: 0, count: 16))
       })
+    print("PackerMemoryTests: node plan \(planCost) bytes per entry")
     #expect(planCost < 24, "the node plan holds \(planCost) bytes per entry")
   }
 }
