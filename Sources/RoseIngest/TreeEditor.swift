@@ -37,7 +37,9 @@ public struct EntryMetadata: Sendable {
 public final class TreeEditor {
   public let builder: ImageBuilder
   public let root: Inode
-  /// Names per non-directory inode (hard links), so a replaced name frees data only with its last name.
+  /// Names per non-directory inode with more than one (hard links), so a replaced name frees data
+  /// only with its last name. An inode missing here has one name: memory follows hard links, not
+  /// entries (issue 10).
   private var linkCount: [ObjectIdentifier: Int] = [:]
 
   public init(builder: ImageBuilder, root: Inode? = nil) {
@@ -121,19 +123,22 @@ public final class TreeEditor {
       linkCount[id] = nil
       if inode.kind == .regular || inode.kind == .symlink { builder.data.release(inode.content) }
     } else {
-      linkCount[id] = n
+      linkCount[id] = n > 1 ? n : nil
     }
   }
 
   /// Puts `inode` at `comps` in `dir`, replacing what was there. `inode` must not be a directory that
-  /// merges (use `directory(at:)`).
-  func place(_ inode: Inode, named name: Name, in dir: Inode) {
+  /// merges (use `directory(at:)`). `anotherName`: the inode already has a name (a hard link);
+  /// otherwise it was just made and this is its first.
+  func place(_ inode: Inode, named name: Name, in dir: Inode, anotherName: Bool = false) {
     if let old = dir.children[name] {
       if old === inode { return }
       forget(old)
     }
     dir.children[name] = inode
-    if inode.kind != .directory { linkCount[ObjectIdentifier(inode), default: 0] += 1 }
+    if anotherName && inode.kind != .directory {
+      linkCount[ObjectIdentifier(inode)] = names(of: inode) + 1
+    }
   }
 
   /// Number of names of a non-directory inode in this tree (1 for inodes the editor did not place).
@@ -278,7 +283,7 @@ public final class TreeEditor {
       throw IngestError.hardLinkToDirectory(input: input, entry: path, target: target)
     }
     let dir = try parent(of: comps, path: path, input: input)
-    place(t, named: comps[comps.count - 1], in: dir)
+    place(t, named: comps[comps.count - 1], in: dir, anotherName: true)
     return t
   }
 
@@ -286,7 +291,7 @@ public final class TreeEditor {
   public func link(_ inode: Inode, at path: [UInt8], input: String) throws {
     let comps = try split(path, input: input, allowRoot: false)
     let dir = try parent(of: comps, path: path, input: input)
-    place(inode, named: comps[comps.count - 1], in: dir)
+    place(inode, named: comps[comps.count - 1], in: dir, anotherName: true)
   }
 
   // MARK: recipe-level operations

@@ -9,7 +9,9 @@ extension ImageBuilder {
     let dataEnd = stream.nextBlock
     sealedDataEnd = dataEnd
     try assignInodeNumbers(subvolumes)
-    let views = try subvolumes.map { try HeadView(root: $0.root) }
+    let views = try subvolumes.map {
+      try HeadView(root: $0.root, inoLimit: nextIno, trackObjects: subvolumes.count > 1)
+    }
     try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
     let hashSeed = deriveSeed("hash")
     let plan = try planNodes(views: views, hashSeed: hashSeed)

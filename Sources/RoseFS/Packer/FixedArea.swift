@@ -23,7 +23,7 @@ extension ImageBuilder {
           flags: flags, rootIno: s.root.ino, createdCpVer: cpVer,
           validBlocks: summary.live[h].reduce(0) { $0 + UInt64($1.1) },
           inodeCount: UInt32(views[h].inodes.count),
-          parentHead: h > 0 && !views[h].objects.isDisjoint(with: views[0].objects)
+          parentHead: h > 0 && !(views[h].objects ?? []).isDisjoint(with: views[0].objects ?? [])
             ? 0 : Head.noParent,
           name: Array(s.name.utf8), nat: natFiles.roots[h], vbm: summary.vbmRoots[h]))
     }
@@ -85,7 +85,17 @@ extension ImageBuilder {
         let others = mergeRanges(live.indices.filter { $0 != h }.flatMap { live[$0] })
         return live[h].reduce(0) { $0 + UInt64($1.1) } - UInt64(rangeOverlapCount(live[h], others))
       },
-      inodeCount: UInt64(Set(views.flatMap { $0.inodes.keys }).count),
+      inodeCount: Self.distinctInodeNumbers(views),
       uuid: uuidString(uuid), usedRanges: used)
+  }
+}
+
+extension ImageBuilder {
+  /// Inode numbers present in any head.
+  static func distinctInodeNumbers(_ views: [HeadView]) -> UInt64 {
+    if views.count == 1 { return UInt64(views[0].inodes.count) }
+    var seen = Set<UInt32>()
+    for v in views { seen.formUnion(v.inodes.keys) }
+    return UInt64(seen.count)
   }
 }

@@ -10,20 +10,56 @@ struct OwnerRun {
 }
 
 /// One head's tree as the packer sees it: reachable inodes by number, link counts, parents.
+///
+/// Memory (issue 10): flat arrays indexed by inode number, 16 bytes per number, not dictionaries
+/// (about 100 bytes per entry with their load factor and growth). After `assignInodeNumbers` the
+/// numbers are dense (gaps only where an inode takes several slots or a page ends).
 struct HeadView {
-  var inodes: [UInt32: Inode] = [:]
-  var order: [UInt32] = []
-  var nlink: [UInt32: UInt32] = [:]
-  var parent: [UInt32: UInt32] = [:]
-  /// The objects of `inodes` (whether two heads share an inode object).
-  var objects = Set<ObjectIdentifier>()
+  /// The inode numbered `ino`, or nil when this head has none.
+  struct InodeTable {
+    fileprivate var byIno: [Inode?] = []
+    /// Inodes present.
+    fileprivate(set) var count = 0
+    subscript(ino: UInt32) -> Inode? { Int(ino) < byIno.count ? byIno[Int(ino)] : nil }
+    /// Every inode present, by increasing number.
+    var values: some Sequence<Inode> { byIno.lazy.compactMap { $0 } }
+    /// Every inode number present, ascending.
+    var keys: some Sequence<UInt32> {
+      byIno.indices.lazy.filter { byIno[$0] != nil }.map { UInt32($0) }
+    }
+  }
 
-  init(root: Inode) throws {
+  var inodes = InodeTable()
+  /// 0 where the head has no inode of that number.
+  private var links: [UInt32] = []
+  private var parents: [UInt32] = []
+  /// The objects of `inodes`, kept only when several heads are packed (whether two heads share an
+  /// inode object); nil for a single head, where every object belongs to it.
+  private(set) var objects: Set<ObjectIdentifier>?
+
+  /// Inode numbers present, ascending.
+  var order: some Sequence<UInt32> { inodes.keys }
+
+  func nlink(_ ino: UInt32) -> UInt32 {
+    Int(ino) < links.count && links[Int(ino)] != 0 ? links[Int(ino)] : 1
+  }
+  func parent(_ ino: UInt32) -> UInt32 {
+    Int(ino) < parents.count && parents[Int(ino)] != 0 ? parents[Int(ino)] : ino
+  }
+  /// Whether `id` is an object of this head.
+  func holds(_ id: ObjectIdentifier) -> Bool { objects?.contains(id) ?? true }
+
+  /// `inoLimit`: an upper bound of the inode numbers (the arrays grow past it if needed).
+  init(root: Inode, inoLimit: UInt32 = 0, trackObjects: Bool = true) throws {
+    let n = Int(max(inoLimit, root.ino + 1))
+    inodes.byIno = [Inode?](repeating: nil, count: n)
+    links = [UInt32](repeating: 0, count: n)
+    parents = [UInt32](repeating: 0, count: n)
     var stack: [Inode] = [root]
-    inodes[root.ino] = root
-    parent[root.ino] = root.ino
+    insert(root, parent: root.ino)
     while let dir = stack.popLast() {
       var subdirs: UInt32 = 0
+      // Sorted, so the parent of a hard-linked file is the same in every run.
       for (name, child) in dir.children.sorted(by: { $0.key < $1.key }) {
         if let existing = inodes[child.ino] {
           guard existing === child else {
@@ -33,22 +69,36 @@ struct HeadView {
           guard child.kind != .directory else {
             throw RoseFSError.invalidOption("directory '\(name)' appears twice in the tree")
           }
-          nlink[child.ino, default: 1] += 1
+          links[Int(child.ino)] += 1
           continue
         }
-        inodes[child.ino] = child
-        parent[child.ino] = dir.ino
+        insert(child, parent: dir.ino)
         if child.kind == .directory {
           subdirs += 1
           stack.append(child)
         } else {
-          nlink[child.ino] = 1
+          links[Int(child.ino)] = 1
         }
       }
-      nlink[dir.ino] = 2 + subdirs
+      links[Int(dir.ino)] = 2 + subdirs
     }
-    order = inodes.keys.sorted()
-    objects.reserveCapacity(inodes.count)
-    for inode in inodes.values { objects.insert(ObjectIdentifier(inode)) }
+    if trackObjects {
+      var set = Set<ObjectIdentifier>(minimumCapacity: inodes.count)
+      for inode in inodes.values { set.insert(ObjectIdentifier(inode)) }
+      objects = set
+    }
+  }
+
+  private mutating func insert(_ inode: Inode, parent: UInt32) {
+    let i = Int(inode.ino)
+    if i >= links.count {
+      let grow = max(i + 1, links.count * 2) - links.count
+      inodes.byIno.append(contentsOf: repeatElement(nil, count: grow))
+      links.append(contentsOf: repeatElement(0, count: grow))
+      parents.append(contentsOf: repeatElement(0, count: grow))
+    }
+    inodes.byIno[i] = inode
+    inodes.count += 1
+    parents[i] = parent
   }
 }

@@ -36,34 +36,48 @@ extension ImageBuilder {
   }
 
   /// Renumbers every inode of `subvolumes` so that each has the slots it needs.
+  ///
+  /// Memory (issue 10): arrays indexed by the ingest number (17 bytes per entry), no per-entry
+  /// dictionaries or sets. An object reached twice (a hard link, an object two heads share) is
+  /// listed twice with the number it had when reached, so renumbering it twice gives the same
+  /// number; only directories are deduplicated, so that a malformed tree cannot loop.
   func assignInodeNumbers(_ subvolumes: [Subvolume]) throws {
     var objects: [Inode] = []
-    var seen = Set<ObjectIdentifier>()
-    var need: [UInt32: Int] = [:]
-    var stack = subvolumes.map(\.root)
-    for r in stack { _ = seen.insert(ObjectIdentifier(r)) }
-    objects = stack
+    var oldIno: [UInt32] = []
+    var seenDirs = Set<ObjectIdentifier>()
+    var stack: [Inode] = []
+    for r in subvolumes.map(\.root) where seenDirs.insert(ObjectIdentifier(r)).inserted {
+      stack.append(r)
+      objects.append(r)
+      oldIno.append(r.ino)
+    }
     while let dir = stack.popLast() {
-      for child in dir.children.values where seen.insert(ObjectIdentifier(child)).inserted {
+      for child in dir.children.values {
+        if child.kind == .directory {
+          guard seenDirs.insert(ObjectIdentifier(child)).inserted else { continue }
+          stack.append(child)
+        }
         objects.append(child)
-        if child.kind == .directory { stack.append(child) }
+        oldIno.append(child.ino)
       }
     }
-    for inode in objects {
-      let n = try Self.slotForm(inode).nslots
-      need[inode.ino] = max(need[inode.ino] ?? 1, n)
+    let limit = Int((oldIno.max() ?? 0) + 1)
+    // 0: no inode has that number.
+    var need = [UInt8](repeating: 0, count: limit)
+    for (inode, ino) in zip(objects, oldIno) {
+      let n = UInt8(try Self.slotForm(inode).nslots)
+      need[Int(ino)] = max(need[Int(ino)], n)
     }
     let perPage = UInt32(RoseLayout.inodesPerPage)
-    var final: [UInt32: UInt32] = [:]
-    final.reserveCapacity(need.count)
+    var final = [UInt32](repeating: 0, count: limit)
     var next = perPage  // nid 0 is never used
-    for ino in need.keys.sorted() {
-      let n = UInt32(need[ino] ?? 1)
+    for ino in need.indices where need[ino] != 0 {
+      let n = UInt32(need[ino])
       if next % perPage + n > perPage { next = (next / perPage + 1) * perPage }
       final[ino] = next
       next += n
     }
-    for inode in objects { inode.ino = final[inode.ino] ?? inode.ino }
+    for (inode, ino) in zip(objects, oldIno) { inode.ino = final[Int(ino)] }
     nextIno = next
   }
 }

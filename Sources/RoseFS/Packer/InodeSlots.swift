@@ -17,10 +17,10 @@ extension ImageBuilder {
     let tail = a.flags & InodeFlag.tail != 0 ? inode.content.tail : nil
     return InodeRecord(
       ino: inode.ino, mode: inode.mode, flags: a.flags, uid: inode.uid, gid: inode.gid,
-      nlink: view.nlink[inode.ino] ?? 1, size: a.size,
+      nlink: view.nlink(inode.ino), size: a.size,
       blocks: inode.content.inline == nil && isFile ? inode.content.blockCount * 8 : 0,
       atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime, crtime: inode.ctime,
-      generation: 0, parent: view.parent[inode.ino] ?? inode.ino, xattrNid: a.xattrNid,
+      generation: 0, parent: view.parent(inode.ino), xattrNid: a.xattrNid,
       rdevMajor: isDevice ? inode.rdevMajor : 0, rdevMinor: isDevice ? inode.rdevMinor : 0,
       cpVer: cpVer, tailBlk: tail.map { tails.resolve($0.block) } ?? 0, tailOff: tail?.offset ?? 0,
       tailLen: tail?.length ?? 0, inlineLen: UInt16(a.inline.count),

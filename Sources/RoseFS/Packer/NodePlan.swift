@@ -139,11 +139,16 @@ extension ImageBuilder {
   }
 }
 
-/// What `planNodes` decided: the distinct inode objects of all heads in a deterministic order, each
-/// object's forms and nodes, and the tree and xattr nodes to write (with the objects owning them).
+/// What `planNodes` decided: the distinct inode objects of all heads in a deterministic order, the
+/// forms of the objects that own tree or xattr nodes, and those nodes (with the objects owning them).
+///
+/// Memory (issue 10): the forms of the other inodes (almost all of them) are not kept: `form(of:)`
+/// builds them again when their page is written. That is exact because `buildAux` is deterministic
+/// and allocates nids only for nodes, so an inode without nodes comes out the same at any nid.
 struct NodePlan {
   var objects: [Inode] = []
-  var aux: [ObjectIdentifier: ImageBuilder.AuxNodes] = [:]
+  /// Forms of the objects with nodes (their own or shared), by object.
+  var auxWithNodes: [ObjectIdentifier: ImageBuilder.AuxNodes] = [:]
   /// Nodes to write, by nid, with their first owner.
   var nodes: [PendingNode] = []
   var nodeOwner: [ObjectIdentifier] = []
@@ -151,19 +156,37 @@ struct NodePlan {
   var nodeSharers: [UInt32: [ObjectIdentifier]] = [:]
   var firstNodeNid: UInt32 = 0
   var nextFreeNid: UInt32 = 0
+  var hashSeed: [UInt8] = []
 }
 
 extension ImageBuilder {
+  /// The forms of `inode` as `planNodes` decided them.
+  func form(of inode: Inode, in plan: NodePlan) throws -> AuxNodes {
+    if let a = plan.auxWithNodes[ObjectIdentifier(inode)] { return a }
+    var probe = plan.nextFreeNid
+    let a = try buildAux(inode, hashSeed: plan.hashSeed, nextNid: &probe)
+    guard a.nodes.isEmpty else {
+      throw RoseFSError.internalInvariant("inode \(inode.ino) gained nodes after the node plan")
+    }
+    return a
+  }
+
   /// Packer phase "node plan": nids after the inode pages for every tree and xattr node. Objects with
   /// the same ino (a snapshot's copy of a directory) whose nodes come out identical share them: same
   /// nids, written once.
   func planNodes(views: [HeadView], hashSeed: [UInt8]) throws -> NodePlan {
     var plan = NodePlan()
-    var seen = Set<ObjectIdentifier>()
-    for v in views {
-      for ino in v.order {
-        guard let inode = v.inodes[ino] else { continue }
-        if seen.insert(ObjectIdentifier(inode)).inserted { plan.objects.append(inode) }
+    plan.hashSeed = hashSeed
+    if views.count == 1 {
+      // One head: its objects are distinct (HeadView refuses two objects with one number).
+      plan.objects.reserveCapacity(views[0].inodes.count)
+      plan.objects.append(contentsOf: views[0].inodes.values)
+    } else {
+      var seen = Set<ObjectIdentifier>()
+      for v in views {
+        for inode in v.inodes.values where seen.insert(ObjectIdentifier(inode)).inserted {
+          plan.objects.append(inode)
+        }
       }
     }
     let perPage = UInt32(RoseLayout.inodesPerPage)
@@ -174,19 +197,20 @@ extension ImageBuilder {
       let id = ObjectIdentifier(inode)
       var probe = nextNid
       let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &probe)
-      if !a.nodes.isEmpty, let candidates = auxByIno[inode.ino],
+      // Only inodes with nodes are kept or shared (memory: most inodes have none).
+      guard !a.nodes.isEmpty else { continue }
+      if let candidates = auxByIno[inode.ino],
         let match = candidates.firstIndex(where: { $0.0.sameNodes(as: a) })
       {
         let shared = candidates[match].0
-        plan.aux[id] = shared
+        plan.auxWithNodes[id] = shared
         auxByIno[inode.ino]?[match].1.append(id)
         for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
         continue
       }
       nextNid = probe
-      plan.aux[id] = a
-      // Only inodes with nodes can share them (memory: most inodes have none).
-      if !a.nodes.isEmpty { auxByIno[inode.ino, default: []].append((a, [id])) }
+      plan.auxWithNodes[id] = a
+      auxByIno[inode.ino, default: []].append((a, [id]))
       for n in a.nodes {
         plan.nodes.append(n)
         plan.nodeOwner.append(id)

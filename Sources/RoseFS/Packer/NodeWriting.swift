@@ -37,9 +37,8 @@ extension ImageBuilder {
         var any = false
         for s in 0..<RoseLayout.inodesPerPage {
           let ino = nid * UInt32(RoseLayout.inodesPerPage) + UInt32(s)
-          guard let inode = v.inodes[ino], let a = plan.aux[ObjectIdentifier(inode)] else {
-            continue
-          }
+          guard let inode = v.inodes[ino] else { continue }
+          let a = try form(of: inode, in: plan)
           encodeSlot(inode, view: v, aux: a, into: &slot)
           let at = s * RoseLayout.inodeSize
           page.replaceSubrange(at..<at + slot.count, with: slot)
@@ -70,7 +69,7 @@ extension ImageBuilder {
       sealHeader(&bytes, blkaddr: addr)
       _ = try bytes.withUnsafeBytes { try stream.append($0, dataChecksum: false) }
       let owners = [owner] + (plan.nodeSharers[n.nid] ?? [])
-      for (h, v) in views.enumerated() where owners.contains(where: { v.objects.contains($0) }) {
+      for (h, v) in views.enumerated() where owners.contains(where: v.holds) {
         nat.entries[h][Int(n.nid)] = addr
       }
       runs.append(OwnerRun(start: addr, count: 1, kind: SSAKind.node, owner: n.nid, index: 0))
