@@ -8,16 +8,20 @@ public enum RoseLayout {
   public static let checkpointSlots = 2
   /// First block of the main area: 64 KiB into the volume, so the log starts erase-unit aligned.
   public static let mainStart: UInt32 = 16
-  /// One inode slot; an inode takes 1 to 16 consecutive slots of its page (`nslots`).
-  public static let inodeSize = 256
-  public static let inodesPerPage = 16
-  public static let inlineOffset = 0x90
+  /// One inode slot: a 32-byte unit of an inode page. An inode takes `minInodeSlots` to
+  /// `maxInodeSlots` consecutive slots of its page (`nslots`); its number is the page's nid * 128 plus
+  /// its first slot. (The name predates multi-slot inodes; superblock `inode_size` says the same.)
+  public static let inodeSize = 32
+  /// Slots of an inode page: 4096 / 32.
+  public static let inodesPerPage = 128
+  /// Bytes of the inode core: every inode's fixed fields; `i_u` starts here.
+  public static let inlineOffset = 0x60
+  /// The fewest slots one inode takes: its 96-byte core (with an empty `i_u`).
+  public static let minInodeSlots = 3
   /// The most slots one inode takes: a whole inode page.
-  public static let maxInodeSlots = 16
-  /// Bytes of `i_u` in a one-slot inode.
-  public static let oneSlotInline = inodeSize - inlineOffset  // 112
-  /// Bytes of `i_u` in a 16-slot inode: the largest inline form (superblock `inline_max`).
-  public static let maxInline = maxInodeSlots * inodeSize - inlineOffset  // 3952
+  public static let maxInodeSlots = 128
+  /// Bytes of `i_u` in a 128-slot inode: the largest inline form (superblock `inline_max`).
+  public static let maxInline = maxInodeSlots * inodeSize - inlineOffset  // 4000
   /// Tails of at most this many bytes share tail blocks; larger tails get a block of their own.
   public static let defaultTailMax = 4032
   public static let headerSize = 32
@@ -37,27 +41,34 @@ public enum RoseLayout {
   public static let maxTailPageSpan: UInt32 = 64
 }
 
-/// Multi-slot inodes (FORMAT.md section 7): an inode of `nslots` slots has `nslots * 256 - 0x90`
-/// bytes of `i_u`.
+/// Multi-slot inodes (FORMAT.md section 7): an inode of `nslots` 32-byte slots has
+/// `nslots * 32 - 0x60` bytes of `i_u`.
 public enum InodeSlots {
   public static func capacity(nslots: Int) -> Int {
     nslots * RoseLayout.inodeSize - RoseLayout.inlineOffset
   }
-  /// The fewest slots whose `i_u` holds `bytes` (at least 1; may exceed 16 when it cannot fit).
+  /// The fewest slots whose `i_u` holds `bytes` (at least 3; may exceed 128 when it cannot fit).
   public static func slots(forInline bytes: Int) -> Int {
-    max(1, (RoseLayout.inlineOffset + bytes + RoseLayout.inodeSize - 1) / RoseLayout.inodeSize)
+    max(
+      RoseLayout.minInodeSlots,
+      (RoseLayout.inlineOffset + bytes + RoseLayout.inodeSize - 1) / RoseLayout.inodeSize)
   }
-  /// The packer's rule for regular files and symlinks (FORMAT.md 7, "How the packer chooses the
-  /// forms"): INLINE_DATA when the file fits one slot, or when its slots cost no more than one slot
-  /// and a tail fragment of the same bytes.
+  /// The largest regular file or symlink the packer keeps INLINE_DATA (FORMAT.md 7, "How the packer
+  /// chooses the forms"). Measured, not derived: a tail costs exactly its bytes while inline bytes
+  /// round up to 32 and inodes placed in ino order leave the end of a page unused when the next one
+  /// does not fit, so every inline byte costs at least what a tail byte does. Files of at most 64
+  /// bytes (symlinks, mostly) stay inline anyway: at most 2 slots more than the bare core, a read
+  /// without a tail block, and a page gap they leave is at most 4 slots.
+  public static let packerInlineMax: UInt64 = 64
+  /// The packer's rule for regular files and symlinks: INLINE_DATA when `size <= packerInlineMax`,
+  /// else blocks plus a tail.
   public static func fileIsInline(size: UInt64) -> Bool {
-    if size <= UInt64(RoseLayout.oneSlotInline) { return true }
-    guard size <= UInt64(RoseLayout.maxInline) else { return false }
-    // Strictly cheaper: at equal cost the tail form wins, because tails pack a block exactly while
-    // inodes of 5 slots leave a slot of every page unused (1 KiB files: 1,280 bytes each as a tail,
-    // 1,365 inline).
-    return UInt64(slots(forInline: Int(size)) * RoseLayout.inodeSize)
-      < UInt64(RoseLayout.inodeSize) + size
+    size <= packerInlineMax
+  }
+  /// The packer's rule for xattrs: inline when the inode with them fits its page. An xattr node
+  /// costs a 4 KiB block; the slots they add cost their bytes rounded up to 32.
+  public static func xattrsInline(slotsWithoutXattrs: Int, slotsWithXattrs: Int) -> Bool {
+    slotsWithXattrs <= RoseLayout.maxInodeSlots
   }
 }
 

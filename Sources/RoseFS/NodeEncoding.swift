@@ -14,43 +14,37 @@ public enum InodeFlag {
   public static let known: UInt16 = 0x007F
 }
 
-/// Slot field offsets (FORMAT.md section 7), shared by the encoder and the tests that assert them.
+/// Inode core field offsets (FORMAT.md section 7), shared by the encoder and the tests that assert
+/// them. Character and block devices keep `rdev_major` and `rdev_minor` where other inodes keep
+/// `tail_blk` and `tree_root` (a device has neither).
 public enum SlotOffset {
-  public static let mode = 0x000, flags = 0x002, uid = 0x004, gid = 0x008, nlink = 0x00C
-  public static let size = 0x010, blocks = 0x018, atime = 0x020, mtime = 0x028, ctime = 0x030
-  public static let crtime = 0x038, atimeNs = 0x040, mtimeNs = 0x044, ctimeNs = 0x048
-  public static let crtimeNs = 0x04C, generation = 0x050, parent = 0x054, xattrNid = 0x058
-  public static let rdevMajor = 0x060, rdevMinor = 0x064, cpVer = 0x068, tailBlk = 0x070
-  public static let tailOff = 0x074, tailLen = 0x076, inlineLen = 0x078, xattrLen = 0x07A
-  public static let nitems = 0x07C, ino = 0x080, crc = 0x084, treeRoot = 0x088, treeDepth = 0x08C
-  public static let nslots = 0x08D
-  public static let inline = 0x090
-  public static let reserved05C = 0x05C, reserved08E = 0x08E
+  public static let mode = 0x00, flags = 0x02, uid = 0x04, gid = 0x08, nlink = 0x0C
+  public static let size = 0x10, atime = 0x18, mtime = 0x20, ctime = 0x28
+  public static let atimeNs = 0x30, mtimeNs = 0x34, ctimeNs = 0x38, ino = 0x3C, crc = 0x40
+  public static let parent = 0x44, xattrNid = 0x48, tailBlk = 0x4C, treeRoot = 0x50
+  public static let rdevMajor = tailBlk, rdevMinor = treeRoot
+  public static let blocks = 0x54, inlineLen = 0x58, xattrLen = 0x5A, tailOff = 0x5C
+  public static let nslots = 0x5E, treeDepth = 0x5F
+  public static let inline = 0x60
 }
 
-/// The first slot of an inode (FORMAT.md section 7): 256 bytes, fields at the `SlotOffset`s; `i_u`
-/// continues into the inode's further slots.
-public enum InodeSlot: OnDiskLayout {
-  public static let size = RoseLayout.inodeSize
+/// The 96-byte core of an inode (FORMAT.md section 7), fields at the `SlotOffset`s; `i_u` follows it
+/// to the end of the inode's `nslots` 32-byte slots.
+public enum InodeCore: OnDiskLayout {
+  public static let size = RoseLayout.inlineOffset
   public static let fields: [FieldSpec] = {
     typealias S = SlotOffset
     return [
       FieldSpec("mode", S.mode, 2), FieldSpec("flags", S.flags, 2), FieldSpec("uid", S.uid, 4),
       FieldSpec("gid", S.gid, 4), FieldSpec("nlink", S.nlink, 4), FieldSpec("size", S.size, 8),
-      FieldSpec("blocks", S.blocks, 8), FieldSpec("atime", S.atime, 8),
-      FieldSpec("mtime", S.mtime, 8),
-      FieldSpec("ctime", S.ctime, 8), FieldSpec("crtime", S.crtime, 8),
-      FieldSpec("atime_ns, mtime_ns, ctime_ns, crtime_ns", S.atimeNs, 16),
-      FieldSpec("generation", S.generation, 4), FieldSpec("parent", S.parent, 4),
-      FieldSpec("xattr_nid", S.xattrNid, 4), FieldSpec("reserved", S.reserved05C, 4),
-      FieldSpec("rdev_major", S.rdevMajor, 4), FieldSpec("rdev_minor", S.rdevMinor, 4),
-      FieldSpec("cp_ver", S.cpVer, 8), FieldSpec("tail_blk", S.tailBlk, 4),
-      FieldSpec("tail_off", S.tailOff, 2), FieldSpec("tail_len", S.tailLen, 2),
+      FieldSpec("atime", S.atime, 8), FieldSpec("mtime", S.mtime, 8),
+      FieldSpec("ctime", S.ctime, 8), FieldSpec("atime_ns, mtime_ns, ctime_ns", S.atimeNs, 12),
+      FieldSpec("ino", S.ino, 4), FieldSpec("crc", S.crc, 4), FieldSpec("parent", S.parent, 4),
+      FieldSpec("xattr_nid", S.xattrNid, 4), FieldSpec("tail_blk / rdev_major", S.tailBlk, 4),
+      FieldSpec("tree_root / rdev_minor", S.treeRoot, 4), FieldSpec("blocks", S.blocks, 4),
       FieldSpec("inline_len", S.inlineLen, 2), FieldSpec("xattr_len", S.xattrLen, 2),
-      FieldSpec("nitems", S.nitems, 4), FieldSpec("ino", S.ino, 4), FieldSpec("crc", S.crc, 4),
-      FieldSpec("tree_root", S.treeRoot, 4), FieldSpec("tree_depth", S.treeDepth, 1),
-      FieldSpec("nslots", S.nslots, 1), FieldSpec("reserved", S.reserved08E, 2),
-      FieldSpec("i_u", S.inline, RoseLayout.oneSlotInline),
+      FieldSpec("tail_off", S.tailOff, 2), FieldSpec("nslots", S.nslots, 1),
+      FieldSpec("tree_depth", S.treeDepth, 1),
     ]
   }()
 }

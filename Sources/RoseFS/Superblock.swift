@@ -23,7 +23,7 @@ public enum Feature {
 ///     0x030 u32 main_blkaddr (16)     0x034 u32 segment_count
 ///     0x038 u32 rsv_segments          0x03C u32 op_blocks
 ///     0x040 u8[16] uuid               0x050 u8[32] label (UTF-8, NUL padded)
-///     0x070 u8[16] hash_seed          0x080 u16 inode_size (256)      0x082 u16 inline_max (3952)
+///     0x070 u8[16] hash_seed          0x080 u16 inode_size (32)       0x082 u16 inline_max (4000)
 ///     0x084 u32 tail_max              0x088 i64 mkfs_time             0x090..0x100 zero
 public struct Superblock: Equatable, Sendable {
   public var major: UInt16 = 1

@@ -218,7 +218,9 @@ enum ImageMutator {
         let slots = validSlots(img, block: b, checksum)
         let slot = slots[rng.below(slots.count)]
         let base = b * bs + slot * RoseLayout.inodeSize
-        var off = rng.chance(70) ? rng.below(0x90) : rng.below(RoseLayout.inodeSize - 8)
+        // The 96-byte core mostly, else anywhere in the inode's slots (8-byte writes stay inside).
+        let length = inodeLength(img, base, slot: slot)
+        var off = rng.chance(70) ? rng.below(InodeCore.size - 7) : rng.below(length - 7)
         if off >= SlotOffset.crc && off < SlotOffset.crc + 4 { off = SlotOffset.size }
         let width = [1, 2, 4, 8][rng.below(4)]
         let value = rng.interesting(width: width)
@@ -246,12 +248,14 @@ enum ImageMutator {
   /// Bytes of the inode at `base` (slot `slot`): its `nslots` slots, kept inside the page.
   static func inodeLength(_ img: [UInt8], _ base: Int, slot: Int) -> Int {
     let n = Int(img[base + SlotOffset.nslots])
-    return min(max(n, 1), RoseLayout.inodesPerPage - slot) * RoseLayout.inodeSize
+    return min(max(n, RoseLayout.minInodeSlots), RoseLayout.inodesPerPage - slot)
+      * RoseLayout.inodeSize
   }
 
   static func validSlots(_ img: [UInt8], block b: Int, _ checksum: RoseChecksum) -> [Int] {
     var out: [Int] = []
-    for s in 0..<RoseLayout.inodesPerPage {
+    // An inode starts at least 3 slots before the end of its page.
+    for s in 0...(RoseLayout.inodesPerPage - RoseLayout.minInodeSlots) {
       let base = b * bs + s * RoseLayout.inodeSize
       let stored = img.loadLE(UInt32.self, at: base + SlotOffset.crc)
       if stored == 0 { continue }

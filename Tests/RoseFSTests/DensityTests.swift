@@ -7,8 +7,8 @@ import Testing
   import Glibc
 #endif
 
-/// Issue 10 "Density": 256-byte slots, multi-slot inodes and headerless tail blocks (FORMAT.md 7,
-/// 9.3, 13.2), through the packer, the reader, fsck and the engine.
+/// Issue 10 "Density": 32-byte slots, inodes of a 96-byte core and 3 to 128 slots, and headerless
+/// tail blocks (FORMAT.md 7, 9.3, 13.2), through the packer, the reader, fsck and the engine.
 @Suite struct DensityTests {
   static let t = Timestamp(seconds: 1_700_000_000)
 
@@ -39,8 +39,9 @@ import Testing
     try img.image.write(b, atByte: UInt64(page) * UInt64(RoseLayout.blockSize))
   }
 
-  /// A packed tree with multi-slot inodes: a directory of 100 entries, a 1 KiB inline file, a file
-  /// whose xattrs take one slot more, four files whose 1 KiB tails share one tail block.
+  /// A packed tree with multi-slot inodes: a directory of 100 entries, a 4000-byte file (a tail that
+  /// fills a tail block nearly alone), an inline file with inline xattrs, four files whose 1 KiB
+  /// tails share one tail block.
   static func densityImage() throws -> (TestImage, [String: Inode]) {
     var made: [String: Inode] = [:]
     let img = try TestImage { b in
@@ -53,12 +54,12 @@ import Testing
         dir.children[Name("file-\(i)")] = f
       }
       let kib = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
-      kib.content = try b.data.store(testBytes(1100, seed: 1), ino: kib.ino)
+      kib.content = try b.data.store(testBytes(4000, seed: 1), ino: kib.ino)
       root.children[Name("kib")] = kib
       let x = b.makeInode(
         kind: .regular, permissions: 0o644, mtime: t,
         xattrs: [Xattr("user.note", Array(repeating: 0x78, count: 60))])
-      x.content = try b.data.store(testBytes(100, seed: 2), ino: x.ino)
+      x.content = try b.data.store(testBytes(60, seed: 2), ino: x.ino)
       root.children[Name("xattr")] = x
       for i in 0..<4 {
         let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
@@ -77,20 +78,24 @@ import Testing
   @Test func multiSlotInodesRoundTrip() throws {
     let (img, made) = try Self.densityImage()
     let r = try img.reader()
-    // 100 entries "file-N": 10 of 8 + 6 bytes, 90 of 8 + 7, 1490 bytes: 7 slots (1648 of i_u).
+    // 100 entries "file-N": 10 of 8 + 6 bytes, 90 of 8 + 7, 1490 bytes: ceil((96 + 1490) / 32) = 50
+    // slots (1504 bytes of i_u).
     let dir = try r.readInodeRecord(try #require(made["dir"]).ino, head: 0)
-    #expect(dir.has(InodeFlag.inlineDentry) && dir.nitems == 100 && dir.nslots == 7)
-    #expect(dir.inlineLen == 1490 && dir.inlineCapacity == 1648)
-    // 1100 bytes: 5 slots cost 1280, less than a slot and a 1100-byte fragment. (1024 bytes would
-    // cost the same either way and is a tail: InodeSlots.fileIsInline.)
+    #expect(dir.has(InodeFlag.inlineDentry) && dir.nslots == 50)
+    #expect(try r.entries(of: dir, head: 0).count == 100)
+    #expect(dir.inlineLen == 1490 && dir.inlineCapacity == 1504)
+    // Files of at most 64 bytes are inline ("7": 1 byte, 4 slots); 4000 bytes are a bare core and
+    // a tail fragment.
+    let seven = try r.readInodeRecord(try r.lookup("/dir/file-7", head: 0), head: 0)
+    #expect(seven.has(InodeFlag.inlineData) && seven.nslots == 4 && seven.inlineLen == 1)
     let kib = try r.readInodeRecord(try #require(made["kib"]).ino, head: 0)
-    #expect(kib.has(InodeFlag.inlineData) && kib.nslots == 5)
-    #expect(try r.readAll(ino: kib.ino, head: 0) == testBytes(1100, seed: 1))
-    #expect(InodeSlots.fileIsInline(size: 1100) && !InodeSlots.fileIsInline(size: 1024))
-    #expect(InodeSlots.fileIsInline(size: 368) && !InodeSlots.fileIsInline(size: 256))
-    // 100 bytes of data and a 73-byte xattr record: one slot more than the content needs.
+    #expect(kib.has(InodeFlag.tail) && kib.nslots == 3 && kib.tailLen == 4000)
+    #expect(try r.readAll(ino: kib.ino, head: 0) == testBytes(4000, seed: 1))
+    #expect(InodeSlots.fileIsInline(size: 64) && !InodeSlots.fileIsInline(size: 65))
+    // 60 bytes of data and a 73-byte xattr record inline: ceil((96 + 133) / 32) = 8 slots.
     let x = try r.readInodeRecord(try #require(made["xattr"]).ino, head: 0)
-    #expect(x.nslots == 2 && x.xattrLen == 73 && !x.has(InodeFlag.xattrNode))
+    #expect(x.nslots == 8 && x.xattrLen == 73 && !x.has(InodeFlag.xattrNode))
+    #expect(x.has(InodeFlag.inlineData) && x.inlineLen == 60)
     #expect(try r.xattrs(of: x, head: 0) == [Xattr("user.note", Array(repeating: 0x78, count: 60))])
     // Inode numbers follow the slots: the next inode starts after the extent, never across a page.
     let perPage = UInt32(RoseLayout.inodesPerPage)
@@ -136,26 +141,26 @@ import Testing
 
   @Test func fsckCatchesOverlappingSlotExtents() throws {
     let (img, made) = try Self.densityImage()
-    // "xattr" (2 slots) is followed by "tail-0": make "xattr" claim 3 slots, covering tail-0's slot.
+    // "xattr" (8 slots) is followed by "tail-0": make "xattr" claim 9 slots, covering tail-0's first.
     let x = try #require(made["xattr"]).ino
     let next = try #require(made["tail-0"]).ino
-    #expect(next == x + 2)
-    try Self.patchInode(img, x, slots: 3) { b, base in b[base + SlotOffset.nslots] = 3 }
+    #expect(next == x + 8)
+    try Self.patchInode(img, x, slots: 9) { b, base in b[base + SlotOffset.nslots] = 9 }
     let problems = Fsck.check(image: img.image)
     #expect(
-      problems.contains { $0.contains("slot \(next % 16) is in the extent of ino \(x)") },
+      problems.contains { $0.contains("slot \(next % 128) is in the extent of ino \(x)") },
       "\(problems)")
   }
 
   @Test func fsckCatchesNslotsCrossingThePage() throws {
     let (img, made) = try Self.densityImage()
     let x = try #require(made["xattr"]).ino
-    let slot = Int(x % 16)
-    try Self.patchInode(img, x, slots: 16 - slot) { b, base in
-      b[base + SlotOffset.nslots] = UInt8(17 - slot)
+    let slot = Int(x % 128)
+    try Self.patchInode(img, x, slots: 128 - slot) { b, base in
+      b[base + SlotOffset.nslots] = UInt8(129 - slot)
     }
     let problems = Fsck.check(image: img.image)
-    #expect(problems.contains { $0.contains("nslots \(17 - slot)") }, "\(problems)")
+    #expect(problems.contains { $0.contains("nslots \(129 - slot)") }, "\(problems)")
   }
 
   @Test func fsckCatchesOverlappingFragments() throws {
@@ -217,7 +222,7 @@ import Testing
     let dev = try FileBlockDevice(path: img.path, writable: true)
     let e = try RoseEngine.open(device: dev, subvolume: nil, readOnly: false)
     let root = e.rootIno
-    // A new inode page: target, stuck, blocker, grows, gap in slots 0-4, the rest free.
+    // A new inode page: target, stuck, blocker, grows, gap in slots 0-14 (3 each), the rest free.
     let target = try e.createFile(root, "target")
     let stuck = try e.mkdir(parent: root, name: Array("stuck".utf8), mode: 0o755, uid: 0, gid: 0)
       .ino
@@ -226,8 +231,8 @@ import Testing
       .ino
     _ = try e.mkdir(parent: root, name: Array("gap".utf8), mode: 0o755, uid: 0, gid: 0)
     try e.rmdir(parent: root, name: Array("gap".utf8))  // the slot after "grows" is free again
-    #expect(stuck == target + 1 && blocker == stuck + 1 && grows == blocker + 1)
-    // 30 names of 10 bytes: 540 bytes of inline entries, 3 slots.
+    #expect(stuck == target + 3 && blocker == stuck + 3 && grows == blocker + 3)
+    // 30 names of 10 bytes: 540 bytes of inline entries, ceil((96 + 540) / 32) = 20 slots.
     for i in 0..<30 {
       let name = Array(String(format: "link-%05d", i).utf8)
       try e.link(target, newParent: grows, newName: name)
@@ -235,16 +240,16 @@ import Testing
     }
     try e.sync()
     let g = try #require(try e.loadInode(grows, head: e.head))
-    #expect(g.rec.has(InodeFlag.inlineDentry) && g.rec.nslots == 3 && g.rec.nitems == 30)
+    #expect(g.rec.has(InodeFlag.inlineDentry) && g.rec.nslots == 20 && g.entries.count == 30)
     let s = try #require(try e.loadInode(stuck, head: e.head))
-    #expect(s.rec.has(InodeFlag.dirTree) && s.rec.nslots == 1)
-    // Shrinking gives the slots back: one entry left fits one slot.
+    #expect(s.rec.has(InodeFlag.dirTree) && s.rec.nslots == 3)
+    // Shrinking gives the slots back: one entry left (18 bytes) takes 4 slots.
     for i in 1..<30 {
       try e.unlink(parent: grows, name: Array(String(format: "link-%05d", i).utf8))
     }
     try e.sync()
     let g2 = try #require(try e.loadInode(grows, head: e.head))
-    #expect(g2.rec.has(InodeFlag.inlineDentry) && g2.rec.nslots == 1)
+    #expect(g2.rec.has(InodeFlag.inlineDentry) && g2.rec.nslots == 4)
     try e.unmount()
     #expect(try fsckProblems(path: img.path).isEmpty)
   }

@@ -29,7 +29,7 @@ import Testing
       current == dump, "docs/FORMAT.md section 16 is stale: run ROSEPACK_UPDATE_DOCS=1 swift test")
   }
 
-  /// The example image of section 16: root, an inline file, a tail-packed file, a two-slot inline
+  /// The example image of section 16: root, an inline file, a tail-packed file, a five-slot inline
   /// file, subvolumes a and b.
   static func exampleImage() throws -> (TempImage, BuildReport) {
     let tmp = TempImage()
@@ -42,10 +42,10 @@ import Testing
     let tail = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     tail.content = try b.data.store(
       [UInt8](repeating: 0x41, count: 4096) + Array("tail".utf8), ino: tail.ino)
-    // 300 bytes: inline in two slots (FORMAT.md 7: 2 * 256 < 256 + 300).
+    // 60 bytes: inline (FORMAT.md 7: at most 64 bytes), in ceil((96 + 60) / 32) = 5 slots.
     let notes = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     notes.content = try b.data.store(
-      Array(String(repeating: "two slots. ", count: 28).utf8.prefix(300)), ino: notes.ino)
+      Array(String(repeating: "five slots. ", count: 5).utf8.prefix(60)), ino: notes.ino)
     root.children[Name("hello.txt")] = hello
     root.children[Name("tail.bin")] = tail
     root.children[Name("notes.txt")] = notes
@@ -142,7 +142,7 @@ import Testing
       return "map-index block of the SSA (level 1; the SSA has 13 content blocks, 1 stored)"
     default:
       return
-        "inode page, nid 1 (slots 0-4: ino 16 /, 17 /hello.txt, 18 /tail.bin, 19 /notes.txt in slots 3-4); its NAT entry is nat[1]"
+        "inode page, nid 1 (ino 128 / in slots 0-4, 133 /hello.txt in 5-8, 137 /tail.bin in 9-11, 140 /notes.txt in 12-16); its NAT entry is nat[1]"
     }
   }
 
@@ -237,48 +237,36 @@ import Testing
         }
       }
     default:
-      if r.u32(0x80) != 0 {
+      if r.u32(SlotOffset.ino) != 0 {
         var next = 0
         for slot in 0..<RoseLayout.inodesPerPage where slot >= next {
           let o = slot * RoseLayout.inodeSize
-          guard r.u32(o + 0x80) != 0 else { continue }
-          // An inode of several slots: its i_u continues in the next ones.
-          next = slot + max(1, Int(r.u8(o + 0x8D)))
-          s +=
-            next - slot == 1
-            ? "slot \(slot) (block offset 0x\(String(o, radix: 16))):\n"
-            : "slots \(slot)-\(next - 1) (block offset 0x\(String(o, radix: 16))):\n"
+          guard slot + RoseLayout.minInodeSlots <= RoseLayout.inodesPerPage,
+            r.u32(o + SlotOffset.ino) != 0
+          else { continue }
+          // An inode takes 3 or more slots: a 96-byte core, then its i_u.
+          next = slot + max(RoseLayout.minInodeSlots, Int(r.u8(o + SlotOffset.nslots)))
+          s += "slots \(slot)-\(next - 1) (block offset 0x\(String(o, radix: 16))):\n"
           f(
             o + 0x000, "mode, flags",
             "0o\(String(r.u16(o), radix: 8)), \(hex32(UInt32(r.u16(o + 2))))")
           f(o + 0x004, "uid, gid", "\(r.u32(o + 0x4)), \(r.u32(o + 0x8))")
+          f(o + 0x00C, "nlink, size", "\(r.u32(o + 0xC)), \(r.u64(o + 0x10))")
+          f(o + 0x018, "atime", r.i64(o + 0x18))
+          f(o + 0x020, "mtime", r.i64(o + 0x20))
+          f(o + 0x028, "ctime", r.i64(o + 0x28))
           f(
-            o + 0x00C, "nlink, size, blocks",
-            "\(r.u32(o + 0xC)), \(r.u64(o + 0x10)), \(r.u64(o + 0x18))")
-          f(o + 0x020, "atime", r.i64(o + 0x20))
-          f(o + 0x028, "mtime", r.i64(o + 0x28))
-          f(o + 0x030, "ctime", r.i64(o + 0x30))
-          f(o + 0x038, "crtime (the packer writes ctime)", r.i64(o + 0x38))
+            o + 0x030, "atime_ns, mtime_ns, ctime_ns",
+            (0..<3).map { "\(r.u32(o + 0x30 + 4 * $0))" }.joined(separator: ", "))
+          f(o + 0x03C, "ino, crc", "\(r.u32(o + 0x3C)), \(hex32(r.u32(o + 0x40)))")
+          f(o + 0x044, "parent, xattr_nid", "\(r.u32(o + 0x44)), \(r.u32(o + 0x48))")
           f(
-            o + 0x040, "atime_ns, mtime_ns, ctime_ns, crtime_ns",
-            (0..<4).map { "\(r.u32(o + 0x40 + 4 * $0))" }.joined(separator: ", "))
+            o + 0x04C, "tail_blk, tree_root, blocks",
+            "\(r.u32(o + 0x4C)), \(r.u32(o + 0x50)), \(r.u32(o + 0x54))")
           f(
-            o + 0x050, "generation", r.u32(o + 0x50))
-          f(o + 0x054, "parent", r.u32(o + 0x54))
-          f(
-            o + 0x058, "xattr_nid, rdev_major, rdev_minor",
-            "\(r.u32(o + 0x58)), \(r.u32(o + 0x60)), \(r.u32(o + 0x64))")
-          f(o + 0x068, "cp_ver", r.u64(o + 0x68))
-          f(
-            o + 0x070, "tail_blk, tail_off, tail_len",
-            "\(r.u32(o + 0x70)), \(r.u16(o + 0x74)), \(r.u16(o + 0x76))")
-          f(
-            o + 0x078, "inline_len, xattr_len, nitems",
-            "\(r.u16(o + 0x78)), \(r.u16(o + 0x7A)), \(r.u32(o + 0x7C))")
-          f(o + 0x080, "ino, crc", "\(r.u32(o + 0x80)), \(hex32(r.u32(o + 0x84)))")
-          f(
-            o + 0x088, "tree_root, tree_depth, nslots",
-            "\(r.u32(o + 0x88)), \(r.u8(o + 0x8C)), \(r.u8(o + 0x8D))")
+            o + 0x058, "inline_len, xattr_len, tail_off",
+            "\(r.u16(o + 0x58)), \(r.u16(o + 0x5A)), \(r.u16(o + 0x5C))")
+          f(o + 0x05E, "nslots, tree_depth", "\(r.u8(o + 0x5E)), \(r.u8(o + 0x5F))")
         }
       }
     }

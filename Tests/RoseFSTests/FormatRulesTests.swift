@@ -43,13 +43,14 @@ import Testing
     #expect(
       Timestamp(signMagnitudeSeconds: 5, nanoseconds: 7) == Timestamp(seconds: 5, nanoseconds: 7))
     #expect(Timestamp(signMagnitudeSeconds: -5, nanoseconds: 0).signMagnitude == (-5, 0))
-    var ino: UInt32 = 0
+    var file: Inode?
     let (tmp, _) = try Self.pack { b, root in
       let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: t, atime: t, ctime: t)
       f.content = try b.data.store(Array("x".utf8), ino: f.ino)
       root.children[Name("old")] = f
-      ino = f.ino
+      file = f
     }
+    let ino = try #require(file).ino
     let reader = try ImageReader(image: tmp.image)
     let rec = try reader.readInodeRecord(ino, head: 0)
     let perPage = UInt32(RoseLayout.inodesPerPage)
@@ -57,15 +58,16 @@ import Testing
     let slot = ByteReader(page, base: Int(ino % perPage) * RoseLayout.inodeSize)
     #expect(slot.i64(SlotOffset.mtime) == -1_234_567_890)
     #expect(slot.u32(SlotOffset.mtimeNs) == 987_654_321)
-    #expect(slot.i64(SlotOffset.crtime) == -1_234_567_890)
-    #expect(rec.mtime == t && rec.atime == t && rec.ctime == t && rec.crtime == t)
+    #expect(slot.i64(SlotOffset.ctime) == -1_234_567_890)
+    #expect(slot.u32(SlotOffset.ctimeNs) == 987_654_321)
+    #expect(rec.mtime == t && rec.atime == t && rec.ctime == t)
     #expect(Fsck.check(image: tmp.image).isEmpty)
   }
 
-  // (3) Content form first (INLINE_DATA; EXTENTS when the 12 * n bytes fit 16 slots, else
-  // EXTTREE), then xattrs inline in the same slots or one more, else an xattr node.
+  // (3) Content form first (INLINE_DATA; EXTENTS when the 12 * n bytes fit 128 slots, else
+  // EXTTREE), then xattrs inline when the inode with them still fits its page, else an xattr node.
   @Test(arguments: [
-    (30, "inline", 3), (329, "node", 16), (330, "tree", 1),
+    (30, "inline", 15), (332, "inline", 128), (333, "node", 128), (334, "tree", 4),
   ])
   func extentFormIsDecidedBeforeXattrs(extentCount: Int, xattrs: String, nslots: Int) throws {
     var file: Inode?
@@ -86,18 +88,19 @@ import Testing
     let ino = try #require(file).ino
     let reader = try ImageReader(image: tmp.image)
     let rec = try reader.readInodeRecord(ino, head: 0)
-    #expect(rec.nitems == UInt32(extentCount))
+    #expect(try reader.extents(of: rec, head: 0).count == extentCount)
     #expect(Int(rec.nslots) == nslots)
     switch xattrs {
     case "inline":
-      // 360 bytes of extents take 2 slots (368 bytes of i_u); the 12-byte xattr takes one more.
-      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 360 && rec.xattrLen == 12)
+      // 30 extents: 360 + 12 bytes take ceil((96 + 372) / 32) = 15 slots; 332 extents: 3984 + 12
+      // bytes fill the page's 4000.
+      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == extentCount * 12 && rec.xattrLen == 12)
     case "node":
-      // 3948 bytes of extents fill 16 slots: no slot more, so the xattr goes to a node.
-      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 3948)
+      // 3996 bytes of extents leave 4 bytes of the page: the xattr goes to a node.
+      #expect(rec.has(InodeFlag.extents) && rec.inlineLen == 3996)
       #expect(rec.has(InodeFlag.xattrNode) && rec.xattrLen == 0)
     default:
-      // 3960 bytes cannot be inline: a tree, and the xattr fits one slot's i_u.
+      // 4008 bytes cannot be inline: a tree, and the xattr is inline in one slot after the core.
       #expect(rec.has(InodeFlag.extentTree) && !rec.has(InodeFlag.xattrNode) && rec.xattrLen == 12)
     }
     #expect(try reader.xattrs(of: rec, head: 0) == [Xattr("user.k", [1, 2])])
@@ -165,38 +168,40 @@ import Testing
   // (9) Holes: the last partial block may be a hole, EXTENTS + TAIL may have no extent, and a
   // file may be all hole.
   @Test func holesAnywhereIncludingTheLastPartialBlock() throws {
-    var inos: [String: UInt32] = [:]
+    var files: [String: Inode] = [:]
     let (tmp, _) = try Self.pack { b, root in
       // 6000 bytes: block 0 stored, block 1 (bytes 4096..5999) a hole, no TAIL.
       let lastHole = try Self.addFile(b, root, "last-hole", [UInt8](repeating: 0x42, count: 8192))
       lastHole.content = FileContent(size: 6000, extents: [lastHole.content.extents[0].first(1)])
-      // 4100 bytes: block 0 a hole, the 4-byte tail packed: EXTENTS + TAIL with nitems = 0.
+      // 4100 bytes: block 0 a hole, the 4-byte tail packed: EXTENTS + TAIL with no extent.
       let tailOnly = try Self.addFile(
         b, root, "tail-only", [UInt8](repeating: 0, count: 4096) + Array("tail".utf8))
       tailOnly.content.extents = []
-      // 10000 bytes, nothing stored: EXTENTS with nitems = 0.
+      // 10000 bytes, nothing stored: EXTENTS with no extent.
       let allHole = b.makeInode(kind: .regular, permissions: 0o644, mtime: Timestamp(seconds: 0))
       allHole.content = FileContent(size: 10_000)
       root.children[Name("all-hole")] = allHole
       for (n, i) in [("last-hole", lastHole), ("tail-only", tailOnly), ("all-hole", allHole)] {
-        inos[n] = i.ino
+        files[n] = i
       }
     }
+    // The packer numbers inodes by the slots they take: read the numbers after packing.
+    let inos = files.mapValues(\.ino)
     #expect(Fsck.check(image: tmp.image).isEmpty)
     let reader = try ImageReader(image: tmp.image)
     let lastHole = try reader.readInodeRecord(try #require(inos["last-hole"]), head: 0)
-    #expect(lastHole.flags == InodeFlag.extents && lastHole.nitems == 1 && lastHole.blocks == 8)
+    #expect(lastHole.flags == InodeFlag.extents && lastHole.inlineLen == 12 && lastHole.blocks == 8)
     #expect(
       try reader.readAll(ino: lastHole.ino, head: 0)
         == [UInt8](repeating: 0x42, count: 4096) + [UInt8](repeating: 0, count: 1904))
     let tailOnly = try reader.readInodeRecord(try #require(inos["tail-only"]), head: 0)
-    #expect(tailOnly.flags == InodeFlag.extents | InodeFlag.tail && tailOnly.nitems == 0)
+    #expect(tailOnly.flags == InodeFlag.extents | InodeFlag.tail && tailOnly.tailLen == 4)
     #expect(tailOnly.inlineLen == 0 && tailOnly.blocks == 0)
     #expect(
       try reader.readAll(ino: tailOnly.ino, head: 0)
         == [UInt8](repeating: 0, count: 4096) + Array("tail".utf8))
     let allHole = try reader.readInodeRecord(try #require(inos["all-hole"]), head: 0)
-    #expect(allHole.flags == InodeFlag.extents && allHole.nitems == 0 && allHole.blocks == 0)
+    #expect(allHole.flags == InodeFlag.extents && allHole.inlineLen == 0 && allHole.blocks == 0)
     #expect(try reader.readAll(ino: allHole.ino, head: 0) == [UInt8](repeating: 0, count: 10_000))
   }
 

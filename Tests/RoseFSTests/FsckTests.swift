@@ -20,21 +20,21 @@ func tinyImage() throws -> TestImage {
     let tailed = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
     tailed.content = try b.data.store(testBytes(4100, seed: 1), ino: tailed.ino)
     root.children[Name("tailed")] = tailed
-    // 330 one-block extents: 3960 bytes, more than 16 slots hold inline, so an extent tree.
+    // 340 one-block extents: 4080 bytes, more than 128 slots hold inline, so an extent tree.
     let fragmented = b.makeInode(kind: .regular, permissions: 0o644, mtime: t)
-    try b.data.beginFile(ino: fragmented.ino, size: 660 * 4096)
-    for i in 0..<330 {
+    try b.data.beginFile(ino: fragmented.ino, size: 680 * 4096)
+    for i in 0..<340 {
       try b.data.write(testBytes(4096, seed: UInt64(i)), at: UInt64(2 * i) * 4096)
     }
     fragmented.content = try b.data.finishFile()
     root.children[Name("fragmented")] = fragmented
     let big = b.makeInode(kind: .directory, permissions: 0o755, mtime: t)
-    // 300 entries: more than 3952 bytes inline, so a directory tree.
+    // 300 entries: more than 4000 bytes inline, so a directory tree.
     for i in 0..<300 { big.children[Name("entry-\(i)")] = small }
     root.children[Name("big")] = big
     let xn = b.makeInode(
       kind: .symlink, permissions: 0o777, mtime: t,
-      xattrs: [Xattr("user.v", testBytes(500, seed: 2))])
+      xattrs: [Xattr("user.v", testBytes(4010, seed: 2))])  // more than a page's i_u: a node
     xn.content = try b.data.store(Array("small".utf8), ino: xn.ino)
     root.children[Name("link")] = xn
     let croot = root.clone()
@@ -111,14 +111,14 @@ func tinyImage() throws -> TestImage {
   /// Byte offsets of `block` to flip. Exhaustive flipping of all 362 used blocks would take far too
   /// long in a debug build (several ms per fsck run), so: every byte of the superblock, of the
   /// checkpoint's fixed part, of every block header and record area (the first 256 bytes) and of every
-  /// inode slot's fixed fields in inode pages; elsewhere a stride of 37 with a per-block phase; data blocks
+  /// inode's 96-byte core in inode pages; elsewhere a stride of 37 with a per-block phase; data blocks
   /// three bytes each. Every byte of a metadata block is under one whole-block checksum (or a slot
   /// checksum, or the zero rule), so the stride still exercises each kind of coverage.
-  static func flipOffsets(block: UInt32, isData: Bool, isInodePage: Bool) -> [Int] {
+  static func flipOffsets(block: UInt32, isData: Bool, isInodePage: Bool, page: [UInt8]) -> [Int] {
     var out = Set<Int>()
     let phase = Int(block) % 37
     if isData {
-      // The extent tree's 330 data blocks: a few bytes each (the same checksum covers all).
+      // The extent tree's 340 data blocks: a few bytes each (the same checksum covers all).
       out.formUnion([0, Int(block) % 4096, 4095])
       return out.sorted()
     }
@@ -130,9 +130,18 @@ func tinyImage() throws -> TestImage {
     default:
       out.formUnion(0..<256)
       if isInodePage {
-        for slot in 0..<RoseLayout.inodesPerPage {
+        // The 96-byte core of every inode, found by walking `nslots` from slot 0 (unused slots are
+        // zero and covered by the stride).
+        var slot = 0
+        while slot + RoseLayout.minInodeSlots <= RoseLayout.inodesPerPage {
           let o = slot * RoseLayout.inodeSize
-          out.formUnion(o..<o + 0x90)
+          let n = Int(page[o + SlotOffset.nslots])
+          guard n >= RoseLayout.minInodeSlots else {
+            slot += 1
+            continue
+          }
+          out.formUnion(o..<o + InodeCore.size)
+          slot += n
         }
       }
     }
@@ -157,14 +166,15 @@ func tinyImage() throws -> TestImage {
     #expect(used.count > 40)
     var flips = 0
     var missed: [String] = []
-    // The extent tree's 330 data blocks are alike (one SSA checksum each): eight of them are
+    // The extent tree's 340 data blocks are alike (one SSA checksum each): eight of them are
     // flipped, and only their flips need fsck's data pass (time: each pass reads every data block).
     let flippedData = Set(dataBlocks.sorted().prefix(4) + dataBlocks.sorted().suffix(4))
     for block in used.sorted() where !dataBlocks.contains(block) || flippedData.contains(block) {
       let base = UInt64(block) * 4096
       let isData = dataBlocks.contains(block)
+      let page = try img.image.readBlock(block)
       for o in Self.flipOffsets(
-        block: block, isData: isData, isInodePage: inodePages.contains(block))
+        block: block, isData: isData, isInodePage: inodePages.contains(block), page: page)
       {
         let orig = try img.image.read(count: 1, atByte: base + UInt64(o))
         try img.image.write([orig[0] ^ 0x5A], atByte: base + UInt64(o))

@@ -10,7 +10,7 @@ import Testing
     ("Superblock", Superblock.self, 256), ("Checkpoint", Checkpoint.self, 4096),
     ("LogHead", LogHead.self, 8), ("MetaRoot", MetaRoot.self, 16), ("Head", Head.self, 128),
     ("NatJournalEntry", NatJournalEntry.self, 12), ("BlockHeader", BlockHeader.self, 32),
-    ("InodeSlot", InodeSlot.self, 256), ("SSAEntry", SSAEntry.self, 12),
+    ("InodeCore", InodeCore.self, 96), ("SSAEntry", SSAEntry.self, 12),
     ("DirLeafRecord", DirLeafRecord.self, 16),
     ("ExtentRecord", ExtentRecord.self, 12), ("InlineDirent", InlineDirent.self, 8),
     ("XattrRecord", XattrRecord.self, 4), ("RollForwardRecord", RollForwardRecord.self, 4096),
@@ -38,13 +38,21 @@ import Testing
         == Checkpoint.reservedTail)
     #expect(
       Checkpoint.Offset.logs + RoseLayout.nrLogs * LogHead.size == Checkpoint.Offset.rfNext)
-    #expect(SlotOffset.inline + RoseLayout.oneSlotInline == InodeSlot.size)
-    #expect(RoseLayout.inodesPerPage * InodeSlot.size == RoseLayout.blockSize)
-    #expect(RoseLayout.maxInodeSlots * InodeSlot.size == RoseLayout.blockSize)
-    // i_u of 1, 2 and 16 slots (FORMAT.md section 7).
-    #expect(InodeSlots.capacity(nslots: 1) == 112 && InodeSlots.capacity(nslots: 2) == 368)
-    #expect(InodeSlots.capacity(nslots: 16) == RoseLayout.maxInline && RoseLayout.maxInline == 3952)
-    #expect(SlotOffset.nslots == 0x8D && SlotOffset.reserved08E == 0x8E)
+    // The core is whole 32-byte slots; `i_u` starts after it; 128 slots fill a page.
+    #expect(SlotOffset.inline == InodeCore.size && InodeCore.size == 96)
+    #expect(RoseLayout.minInodeSlots * RoseLayout.inodeSize == InodeCore.size)
+    #expect(RoseLayout.inodesPerPage * RoseLayout.inodeSize == RoseLayout.blockSize)
+    #expect(RoseLayout.maxInodeSlots * RoseLayout.inodeSize == RoseLayout.blockSize)
+    // i_u of 3, 4 and 128 slots (FORMAT.md section 7).
+    #expect(InodeSlots.capacity(nslots: 3) == 0 && InodeSlots.capacity(nslots: 4) == 32)
+    #expect(
+      InodeSlots.capacity(nslots: 128) == RoseLayout.maxInline && RoseLayout.maxInline == 4000)
+    #expect(InodeSlots.slots(forInline: 0) == 3 && InodeSlots.slots(forInline: 1) == 4)
+    #expect(InodeSlots.slots(forInline: 4000) == 128 && InodeSlots.slots(forInline: 4001) == 129)
+    // Devices keep their numbers where other inodes keep the tail block and the tree root.
+    #expect(
+      SlotOffset.rdevMajor == SlotOffset.tailBlk && SlotOffset.rdevMinor == SlotOffset.treeRoot)
+    #expect(SlotOffset.nslots == 0x5E && SlotOffset.treeDepth == 0x5F)
     // Record arrays after the block header.
     let body = RoseLayout.blockSize - BlockHeader.size
     #expect(RoseLayout.addressesPerBlock == body / 4)
@@ -95,7 +103,7 @@ import Testing
   @Test(arguments: [
     ("## 3. Superblock", "Superblock"), ("## 4. Checkpoint", "Checkpoint"),
     ("**Head** (128 bytes)", "Head"), ("## 5. Block header", "BlockHeader"),
-    ("### 6.4 SSA", "SSAEntry"), ("## 7. Inodes", "InodeSlot"),
+    ("### 6.4 SSA", "SSAEntry"), ("## 7. Inodes", "InodeCore"),
     ("**RollForwardRecord** (4096 bytes)", "RollForwardRecord"),
     ("**RollForwardEntry** (24 bytes)", "RollForwardEntry"),
   ])

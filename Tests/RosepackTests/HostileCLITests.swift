@@ -125,7 +125,9 @@ struct HostileCLITests {
     var bytes = try read(image)
     let ck = RoseChecksum(uuid: reader.superblock.uuid)
     var patched = 0
-    for slotStart in stride(from: 16 * 4096, to: bytes.count, by: RoseLayout.inodeSize) {
+    for slotStart in stride(
+      from: 16 * 4096, to: bytes.count - InodeCore.size, by: RoseLayout.inodeSize)
+    {
       guard bytes.loadLE(UInt32.self, at: slotStart + SlotOffset.ino) == root else { continue }
       // The root inode takes `nslots` slots; its checksum covers all of them.
       let length = Int(bytes[slotStart + SlotOffset.nslots]) * RoseLayout.inodeSize

@@ -64,12 +64,7 @@ extension InodeRecord {
     -> InodeRecord
   {
     InodeRecord(
-      ino: ino, mode: mode, flags: 0, uid: uid, gid: gid, nlink: 1, size: 0, blocks: 0,
-      atime: time, mtime: time, ctime: time, crtime: time, generation: 0, parent: 0, xattrNid: 0,
-      reserved05C: 0, rdevMajor: 0, rdevMinor: 0, cpVer: 0, tailBlk: 0, tailOff: 0, tailLen: 0,
-      inlineLen: 0, xattrLen: 0, nitems: 0, crc: 0, treeRoot: 0, treeDepth: 0, nslots: 1,
-      reserved08E: [0, 0],
-      inlineArea: [UInt8](repeating: 0, count: RoseLayout.oneSlotInline))
+      ino: ino, mode: mode, uid: uid, gid: gid, atime: time, mtime: time, ctime: time)
   }
 }
 
@@ -126,9 +121,10 @@ final class EngineInode {
 
   var isInlineForm: Bool { (kind == .regular || kind == .symlink) && inlineData }
 
-  /// The largest size this file keeps inline: one slot's `i_u`, or all of the slots an inline
-  /// file already holds (the engine grows files into blocks, not into more slots).
+  /// The largest size this file keeps inline: the `i_u` of the slots an inline file already holds
+  /// (0 for a new file's bare core: the engine grows files into blocks and a tail, not into more
+  /// slots).
   var inlineLimit: UInt64 {
-    UInt64(max(RoseLayout.oneSlotInline, inlineData ? rec.inlineCapacity : 0))
+    UInt64(inlineData ? rec.inlineCapacity : 0)
   }
 }

@@ -239,15 +239,15 @@ extension RoseEngine {
     rec.flags = 0
     rec.inlineLen = 0
     rec.xattrLen = 0
-    rec.nitems = 0
-    rec.treeRoot = 0
+    if !rec.isDevice {
+      // A device keeps its numbers in these two fields (FORMAT.md 7).
+      rec.treeRoot = 0
+      rec.tailBlk = 0
+    }
     rec.treeDepth = 0
-    rec.tailBlk = 0
     rec.tailOff = 0
-    rec.tailLen = 0
-    rec.blocks = 0
+    rec.dataBlocks = 0
     rec.xattrNid = 0
-    rec.cpVer = cpVer
     var area = [UInt8](repeating: 0, count: RoseLayout.maxInline)
     var reuse = n.nodeNids
     var used: [UInt32] = []
@@ -261,7 +261,6 @@ extension RoseEngine {
     case .directory:
       let set = leafSet(n)
       let inl = encodeInlineDirents(set.sorted)
-      rec.nitems = UInt32(set.count)
       if canHoldInline(n, bytes: inl.count) {
         claimSlots(n, InodeSlots.slots(forInline: inl.count))
         rec.flags = InodeFlag.inlineDentry
@@ -300,8 +299,7 @@ extension RoseEngine {
             extents.append(Extent(logical: l, physical: a, count: 1))
           }
         }
-        rec.blocks = UInt64(map.count) * 8
-        rec.nitems = UInt32(extents.count)
+        rec.dataBlocks = UInt32(clamping: map.count)
         let e = encodeExtents(extents)
         if canHoldInline(n, bytes: e.count) {
           claimSlots(n, InodeSlots.slots(forInline: e.count))
@@ -320,7 +318,9 @@ extension RoseEngine {
           rec.flags |= InodeFlag.tail
           rec.tailBlk = blk
           rec.tailOff = off
-          rec.tailLen = len
+          guard UInt64(len) == rec.size % UInt64(RoseLayout.blockSize) else {
+            throw EngineError.corrupt("ino \(ino): tail fragment of \(len) bytes, size \(rec.size)")
+          }
         }
       }
     default:

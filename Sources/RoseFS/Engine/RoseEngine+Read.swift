@@ -66,10 +66,12 @@ extension RoseEngine {
       } else {
         var extents: [Extent] = []
         if rec.has(InodeFlag.extents) {
-          guard Int(rec.nitems) * 12 <= rec.inlineCapacity else {
-            throw EngineError.corrupt("\(what): \(rec.nitems) inline extents do not fit")
+          guard Int(rec.inlineLen) <= rec.inlineCapacity,
+            Int(rec.inlineLen) % ExtentRecord.size == 0
+          else {
+            throw EngineError.corrupt("\(what): inline_len \(rec.inlineLen) is not whole extents")
           }
-          extents = ImageReader.extentRecords(rec.inlineArea, at: 0, count: Int(rec.nitems))
+          extents = ImageReader.extentRecords(rec.inlineArea, at: 0, count: rec.inlineExtentCount)
         } else if rec.has(InodeFlag.extentTree) {
           n.nodeNids = try walkTree(
             root: rec.treeRoot, depth: Int(rec.treeDepth), magic: Magic.extentNode, ino: ino,
@@ -103,7 +105,7 @@ extension RoseEngine {
       if rec.has(InodeFlag.inlineDentry) {
         let area = Array(rec.inlineArea[0..<min(Int(rec.inlineLen), rec.inlineCapacity)])
         var p = 0
-        for _ in 0..<rec.nitems {
+        while p < area.count {
           guard p + 8 <= area.count else { throw EngineError.corrupt("\(what): inline dentries") }
           let r = ByteReader(area, base: p)
           let len = Int(r.u8(5))

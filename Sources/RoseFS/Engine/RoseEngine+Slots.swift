@@ -1,18 +1,25 @@
-// Inode slots and tail blocks of the engine (FORMAT.md 7, 9.3 and 13.2): a pool of free slots in
+// Inode slots and tail blocks of the engine (FORMAT.md 7, 9.3 and 13.2): a pool of free 32-byte slots in
 // the inode pages only this head uses, multi-slot inodes growing into the slots after them, and the
 // inodes that use a headerless tail block, found through the inode pages its SSA entry names.
 
 extension RoseEngine {
   var slotsPerPage: UInt32 { UInt32(RoseLayout.inodesPerPage) }
 
-  /// A free inode number: the lowest free slot of a page this head alone uses, or a new page.
+  /// A free inode number: the lowest free slot of a page this head alone uses that starts
+  /// `minInodeSlots` free slots (a bare 96-byte core), or a new page. A popped slot that cannot start
+  /// an inode stays in the pool for a neighbour to grow into.
   func allocateIno() -> UInt32 {
+    let need = UInt32(RoseLayout.minInodeSlots)
     while let i = freeInos.popLast() {
-      if freeInoSet.remove(i) != nil { return i }
+      guard freeInoSet.contains(i), i % slotsPerPage + need <= slotsPerPage,
+        (1..<need).allSatisfy({ freeInoSet.contains(i + $0) })
+      else { continue }
+      for j in 0..<need { freeInoSet.remove(i + j) }
+      return i
     }
     let nid = newNid()
     reservedNids.insert(nid)
-    for s in (1..<slotsPerPage).reversed() {
+    for s in (need..<slotsPerPage).reversed() {
       freeInos.append(nid * slotsPerPage + s)
       freeInoSet.insert(nid * slotsPerPage + s)
     }
@@ -60,7 +67,7 @@ extension RoseEngine {
     let have = Int(n.rec.nslots)
     guard want < have else { return }
     for j in want..<have { releaseSlot(n.rec.ino + UInt32(j)) }
-    n.rec.nslots = UInt8(max(1, want))
+    n.rec.nslots = UInt8(max(RoseLayout.minInodeSlots, want))
   }
 
   /// Whether a directory's `bytes` of inline entries (with its inline xattrs, if any) would be

@@ -153,7 +153,17 @@ extension RoseEngine {
   func resize(_ n: EngineInode, to newSize: UInt64) throws(EngineError) {
     let old = n.rec.size
     guard newSize != old else { return }
-    let inlineMax = n.inlineLimit
+    var inlineMax = n.inlineLimit
+    // Small inline content (a symlink target, a tiny file) stays inline as the packer keeps it
+    // (FORMAT.md 7), in free slots right after the inode's own; a tail would cost a tail block
+    // read and, on unlink, a search of the block's inode pages.
+    let want = InodeSlots.slots(forInline: Int(min(newSize, UInt64(RoseLayout.maxInline) + 1)))
+    if n.isInlineForm, newSize > inlineMax, newSize <= InodeSlots.packerInlineMax,
+      slotsAvailable(n, want)
+    {
+      claimSlots(n, want)
+      inlineMax = n.inlineLimit
+    }
     let bs = UInt64(RoseLayout.blockSize)
     markDirty(n)
     if newSize <= inlineMax {

@@ -401,7 +401,7 @@ public final class RoseEngine: VolumeOperations, @unchecked Sendable {
       // children), never fewer than the inode has now; one xattr node.
       var tree = 0
       if n.kind == .directory {
-        if n.entryBytes - 8 * n.entries.count > RoseLayout.oneSlotInline {
+        if n.entryBytes - 8 * n.entries.count > 0 {
           tree = n.entryBytes / 3000 + 2
         }
       } else if n.blocks.count > 20 {

@@ -94,9 +94,6 @@ extension FsckRun {
     } else {
       return []
     }
-    if UInt64(entries.count) != UInt64(rec.nitems) {
-      problem("\(w): nitems \(rec.nitems), the directory holds \(entries.count) entries")
-    }
     // Names, keys, order, uniqueness.
     var prev: DirectoryEntry?
     for e in entries {

@@ -14,25 +14,22 @@ extension FsckRun {
       if rec.size > UInt64(rec.inlineCapacity) {
         problem("\(w): inline file of \(rec.size) bytes in \(rec.nslots) slots")
       }
-      if rec.nitems != 0 || rec.blocks != 0 {
-        problem("\(w): nitems or blocks set on an inline file")
-      }
+      if rec.dataBlocks != 0 { problem("\(w): blocks \(rec.dataBlocks) set on an inline file") }
       return
     }
-    if rec.size <= UInt64(RoseLayout.oneSlotInline) {
-      problem("\(w): file of \(rec.size) bytes is not INLINE_DATA")
-    }
+    if rec.size == 0 { problem("\(w): empty file is not INLINE_DATA") }
     if rec.size > RoseLayout.maxFileSize { problem("\(w): size \(rec.size) exceeds 2^40") }
     var extents: [Extent] = []
     if rec.has(InodeFlag.extents) {
-      guard UInt64(rec.inlineLen) == UInt64(ExtentRecord.size) * UInt64(rec.nitems),
-        Int(rec.inlineLen) <= rec.inlineCapacity
+      guard Int(rec.inlineLen) % ExtentRecord.size == 0,
+        Int(rec.inlineLen) + Int(rec.xattrLen) <= rec.inlineCapacity
       else {
-        problem("\(w): inline_len \(rec.inlineLen) is not 12 * nitems \(rec.nitems)")
+        problem("\(w): inline_len \(rec.inlineLen) is not whole extent records within i_u")
         return
       }
-      extents = ExtentRecord.decode(rec.inlineArea, at: 0, count: Int(rec.nitems))
+      extents = ExtentRecord.decode(rec.inlineArea, at: 0, count: rec.inlineExtentCount)
     } else if rec.has(InodeFlag.extentTree) {
+      let blockLimit = min(rec.size, RoseLayout.maxFileSize) / bs + 1
       var tooMany = false
       walkTree(h, rec: rec, kind: .extents, "\(w) extent tree") { a, b in
         let count = Int(BlockHeader.decode(b).count)
@@ -43,7 +40,9 @@ extension FsckRun {
         requireZero(
           b, RoseLayout.headerSize + ExtentRecord.size * count..<RoseLayout.blockSize,
           "\(w) extent leaf block \(a) after the records")
-        if UInt64(extents.count + count) > UInt64(rec.nitems) {
+        // Every extent covers a block of the file: more extents than blocks is damage (and bounds
+        // what a damaged tree makes fsck hold).
+        if UInt64(extents.count + count) > blockLimit {
           tooMany = true
           return nil
         }
@@ -51,10 +50,12 @@ extension FsckRun {
         extents += es
         return es.first.map { UInt64($0.logical) }
       }
-      if tooMany { problem("\(w): the extent tree holds more than nitems \(rec.nitems) extents") }
-    }
-    if UInt64(extents.count) != UInt64(rec.nitems) {
-      problem("\(w): nitems \(rec.nitems), \(extents.count) extents found")
+      if tooMany {
+        problem(
+          "\(w): the extent tree holds more extents than the \(blockLimit) blocks of its size")
+      }
+    } else if rec.inlineLen != 0 {
+      problem("\(w): inline_len \(rec.inlineLen) without a content flag")
     }
     let tailLen = rec.has(InodeFlag.tail) ? UInt64(rec.tailLen) : 0
     let bodyEnd = rec.size >= tailLen ? rec.size - tailLen : 0
@@ -74,16 +75,15 @@ extension FsckRun {
         for j in 0..<e.count { use(h, e.physical + j, .data(ino: rec.ino, lblk: e.logical + j), w) }
       }
     }
-    if rec.blocks != count * 8 {
-      problem("\(w): blocks \(rec.blocks), the extents hold \(count * 8) 512-byte units")
+    if UInt64(rec.dataBlocks) != count {
+      problem("\(w): blocks \(rec.dataBlocks), the extents hold \(count) blocks")
     }
     if rec.has(InodeFlag.tail) { checkTailRef(h, rec, w) }
   }
 
   func checkTailRef(_ h: Int, _ rec: InodeRecord, _ w: String) {
-    let expected = rec.size % UInt64(RoseLayout.blockSize)
-    if expected == 0 || UInt64(rec.tailLen) != expected {
-      problem("\(w): tail_len \(rec.tailLen), size % 4096 is \(expected)")
+    if rec.size % UInt64(RoseLayout.blockSize) == 0 {
+      problem("\(w): TAIL with size \(rec.size), a multiple of 4096 (no partial block)")
     }
     if let sb, UInt64(rec.tailLen) > UInt64(sb.tailMax) {
       problem("\(w): tail of \(rec.tailLen) bytes exceeds tail_max \(sb.tailMax)")

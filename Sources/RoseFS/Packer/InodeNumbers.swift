@@ -1,13 +1,13 @@
 /// Packer phase "inode numbers" (FORMAT.md section 7, "How the packer chooses the forms"): an inode
 /// takes `nslots` consecutive slots of its page, known only once its content and xattrs are. Ingest
-/// numbers inodes 16, 17, 18... in input order; this phase keeps that order and gives each inode
-/// the slots it needs: `ino = nid * 16 + s`, an inode that does not fit the rest of a page starts the
+/// numbers inodes in input order; this phase keeps that order and gives each inode
+/// the slots it needs: `ino = nid * 128 + s`, an inode that does not fit the rest of a page starts the
 /// next one. Objects sharing a number (a snapshot's copy of a directory) get the largest need.
 /// Running it again (a repack) changes nothing: the order and the needs are the same.
 extension ImageBuilder {
   /// Slots `inode` takes and whether its xattrs are inline, by the packer's rule: content inline when
-  /// it fits 16 slots (files: `InodeSlots.fileIsInline`, decided when the data was written); xattrs
-  /// inline when they fit beside it in the same slots or in one slot more.
+  /// it fits 128 slots (files: `InodeSlots.fileIsInline`, decided when the data was written); xattrs
+  /// inline by `InodeSlots.xattrsInline`.
   static func slotForm(_ inode: Inode) throws -> (nslots: Int, xattrsInline: Bool) {
     var inlineBytes = 0
     switch inode.kind {
@@ -29,7 +29,7 @@ extension ImageBuilder {
     guard !inode.xattrs.isEmpty else { return (base, false) }
     let x = try encodeXattrRecords(inode.xattrs, path: "inode \(inode.ino)").count
     let withXattrs = InodeSlots.slots(forInline: inlineBytes + x)
-    if withXattrs <= base + 1 && withXattrs <= RoseLayout.maxInodeSlots {
+    if InodeSlots.xattrsInline(slotsWithoutXattrs: base, slotsWithXattrs: withXattrs) {
       return (withXattrs, true)
     }
     return (base, false)

@@ -25,14 +25,15 @@ public enum RoseFSWriteKind {
     default: break
     }
     if address < RoseLayout.mainStart { return "checkpoint area" }
-    // An inode page: every inode holds its own inode number (nid * 16 + slot) at 0x80 of its first
-    // slot and its slot count at 0x8D; the slots it covers after the first hold its inline bytes.
+    // An inode page: every inode holds its own inode number (nid * 128 + slot) in its 96-byte core
+    // (`SlotOffset.ino`) and its slot count (`SlotOffset.nslots`, at least 3); the slots it covers
+    // after the core hold its inline bytes.
     var nid: UInt32? = nil
     var used = 0
     let perPage = UInt32(RoseLayout.inodesPerPage)
     var s = 0
-    while s < RoseLayout.inodesPerPage {
-      let ino = u32(s * RoseLayout.inodeSize + 0x80)
+    while s + RoseLayout.minInodeSlots <= RoseLayout.inodesPerPage {
+      let ino = u32(s * RoseLayout.inodeSize + SlotOffset.ino)
       if ino == 0 {
         s += 1
         continue
@@ -42,7 +43,8 @@ public enum RoseFSWriteKind {
       }
       nid = ino / perPage
       used += 1
-      s += max(1, Int(bytes[s * RoseLayout.inodeSize + 0x8D]))
+      s += max(
+        RoseLayout.minInodeSlots, Int(bytes[s * RoseLayout.inodeSize + SlotOffset.nslots]))
     }
     return used > 0 ? "inode page" : "file data"
   }

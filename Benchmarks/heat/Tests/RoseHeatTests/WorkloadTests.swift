@@ -184,11 +184,12 @@ import Testing
     nat[0...3] = [0x52, 0x4E, 0x41, 0x54]
     #expect(RoseFSWriteKind.classify(address: 500, bytes: nat) == "NAT")
     var page = [UInt8](repeating: 0, count: 4096)
-    // nid 9, slots 1 and 3: inos 145 and 147 at 0x80 of their slots (256-byte slots, 16 a page).
-    page[256 + 0x80] = 145
-    page[3 * 256 + 0x80] = 147
+    // nid 1, slots 1 and 4: inos 129 and 132 at 0x3C of their cores (32-byte slots, 128 a page; an inode
+    // takes at least 3).
+    page[32 + 0x3C] = 129
+    page[4 * 32 + 0x3C] = 132
     #expect(RoseFSWriteKind.classify(address: 500, bytes: page) == "inode page")
-    page[3 * 256 + 0x80] = 146
+    page[4 * 32 + 0x3C] = 131
     #expect(RoseFSWriteKind.classify(address: 500, bytes: page) == "file data")
     #expect(RoseFSWriteKind.classify(address: 1, bytes: page) == "superblock")
   }
