@@ -4,12 +4,14 @@ extension ImageBuilder {
   /// `Inode` objects with an earlier one shares their blocks on disk (FORMAT.md section 11).
   public func finish(subvolumes: [Subvolume], defaultSubvolume: Int = 0) throws -> BuildReport {
     try Self.validate(subvolumes, defaultSubvolume: defaultSubvolume)
+    try assignInodeNumbers(subvolumes)
+    let views = try subvolumes.map { try HeadView(root: $0.root) }
+    // In the final inode numbers: may move fragments to new tail blocks, still in the data phase.
+    try boundTailPageRanges(views)
     try tails.flushAll()
     stream.recordsChecksums = false
     let dataEnd = stream.nextBlock
     sealedDataEnd = dataEnd
-    try assignInodeNumbers(subvolumes)
-    let views = try subvolumes.map { try HeadView(root: $0.root) }
     try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
     let hashSeed = deriveSeed("hash")
     let plan = try planNodes(views: views, hashSeed: hashSeed)
