@@ -1,56 +1,45 @@
-import CChecksum
+import CCrypto
 
 /// SHA-256 (FIPS 180-4) over what a pack writes, for the default volume UUID (FORMAT.md section 3):
-/// two images with different content get different UUIDs, the same inputs the same one. RoseFS links
-/// no crypto library; the block function is C (`rose_sha256_blocks`). The input is fed in many small
-/// fields (a few per inode, 4 bytes per data block), so updates copy into a fixed 64-byte buffer
-/// and never allocate.
-struct ContentDigest {
-  private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
-    0x5be0_cd19
-  )
-  /// Bytes not yet folded in (fewer than 64), at the start of this buffer.
-  private var pending: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (
-    0, 0, 0, 0, 0, 0, 0, 0
-  )
-  private var pendingCount = 0
-  private var length: UInt64 = 0
+/// two images with different content get different UUIDs, the same inputs the same one. The hash is
+/// libcrypto's (EVP). The input is fed in many small fields (a few per inode, 4 bytes per data
+/// block), so updates gather into a fixed 4 KiB buffer and reach libcrypto a buffer at a time: one
+/// EVP call per field would cost more than the hashing. Not copyable: it owns the libcrypto context.
+struct ContentDigest: ~Copyable {
+  private static let bufferSize = 4096
+  private let context: OpaquePointer
+  private let buffer: UnsafeMutableRawPointer
+  /// Bytes gathered at the start of `buffer`, not yet given to libcrypto.
+  private var pending = 0
 
-  private mutating func fold(_ blocks: UnsafeRawPointer, count: Int) {
-    withUnsafeMutableBytes(of: &state) { s in
-      rose_sha256_blocks(s.baseAddress!.assumingMemoryBound(to: UInt32.self), blocks, count)
-    }
+  init() {
+    // Only allocation can fail here (SHA-256 is in every libcrypto build): out of memory, which
+    // Swift's own allocations also treat as fatal.
+    guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1
+    else { fatalError("libcrypto could not set up a SHA-256 context (out of memory)") }
+    self.context = context
+    buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
+  }
+
+  deinit {
+    EVP_MD_CTX_free(context)
+    buffer.deallocate()
+  }
+
+  private mutating func drain() {
+    guard pending > 0 else { return }
+    EVP_DigestUpdate(context, buffer, pending)
+    pending = 0
   }
 
   mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    guard var src = bytes.baseAddress, !bytes.isEmpty else { return }
-    var left = bytes.count
-    length &+= UInt64(left)
-    if pendingCount > 0 {
-      let n = min(64 - pendingCount, left)
-      let at = pendingCount
-      withUnsafeMutableBytes(of: &pending) { p in
-        (p.baseAddress! + at).copyMemory(from: src, byteCount: n)
-      }
-      pendingCount += n
-      src += n
-      left -= n
-      guard pendingCount == 64 else { return }
-      var full = pending
-      withUnsafeBytes(of: &full) { fold($0.baseAddress!, count: 1) }
-      pendingCount = 0
-    }
-    if left >= 64 {
-      fold(src, count: left / 64)
-      src += left / 64 * 64
-      left %= 64
-    }
-    if left > 0 {
-      withUnsafeMutableBytes(of: &pending) { p in
-        p.baseAddress!.copyMemory(from: src, byteCount: left)
-      }
-      pendingCount = left
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+    if pending + bytes.count > Self.bufferSize { drain() }
+    if bytes.count >= Self.bufferSize {
+      EVP_DigestUpdate(context, base, bytes.count)
+    } else {
+      (buffer + pending).copyMemory(from: base, byteCount: bytes.count)
+      pending += bytes.count
     }
   }
 
@@ -69,19 +58,12 @@ struct ContentDigest {
     update(bytes)
   }
 
+  /// The 32-byte digest of everything fed so far; the digest is spent after this.
   mutating func finalize() -> [UInt8] {
-    let bits = length &* 8
-    var tail = [UInt8](repeating: 0, count: (pendingCount < 56 ? 56 : 120) - pendingCount)
-    tail[0] = 0x80
-    update(tail)
-    update(bits.bigEndian)
-    var out: [UInt8] = []
-    out.reserveCapacity(32)
-    withUnsafeBytes(of: &state) { s in
-      for i in 0..<8 {
-        withUnsafeBytes(of: s.load(fromByteOffset: 4 * i, as: UInt32.self).bigEndian) { out += $0 }
-      }
-    }
+    drain()
+    var out = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
     return out
   }
 }

@@ -44,6 +44,20 @@ import Testing
     #expect(Self.hex(d.finalize()) == (try Self.sha256sum(bytes)))
   }
 
+  /// Pieces up to 10,000 bytes: some fill the 4 KiB gathering buffer, some bypass it.
+  @Test func largePiecesMatchSha256sum() throws {
+    var rng = SystemRandomNumberGenerator()
+    let bytes = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    var d = ContentDigest()
+    var at = 0
+    while at < bytes.count {
+      let n = min(Int.random(in: 0...10_000), bytes.count - at)
+      d.update(Array(bytes[at..<at + n]))
+      at += n
+    }
+    #expect(Self.hex(d.finalize()) == (try Self.sha256sum(bytes)))
+  }
+
   @Test func integersAndFieldsFeedTheirBytes() throws {
     var d = ContentDigest()
     d.update(UInt32(0x0102_0304))

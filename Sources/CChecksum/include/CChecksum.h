@@ -14,8 +14,4 @@ uint32_t rose_crc32_update(uint32_t state, const void *data, size_t len);
 /* 1 when the SSE4.2 path is in use (reported by `inspect` and benchmarks). */
 int rose_crc32c_hardware(void);
 
-/* SHA-256 (FIPS 180-4) block function: folds `nblocks` 64-byte blocks at `blocks` into the eight
-   state words. Padding and the length are the caller's (ContentDigest). */
-void rose_sha256_blocks(uint32_t state[8], const void *blocks, size_t nblocks);
-
 #endif
