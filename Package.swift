@@ -26,7 +26,7 @@ let package = Package(
     // Byte sizes: the one grammar users write them in and the one way they are printed.
     .target(name: "RoseSizes"),
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
-    .target(name: "RoseFS", dependencies: ["CChecksum", "RoseSizes"]),
+    .target(name: "RoseFS", dependencies: ["CChecksum", "CCrypto", "RoseSizes"]),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
     .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CRoseSystem"]),
     // Partition tables and output encoders.

@@ -1,42 +1,56 @@
-/// SHA-256 (FIPS 180-4) over what a pack writes, for the default volume UUID (FORMAT.md section 3):
-/// two images with different content get different UUIDs, the same inputs the same one. RoseFS links
-/// no crypto library, and the digest input is small (the tree's metadata and 4 bytes per data block).
-struct ContentDigest {
-  private var state: [UInt32] = [
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
-    0x5be0_cd19,
-  ]
-  private var pending: [UInt8] = []
-  private var length: UInt64 = 0
+import CCrypto
 
-  private static let k: [UInt32] = [
-    0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4,
-    0xab1c_5ed5, 0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe,
-    0x9bdc_06a7, 0xc19b_f174, 0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc, 0x2de9_2c6f,
-    0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da, 0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7,
-    0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967, 0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc,
-    0x5338_0d13, 0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85, 0xa2bf_e8a1, 0xa81a_664b,
-    0xc24b_8b70, 0xc76c_51a3, 0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070, 0x19a4_c116,
-    0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5, 0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
-    0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7,
-    0xc671_78f2,
-  ]
+/// SHA-256 (FIPS 180-4) over what a pack writes, for the default volume UUID (FORMAT.md section 3):
+/// two images with different content get different UUIDs, the same inputs the same one. The hash is
+/// libcrypto's (EVP). The input is fed in many small fields (a few per inode, 4 bytes per data
+/// block), so updates gather into a fixed 4 KiB buffer and reach libcrypto a buffer at a time: one
+/// EVP call per field would cost more than the hashing. Not copyable: it owns the libcrypto context.
+struct ContentDigest: ~Copyable {
+  private static let bufferSize = 4096
+  private let context: OpaquePointer
+  private let buffer: UnsafeMutableRawPointer
+  /// Bytes gathered at the start of `buffer`, not yet given to libcrypto.
+  private var pending = 0
+
+  init() {
+    // Only allocation can fail here (SHA-256 is in every libcrypto build): out of memory, which
+    // Swift's own allocations also treat as fatal.
+    guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1
+    else { fatalError("libcrypto could not set up a SHA-256 context (out of memory)") }
+    self.context = context
+    buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
+  }
+
+  deinit {
+    EVP_MD_CTX_free(context)
+    buffer.deallocate()
+  }
+
+  private mutating func drain() {
+    guard pending > 0 else { return }
+    EVP_DigestUpdate(context, buffer, pending)
+    pending = 0
+  }
+
+  mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+    if pending + bytes.count > Self.bufferSize { drain() }
+    if bytes.count >= Self.bufferSize {
+      EVP_DigestUpdate(context, base, bytes.count)
+    } else {
+      (buffer + pending).copyMemory(from: base, byteCount: bytes.count)
+      pending += bytes.count
+    }
+  }
 
   mutating func update(_ bytes: [UInt8]) {
-    length &+= UInt64(bytes.count)
-    pending += bytes
-    var start = 0
-    while pending.count - start >= 64 {
-      compress(pending, at: start)
-      start += 64
-    }
-    if start > 0 { pending.removeFirst(start) }
+    bytes.withUnsafeBytes { update($0) }
   }
 
   /// Integers are fed little-endian, names and byte strings with their length first, so that no two
   /// different sequences of fields feed the same bytes.
   mutating func update<T: FixedWidthInteger>(_ v: T) {
-    withUnsafeBytes(of: v.littleEndian) { update(Array($0)) }
+    withUnsafeBytes(of: v.littleEndian) { update($0) }
   }
 
   mutating func update(field bytes: [UInt8]) {
@@ -44,68 +58,12 @@ struct ContentDigest {
     update(bytes)
   }
 
+  /// The 32-byte digest of everything fed so far; the digest is spent after this.
   mutating func finalize() -> [UInt8] {
-    let bits = length &* 8
-    var tail: [UInt8] = [0x80]
-    while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
-    withUnsafeBytes(of: bits.bigEndian) { tail += $0 }
-    pending += tail
-    var start = 0
-    while start < pending.count {
-      compress(pending, at: start)
-      start += 64
-    }
-    pending = []
-    var out: [UInt8] = []
-    for word in state { withUnsafeBytes(of: word.bigEndian) { out += $0 } }
+    drain()
+    var out = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
     return out
-  }
-
-  private mutating func compress(_ block: [UInt8], at base: Int) {
-    var w = [UInt32](repeating: 0, count: 64)
-    for i in 0..<16 {
-      let o = base + 4 * i
-      w[i] =
-        UInt32(block[o]) << 24 | UInt32(block[o + 1]) << 16 | UInt32(block[o + 2]) << 8
-        | UInt32(block[o + 3])
-    }
-    func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
-    for i in 16..<64 {
-      let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-      let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-      w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-    }
-    var a = state[0]
-    var b = state[1]
-    var c = state[2]
-    var d = state[3]
-    var e = state[4]
-    var f = state[5]
-    var g = state[6]
-    var h = state[7]
-    for i in 0..<64 {
-      let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-      let ch = (e & f) ^ (~e & g)
-      let t1 = h &+ s1 &+ ch &+ Self.k[i] &+ w[i]
-      let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-      let maj = (a & b) ^ (a & c) ^ (b & c)
-      let t2 = s0 &+ maj
-      h = g
-      g = f
-      f = e
-      e = d &+ t1
-      d = c
-      c = b
-      b = a
-      a = t1 &+ t2
-    }
-    state[0] &+= a
-    state[1] &+= b
-    state[2] &+= c
-    state[3] &+= d
-    state[4] &+= e
-    state[5] &+= f
-    state[6] &+= g
-    state[7] &+= h
   }
 }

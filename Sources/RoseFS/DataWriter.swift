@@ -142,7 +142,7 @@ public final class DataWriter {
       if small.count < tailLen {
         small.append(contentsOf: repeatElement(0, count: tailLen - small.count))
       }
-      content.tail = try tails.place(small)
+      content.tail = try tails.place(small, nid: ino / UInt32(RoseLayout.inodesPerPage))
     }
     return content
   }
@@ -197,14 +197,34 @@ public final class DataWriter {
 /// address of a tail block is known only when it is written, so a `TailRef` holds the tail block's
 /// sequence number until `resolve` maps it. The block's checksum goes to the SSA (kind TAIL) like a
 /// data block's.
+///
+/// A tail block's SSA entry names the inode pages of its fragments' inodes (`owner ... owner +
+/// index`); the engine keeps that range within `maxPageRange` pages (FORMAT.md 13.2) so that the
+/// cleaner's scan of a block reads at most 65 pages, and so does the packer: a fragment joins an open
+/// block only when the block's range stays within the bound. At ingest the range is in provisional
+/// inode numbers; `ImageBuilder.boundTailPageRanges` checks it again in the final numbers.
 final class TailPacker {
   final class OpenBlock {
     let id: UInt32
     var payload = [UInt8](repeating: 0, count: RoseLayout.blockSize)
     var used = 0
-    init(id: UInt32) { self.id = id }
+    /// Lowest and highest inode page (nid) among the block's fragments.
+    var lowNid: UInt32
+    var highNid: UInt32
+    init(id: UInt32, nid: UInt32) {
+      self.id = id
+      lowNid = nid
+      highNid = nid
+    }
     func free(adding n: Int) -> Int { RoseLayout.blockSize - used - n }
+    /// Whether a fragment of an inode in page `nid` keeps the block's page range within `bound`.
+    func accepts(nid: UInt32, bound: UInt32) -> Bool {
+      max(highNid, nid) - min(lowNid, nid) <= bound
+    }
   }
+
+  /// The most a tail block's inode page range (`index` of its SSA entry) may span (FORMAT.md 13.2).
+  static let maxPageRange: UInt32 = 64
 
   let stream: BlockStream
   let cpVer: UInt64
@@ -218,13 +238,21 @@ final class TailPacker {
     self.cpVer = cpVer
   }
 
-  func place(_ bytes: [UInt8]) throws -> TailRef {
+  /// Places the last partial block of a file whose inode is in page `nid`.
+  func place(_ bytes: [UInt8], nid: UInt32) throws -> TailRef {
     let n = bytes.count
+    let bound = Self.maxPageRange
+    // Inode numbers grow with the input: a block whose range can no longer take this page will
+    // take no later one either, so it is written now and its open slot freed.
+    if open.contains(where: { nid > $0.lowNid && nid - $0.lowNid > bound }) {
+      for b in open where nid > b.lowNid && nid - b.lowNid > bound { try flush(b) }
+      open.removeAll { nid > $0.lowNid && nid - $0.lowNid > bound }
+    }
     var best: OpenBlock?
     var bestFree = Int.max
     for b in open {
       let f = b.free(adding: n)
-      if f >= 0 && f < bestFree {
+      if f >= 0 && f < bestFree && b.accepts(nid: nid, bound: bound) {
         best = b
         bestFree = f
       }
@@ -236,7 +264,7 @@ final class TailPacker {
         for (i, b) in open.enumerated() where b.used > open[fullest].used { fullest = i }
         try flush(open.remove(at: fullest))
       }
-      let b = OpenBlock(id: nextID)
+      let b = OpenBlock(id: nextID, nid: nid)
       nextID += 1
       addresses.append(0)
       open.append(b)
@@ -246,12 +274,47 @@ final class TailPacker {
     let at = b.used
     b.payload.replaceSubrange(at..<at + n, with: bytes)
     b.used += n
+    b.lowNid = min(b.lowNid, nid)
+    b.highNid = max(b.highNid, nid)
     if b.free(adding: 1) < 0 {
       // Full: nothing more fits, write it now.
       try flush(b)
       open.removeAll { $0 === b }
     }
     return TailRef(block: b.id, offset: UInt16(at), length: UInt16(n))
+  }
+
+  /// Places fragments moved out of blocks whose final page range is too wide, in the order given
+  /// (final inode order), into new blocks of their own: each starts when the fragment does not fit
+  /// or the range would pass the bound. Returns the new references, in the same order.
+  func placeMoved(_ fragments: [(bytes: [UInt8], nid: UInt32)]) throws -> [TailRef] {
+    var refs: [TailRef] = []
+    var current: OpenBlock?
+    for f in fragments {
+      if let c = current,
+        c.free(adding: f.bytes.count) < 0 || !c.accepts(nid: f.nid, bound: Self.maxPageRange)
+      {
+        try flush(c)
+        current = nil
+      }
+      let b: OpenBlock
+      if let c = current {
+        b = c
+      } else {
+        b = OpenBlock(id: nextID, nid: f.nid)
+        nextID += 1
+        addresses.append(0)
+        current = b
+      }
+      let at = b.used
+      b.payload.replaceSubrange(at..<at + f.bytes.count, with: f.bytes)
+      b.used += f.bytes.count
+      b.lowNid = min(b.lowNid, f.nid)
+      b.highNid = max(b.highNid, f.nid)
+      refs.append(TailRef(block: b.id, offset: UInt16(at), length: UInt16(f.bytes.count)))
+    }
+    if let c = current { try flush(c) }
+    return refs
   }
 
   /// A fragment whose file was replaced: its bytes are zeroed if its block is still open (the
@@ -284,5 +347,47 @@ final class TailPacker {
     }
     let block = try stream.readBack(addresses[Int(t.block)])
     return Array(block[Int(t.offset)..<Int(t.offset) + Int(t.length)])
+  }
+}
+
+extension ImageBuilder {
+  /// Keeps every tail block's inode page range within `TailPacker.maxPageRange` pages in the final
+  /// inode numbers (after `assignInodeNumbers`, before the tail blocks are all written). At ingest
+  /// the bound held in provisional numbers; inodes of several slots can spread pages apart, and then
+  /// the fragments past the bound move to new tail blocks. Their old bytes stay as dead bytes, like
+  /// a replaced file's (FORMAT.md 9.3): another head's copy of the inode may still name them.
+  /// Deterministic: the moved fragments are placed in final inode number order.
+  func boundTailPageRanges(_ views: [HeadView]) throws {
+    let perPage = UInt32(RoseLayout.inodesPerPage)
+    // Two passes over the views rather than a list of inodes per block: memory follows the tail
+    // blocks (one entry each), not the files (issue 10).
+    var lowestPage: [UInt32: UInt32] = [:]
+    for view in views {
+      for inode in view.inodes.values {
+        guard inode.content.inline == nil, let tail = inode.content.tail else { continue }
+        let page = inode.ino / perPage
+        lowestPage[tail.block] = min(lowestPage[tail.block] ?? page, page)
+      }
+    }
+    var moving: [Inode] = []
+    var movingObjects = Set<ObjectIdentifier>()
+    for view in views {
+      for inode in view.inodes.values {
+        guard inode.content.inline == nil, let tail = inode.content.tail,
+          let low = lowestPage[tail.block], inode.ino / perPage - low > TailPacker.maxPageRange,
+          movingObjects.insert(ObjectIdentifier(inode)).inserted
+        else { continue }
+        moving.append(inode)
+      }
+    }
+    guard !moving.isEmpty else { return }
+    moving.sort { $0.ino < $1.ino }
+    var fragments: [(bytes: [UInt8], nid: UInt32)] = []
+    for inode in moving {
+      guard let t = inode.content.tail else { continue }
+      fragments.append((try tails.readBack(t), inode.ino / perPage))
+    }
+    let refs = try tails.placeMoved(fragments)
+    for (inode, ref) in zip(moving, refs) { inode.content.tail = ref }
   }
 }

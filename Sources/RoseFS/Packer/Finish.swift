@@ -4,14 +4,16 @@ extension ImageBuilder {
   /// `Inode` objects with an earlier one shares their blocks on disk (FORMAT.md section 11).
   public func finish(subvolumes: [Subvolume], defaultSubvolume: Int = 0) throws -> BuildReport {
     try Self.validate(subvolumes, defaultSubvolume: defaultSubvolume)
-    try tails.flushAll()
-    stream.recordsChecksums = false
-    let dataEnd = stream.nextBlock
-    sealedDataEnd = dataEnd
     try assignInodeNumbers(subvolumes)
     let views = try subvolumes.map {
       try HeadView(root: $0.root, inoLimit: nextIno, trackObjects: subvolumes.count > 1)
     }
+    // In the final inode numbers: may move fragments to new tail blocks, still in the data phase.
+    try boundTailPageRanges(views)
+    try tails.flushAll()
+    stream.recordsChecksums = false
+    let dataEnd = stream.nextBlock
+    sealedDataEnd = dataEnd
     try settleIdentity(subvolumes: subvolumes, views: views, dataEnd: dataEnd)
     let hashSeed = deriveSeed("hash")
     let plan = try planNodes(views: views, hashSeed: hashSeed)
