@@ -12,11 +12,16 @@ struct ContentDigest: ~Copyable {
   /// Bytes gathered at the start of `buffer`, not yet given to libcrypto.
   private var pending = 0
 
-  init() {
-    // Only allocation can fail here (SHA-256 is in every libcrypto build): out of memory, which
-    // Swift's own allocations also treat as fatal.
-    guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1
-    else { fatalError("libcrypto could not set up a SHA-256 context (out of memory)") }
+  /// Throws only when libcrypto cannot set up the context (out of memory; SHA-256 is in every
+  /// libcrypto build): reported as an error of the pack, not a crash.
+  init() throws(RoseFSError) {
+    guard let context = EVP_MD_CTX_new() else {
+      throw .internalInvariant("libcrypto could not allocate a SHA-256 context")
+    }
+    guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+      EVP_MD_CTX_free(context)
+      throw .internalInvariant("libcrypto could not start a SHA-256 digest")
+    }
     self.context = context
     buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
   }

@@ -30,6 +30,16 @@ import Testing
     return blockOf
   }
 
+  /// A regular file named `name` in `root` holding `bytes`, stored as the packer stores ingested data.
+  static func addFile(_ name: String, _ bytes: [UInt8], to root: Inode, in b: ImageBuilder) throws
+    -> Inode
+  {
+    let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: Self.t)
+    f.content = try b.data.store(bytes, ino: f.ino)
+    root.children[Name(name)] = f
+    return f
+  }
+
   /// A 2000-byte tail leaves its block open with room; 2,800 empty files later (3-slot inodes, 42 to
   /// a page: 66 inode pages), a 1000-byte tail would fit there best, but the block's range would span
   /// 66 pages: it starts a new block.
@@ -38,10 +48,7 @@ import Testing
     let img = try TestImage { b in
       let root = b.makeInode(kind: .directory, permissions: 0o755, mtime: Self.t)
       func add(_ name: String, _ bytes: [UInt8]) throws {
-        let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: Self.t)
-        f.content = try b.data.store(bytes, ino: f.ino)
-        root.children[Name(name)] = f
-        files[name] = (f, bytes)
+        files[name] = (try Self.addFile(name, bytes, to: root, in: b), bytes)
       }
       try add("first", testBytes(4096 + 2000, seed: 1))
       for i in 0..<2800 { try add("empty-\(i)", []) }
@@ -61,10 +68,7 @@ import Testing
     let img = try TestImage { b in
       let root = b.makeInode(kind: .directory, permissions: 0o755, mtime: Self.t)
       func add(_ name: String, _ bytes: [UInt8]) throws {
-        let f = b.makeInode(kind: .regular, permissions: 0o644, mtime: Self.t)
-        f.content = try b.data.store(bytes, ino: f.ino)
-        root.children[Name(name)] = f
-        files[name] = (f, bytes)
+        files[name] = (try Self.addFile(name, bytes, to: root, in: b), bytes)
       }
       try add("first", testBytes(4096 + 2000, seed: 1))
       for i in 0..<80 {
