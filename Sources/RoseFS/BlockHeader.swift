@@ -132,18 +132,33 @@ public struct ByteReader {
     self.bytes = bytes
     self.base = base
   }
-  @inline(__always) func load<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
+  // Each width is assembled from bytes of the raw buffer rather than through a generic
+  // `loadUnaligned<T>`: fsck and the readers call these millions of times, and an unspecialized
+  // generic (every debug build, where the tests run) costs a metadata lookup per call. Release
+  // builds fold the shifts into one load.
+  @inline(__always) func at(_ o: Int, _ width: Int) -> Int? {
     let at = base + o
-    guard at >= 0, at + MemoryLayout<T>.size <= bytes.count else { return 0 }
-    return bytes.withUnsafeBytes {
-      T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self))
+    return at >= 0 && at + width <= bytes.count ? at : nil
+  }
+  public func u8(_ o: Int) -> UInt8 {
+    guard let at = at(o, 1) else { return 0 }
+    return bytes[at]
+  }
+  public func u16(_ o: Int) -> UInt16 {
+    guard let at = at(o, 2) else { return 0 }
+    return bytes.withUnsafeBytes { p in UInt16(p[at]) | UInt16(p[at + 1]) << 8 }
+  }
+  public func u32(_ o: Int) -> UInt32 {
+    guard let at = at(o, 4) else { return 0 }
+    return bytes.withUnsafeBytes { p in
+      UInt32(p[at]) | UInt32(p[at + 1]) << 8 | UInt32(p[at + 2]) << 16 | UInt32(p[at + 3]) << 24
     }
   }
-  public func u8(_ o: Int) -> UInt8 { load(o, UInt8.self) }
-  public func u16(_ o: Int) -> UInt16 { load(o, UInt16.self) }
-  public func u32(_ o: Int) -> UInt32 { load(o, UInt32.self) }
-  public func u64(_ o: Int) -> UInt64 { load(o, UInt64.self) }
-  public func i64(_ o: Int) -> Int64 { load(o, Int64.self) }
+  public func u64(_ o: Int) -> UInt64 {
+    guard at(o, 8) != nil else { return 0 }
+    return UInt64(u32(o)) | UInt64(u32(o + 4)) << 32
+  }
+  public func i64(_ o: Int) -> Int64 { Int64(bitPattern: u64(o)) }
   public func slice(_ o: Int, _ n: Int) -> [UInt8] {
     let at = base + o
     guard at >= 0, n >= 0, at + n <= bytes.count else { return [] }

@@ -55,8 +55,11 @@ import Testing
     return (tmp, report)
   }
 
-  /// R2 exhaustively on the smallest image: every byte of every used block (the superblocks, the
-  /// checkpoint, blocks 4-15 and every live main-area block), flipped one at a time, is reported.
+  /// R2 on the smallest image: bytes of every used block (the superblocks, the checkpoint, blocks
+  /// 4-15 and every live main-area block), flipped one at a time, are reported. Every byte with
+  /// ROSEPACK_LONG_TESTS=1; in the normal suite (53,248 fsck runs took minutes in a debug build) every
+  /// nonzero byte, the first 256 bytes (headers) and every 13th of the zero bytes, phased by block, so
+  /// each field that holds a value and each kind of zero region is flipped.
   @Test(arguments: [0, 1, 2, 3, 4, 15, 16, 17, 18, 19, 20, 21, 22])
   func everyByteOfEveryUsedBlockIsCovered(block: Int) throws {
     let (tmp, report) = try Self.exampleImage()
@@ -66,7 +69,11 @@ import Testing
     var missed: [Int] = []
     let base = UInt64(block) * 4096
     var original = try img.read(count: 4096, atByte: base)
-    for o in 0..<4096 {
+    let long = ProcessInfo.processInfo.environment["ROSEPACK_LONG_TESTS"] == "1"
+    let offsets = (0..<4096).filter { o in
+      long || original[o] != 0 || o < 256 || o % 13 == block % 13
+    }
+    for o in offsets {
       let b = original[o]
       original[o] = b ^ 0x01
       try img.write([original[o]], atByte: base + UInt64(o))

@@ -108,27 +108,39 @@ func tinyImage() throws -> TestImage {
     #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
   }
 
-  /// Byte offsets of `block` to flip. Exhaustive flipping of all 362 used blocks would take far too
-  /// long in a debug build (several ms per fsck run), so: every byte of the superblock, of the
-  /// checkpoint's fixed part, of every block header and record area (the first 256 bytes) and of every
-  /// inode's 96-byte core in inode pages; elsewhere a stride of 37 with a per-block phase; data blocks
-  /// three bytes each. Every byte of a metadata block is under one whole-block checksum (or a slot
-  /// checksum, or the zero rule), so the stride still exercises each kind of coverage.
-  static func flipOffsets(block: UInt32, isData: Bool, isInodePage: Bool, page: [UInt8]) -> [Int] {
+  /// Byte offsets of `block` to flip. Exhaustive flipping of all 374 used blocks would take far too
+  /// long in a debug build (about 12 ms per fsck run), so: every byte of the superblock, of the
+  /// checkpoint's fixed part and of the first 64 bytes of every block (the 32-byte header and the
+  /// first record); every third byte of the records after them up to byte 256; the 96-byte core of
+  /// the first four inodes of each inode page, and every 7th byte of the other cores, phased by
+  /// slot; elsewhere a stride of 37 with a per-block phase, in three of the thirteen reserved zero
+  /// blocks 3-15; data blocks three bytes each. `long` (ROSEPACK_LONG_TESTS=1) flips every core
+  /// byte, every record byte up to 256 and the stride in every reserved block. Every byte of a
+  /// metadata block is under one whole-block checksum (or a slot checksum, or the zero rule), so
+  /// the strides still exercise each kind of coverage.
+  static func flipOffsets(
+    block: UInt32, isData: Bool, isInodePage: Bool, long: Bool, page: [UInt8]
+  ) -> [Int] {
     var out = Set<Int>()
+    var wholeCores = long ? Int.max : 4
     let phase = Int(block) % 37
     if isData {
       // The extent tree's 340 data blocks: a few bytes each (the same checksum covers all).
       out.formUnion([0, Int(block) % 4096, 4095])
       return out.sorted()
     }
-    for o in stride(from: phase, to: 4096, by: 37) { out.insert(o) }
+    // The reserved blocks are alike (all zero, under the zero rule): three of them unless `long`.
+    if long || !(5...14).contains(block) {
+      for o in stride(from: phase, to: 4096, by: 37) { out.insert(o) }
+    }
     switch block {
     case 0, 1: out.formUnion(1024..<1280)
     case 2: out.formUnion(0..<0x280)
     case 3...15: break
     default:
-      out.formUnion(0..<256)
+      // The 32-byte header and the first record whole; the records after them repeat its fields.
+      out.formUnion(0..<64)
+      out.formUnion(stride(from: long ? 64 : 64 + Int(block) % 3, to: 256, by: long ? 1 : 3))
       if isInodePage {
         // The 96-byte core of every inode, found by walking `nslots` from slot 0 (unused slots are
         // zero and covered by the stride).
@@ -140,7 +152,12 @@ func tinyImage() throws -> TestImage {
             slot += 1
             continue
           }
-          out.formUnion(o..<o + InodeCore.size)
+          if wholeCores > 0 {
+            out.formUnion(o..<o + InodeCore.size)
+            wholeCores -= 1
+          } else {
+            out.formUnion(stride(from: o + slot % 7, to: o + InodeCore.size, by: 7))
+          }
           slot += n
         }
       }
@@ -169,12 +186,14 @@ func tinyImage() throws -> TestImage {
     // The extent tree's 340 data blocks are alike (one SSA checksum each): eight of them are
     // flipped, and only their flips need fsck's data pass (time: each pass reads every data block).
     let flippedData = Set(dataBlocks.sorted().prefix(4) + dataBlocks.sorted().suffix(4))
+    let long = ProcessInfo.processInfo.environment["ROSEPACK_LONG_TESTS"] == "1"
     for block in used.sorted() where !dataBlocks.contains(block) || flippedData.contains(block) {
       let base = UInt64(block) * 4096
       let isData = dataBlocks.contains(block)
       let page = try img.image.readBlock(block)
       for o in Self.flipOffsets(
-        block: block, isData: isData, isInodePage: inodePages.contains(block), page: page)
+        block: block, isData: isData, isInodePage: inodePages.contains(block),
+        long: long, page: page)
       {
         let orig = try img.image.read(count: 1, atByte: base + UInt64(o))
         try img.image.write([orig[0] ^ 0x5A], atByte: base + UInt64(o))
@@ -187,7 +206,7 @@ func tinyImage() throws -> TestImage {
     }
     #expect(missed.isEmpty, "undetected flips: \(missed.prefix(20))")
     #expect(Fsck.check(image: img.image).isEmpty)
-    print("flipped \(flips) bytes in \(used.count) used blocks")
+    print("flipped \(flips) bytes in \(used.count) used blocks (long: \(long))")
   }
 
   @Test func truncatedImagesAreReported() throws {
