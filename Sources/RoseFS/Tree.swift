@@ -194,40 +194,111 @@ public struct TailRef: Hashable, Sendable {
   public var length: UInt16
 }
 
+/// Small files' bytes packed end to end in 64 KiB chunks, so a tree of a million tiny files does
+/// not hold a million heap arrays (each with a 32-byte header and malloc's rounding) until the inode
+/// pages are written. Bytes are written once, before any `FileContent` refers to them, and never
+/// changed: that is what makes sharing the chunk across threads safe.
+public final class InlineChunk: @unchecked Sendable {
+  static let capacity = 64 * 1024
+  let base: UnsafeMutableRawPointer
+  var used = 0
+  init() { base = UnsafeMutableRawPointer.allocate(byteCount: Self.capacity, alignment: 8) }
+  deinit { base.deallocate() }
+}
+
+/// Hands out room in `InlineChunk`s; one per builder, used by the thread that ingests.
+public final class InlineBytesPool {
+  var current = InlineChunk()
+  public init() {}
+
+  /// `content` with its inline bytes moved into the pool; anything else is returned unchanged.
+  public func pack(_ content: FileContent) -> FileContent {
+    guard case .inline(let bytes) = content.body, !bytes.isEmpty,
+      UInt64(bytes.count) == content.size, bytes.count <= InlineChunk.capacity / 4
+    else { return content }
+    if InlineChunk.capacity - current.used < bytes.count { current = InlineChunk() }
+    let chunk = current
+    let offset = chunk.used
+    bytes.withUnsafeBytes { src in
+      if let from = src.baseAddress {
+        (chunk.base + offset).copyMemory(from: from, byteCount: src.count)
+      }
+    }
+    chunk.used += bytes.count
+    var packed = content
+    packed.body = .pooled(chunk)
+    packed.sizeField = UInt64(offset) << 32 | UInt64(bytes.count)
+    return packed
+  }
+}
+
 /// Where a regular file's (or long symlink's) bytes are: the builder decides while the data streams in.
 /// A file is either inline (its whole bytes in the inode slot) or in blocks (extents plus an optional
 /// tail fragment); the two share one stored word, so the struct is 25 bytes.
 public struct FileContent: Hashable, Sendable {
-  enum Body: Hashable, Sendable {
+  enum Body: Sendable {
     case inline([UInt8])
     case blocks([Extent])
+    /// Inline bytes kept in a pool chunk, at the offset in `sizeField`'s high half.
+    case pooled(InlineChunk)
   }
-  public var size: UInt64
+  /// The size; for `.pooled`, the chunk offset << 32 | the size.
+  var sizeField: UInt64
   var body: Body
   /// The last partial block, packed into a shared tail block.
   public var tail: TailRef?
 
   public init(size: UInt64, inline: [UInt8]? = nil, extents: [Extent] = [], tail: TailRef? = nil) {
-    self.size = size
+    self.sizeField = size
     // An inline file has no blocks; a caller giving both keeps the inline bytes, as the packer would.
     self.body = inline.map { .inline($0) } ?? .blocks(extents)
     self.tail = tail
   }
   public static let empty = FileContent(size: 0, inline: [])
 
+  public var size: UInt64 {
+    get {
+      if case .pooled = body { return sizeField & 0xFFFF_FFFF }
+      return sizeField
+    }
+    set {
+      unpool()
+      sizeField = newValue
+    }
+  }
+
+  /// Back to a plain array before an edit, so the pool's bytes are never changed.
+  mutating func unpool() {
+    if case .pooled = body, let bytes = inline {
+      body = .inline(bytes)
+      sizeField &= 0xFFFF_FFFF
+    }
+  }
+
   /// The whole file, kept in the inode slot (small files and symlink targets); nil when in blocks.
   public var inline: [UInt8]? {
     get {
-      if case .inline(let bytes) = body { return bytes }
-      return nil
+      switch body {
+      case .inline(let bytes): return bytes
+      case .pooled(let chunk):
+        let n = Int(sizeField & 0xFFFF_FFFF)
+        return [UInt8](UnsafeRawBufferPointer(start: chunk.base + Int(sizeField >> 32), count: n))
+      case .blocks: return nil
+      }
     }
     set {
+      unpool()
       if let bytes = newValue {
         body = .inline(bytes)
       } else if case .inline = body {
         body = .blocks([])
       }
     }
+  }
+  /// Whether the file is inline (`inline != nil`), without copying its bytes.
+  public var isInline: Bool {
+    if case .blocks = body { return false }
+    return true
   }
   /// Full blocks, in logical order; holes are the gaps between extents. Empty when inline; setting
   /// a non-empty list moves the file to blocks.
@@ -237,6 +308,7 @@ public struct FileContent: Hashable, Sendable {
       return []
     }
     set {
+      unpool()
       if case .inline = body, newValue.isEmpty { return }
       body = .blocks(newValue)
     }
@@ -245,6 +317,16 @@ public struct FileContent: Hashable, Sendable {
   public var blockCount: UInt64 {
     guard case .blocks(let e) = body else { return 0 }
     return e.reduce(0) { $0 + UInt64($1.count) }
+  }
+
+  public static func == (a: FileContent, b: FileContent) -> Bool {
+    a.size == b.size && a.tail == b.tail && a.inline == b.inline && a.extents == b.extents
+  }
+  public func hash(into h: inout Hasher) {
+    h.combine(size)
+    h.combine(tail)
+    h.combine(inline)
+    h.combine(extents)
   }
 }
 

@@ -56,8 +56,12 @@ private func heapBytesInUse() -> Int? {
     let inode = Inode(kind: .regular, permissions: 0o644, mtime: Timestamp(seconds: 1_700_000_000))
     #if canImport(Glibc)
       // The object: 16-byte header plus stored fields; glibc gives a 72-byte request an 80-byte chunk.
-      let usable = malloc_usable_size(Unmanaged.passUnretained(inode).toOpaque())
-      #expect(usable <= 72, "an Inode takes a \(usable)-byte malloc block")
+      typealias UsableSize = @convention(c) (UnsafeMutableRawPointer?) -> Int
+      if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_usable_size") {
+        let usableSize = unsafeBitCast(symbol, to: UsableSize.self)
+        let usable = usableSize(Unmanaged.passUnretained(inode).toOpaque())
+        #expect(usable <= 72, "an Inode takes a \(usable)-byte malloc block")
+      }
     #endif
     #expect(inode.extras == nil, "a plain inode allocates no side record")
   }
