@@ -95,4 +95,51 @@ private func heapBytesInUse() -> Int? {
     print("TreeMemoryTests: ingest holds \(perEntry) bytes per entry")
     #expect(perEntry < limit, "the tree holds \(perEntry) bytes per entry")
   }
+
+  /// The compact forms lose nothing: times to the nanosecond (atime/ctime kept when mtime moves,
+  /// seconds outside Int32), xattrs, rdev, and names of every length compare and hash by bytes.
+  @Test func compactFormsKeepEverything() {
+    let t = Timestamp(seconds: 1_700_000_000, nanoseconds: 123_456_789)
+    let inode = Inode(kind: .characterDevice, permissions: 0o600, mtime: t)
+    #expect(inode.atime == t && inode.ctime == t && inode.extras == nil)
+    let later = Timestamp(seconds: 1_800_000_000, nanoseconds: 1)
+    inode.mtime = later
+    #expect(inode.mtime == later && inode.atime == t && inode.ctime == t)
+    inode.atime = later
+    inode.ctime = later
+    #expect(inode.extras == nil, "times equal to mtime are stored once")
+    let far = Timestamp(seconds: -5_000_000_000, nanoseconds: 999_999_999)
+    inode.mtime = far
+    #expect(inode.mtime == far && inode.atime == later && inode.ctime == later)
+    inode.rdevMajor = 4
+    inode.rdevMinor = 65
+    inode.setXattr(Xattr("user.b", [2]))
+    inode.setXattr(Xattr("user.a", [1]))
+    let copy = inode.clone()
+    #expect(copy.mtime == far && copy.rdevMajor == 4 && copy.rdevMinor == 65)
+    #expect(copy.xattrs.map { String(decoding: $0.name, as: UTF8.self) } == ["user.a", "user.b"])
+
+    let samples: [[UInt8]] = [
+      [], [0x61], Array("f000123".utf8), Array(repeating: 0x7A, count: 15),
+      Array(repeating: 0x7A, count: 16), [0xFF, 0xFE, 0x80], Array(repeating: 0x61, count: 255),
+      [0x61, 0x00, 0x62],
+    ]
+    for a in samples {
+      #expect(Name(a).bytes == a && Name(a).count == a.count)
+      for b in samples {
+        #expect((Name(a) == Name(b)) == (a == b))
+        #expect((Name(a) < Name(b)) == a.lexicographicallyPrecedes(b))
+        if a == b { #expect(Name(a).hashValue == Name(b).hashValue) }
+      }
+    }
+    var content = FileContent(size: 3, inline: [1, 2, 3])
+    let pool = InlineBytesPool()
+    let pooled = pool.pack(content)
+    #expect(pooled == content && pooled.inline == [1, 2, 3] && pooled.size == 3)
+    content = pooled
+    content.size = 4
+    content.inline = [1, 2, 3, 4]
+    #expect(
+      content.inline == [1, 2, 3, 4] && pooled.inline == [1, 2, 3], "edits never touch the pool")
+  }
 }
