@@ -74,6 +74,8 @@ public final class ImageBuilder {
   let stream: BlockStream
   let tails: TailPacker
   public let data: DataWriter
+  /// Where ingest keeps small files' bytes until their inode pages are written (Tree.swift).
+  public let inlinePool = InlineBytesPool()
   var nextIno: UInt32 = UInt32(RoseLayout.inodesPerPage)  // nid 0 is never used
   public let cpVer: UInt64 = 1
   /// Where the data phase ended, set by the first `finish` (see Repack.swift).

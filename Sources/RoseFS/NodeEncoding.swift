@@ -67,7 +67,7 @@ struct EncodedDirent {
 func sortedDirents(_ children: [(Name, UInt32, UInt8)], seed: [UInt8]) -> [EncodedDirent] {
   var hashed = children.map { (nameHash($0.0.bytes, seed: seed), $0) }
   hashed.sort { a, b in
-    a.0 != b.0 ? a.0 < b.0 : a.1.0.bytes.lexicographicallyPrecedes(b.1.0.bytes)
+    a.0 != b.0 ? a.0 < b.0 : a.1.0 < b.1.0
   }
   var out: [EncodedDirent] = []
   out.reserveCapacity(hashed.count)

@@ -3,11 +3,60 @@
 // rootfs tarballs carry names that are not UTF-8 and String would silently replace those bytes.
 
 /// A file name or a path component, kept as bytes.
+///
+/// Names of up to 15 bytes (almost every name in a rootfs) live inside the 16-byte value, so a tree
+/// of a million entries does not make a million heap arrays; longer names (and any with a NUL byte,
+/// which only error paths see) keep an array. The form is canonical, so equality and hashing are by
+/// bytes exactly.
 public struct Name: Hashable, Comparable, Sendable, CustomStringConvertible {
-  public var bytes: [UInt8]
-  public init(_ bytes: [UInt8]) { self.bytes = bytes }
-  public init(_ string: String) { self.bytes = Array(string.utf8) }
-  public static func < (a: Name, b: Name) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+  /// `short` holds the bytes zero-padded (names never contain NUL, so the first zero ends them).
+  enum Storage: Hashable, Sendable {
+    case short(UInt64, UInt32, UInt16, UInt8)
+    case long([UInt8])
+  }
+  var storage: Storage
+
+  public static let inlineCapacity = 15
+
+  public init(_ bytes: [UInt8]) {
+    if bytes.count <= Name.inlineCapacity, !bytes.contains(0) {
+      var packed: (UInt64, UInt32, UInt16, UInt8) = (0, 0, 0, 0)
+      withUnsafeMutableBytes(of: &packed) { raw in
+        bytes.withUnsafeBytes { raw.copyMemory(from: $0) }
+      }
+      storage = .short(packed.0, packed.1, packed.2, packed.3)
+    } else {
+      storage = .long(bytes)
+    }
+  }
+  public init(_ string: String) { self.init(Array(string.utf8)) }
+
+  /// The bytes as an array (a new array for short names: prefer `count` or `withBytes` in loops).
+  public var bytes: [UInt8] {
+    get { withBytes { Array($0) } }
+    set { self = Name(newValue) }
+  }
+
+  public var count: Int { withBytes { $0.count } }
+
+  /// Calls `body` with the name's bytes without copying them to the heap.
+  public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    switch storage {
+    case .long(let a):
+      return try a.withUnsafeBytes(body)
+    case .short(let w0, let w1, let w2, let w3):
+      var packed = (w0, w1, w2, w3)
+      return try withUnsafeBytes(of: &packed) { raw in
+        var n = 0
+        while n < Name.inlineCapacity && raw[n] != 0 { n += 1 }
+        return try body(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+      }
+    }
+  }
+
+  public static func < (a: Name, b: Name) -> Bool {
+    a.withBytes { x in b.withBytes { y in x.lexicographicallyPrecedes(y) } }
+  }
   /// For messages only: invalid UTF-8 shown as \xNN escapes, so errors name the exact entry.
   public var description: String { Name.printable(bytes) }
   public static func printable(_ bytes: [UInt8]) -> String {
@@ -145,48 +194,195 @@ public struct TailRef: Hashable, Sendable {
   public var length: UInt16
 }
 
+/// Small files' bytes packed end to end in 64 KiB chunks, so a tree of a million tiny files does
+/// not hold a million heap arrays (each with a 32-byte header and malloc's rounding) until the inode
+/// pages are written. Bytes are written once, before any `FileContent` refers to them, and never
+/// changed: that is what makes sharing the chunk across threads safe.
+public final class InlineChunk: @unchecked Sendable {
+  static let capacity = 64 * 1024
+  let base: UnsafeMutableRawPointer
+  var used = 0
+  init() { base = UnsafeMutableRawPointer.allocate(byteCount: Self.capacity, alignment: 8) }
+  deinit { base.deallocate() }
+}
+
+/// Hands out room in `InlineChunk`s; one per builder, used by the thread that ingests.
+public final class InlineBytesPool {
+  var current = InlineChunk()
+  public init() {}
+
+  /// `content` with its inline bytes moved into the pool; anything else is returned unchanged.
+  public func pack(_ content: FileContent) -> FileContent {
+    guard case .inline(let bytes) = content.body, !bytes.isEmpty,
+      UInt64(bytes.count) == content.size, bytes.count <= InlineChunk.capacity / 4
+    else { return content }
+    if InlineChunk.capacity - current.used < bytes.count { current = InlineChunk() }
+    let chunk = current
+    let offset = chunk.used
+    bytes.withUnsafeBytes { src in
+      if let from = src.baseAddress {
+        (chunk.base + offset).copyMemory(from: from, byteCount: src.count)
+      }
+    }
+    chunk.used += bytes.count
+    var packed = content
+    packed.body = .pooled(chunk)
+    packed.sizeField = UInt64(offset) << 32 | UInt64(bytes.count)
+    return packed
+  }
+}
+
 /// Where a regular file's (or long symlink's) bytes are: the builder decides while the data streams in.
+/// A file is either inline (its whole bytes in the inode slot) or in blocks (extents plus an optional
+/// tail fragment); the two share one stored word, so the struct is 25 bytes.
 public struct FileContent: Hashable, Sendable {
-  public var size: UInt64
-  /// The whole file, kept in the inode slot (small files and symlink targets).
-  public var inline: [UInt8]?
-  /// Full blocks, in logical order; holes are the gaps between extents.
-  public var extents: [Extent]
+  enum Body: Sendable {
+    case inline([UInt8])
+    case blocks([Extent])
+    /// Inline bytes kept in a pool chunk, at the offset in `sizeField`'s high half.
+    case pooled(InlineChunk)
+  }
+  /// The size; for `.pooled`, the chunk offset << 32 | the size.
+  var sizeField: UInt64
+  var body: Body
   /// The last partial block, packed into a shared tail block.
   public var tail: TailRef?
+
   public init(size: UInt64, inline: [UInt8]? = nil, extents: [Extent] = [], tail: TailRef? = nil) {
-    self.size = size
-    self.inline = inline
-    self.extents = extents
+    self.sizeField = size
+    // An inline file has no blocks; a caller giving both keeps the inline bytes, as the packer would.
+    self.body = inline.map { .inline($0) } ?? .blocks(extents)
     self.tail = tail
   }
   public static let empty = FileContent(size: 0, inline: [])
+
+  public var size: UInt64 {
+    get {
+      if case .pooled = body { return sizeField & 0xFFFF_FFFF }
+      return sizeField
+    }
+    set {
+      unpool()
+      sizeField = newValue
+    }
+  }
+
+  /// Back to a plain array before an edit, so the pool's bytes are never changed.
+  mutating func unpool() {
+    if case .pooled = body, let bytes = inline {
+      body = .inline(bytes)
+      sizeField &= 0xFFFF_FFFF
+    }
+  }
+
+  /// The whole file, kept in the inode slot (small files and symlink targets); nil when in blocks.
+  public var inline: [UInt8]? {
+    get {
+      switch body {
+      case .inline(let bytes): return bytes
+      case .pooled(let chunk):
+        let n = Int(sizeField & 0xFFFF_FFFF)
+        return [UInt8](UnsafeRawBufferPointer(start: chunk.base + Int(sizeField >> 32), count: n))
+      case .blocks: return nil
+      }
+    }
+    set {
+      unpool()
+      if let bytes = newValue {
+        body = .inline(bytes)
+      } else if case .inline = body {
+        body = .blocks([])
+      }
+    }
+  }
+  /// Whether the file is inline (`inline != nil`), without copying its bytes.
+  public var isInline: Bool {
+    if case .blocks = body { return false }
+    return true
+  }
+  /// Full blocks, in logical order; holes are the gaps between extents. Empty when inline; setting
+  /// a non-empty list moves the file to blocks.
+  public var extents: [Extent] {
+    get {
+      if case .blocks(let e) = body { return e }
+      return []
+    }
+    set {
+      unpool()
+      if case .inline = body, newValue.isEmpty { return }
+      body = .blocks(newValue)
+    }
+  }
   /// Blocks the file owns (not counting its tail fragment).
-  public var blockCount: UInt64 { extents.reduce(0) { $0 + UInt64($1.count) } }
+  public var blockCount: UInt64 {
+    guard case .blocks(let e) = body else { return 0 }
+    return e.reduce(0) { $0 + UInt64($1.count) }
+  }
+
+  public static func == (a: FileContent, b: FileContent) -> Bool {
+    a.size == b.size && a.tail == b.tail && a.inline == b.inline && a.extents == b.extents
+  }
+  public func hash(into h: inout Hasher) {
+    h.combine(size)
+    h.combine(tail)
+    h.combine(inline)
+    h.combine(extents)
+  }
+}
+
+/// What most inodes do not have, kept out of line so the common inode is one 80-byte heap chunk:
+/// a directory's children, xattrs, a device number, access and change times that differ from the
+/// modification time, and modification seconds outside Int32.
+final class InodeExtras {
+  var children: [Name: Inode] = [:]
+  var xattrs: [Xattr] = []
+  var rdevMajor: UInt32 = 0
+  var rdevMinor: UInt32 = 0
+  /// nil: the same as mtime.
+  var atime: Timestamp?
+  var ctime: Timestamp?
+  /// mtime's seconds when they do not fit `Inode.mtimeSeconds32`.
+  var mtimeSecondsWide: Int64?
+
+  var isEmpty: Bool {
+    children.isEmpty && xattrs.isEmpty && rdevMajor == 0 && rdevMinor == 0 && atime == nil
+      && ctime == nil && mtimeSecondsWide == nil
+  }
+
+  func copy() -> InodeExtras {
+    let c = InodeExtras()
+    c.children = children
+    c.xattrs = xattrs
+    c.rdevMajor = rdevMajor
+    c.rdevMinor = rdevMinor
+    c.atime = atime
+    c.ctime = ctime
+    c.mtimeSecondsWide = mtimeSecondsWide
+    return c
+  }
 }
 
 /// One inode. A reference type because hard links are several directory entries naming the same
 /// inode; a snapshot (subvolume B) shares the objects of A and replaces only those it changes.
+///
+/// A tree holds one of these per entry, so its stored fields are kept to 56 bytes (72 with the object
+/// header, one 80-byte malloc chunk; `TreeMemoryTests` checks it): rare fields live in
+/// `InodeExtras`, times are stored once when atime and ctime equal mtime. The stored order is the
+/// layout order, chosen so no field pads.
 public final class Inode {
+  /// Regular files: their data. Symlinks: the target bytes (stored like file data).
+  public var content: FileContent = .empty
   public let kind: FileKind
   /// Permission bits including setuid, setgid and sticky (07777); the type comes from `kind`.
   public var permissions: UInt16
   public var uid: UInt32
   public var gid: UInt32
-  public var atime: Timestamp
-  public var mtime: Timestamp
-  public var ctime: Timestamp
-  /// Sorted by name, names unique.
-  public var xattrs: [Xattr]
-  /// Device number for character and block devices.
-  public var rdevMajor: UInt32 = 0
-  public var rdevMinor: UInt32 = 0
-  /// Regular files: their data. Symlinks: the target bytes (stored like file data).
-  public var content: FileContent = .empty
-  /// Directories only.
-  public var children: [Name: Inode] = [:]
+  var mtimeNanoseconds: UInt32
+  /// mtime's seconds when they fit (1901-2038); otherwise `extras.mtimeSecondsWide` holds them.
+  var mtimeSeconds32: Int32
   /// Inode number, assigned by the builder when the inode is created (FORMAT.md: nid * 8 + slot).
   public internal(set) var ino: UInt32 = 0
+  var extras: InodeExtras?
 
   public init(
     kind: FileKind, permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp,
@@ -196,31 +392,138 @@ public final class Inode {
     self.permissions = permissions & 0o7777
     self.uid = uid
     self.gid = gid
-    self.mtime = mtime
-    self.atime = atime ?? mtime
-    self.ctime = ctime ?? mtime
-    self.xattrs = xattrs.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    self.mtimeNanoseconds = mtime.nanoseconds
+    self.mtimeSeconds32 = Int32(truncatingIfNeeded: mtime.seconds)
+    if Int64(mtimeSeconds32) != mtime.seconds { editExtras().mtimeSecondsWide = mtime.seconds }
+    if let atime, atime != mtime { editExtras().atime = atime }
+    if let ctime, ctime != mtime { editExtras().ctime = ctime }
+    if !xattrs.isEmpty {
+      editExtras().xattrs = xattrs.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+  }
+
+  func editExtras() -> InodeExtras {
+    if let e = extras { return e }
+    let e = InodeExtras()
+    extras = e
+    return e
+  }
+  func dropExtrasIfEmpty() {
+    if let e = extras, e.isEmpty { extras = nil }
+  }
+
+  public var mtime: Timestamp {
+    get {
+      Timestamp(
+        seconds: extras?.mtimeSecondsWide ?? Int64(mtimeSeconds32), nanoseconds: mtimeNanoseconds)
+    }
+    set {
+      let old = mtime
+      guard newValue != old else { return }
+      // atime and ctime stored as "same as mtime" keep their value when mtime moves.
+      if extras?.atime == nil { editExtras().atime = old }
+      if extras?.ctime == nil { editExtras().ctime = old }
+      mtimeNanoseconds = newValue.nanoseconds
+      mtimeSeconds32 = Int32(truncatingIfNeeded: newValue.seconds)
+      let wide = Int64(mtimeSeconds32) == newValue.seconds ? nil : newValue.seconds
+      if wide != nil || extras != nil { editExtras().mtimeSecondsWide = wide }
+      if extras?.atime == newValue { extras?.atime = nil }
+      if extras?.ctime == newValue { extras?.ctime = nil }
+      dropExtrasIfEmpty()
+    }
+  }
+  public var atime: Timestamp {
+    get { extras?.atime ?? mtime }
+    set {
+      if newValue == mtime {
+        extras?.atime = nil
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().atime = newValue
+      }
+    }
+  }
+  public var ctime: Timestamp {
+    get { extras?.ctime ?? mtime }
+    set {
+      if newValue == mtime {
+        extras?.ctime = nil
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().ctime = newValue
+      }
+    }
+  }
+  /// Sorted by name, names unique.
+  public var xattrs: [Xattr] {
+    get { extras?.xattrs ?? [] }
+    set {
+      if newValue.isEmpty {
+        extras?.xattrs = []
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().xattrs = newValue
+      }
+    }
+  }
+  /// Device number for character and block devices.
+  public var rdevMajor: UInt32 {
+    get { extras?.rdevMajor ?? 0 }
+    set {
+      if newValue == 0 {
+        extras?.rdevMajor = 0
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().rdevMajor = newValue
+      }
+    }
+  }
+  public var rdevMinor: UInt32 {
+    get { extras?.rdevMinor ?? 0 }
+    set {
+      if newValue == 0 {
+        extras?.rdevMinor = 0
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().rdevMinor = newValue
+      }
+    }
+  }
+  /// Directories only. Edited in place (`_modify`), so adding a child does not copy the dictionary.
+  public var children: [Name: Inode] {
+    get { extras?.children ?? [:] }
+    set {
+      if newValue.isEmpty {
+        extras?.children = [:]
+        dropExtrasIfEmpty()
+      } else {
+        editExtras().children = newValue
+      }
+    }
+    _modify {
+      let e = editExtras()
+      yield &e.children
+      dropExtrasIfEmpty()
+    }
   }
 
   public var mode: UInt16 { kind.modeBits | permissions }
 
   /// Copy with the same ino, used when subvolume B changes an inode that A shares.
   public func clone() -> Inode {
-    let c = Inode(
-      kind: kind, permissions: permissions, uid: uid, gid: gid, mtime: mtime, atime: atime,
-      ctime: ctime, xattrs: xattrs)
-    c.rdevMajor = rdevMajor
-    c.rdevMinor = rdevMinor
+    let c = Inode(kind: kind, permissions: permissions, uid: uid, gid: gid, mtime: mtime)
+    c.extras = extras?.copy()
     c.content = content
-    c.children = children
     c.ino = ino
     return c
   }
 
   public func setXattr(_ x: Xattr) {
-    xattrs.removeAll { $0.name == x.name }
-    xattrs.append(x)
-    xattrs.sort { $0.name.lexicographicallyPrecedes($1.name) }
+    var list = xattrs
+    list.removeAll { $0.name == x.name }
+    list.append(x)
+    list.sort { $0.name.lexicographicallyPrecedes($1.name) }
+    xattrs = list
   }
 }
 

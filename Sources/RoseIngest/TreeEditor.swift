@@ -227,7 +227,7 @@ public final class TreeEditor {
       try data.beginFile(ino: inode.ino, size: size)
       try fill(data)
       let old = inode.content
-      inode.content = try data.finishFile()
+      inode.content = builder.inlinePool.pack(try data.finishFile())
       data.release(old)
     } catch let e as IngestError {
       if let partial = try? data.finishFile() { data.release(partial) }
@@ -254,7 +254,7 @@ public final class TreeEditor {
     let dir = try parent(of: comps, path: path, input: input)
     let inode = make(.symlink, meta)
     do {
-      inode.content = try builder.data.store(target, ino: inode.ino)
+      inode.content = builder.inlinePool.pack(try builder.data.store(target, ino: inode.ino))
     } catch {
       throw IngestError.image(input: input, entry: path, underlying: RoseFSError(wrapping: error))
     }

@@ -13,7 +13,7 @@ extension ImageBuilder {
     switch inode.kind {
     case .directory:
       var n = 0
-      for name in inode.children.keys { n += InlineDirent.size + name.bytes.count }
+      for name in inode.children.keys { n += InlineDirent.size + name.count }
       if n <= RoseLayout.maxInline { inlineBytes = n }
     case .regular, .symlink:
       if let bytes = inode.content.inline {

@@ -23,7 +23,7 @@ extension ImageBuilder {
       ctime: inode.ctime, parent: view.parent(inode.ino), xattrNid: a.xattrNid,
       tailBlk: isDevice ? inode.rdevMajor : tailBlk,
       treeRoot: isDevice ? inode.rdevMinor : a.treeRoot,
-      dataBlocks: inode.content.inline == nil && isFile
+      dataBlocks: !inode.content.isInline && isFile
         ? UInt32(clamping: inode.content.blockCount) : 0,
       inlineLen: UInt16(a.inline.count), xattrLen: UInt16(a.xattrInline.count),
       tailOff: tail?.offset ?? 0, nslots: UInt8(a.nslots), treeDepth: a.treeDepth,

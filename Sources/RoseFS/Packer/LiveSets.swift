@@ -11,7 +11,7 @@ struct LiveSets {
     ranges = []
     for (h, v) in views.enumerated() {
       var r: [(UInt32, UInt32)] = []
-      for inode in v.inodes.values where inode.content.inline == nil {
+      for inode in v.inodes.values where !inode.content.isInline {
         for e in inode.content.extents { r.append((e.physical, e.count)) }
         if let t = inode.content.tail { r.append((builder.tails.resolve(t.block), 1)) }
       }

@@ -3,7 +3,7 @@
 extension ImageBuilder {
   func dataOwnerRuns(_ objects: [Inode]) -> [OwnerRun] {
     var runs: [OwnerRun] = []
-    for inode in objects where inode.content.inline == nil {
+    for inode in objects where !inode.content.isInline {
       for e in inode.content.extents {
         runs.append(
           OwnerRun(
@@ -19,7 +19,7 @@ extension ImageBuilder {
   func tailOwnerRuns(_ objects: [Inode]) -> [OwnerRun] {
     var range: [UInt32: (low: UInt32, high: UInt32)] = [:]
     let perPage = UInt32(RoseLayout.inodesPerPage)
-    for inode in objects where inode.content.inline == nil {
+    for inode in objects where !inode.content.isInline {
       guard let t = inode.content.tail else { continue }
       let nid = inode.ino / perPage
       let r = range[t.block] ?? (nid, nid)
