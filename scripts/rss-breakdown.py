@@ -91,7 +91,8 @@ def main():
     args = args[1:]
     if not args:
         sys.exit(__doc__)
-    proc = subprocess.Popen(args)
+    # With --json, the command's own output goes to stderr so that stdout is one JSON document.
+    proc = subprocess.Popen(args, stdout=sys.stderr if as_json else None)
     best, best_rss = None, -1
     while proc.poll() is None:
         maps = read_smaps(proc.pid)
@@ -104,7 +105,7 @@ def main():
         sys.exit("no sample taken (the command ended too fast)")
     groups = summarize(best)
     if as_json:
-        print(json.dumps({f"{k[0]} {k[1]}": v for k, v in groups.items()}, indent=1))
+        print(json.dumps({f"{k[0]} {k[1]}": v for k, v in groups.items()}, indent=1, sort_keys=True))
         return
     print(f"sampled peak: {best_rss} KiB Rss, "
           f"{sum(m['Private_Dirty'] for m in best)} KiB Private_Dirty (exit status {proc.returncode})")
