@@ -5,11 +5,18 @@ import Foundation
 /// Decompresses a .zst input on a second thread, a few MiB ahead of libarchive, so that on two cores
 /// decompression overlaps with packing instead of adding to it (the zstd filter inside libarchive
 /// runs on the packing thread). Used only for zstd, the common rootfs format; memory is bounded by
-/// `depth` buffers of `chunk` bytes.
+/// `depth` buffers of `chunk` bytes, one compressed input buffer of `inputChunk` bytes, and zstd's
+/// own window (the frame's window size: 8 MiB for `zstd -19`, which no streaming reader can avoid).
+///
+/// The sizes are the smallest that keep the overlap: 1 MiB decompressed ahead is a few milliseconds of
+/// packing, and the packing thread never waited longer with more (docs/MEMORY.md, "The fixed
+/// baseline": 6 x 1 MiB buffers cost 6 MiB of peak RSS and no time).
 final class ZstdPrefetcher: @unchecked Sendable {
   private let fd: Int32
-  private let chunk = 1 << 20
-  private let depth = 6
+  private let chunk = 256 << 10
+  private let depth = 4
+  /// zstd reads input a block (128 KiB) at a time; a larger compressed buffer saves no calls.
+  private let inputChunk = 128 << 10
   private let cond = NSCondition()
   private var ready: [UnsafeMutableRawBufferPointer] = []  // filled, in order; count in `lengths`
   private var lengths: [Int] = []
@@ -69,7 +76,7 @@ final class ZstdPrefetcher: @unchecked Sendable {
   private func decompress() {
     guard let dctx = ZSTD_createDCtx() else { return finish(failure: "zstd: out of memory") }
     defer { ZSTD_freeDCtx(dctx) }
-    let inBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+    let inBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: inputChunk, alignment: 64)
     defer { inBuf.deallocate() }
     var input = ZSTD_inBuffer(src: inBuf.baseAddress, size: 0, pos: 0)
     var lastHint = 0

@@ -17,6 +17,29 @@ import Testing
     #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
   }
 
+  /// The prefetcher hands libarchive 256 KiB buffers: files that start, end and straddle buffer
+  /// edges, in a stream of two zstd frames (the second starting mid-file), must read back unchanged.
+  @Test func bufferAndFrameEdgesKeepTheBytes() throws {
+    let dir = try tempDir("zst-edges")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      set -e; cd '\(dir)'; mkdir src
+      for n in 1 262143 262144 262145 524288 700001 3 1048577; do head -c $n /dev/urandom > src/f$n; done
+      tar -cf t.tar -C src .
+      half=$(( $(stat -c %s t.tar) / 2 + 12345 ))
+      head -c $half t.tar | zstd -q -c > t.tar.zst; tail -c +$(( half + 1 )) t.tar | zstd -q -c >> t.tar.zst
+      """)
+    let plain = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar").read(into: plain.editor)
+    let zst = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar.zst").read(into: zst.editor)
+    let want = try describe(plain.editor.root, plain.builder.data)
+    let got = try describe(zst.editor.root, zst.builder.data)
+    #expect(want.count == 9, "\(want.keys.sorted())")
+    #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
+  }
+
   @Test func truncatedAndCorruptStreamsAreRefused() throws {
     let dir = try tempDir("zst")
     defer { try? FileManager.default.removeItem(atPath: dir) }
