@@ -299,7 +299,8 @@ final class StagingWriter: @unchecked Sendable {
       case .zero: try spool.append(0)
       case .checksum:
         try spool.append(
-          checksum.checksum(UnsafeRawBufferPointer(rebasing: job.buffer.bytes[i * bs..<(i + 1) * bs])))
+          checksum.checksum(
+            UnsafeRawBufferPointer(rebasing: job.buffer.bytes[i * bs..<(i + 1) * bs])))
       }
     }
     try job.image.write(

@@ -276,7 +276,9 @@ final class TailPacker {
     guard let b = best else { throw RoseFSError.corrupt("tail packer") }
     let at = b.used
     b.payload.withUnsafeMutableBytes { dst in
-      bytes.withUnsafeBytes { (dst.baseAddress! + at).copyMemory(from: $0.baseAddress!, byteCount: n) }
+      bytes.withUnsafeBytes {
+        (dst.baseAddress! + at).copyMemory(from: $0.baseAddress!, byteCount: n)
+      }
     }
     b.used += n
     b.lowNid = min(b.lowNid, nid)

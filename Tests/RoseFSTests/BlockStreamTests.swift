@@ -10,7 +10,9 @@ import Testing
   /// Block `i`'s bytes: distinct per block and per byte, so a block written at the wrong address or
   /// twice shows.
   static func pattern(_ i: Int) -> [UInt8] {
-    (0..<RoseLayout.blockSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i &* 7 &+ ($0 >> 8) &* i) }
+    (0..<RoseLayout.blockSize).map {
+      UInt8(truncatingIfNeeded: $0 &* 31 &+ i &* 7 &+ ($0 >> 8) &* i)
+    }
   }
 
   @Test func blocksChecksumsAndReadBackMatchASequentialWriter() throws {
@@ -35,7 +37,8 @@ import Testing
         if i % 97 == 0 {
           // Staged, queued or written: each reads back as it was committed.
           for back in [0, i / 2, i] {
-            #expect(try stream.readBack(first + UInt32(back)) == Self.pattern(back), "block \(back)")
+            #expect(
+              try stream.readBack(first + UInt32(back)) == Self.pattern(back), "block \(back)")
           }
         }
       }
