@@ -166,8 +166,9 @@ final class StagingWriter: @unchecked Sendable {
     let blocks: Int
   }
 
-  /// 512 KiB per buffer: large writes, while four buffers in flight cost 2 MiB in all.
-  static let blocksPerBuffer = 128
+  /// 256 KiB per buffer: large writes, while four buffers in flight cost 1 MiB in all (as much
+  /// as the single staging buffer before the writer thread).
+  static let blocksPerBuffer = 64
   static let bufferCount = 4
 
   let checksum: RoseChecksum

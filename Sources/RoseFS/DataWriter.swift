@@ -136,8 +136,9 @@ public final class DataWriter {
       if small.count < Int(size) {
         small.append(contentsOf: repeatElement(0, count: Int(size) - small.count))
       }
-      // A copy of exactly the file's length: the tree keeps it, the reused buffer stays here.
-      return FileContent(size: size, inline: Array(small))
+      // A copy of exactly the file's length (`Array(small)` would share the reused buffer, and
+      // the tree would keep its whole capacity): the reused buffer stays here.
+      return FileContent(size: size, inline: small.withUnsafeBufferPointer { Array($0) })
     }
     var content = FileContent(size: size, extents: extents)
     let tailLen = Int(size - bodyEnd)

@@ -8,7 +8,8 @@ import Foundation
 /// `chunk` bytes.
 final class ReadAhead: @unchecked Sendable {
   private let fd: Int32
-  private let chunk = 512 << 10
+  /// 4 x 256 KiB: as much memory as libarchive's own 1 MiB read buffer, which this replaces.
+  private let chunk = 256 << 10
   private let depth = 4
   private let cond = NSCondition()
   private var ready: [(buffer: UnsafeMutableRawBufferPointer, count: Int)] = []

@@ -58,4 +58,29 @@ import Testing
       #expect(Array(written[start..<start + bs]) == Self.pattern(i), "block \(i) in the file")
     }
   }
+
+  /// The data writer reuses one buffer for the small bytes of every file; an inline file's content
+  /// must be a copy of its own length, not the reused buffer with the capacity a larger tail grew
+  /// it to (200,000 small files kept 21 MiB of spare capacity that way).
+  @Test func inlineContentDoesNotKeepTheReusedBuffer() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "datawriter-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("out.img").path
+    #expect(FileManager.default.createFile(atPath: path, contents: nil))
+    let image = try ImageFile(openPath: path, writable: true)
+    let builder = try ImageBuilder(image: image, options: BuildOptions(sourceDateEpoch: 0))
+    let data = builder.data
+    let tail = [UInt8](repeating: 7, count: RoseLayout.blockSize + 3000)
+    let tailContent = try data.store(tail, ino: 100)
+    #expect(tailContent.inline == nil && tailContent.tail != nil)
+    let small = Array("tiny".utf8)
+    #expect(InodeSlots.fileIsInline(size: UInt64(small.count)))
+    let content = try data.store(small, ino: 101)
+    let inline = try #require(content.inline)
+    #expect(inline == small)
+    #expect(inline.capacity < 64, "an inline file of 4 bytes keeps \(inline.capacity) bytes")
+    #expect(try data.readBack(tailContent) == tail)
+  }
 }

@@ -10,7 +10,7 @@ import Testing
   @Test func entriesAcrossManyBuffersComeOutWhole() throws {
     let dir = try tempDir("readahead")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    // Python's tarfile writes it; sizes chosen so headers and data cross the 512 KiB buffers.
+    // Python's tarfile writes it; sizes chosen so headers and data cross the 256 KiB buffers.
     let p = try craft(
       dir, "spanning.tar",
       """
