@@ -38,7 +38,9 @@ public final class DataWriter {
     open = true
     nextOffset = 0
     extents = []
-    small = []
+    // The buffer is reused file after file (a tail is copied out by `TailPacker.place`, inline
+    // bytes by `finishFile`): no allocation per small file.
+    small.removeAll(keepingCapacity: true)
     curLogical = .max
     curFill = 0
     let bs = UInt64(RoseLayout.blockSize)
@@ -134,7 +136,9 @@ public final class DataWriter {
       if small.count < Int(size) {
         small.append(contentsOf: repeatElement(0, count: Int(size) - small.count))
       }
-      return FileContent(size: size, inline: small)
+      // A copy of exactly the file's length (`Array(small)` would share the reused buffer, and
+      // the tree would keep its whole capacity): the reused buffer stays here.
+      return FileContent(size: size, inline: small.withUnsafeBufferPointer { Array($0) })
     }
     var content = FileContent(size: size, extents: extents)
     let tailLen = Int(size - bodyEnd)
@@ -272,7 +276,11 @@ final class TailPacker {
     }
     guard let b = best else { throw RoseFSError.corrupt("tail packer") }
     let at = b.used
-    b.payload.replaceSubrange(at..<at + n, with: bytes)
+    b.payload.withUnsafeMutableBytes { dst in
+      bytes.withUnsafeBytes {
+        (dst.baseAddress! + at).copyMemory(from: $0.baseAddress!, byteCount: n)
+      }
+    }
     b.used += n
     b.lowNid = min(b.lowNid, nid)
     b.highNid = max(b.highNid, nid)

@@ -91,10 +91,18 @@ public final class ArchiveReader {
     }
     // zstd is decompressed on a second thread, ahead of the packing (other formats: in libarchive).
     let prefetch = ZstdPrefetcher(path: path)
-    // The prefetch thread holds the prefetcher until told to stop: stop it on every way out.
-    defer { prefetch?.cancel() }
+    // Anything else is read from the file on a second thread (decompressed, if at all, in
+    // libarchive on this one).
+    let readAhead = prefetch == nil ? ReadAhead(path: path) : nil
+    // Each thread holds its reader until told to stop: stop them on every way out.
+    defer {
+      prefetch?.cancel()
+      readAhead?.cancel()
+    }
     let position: () -> Int64 = { prefetch?.position ?? archive_filter_bytes(a, -1) }
-    let opened = prefetch.map { $0.attach(a) } ?? archive_read_open_filename(a, path, 1 << 20)
+    let opened =
+      prefetch.map { $0.attach(a) } ?? readAhead.map { $0.attach(a) }
+      ?? archive_read_open_filename(a, path, 1 << 20)
     guard opened == ARCHIVE_OK else {
       let e = archive_errno(a)
       if e != 0 && e != EILSEQ && e != -1 {

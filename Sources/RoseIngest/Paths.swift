@@ -8,27 +8,32 @@ public enum ImagePath {
   /// Splits `path` into components: leading `./` and `/` dropped, empty and `.` components collapsed.
   /// An empty result is the root. Throws for `..` and components longer than 255 bytes.
   public static func components(_ path: [UInt8], input: String) throws -> [Name] {
-    var out: [Name] = []
-    var start = 0
-    var i = 0
-    while i <= path.count {
-      if i == path.count || path[i] == UInt8(ascii: "/") {
-        let n = i - start
-        if n == 1 && path[start] == UInt8(ascii: ".") {
-          // "." collapses
-        } else if n == 2 && path[start] == UInt8(ascii: ".") && path[start + 1] == UInt8(ascii: ".")
-        {
-          throw IngestError.dotDotComponent(input: input, entry: path)
-        } else if n > maxNameLength {
-          throw IngestError.nameTooLong(input: input, entry: path, length: n)
-        } else if n > 0 {
-          out.append(Name(Array(path[start..<i])))
+    // Called once per archive entry: scanned through a buffer pointer (no per-byte bounds
+    // checks), one allocation for the list and one per component.
+    try path.withUnsafeBufferPointer { p in
+      var out: [Name] = []
+      out.reserveCapacity(4)
+      var start = 0
+      var i = 0
+      let dot = UInt8(ascii: ".")
+      while i <= p.count {
+        if i == p.count || p[i] == UInt8(ascii: "/") {
+          let n = i - start
+          if n == 1 && p[start] == dot {
+            // "." collapses
+          } else if n == 2 && p[start] == dot && p[start + 1] == dot {
+            throw IngestError.dotDotComponent(input: input, entry: path)
+          } else if n > maxNameLength {
+            throw IngestError.nameTooLong(input: input, entry: path, length: n)
+          } else if n > 0 {
+            out.append(Name(Array(UnsafeBufferPointer(rebasing: p[start..<i]))))
+          }
+          start = i + 1
         }
-        start = i + 1
+        i += 1
       }
-      i += 1
+      return out
     }
-    return out
   }
 
   /// "a/b/c" from components (no leading slash); "" for the root.
