@@ -54,8 +54,19 @@ public struct Name: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
   }
 
+  /// Byte order. Two short names compare as four big-endian words: their bytes are zero-padded
+  /// and a name has no NUL, so a prefix sorts first as it does bytewise. Sorting directories is
+  /// most of these calls (10 % of converting 200,000 small files went to the byte-by-byte closure).
   public static func < (a: Name, b: Name) -> Bool {
-    a.withBytes { x in b.withBytes { y in x.lexicographicallyPrecedes(y) } }
+    if case .short(let a0, let a1, let a2, let a3) = a.storage,
+      case .short(let b0, let b1, let b2, let b3) = b.storage
+    {
+      if a0 != b0 { return UInt64(bigEndian: a0) < UInt64(bigEndian: b0) }
+      if a1 != b1 { return UInt32(bigEndian: a1) < UInt32(bigEndian: b1) }
+      if a2 != b2 { return UInt16(bigEndian: a2) < UInt16(bigEndian: b2) }
+      return a3 < b3
+    }
+    return a.withBytes { x in b.withBytes { y in x.lexicographicallyPrecedes(y) } }
   }
   /// For messages only: invalid UTF-8 shown as \xNN escapes, so errors name the exact entry.
   public var description: String { Name.printable(bytes) }

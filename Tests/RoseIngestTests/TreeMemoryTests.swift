@@ -142,4 +142,36 @@ private func heapBytesInUse() -> Int? {
     #expect(
       content.inline == [1, 2, 3, 4] && pooled.inline == [1, 2, 3], "edits never touch the pool")
   }
+
+  /// Short names compare by words (`Name.<`'s fast path): the order must be the bytes' order for
+  /// every position a difference can sit at, every byte value (high bytes too) and prefixes, and
+  /// across the short and long forms.
+  @Test func namesOrderAsTheirBytes() {
+    var rng = SystemRandomNumberGenerator()
+    var samples: [[UInt8]] = []
+    for length in 0...17 {
+      for _ in 0..<24 {
+        samples.append((0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) })
+      }
+    }
+    // Names that differ in one byte only, at each position, by the smallest step and the largest.
+    let base = Array(repeating: UInt8(0x80), count: 15)
+    for position in 0..<15 {
+      for value: UInt8 in [0x01, 0x7F, 0x81, 0xFF] {
+        var n = base
+        n[position] = value
+        samples.append(n)
+        samples.append(Array(n[0...position]))
+      }
+    }
+    let names = samples.map { Name($0) }
+    var wrong: [String] = []
+    for i in samples.indices {
+      for j in samples.indices
+      where (names[i] < names[j]) != samples[i].lexicographicallyPrecedes(samples[j]) {
+        wrong.append("\(Name.printable(samples[i])) < \(Name.printable(samples[j]))")
+      }
+    }
+    #expect(wrong.isEmpty, "\(wrong.count) pairs out of byte order: \(wrong.prefix(5))")
+  }
 }
