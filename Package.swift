@@ -99,9 +99,10 @@ let package = Package(
     .testTarget(
       name: "RoseHeatTests", dependencies: ["RoseHeat", "RoseMap"],
       path: "Benchmarks/heat/Tests/RoseHeatTests"),
-    .testTarget(name: "RoseFSTests", dependencies: ["RoseFS"]),
-    .testTarget(name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS"]),
-    // Helpers the test targets share (temporary directories, running outside checkers).
+    .testTarget(name: "RoseFSTests", dependencies: ["RoseFS", "RoseTestSupport"]),
+    .testTarget(
+      name: "RoseIngestTests", dependencies: ["RoseIngest", "RoseFS", "RoseTestSupport"]),
+    // Helpers the test targets share (temporary directories, running outside checkers, the heap).
     .target(name: "RoseTestSupport", path: "Tests/RoseTestSupport"),
     .testTarget(name: "RoseDiskTests", dependencies: ["RoseDisk", "RoseTestSupport"]),
     .testTarget(

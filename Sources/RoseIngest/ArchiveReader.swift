@@ -90,10 +90,10 @@ public final class ArchiveReader {
       archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
     // zstd is decompressed on a second thread, ahead of the packing (other formats: in libarchive).
-    let prefetch = ZstdPrefetcher(path: path)
+    let prefetch = ZstdPrefetcher.open(path: path)
     // Anything else is read from the file on a second thread (decompressed, if at all, in
     // libarchive on this one).
-    let readAhead = prefetch == nil ? ReadAhead(path: path) : nil
+    let readAhead = prefetch == nil ? ReadAhead.open(path: path) : nil
     // Each thread holds its reader until told to stop: stop them on every way out.
     defer {
       prefetch?.cancel()

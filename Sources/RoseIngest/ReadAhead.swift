@@ -1,50 +1,29 @@
-import CArchive
 import Foundation
 
 /// Reads an archive that is not zstd-compressed on a second thread, a few buffers ahead of
-/// libarchive, so that the kernel's copy of the file into memory (about a third of the time
-/// libarchive spends on a plain tar of small files) overlaps with packing. zstd inputs go through
-/// `ZstdPrefetcher`, which reads and decompresses there. Memory is bounded by `depth` buffers of
-/// `chunk` bytes.
-final class ReadAhead: @unchecked Sendable {
+/// libarchive (a `PrefetchQueue`), so that the kernel's copy of the file into memory (about a
+/// third of the time libarchive spends on a plain tar of small files) overlaps with packing. zstd
+/// inputs go through `ZstdPrefetcher`, which reads and decompresses there.
+final class ReadAhead {
   private let fd: Int32
-  /// 4 x 256 KiB: as much memory as libarchive's own 1 MiB read buffer, which this replaces.
-  private let chunk = 256 << 10
-  private let depth = 4
-  private let cond = NSCondition()
-  private var ready: [(buffer: UnsafeMutableRawBufferPointer, count: Int)] = []
-  private var free: [UnsafeMutableRawBufferPointer] = []
-  private var done = false
-  /// errno of a failed read; 0 when none.
-  private var failure: Int32 = 0
-  private var stopped = false
-  private var current: UnsafeMutableRawBufferPointer?
+  private var offset: off_t = 0
 
   /// nil when `path` cannot be opened, is not a regular file (the caller then lets libarchive
   /// open it, which reports why), or is not known to be read front to back (`isStreamed`).
-  init?(path: String) {
-    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-    guard fd >= 0 else { return nil }
-    var st = stat()
+  static func open(path: String) -> PrefetchQueue? {
+    guard let fd = PrefetchQueue.openRegularFile(path) else { return nil }
     var head = [UInt8](repeating: 0, count: 512)
     let headCount = pread(fd, &head, head.count, 0)
-    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, headCount > 0,
-      Self.isStreamed(head: Array(head.prefix(headCount)))
-    else {
+    guard headCount > 0, isStreamed(head: Array(head.prefix(headCount))) else {
       close(fd)
       return nil
     }
-    // Reads of a regular file never block; clear the flag so the descriptor behaves plainly.
-    let flags = fcntl(fd, F_GETFL)
-    if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
-    self.fd = fd
-    for _ in 0..<depth {
-      free.append(UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096))
-    }
-    let thread = Thread { [self] in self.readLoop() }
-    thread.stackSize = 256 << 10
-    thread.start()
+    let source = ReadAhead(fd: fd)
+    return PrefetchQueue(fill: source.fill, consumed: { Int64(source.offset) })
   }
+
+  private init(fd: Int32) { self.fd = fd }
+  deinit { close(fd) }
 
   /// Whether libarchive reads an input starting with `head` strictly in order: a tar (the
   /// "ustar" magic of POSIX and GNU headers), a cpio, or a compressed stream (whose content
@@ -66,113 +45,22 @@ final class ReadAhead: @unchecked Sendable {
     return magics.contains { starts($0) }
   }
 
-  deinit {
-    cond.lock()
-    stopped = true
-    cond.broadcast()
-    while !done { cond.wait() }
-    cond.unlock()
-    for b in free { b.deallocate() }
-    for r in ready { r.buffer.deallocate() }
-    current?.deallocate()
-    close(fd)
-  }
-
-  /// Stops the read thread (which holds this object strongly until it returns). Safe to call
-  /// more than once.
-  func cancel() {
-    cond.lock()
-    stopped = true
-    cond.broadcast()
-    cond.unlock()
-  }
-
-  /// Runs on the read thread until the file ends, a read fails, or the reader goes away.
-  private func readLoop() {
-    var offset: off_t = 0
-    while true {
-      cond.lock()
-      while free.isEmpty && !stopped { cond.wait() }
-      if stopped { return finish(errno: 0) }
-      let buffer = free.removeLast()
-      cond.unlock()
-      var filled = 0
-      var eof = false
-      while filled < buffer.count {
-        let n = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, offset)
-        if n < 0 {
-          if errno == EINTR { continue }
-          let e = errno
-          cond.lock()
-          free.append(buffer)
-          return finish(errno: e)
-        }
-        if n == 0 {
-          eof = true
-          break
-        }
-        filled += n
-        offset += off_t(n)
+  /// Fills `buffer` with the file's next bytes (on the queue's thread).
+  private func fill(_ buffer: UnsafeMutableRawBufferPointer) -> PrefetchFill {
+    var filled = 0
+    while filled < buffer.count {
+      guard let base = buffer.baseAddress else { break }
+      let n = pread(fd, base + filled, buffer.count - filled, offset)
+      if n < 0 {
+        if errno == EINTR { continue }
+        let e = errno
+        return .failed(
+          PrefetchFailure(errno: e, message: "read failed: \(String(cString: strerror(e)))"))
       }
-      cond.lock()
-      if filled > 0 {
-        ready.append((buffer, filled))
-      } else {
-        free.append(buffer)
-      }
-      cond.broadcast()
-      if eof { return finish(errno: 0) }
-      cond.unlock()
+      if n == 0 { return .end(filled, failure: nil) }
+      filled += n
+      offset += off_t(n)
     }
-  }
-
-  /// Called with the lock held; releases it.
-  private func finish(errno e: Int32) {
-    failure = e
-    done = true
-    cond.broadcast()
-    cond.unlock()
-  }
-
-  /// The next block of the file for libarchive: its bytes stay valid until the next call.
-  /// Returns 0 at the end, -1 with `failure` set when a read failed.
-  private func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
-    cond.lock()
-    defer { cond.unlock() }
-    if let c = current {
-      free.append(c)
-      current = nil
-      cond.broadcast()
-    }
-    while ready.isEmpty && !done { cond.wait() }
-    if ready.isEmpty { return failure == 0 ? 0 : -1 }
-    let r = ready.removeFirst()
-    current = r.buffer
-    out?.pointee = UnsafeRawPointer(r.buffer.baseAddress)
-    return r.count
-  }
-
-  private var failureErrno: Int32 {
-    cond.lock()
-    defer { cond.unlock() }
-    return failure
-  }
-
-  /// Opens `a` on this reader (libarchive's client-reader callbacks).
-  func attach(_ a: OpaquePointer) -> Int32 {
-    let ctx = Unmanaged.passUnretained(self).toOpaque()
-    return archive_read_open(
-      a, ctx, nil,
-      { archive, ctx, buffer in
-        guard let ctx else { return -1 }
-        let me = Unmanaged<ReadAhead>.fromOpaque(ctx).takeUnretainedValue()
-        let n = me.next(buffer)
-        if n < 0 {
-          let e = me.failureErrno
-          ca_set_error(archive, e, "read failed: \(String(cString: strerror(e)))")
-          return -1
-        }
-        return n
-      }, nil)
+    return .more(filled)
   }
 }

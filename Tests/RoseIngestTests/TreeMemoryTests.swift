@@ -1,4 +1,5 @@
 import Foundation
+import RoseTestSupport
 import Testing
 
 @testable import RoseFS
@@ -7,41 +8,6 @@ import Testing
 #if canImport(Glibc)
   import Glibc
 #endif
-
-/// Bytes the C heap holds in use, from glibc's `malloc_info` totals (as `PackerMemoryTests` reads
-/// them): system bytes plus mmapped chunks, minus free chunks. nil where there is no `malloc_info`.
-private func heapBytesInUse() -> Int? {
-  #if canImport(Glibc)
-    typealias MallocInfo = @convention(c) (Int32, UnsafeMutablePointer<FILE>?) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_info") else {
-      return nil
-    }
-    let mallocInfo = unsafeBitCast(symbol, to: MallocInfo.self)
-    var buffer: UnsafeMutablePointer<CChar>?
-    var length = 0
-    guard let stream = open_memstream(&buffer, &length) else { return nil }
-    let status = mallocInfo(0, stream)
-    fclose(stream)
-    defer { free(buffer) }
-    guard status == 0, let buffer else { return nil }
-    let text = String(cString: buffer)
-    guard
-      let totals = text.range(of: "</heap>", options: .backwards).map({ text[$0.upperBound...] })
-    else { return nil }
-    func size(_ tag: String, _ type: String) -> Int? {
-      guard let r = totals.range(of: "<\(tag) type=\"\(type)\"") else { return nil }
-      let rest = totals[r.upperBound...]
-      guard let s = rest.range(of: "size=\"") else { return nil }
-      return Int(rest[s.upperBound...].prefix { $0.isNumber })
-    }
-    guard let current = size("system", "current"), let fast = size("total", "fast"),
-      let rest = size("total", "rest"), let mmapped = size("total", "mmap")
-    else { return nil }
-    return current + mmapped - fast - rest
-  #else
-    return nil
-  #endif
-}
 
 /// Issue 10: the in-memory tree costs well under 200 bytes per entry. Fails if the inode record grows
 /// past one 80-byte malloc chunk, if short names go back to one heap array each, or if the per-entry
@@ -70,28 +36,22 @@ private func heapBytesInUse() -> Int? {
   /// `make_tree` names them; the heap growth per entry, smallest of up to twelve tries (tests running
   /// beside it allocate into the same heap), stopping at the first under the bound.
   @Test func ingestCostPerEntry() throws {
-    guard heapBytesInUse() != nil else {
+    guard HeapMeter.bytesInUse() != nil else {
       print("skipped: no glibc malloc_info to measure the heap with")
       return
     }
     let limit = 160.0
-    var best: Int?
-    for attempt in 0..<12 {
-      if attempt > 0 { usleep(250_000) }
-      let s = try Scratch(epoch: 0)
-      guard let before = heapBytesInUse() else { return }
-      var path = [UInt8]()
-      for i in 0..<Self.entries {
-        path = Array(String(format: "d%04d/f%06d", i / 1000, i).utf8)
-        try s.editor.addInline([], at: path)
-      }
-      guard let after = heapBytesInUse() else { return }
-      #expect(s.editor.lookup(path)?.kind == .regular)
-      withExtendedLifetime(s) {}
-      best = min(best ?? Int.max, after - before)
-      if let best, Double(best) / Double(Self.entries) < limit { break }
-    }
-    let perEntry = Double(best ?? 0) / Double(Self.entries)
+    let perEntry = try #require(
+      try HeapMeter.smallestGrowthPerEntry(
+        entries: Self.entries, under: limit, prepare: { try Scratch(epoch: 0) },
+        measure: { s in
+          var path = [UInt8]()
+          for i in 0..<Self.entries {
+            path = Array(String(format: "d%04d/f%06d", i / 1000, i).utf8)
+            try s.editor.addInline([], at: path)
+          }
+          #expect(s.editor.lookup(path)?.kind == .regular)
+        }))
     print("TreeMemoryTests: ingest holds \(perEntry) bytes per entry")
     #expect(perEntry < limit, "the tree holds \(perEntry) bytes per entry")
   }
