@@ -3,13 +3,10 @@ import PackageDescription
 
 // Release builds of our modules skip the runtime exclusivity checks (`swift_beginAccess` on every
 // class property and global access was 4.5 % of convert's profile on small200k.tar); the compiler's
-// static checks still run, and debug builds (the tests) keep the dynamic ones. Each function gets
-// its own section, so that the link can place the functions a run executes together (below).
-// docs/MEMORY.md, "Release flags and text order".
+// static checks still run, and debug builds (the tests) keep the dynamic ones. docs/MEMORY.md,
+// "Release flags and text order".
 let releaseSwift: [SwiftSetting] = [
-  .unsafeFlags(
-    ["-enforce-exclusivity=unchecked", "-Xfrontend", "-function-sections"],
-    .when(configuration: .release))
+  .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
 // The functions `--help`, `convert` of a one-file tarball and `convert` of minbase execute
