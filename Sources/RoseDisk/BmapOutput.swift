@@ -33,7 +33,7 @@ public struct BmapOutput: Sendable {
 
     let buffer = FileIO.allocate(FileIO.chunkSize)
     defer { buffer.deallocate() }
-    let hash = try SHA256Stream()
+    let hash = SHA256Stream()
     var body = ""
     for range in ranges {
       let start = range.first * bs

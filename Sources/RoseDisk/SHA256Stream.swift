@@ -2,28 +2,18 @@ import CCrypto
 import CRoseSystem
 import Foundation
 
-/// Incremental SHA-256 over libcrypto's EVP interface (used by bmap and the manifest).
+/// Incremental SHA-256 over libcrypto's low-level interface (used by bmap and the manifest; no EVP
+/// set-up: see CCrypto's shim.h).
 public final class SHA256Stream {
-  private let context: OpaquePointer
+  private var context = SHA256_CTX()
 
-  /// Starts a new digest. Throws only if libcrypto cannot allocate a context.
-  public init() throws {
-    guard let context = EVP_MD_CTX_new() else {
-      throw DiskError.invalidInput(path: "libcrypto", reason: "cannot allocate a SHA-256 context")
-    }
-    guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-      EVP_MD_CTX_free(context)
-      throw DiskError.invalidInput(path: "libcrypto", reason: "cannot initialise SHA-256")
-    }
-    self.context = context
-  }
-
-  deinit { EVP_MD_CTX_free(context) }
+  /// Starts a new digest.
+  public init() { SHA256_Init(&context) }
 
   /// Feeds bytes.
   public func update(_ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-    EVP_DigestUpdate(context, base, bytes.count)
+    SHA256_Update(&context, base, bytes.count)
   }
 
   /// Feeds bytes.
@@ -34,11 +24,8 @@ public final class SHA256Stream {
   /// Finishes and returns the 32-byte digest. The stream is reset and can be reused.
   public func finalize() -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
-    var length: UInt32 = 0
-    _ = digest.withUnsafeMutableBufferPointer {
-      EVP_DigestFinal_ex(context, $0.baseAddress, &length)
-    }
-    EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    _ = digest.withUnsafeMutableBufferPointer { SHA256_Final($0.baseAddress, &context) }
+    SHA256_Init(&context)
     return digest
   }
 
@@ -79,7 +66,7 @@ public final class SHA256Stream {
     let fd = try FileIO.open(path, flags: O_RDONLY)
     defer { close(fd) }
     let size = try FileIO.size(path: path)
-    let stream = try SHA256Stream()
+    let stream = SHA256Stream()
     let buffer = FileIO.allocate(FileIO.chunkSize)
     defer { buffer.deallocate() }
     let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: FileIO.chunkSize, alignment: 64)
@@ -124,7 +111,7 @@ extension SHA256Stream {
     let fd = try FileIO.open(path, flags: O_RDONLY)
     defer { close(fd) }
     let size = try FileIO.size(fd, path: path)
-    let stream = try SHA256Stream()
+    let stream = SHA256Stream()
     let buffer = FileIO.allocate(FileIO.chunkSize)
     defer { buffer.deallocate() }
     for range in ranges where range.offset < size {

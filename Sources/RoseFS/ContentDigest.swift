@@ -2,38 +2,29 @@ import CCrypto
 
 /// SHA-256 (FIPS 180-4) over what a pack writes, for the default volume UUID (FORMAT.md section 3):
 /// two images with different content get different UUIDs, the same inputs the same one. The hash is
-/// libcrypto's (EVP). The input is fed in many small fields (a few per inode, 4 bytes per data
-/// block), so updates gather into a fixed 4 KiB buffer and reach libcrypto a buffer at a time: one
-/// EVP call per field would cost more than the hashing. Not copyable: it owns the libcrypto context.
+/// libcrypto's low-level SHA-256 (no EVP set-up: see CCrypto's shim.h). The input is fed in many
+/// small fields (a few per inode, 4 bytes per data block), so updates gather into a fixed 4 KiB
+/// buffer and reach libcrypto a buffer at a time: one call per field would cost more than the
+/// hashing. Not copyable: it owns the buffer.
 struct ContentDigest: ~Copyable {
   private static let bufferSize = 4096
-  private let context: OpaquePointer
+  private var context = SHA256_CTX()
   private let buffer: UnsafeMutableRawPointer
   /// Bytes gathered at the start of `buffer`, not yet given to libcrypto.
   private var pending = 0
 
-  /// Throws only when libcrypto cannot set up the context (out of memory; SHA-256 is in every
-  /// libcrypto build): reported as an error of the pack, not a crash.
-  init() throws(RoseFSError) {
-    guard let context = EVP_MD_CTX_new() else {
-      throw .internalInvariant("libcrypto could not allocate a SHA-256 context")
-    }
-    guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-      EVP_MD_CTX_free(context)
-      throw .internalInvariant("libcrypto could not start a SHA-256 digest")
-    }
-    self.context = context
+  init() {
+    SHA256_Init(&context)
     buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
   }
 
   deinit {
-    EVP_MD_CTX_free(context)
     buffer.deallocate()
   }
 
   private mutating func drain() {
     guard pending > 0 else { return }
-    EVP_DigestUpdate(context, buffer, pending)
+    SHA256_Update(&context, buffer, pending)
     pending = 0
   }
 
@@ -41,7 +32,7 @@ struct ContentDigest: ~Copyable {
     guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
     if pending + bytes.count > Self.bufferSize { drain() }
     if bytes.count >= Self.bufferSize {
-      EVP_DigestUpdate(context, base, bytes.count)
+      SHA256_Update(&context, base, bytes.count)
     } else {
       (buffer + pending).copyMemory(from: base, byteCount: bytes.count)
       pending += bytes.count
@@ -67,8 +58,7 @@ struct ContentDigest: ~Copyable {
   mutating func finalize() -> [UInt8] {
     drain()
     var out = [UInt8](repeating: 0, count: 32)
-    var length: UInt32 = 0
-    out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+    out.withUnsafeMutableBufferPointer { _ = SHA256_Final($0.baseAddress, &context) }
     return out
   }
 }

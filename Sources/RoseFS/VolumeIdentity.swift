@@ -11,7 +11,7 @@ extension ImageBuilder {
   func settleIdentity(subvolumes: [Subvolume], views: [HeadView], dataEnd: UInt32) throws {
     try stream.flush()
     guard !uuidIsGiven else { return }
-    var digest = try ContentDigest()
+    var digest = ContentDigest()
     digest.update(field: Array("RoseFS v1 volume identity".utf8))
     digest.update(options.sourceDateEpoch)
     digest.update(field: Array(options.label.utf8))
