@@ -154,6 +154,11 @@ struct NodePlan {
   var nodeOwner: [ObjectIdentifier] = []
   /// Other objects (a snapshot's copy of a directory) sharing a node, by nid.
   var nodeSharers: [UInt32: [ObjectIdentifier]] = [:]
+  /// With one head, `nodes` hold nids only (no bytes): the owners, in nid order, with the first nid
+  /// their `buildAux` started from, so `writeTreeNodes` builds each owner's nodes again just before
+  /// writing them. Memory (issue 10): holding every directory's 4 KiB tree blocks from the plan to
+  /// the write was 29 bytes per entry in directories of 1000.
+  var rebuild: [(inode: Inode, startNid: UInt32)] = []
   var firstNodeNid: UInt32 = 0
   var nextFreeNid: UInt32 = 0
   var hashSeed: [UInt8] = []
@@ -189,6 +194,8 @@ extension ImageBuilder {
         }
       }
     }
+    // Sharing between heads compares node bytes, so only several heads hold them.
+    let holdBytes = views.count > 1
     let perPage = UInt32(RoseLayout.inodesPerPage)
     plan.firstNodeNid = (allocatedInoLimit + perPage - 1) / perPage
     var nextNid = plan.firstNodeNid
@@ -206,6 +213,18 @@ extension ImageBuilder {
         plan.auxWithNodes[id] = shared
         auxByIno[inode.ino]?[match].1.append(id)
         for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
+        continue
+      }
+      if !holdBytes {
+        var kept = a
+        kept.nodes = a.nodes.map { PendingNode(nid: $0.nid, bytes: []) }
+        plan.rebuild.append((inode, nextNid))
+        nextNid = probe
+        plan.auxWithNodes[id] = kept
+        for n in kept.nodes {
+          plan.nodes.append(n)
+          plan.nodeOwner.append(id)
+        }
         continue
       }
       nextNid = probe
