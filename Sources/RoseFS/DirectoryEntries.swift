@@ -92,6 +92,9 @@ public struct DirectoryEntries: Sequence, ExpressibleByDictionaryLiteral {
 
   private func position(of name: Name) -> Int? {
     if isSorted {
+      // Archive order: a new name sorts after the last one, a parent looked up again is the last.
+      guard let last = entries.last, !(last.name < name) else { return nil }
+      if last.name == name { return entries.count - 1 }
       var lo = 0
       var hi = entries.count
       while lo < hi {

@@ -146,6 +146,7 @@ extension ImageBuilder {
 /// builds them again when their page is written. That is exact because `buildAux` is deterministic
 /// and allocates nids only for nodes, so an inode without nodes comes out the same at any nid.
 struct NodePlan {
+  /// With several heads only (one head's objects are its view's inodes: no copy, 8 bytes an entry).
   var objects: [Inode] = []
   /// Forms of the objects with nodes (their own or shared), by object.
   var auxWithNodes: [ObjectIdentifier: ImageBuilder.AuxNodes] = [:]
@@ -182,11 +183,9 @@ extension ImageBuilder {
   func planNodes(views: [HeadView], hashSeed: [UInt8]) throws -> NodePlan {
     var plan = NodePlan()
     plan.hashSeed = hashSeed
-    if views.count == 1 {
-      // One head: its objects are distinct (HeadView refuses two objects with one number).
-      plan.objects.reserveCapacity(views[0].inodes.count)
-      plan.objects.append(contentsOf: views[0].inodes.values)
-    } else {
+    // One head: its objects are distinct (HeadView refuses two objects with one number) and are
+    // the view's inodes, read in place; several heads: each object once, in a list.
+    if views.count > 1 {
       var seen = Set<ObjectIdentifier>()
       for v in views {
         for inode in v.inodes.values where seen.insert(ObjectIdentifier(inode)).inserted {
@@ -200,12 +199,12 @@ extension ImageBuilder {
     plan.firstNodeNid = (allocatedInoLimit + perPage - 1) / perPage
     var nextNid = plan.firstNodeNid
     var auxByIno: [UInt32: [(AuxNodes, [ObjectIdentifier])]] = [:]
-    for inode in plan.objects {
+    func consider(_ inode: Inode) throws {
       let id = ObjectIdentifier(inode)
       var probe = nextNid
       let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &probe)
       // Only inodes with nodes are kept or shared (memory: most inodes have none).
-      guard !a.nodes.isEmpty else { continue }
+      guard !a.nodes.isEmpty else { return }
       if let candidates = auxByIno[inode.ino],
         let match = candidates.firstIndex(where: { $0.0.sameNodes(as: a) })
       {
@@ -213,7 +212,7 @@ extension ImageBuilder {
         plan.auxWithNodes[id] = shared
         auxByIno[inode.ino]?[match].1.append(id)
         for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
-        continue
+        return
       }
       if !holdBytes {
         var kept = a
@@ -225,7 +224,7 @@ extension ImageBuilder {
           plan.nodes.append(n)
           plan.nodeOwner.append(id)
         }
-        continue
+        return
       }
       nextNid = probe
       plan.auxWithNodes[id] = a
@@ -234,6 +233,11 @@ extension ImageBuilder {
         plan.nodes.append(n)
         plan.nodeOwner.append(id)
       }
+    }
+    if views.count == 1 {
+      for inode in views[0].inodes.values { try consider(inode) }
+    } else {
+      for inode in plan.objects { try consider(inode) }
     }
     plan.nextFreeNid = nextNid
     return plan
