@@ -12,7 +12,8 @@ import Testing
 /// Issue 10: the in-memory tree costs well under 200 bytes per entry. Fails if the inode record grows
 /// past one 80-byte malloc chunk, if short names go back to one heap array each, or if the per-entry
 /// cost of ingest comes back (it was about 240 bytes here: a 160-byte inode chunk, a 48-byte name
-/// array and the dictionary slot).
+/// array and the dictionary slot; 109 with the compact inode and name and a `[Name: Inode]` per
+/// directory; 104 with `DirectoryEntries`, the 80-byte inode chunk plus a 24-byte entry).
 @Suite struct TreeMemoryTests {
   static let entries = 30_000
 
@@ -32,6 +33,47 @@ import Testing
     #expect(inode.extras == nil, "a plain inode allocates no side record")
   }
 
+  /// A host file's atime and ctime (both differing from mtime) take the 40-byte times record, not
+  /// the 80-byte `InodeExtras`, and keep every bit: 64-bit seconds, nanoseconds, through mtime edits,
+  /// a clone, and a promotion to the full record (xattrs) and back.
+  @Test func hostTimesTakeTheSmallRecord() throws {
+    let m = Timestamp(seconds: 1_700_000_000, nanoseconds: 5)
+    let a = Timestamp(seconds: 1_700_000_100, nanoseconds: 999_999_999)
+    let c = Timestamp(seconds: -9_000_000_000, nanoseconds: 1)
+    let inode = Inode(kind: .regular, permissions: 0o644, mtime: m, atime: a, ctime: c)
+    guard case .times(let record) = inode.side else {
+      Issue.record(
+        "atime/ctime alone must use the times record, not \(String(describing: inode.side))")
+      return
+    }
+    #if canImport(Glibc)
+      typealias UsableSize = @convention(c) (UnsafeMutableRawPointer?) -> Int
+      if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_usable_size") {
+        let usable = unsafeBitCast(symbol, to: UsableSize.self)(
+          Unmanaged.passUnretained(record).toOpaque())
+        #expect(usable <= 40, "the times record takes a \(usable)-byte malloc block")
+      }
+    #endif
+    #expect(inode.mtime == m && inode.atime == a && inode.ctime == c)
+    let wide = Timestamp(seconds: 1 << 40, nanoseconds: 7)
+    inode.mtime = wide
+    #expect(inode.mtime == wide && inode.atime == a && inode.ctime == c && inode.extras != nil)
+    inode.mtime = m
+    guard case .times = inode.side else {
+      Issue.record("back to the times record once mtime fits again")
+      return
+    }
+    inode.setXattr(Xattr("user.x", [1]))
+    #expect(inode.extras != nil && inode.atime == a && inode.ctime == c)
+    inode.xattrs = []
+    let copy = inode.clone()
+    #expect(copy.atime == a && copy.ctime == c && copy.mtime == m && copy.extras == nil)
+    copy.atime = m
+    copy.ctime = m
+    #expect(copy.side.map { _ in true } == nil, "times equal to mtime are stored once")
+    #expect(inode.atime == a, "a clone's times are its own")
+  }
+
   /// 30,000 empty files through `TreeEditor.addInline`, 1000 to a directory, named as bench.py's
   /// `make_tree` names them; the heap growth per entry, smallest of up to twelve tries (tests running
   /// beside it allocate into the same heap), stopping at the first under the bound.
@@ -40,7 +82,7 @@ import Testing
       print("skipped: no glibc malloc_info to measure the heap with")
       return
     }
-    let limit = 160.0
+    let limit = 120.0
     let perEntry = try #require(
       try HeapMeter.smallestGrowthPerEntry(
         entries: Self.entries, under: limit, prepare: { try Scratch(epoch: 0) },

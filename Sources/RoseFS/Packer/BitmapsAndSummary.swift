@@ -19,7 +19,8 @@ extension ImageBuilder {
   /// bitmaps include the bitmap and summary blocks themselves. `runs`: SSA owners of the nodes and
   /// NAT blocks written so far.
   func writeBitmapsAndSummary(
-    live sets: LiveSets, geometry: Geometry, dataEnd: UInt32, runs: [OwnerRun], objects: [Inode]
+    live sets: LiveSets, geometry: Geometry, dataEnd: UInt32, runs: [OwnerRun],
+    objects: some Sequence<Inode>
   ) throws -> SummaryFiles {
     let heads = sets.ranges.count
     let mainBlocks = Int(geometry.segmentCount) << Int(geometry.logBPS)

@@ -25,9 +25,14 @@ extension ImageBuilder {
       ownNATHeads: nat.ownHeads.count)
     let natFiles = try writeNATFiles(nat)
     let live = LiveSets(builder: self, views: views, nat: nat, natFiles: natFiles)
-    let summary = try writeBitmapsAndSummary(
-      live: live, geometry: geometry, dataEnd: dataEnd,
-      runs: pages.runs + treeRuns + natFiles.runs, objects: plan.objects)
+    let runs = pages.runs + treeRuns + natFiles.runs
+    let summary =
+      try views.count == 1
+      ? writeBitmapsAndSummary(
+        live: live, geometry: geometry, dataEnd: dataEnd, runs: runs,
+        objects: views[0].inodes.values)
+      : writeBitmapsAndSummary(
+        live: live, geometry: geometry, dataEnd: dataEnd, runs: runs, objects: plan.objects)
     let fixed = try writeFixedArea(
       subvolumes: subvolumes, defaultSubvolume: defaultSubvolume, views: views, nat: nat,
       natFiles: natFiles, summary: summary, geometry: geometry, hashSeed: hashSeed)

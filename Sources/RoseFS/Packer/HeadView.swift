@@ -76,7 +76,7 @@ struct HeadView {
     while let dir = stack.popLast() {
       var subdirs: UInt32 = 0
       // Sorted, so the parent of a hard-linked file is the same in every run.
-      for (name, child) in dir.children.sorted(by: { $0.key < $1.key }) {
+      for (name, child) in dir.children {
         let position = HeadView.position(child.ino)
         if position < inodes.byIno.count, let existing = inodes.byIno[position] {
           guard existing === child else {

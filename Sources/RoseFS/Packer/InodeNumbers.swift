@@ -52,7 +52,9 @@ extension ImageBuilder {
       oldIno.append(r.ino)
     }
     while let dir = stack.popLast() {
-      for child in dir.children.values {
+      // The packer's first pass: from here on every pass reads the children in place, in name order.
+      dir.sortChildren()
+      for (_, child) in dir.children {
         if child.kind == .directory {
           guard seenDirs.insert(ObjectIdentifier(child)).inserted else { continue }
           stack.append(child)

@@ -146,6 +146,7 @@ extension ImageBuilder {
 /// builds them again when their page is written. That is exact because `buildAux` is deterministic
 /// and allocates nids only for nodes, so an inode without nodes comes out the same at any nid.
 struct NodePlan {
+  /// With several heads only (one head's objects are its view's inodes: no copy, 8 bytes an entry).
   var objects: [Inode] = []
   /// Forms of the objects with nodes (their own or shared), by object.
   var auxWithNodes: [ObjectIdentifier: ImageBuilder.AuxNodes] = [:]
@@ -154,6 +155,11 @@ struct NodePlan {
   var nodeOwner: [ObjectIdentifier] = []
   /// Other objects (a snapshot's copy of a directory) sharing a node, by nid.
   var nodeSharers: [UInt32: [ObjectIdentifier]] = [:]
+  /// With one head, `nodes` hold nids only (no bytes): the owners, in nid order, with the first nid
+  /// their `buildAux` started from, so `writeTreeNodes` builds each owner's nodes again just before
+  /// writing them. Memory (issue 10): holding every directory's 4 KiB tree blocks from the plan to
+  /// the write was 29 bytes per entry in directories of 1000.
+  var rebuild: [(inode: Inode, startNid: UInt32)] = []
   var firstNodeNid: UInt32 = 0
   var nextFreeNid: UInt32 = 0
   var hashSeed: [UInt8] = []
@@ -177,11 +183,9 @@ extension ImageBuilder {
   func planNodes(views: [HeadView], hashSeed: [UInt8]) throws -> NodePlan {
     var plan = NodePlan()
     plan.hashSeed = hashSeed
-    if views.count == 1 {
-      // One head: its objects are distinct (HeadView refuses two objects with one number).
-      plan.objects.reserveCapacity(views[0].inodes.count)
-      plan.objects.append(contentsOf: views[0].inodes.values)
-    } else {
+    // One head: its objects are distinct (HeadView refuses two objects with one number) and are
+    // the view's inodes, read in place; several heads: each object once, in a list.
+    if views.count > 1 {
       var seen = Set<ObjectIdentifier>()
       for v in views {
         for inode in v.inodes.values where seen.insert(ObjectIdentifier(inode)).inserted {
@@ -189,16 +193,18 @@ extension ImageBuilder {
         }
       }
     }
+    // Sharing between heads compares node bytes, so only several heads hold them.
+    let holdBytes = views.count > 1
     let perPage = UInt32(RoseLayout.inodesPerPage)
     plan.firstNodeNid = (allocatedInoLimit + perPage - 1) / perPage
     var nextNid = plan.firstNodeNid
     var auxByIno: [UInt32: [(AuxNodes, [ObjectIdentifier])]] = [:]
-    for inode in plan.objects {
+    func consider(_ inode: Inode) throws {
       let id = ObjectIdentifier(inode)
       var probe = nextNid
       let a = try buildAux(inode, hashSeed: hashSeed, nextNid: &probe)
       // Only inodes with nodes are kept or shared (memory: most inodes have none).
-      guard !a.nodes.isEmpty else { continue }
+      guard !a.nodes.isEmpty else { return }
       if let candidates = auxByIno[inode.ino],
         let match = candidates.firstIndex(where: { $0.0.sameNodes(as: a) })
       {
@@ -206,7 +212,19 @@ extension ImageBuilder {
         plan.auxWithNodes[id] = shared
         auxByIno[inode.ino]?[match].1.append(id)
         for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
-        continue
+        return
+      }
+      if !holdBytes {
+        var kept = a
+        kept.nodes = a.nodes.map { PendingNode(nid: $0.nid, bytes: []) }
+        plan.rebuild.append((inode, nextNid))
+        nextNid = probe
+        plan.auxWithNodes[id] = kept
+        for n in kept.nodes {
+          plan.nodes.append(n)
+          plan.nodeOwner.append(id)
+        }
+        return
       }
       nextNid = probe
       plan.auxWithNodes[id] = a
@@ -215,6 +233,11 @@ extension ImageBuilder {
         plan.nodes.append(n)
         plan.nodeOwner.append(id)
       }
+    }
+    if views.count == 1 {
+      for inode in views[0].inodes.values { try consider(inode) }
+    } else {
+      for inode in plan.objects { try consider(inode) }
     }
     plan.nextFreeNid = nextNid
     return plan

@@ -63,8 +63,31 @@ extension ImageBuilder {
   /// that holds an object owning it.
   func writeTreeNodes(views: [HeadView], plan: NodePlan, nat: inout NATTable) throws -> [OwnerRun] {
     var runs: [OwnerRun] = []
+    // Nodes planned without their bytes: each owner's, built again as its first node comes.
+    var rebuilt: [PendingNode] = []
+    var rebuiltNext = 0
+    var nextOwner = 0
     for (n, owner) in zip(plan.nodes, plan.nodeOwner) {
       var bytes = n.bytes
+      if bytes.isEmpty {
+        if rebuiltNext == rebuilt.count {
+          guard nextOwner < plan.rebuild.count else {
+            throw RoseFSError.internalInvariant("tree node \(n.nid) has no owner to build it")
+          }
+          let r = plan.rebuild[nextOwner]
+          nextOwner += 1
+          var nid = r.startNid
+          rebuilt = try buildAux(r.inode, hashSeed: plan.hashSeed, nextNid: &nid).nodes
+          rebuiltNext = 0
+        }
+        guard rebuiltNext < rebuilt.count, rebuilt[rebuiltNext].nid == n.nid else {
+          throw RoseFSError.internalInvariant(
+            "tree node \(n.nid) came out differently when rebuilt")
+        }
+        bytes = rebuilt[rebuiltNext].bytes
+        rebuilt[rebuiltNext].bytes = []
+        rebuiltNext += 1
+      }
       let addr = stream.nextBlock
       sealHeader(&bytes, blkaddr: addr)
       _ = try bytes.withUnsafeBytes { try stream.append($0, dataChecksum: false) }

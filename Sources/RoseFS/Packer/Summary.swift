@@ -1,7 +1,7 @@
 /// Packer phase "bitmaps and summary" helpers (FORMAT.md 6.3 and 6.4): data owners, VBM bits and SSA
 /// entries of the blocks written.
 extension ImageBuilder {
-  func dataOwnerRuns(_ objects: [Inode]) -> [OwnerRun] {
+  func dataOwnerRuns(_ objects: some Sequence<Inode>) -> [OwnerRun] {
     var runs: [OwnerRun] = []
     for inode in objects where !inode.content.isInline {
       for e in inode.content.extents {
@@ -16,7 +16,7 @@ extension ImageBuilder {
 
   /// Tail blocks (FORMAT.md 9.3): `owner` = the lowest inode page (nid) among the inodes whose
   /// fragments a block holds, `index` = the highest minus the lowest.
-  func tailOwnerRuns(_ objects: [Inode]) -> [OwnerRun] {
+  func tailOwnerRuns(_ objects: some Sequence<Inode>) -> [OwnerRun] {
     var range: [UInt32: (low: UInt32, high: UInt32)] = [:]
     let perPage = UInt32(RoseLayout.inodesPerPage)
     for inode in objects where !inode.content.isInline {
