@@ -29,6 +29,10 @@ enum ArchiveItem {
   /// `count` bytes of the current entry's data for file offset `offset`, at `start` in the batch's
   /// bytes. `streamOffset`: where libarchive was in its input (for errors that name a position).
   case data(offset: UInt64, start: Int, count: Int, streamOffset: Int64)
+  /// A large block of the current entry's data, left in libarchive's memory: the reading thread
+  /// waits until the packing thread has written it and called `release` (copying it would cost
+  /// more than the wait, and for large files the reading thread has little else to do).
+  case dataInPlace(offset: UInt64, bytes: UnsafeRawBufferPointer, streamOffset: Int64)
   /// A progress report inside a large file's data.
   case dataProgress(bytesRead: Int64, entries: Int)
   /// Reading failed inside the current entry's data; nothing follows.
@@ -73,6 +77,8 @@ final class ArchivePipeline: @unchecked Sendable {
   static let batchBytes = 256 << 10
   static let maxItems = 1024
   static let depth = 3
+  /// Data blocks at least this large are handed over in place (`ArchiveItem.dataInPlace`).
+  static let inPlaceMinimum = 64 << 10
 
   private let cond = NSCondition()
   private var free: [ArchiveBatch] = []
@@ -81,6 +87,9 @@ final class ArchivePipeline: @unchecked Sendable {
   private var finished = false
   private var producerWaiting = false
   private var consumerWaiting = false
+  /// `dataInPlace` items handed over, and those the packing thread is done with.
+  private var inPlaceIssued = 0
+  private var inPlaceReleased = 0
 
   // Reading thread only.
   private var filling: ArchiveBatch
@@ -119,6 +128,9 @@ final class ArchivePipeline: @unchecked Sendable {
   /// Copies `bytes`, the current entry's data for file offset `offset`, into batches (splitting it
   /// where a batch fills); false when the packing side has stopped.
   func emitData(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, streamOffset: Int64) -> Bool {
+    if bytes.count >= Self.inPlaceMinimum {
+      return emitInPlace(bytes, at: offset, streamOffset: streamOffset)
+    }
     var done = 0
     while done < bytes.count {
       var room = filling.bytes.count - filling.used
@@ -136,6 +148,24 @@ final class ArchivePipeline: @unchecked Sendable {
       done += n
     }
     return true
+  }
+
+  /// Hands `bytes` over where they are and waits until the packing thread has released them.
+  private func emitInPlace(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, streamOffset: Int64)
+    -> Bool
+  {
+    if filling.items.count >= Self.maxItems && !handOver(last: false) { return false }
+    filling.items.append(.dataInPlace(offset: offset, bytes: bytes, streamOffset: streamOffset))
+    inPlaceIssued += 1
+    guard handOver(last: false) else { return false }
+    cond.lock()
+    defer { cond.unlock() }
+    while inPlaceReleased < inPlaceIssued && !stopped {
+      producerWaiting = true
+      cond.wait()
+      producerWaiting = false
+    }
+    return !stopped
   }
 
   /// Queues the batch being filled and takes a free one (waiting while all are queued); `last`:
@@ -189,7 +219,7 @@ final class ArchivePipeline: @unchecked Sendable {
     while true {
       if let batch = reading, index < batch.items.count {
         switch batch.items[index] {
-        case .data, .dataProgress, .dataFailure: return true
+        case .data, .dataInPlace, .dataProgress, .dataFailure: return true
         default: return false
         }
       }
@@ -203,7 +233,18 @@ final class ArchivePipeline: @unchecked Sendable {
     return UnsafeRawBufferPointer(rebasing: batch.bytes[start..<start + count])
   }
 
+  /// The packing thread is done with the bytes of the last `dataInPlace` item.
+  func release() {
+    cond.lock()
+    defer { cond.unlock() }
+    inPlaceReleased += 1
+    if producerWaiting { cond.broadcast() }
+  }
+
   private func nextBatch() {
+    // The items (names, metadata) are freed here rather than on the reading thread, which
+    // has libarchive's share of the work.
+    reading?.reset()
     cond.lock()
     defer { cond.unlock() }
     if let old = reading {

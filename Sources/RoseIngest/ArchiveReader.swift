@@ -136,6 +136,8 @@ public final class ArchiveReader {
         try apply(header, from: pipeline, into: editor, at: prefix, total: total)
       case .data, .dataProgress:
         continue  // data of an entry that takes none (a hard link to a non-file): skipped
+      case .dataInPlace:
+        pipeline.release()
       case .dataFailure(let e):
         throw e
       case .progress(let bytesRead, let entries):
@@ -161,20 +163,26 @@ public final class ArchiveReader {
     let size = header.size
 
     func streamData(_ data: DataWriter) throws {
+      func write(_ bytes: UnsafeRawBufferPointer, at off: UInt64, streamOffset: Int64) throws {
+        do {
+          try data.write(bytes, at: off)
+        } catch let e as RoseFSError {
+          // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
+          if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: e) }
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: streamOffset, detail: "\(e)")
+        } catch {
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: streamOffset, detail: "\(error)")
+        }
+      }
       while pipeline.nextIsData() {
         switch pipeline.next() {
         case .data(let off, let start, let count, let streamOffset):
-          do {
-            try data.write(pipeline.bytes(start: start, count: count), at: off)
-          } catch let e as RoseFSError {
-            // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
-            if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: e) }
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: streamOffset, detail: "\(e)")
-          } catch {
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: streamOffset, detail: "\(error)")
-          }
+          try write(pipeline.bytes(start: start, count: count), at: off, streamOffset: streamOffset)
+        case .dataInPlace(let off, let bytes, let streamOffset):
+          defer { pipeline.release() }
+          try write(bytes, at: off, streamOffset: streamOffset)
         case .dataProgress(let bytesRead, let entries):
           progress?(IngestProgress(bytesRead: bytesRead, totalBytes: total, entries: entries))
         case .dataFailure(let e):
