@@ -49,9 +49,10 @@ enum ArchiveItem {
 /// A batch of items and the data bytes they refer to, filled by the reading thread and read by the
 /// packing thread, then reused.
 final class ArchiveBatch {
-  var items: [ArchiveItem] = []
+  // Touched per entry by one thread at a time: no dynamic exclusivity checks (see DataWriter).
+  @exclusivity(unchecked) var items: [ArchiveItem] = []
   let bytes: UnsafeMutableRawBufferPointer
-  var used = 0
+  @exclusivity(unchecked) var used = 0
 
   init(byteCount: Int) {
     bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
@@ -91,12 +92,13 @@ final class ArchivePipeline: @unchecked Sendable {
   private var inPlaceIssued = 0
   private var inPlaceReleased = 0
 
-  // Reading thread only.
-  private var filling: ArchiveBatch
+  // Reading thread only; touched per entry, so without dynamic exclusivity checks (see
+  // DataWriter).
+  @exclusivity(unchecked) private var filling: ArchiveBatch
 
-  // Packing thread only.
-  private var reading: ArchiveBatch?
-  private var index = 0
+  // Packing thread only, the same.
+  @exclusivity(unchecked) private var reading: ArchiveBatch?
+  @exclusivity(unchecked) private var index = 0
 
   private let produce: (ArchivePipeline) -> Void
 
@@ -207,8 +209,11 @@ final class ArchivePipeline: @unchecked Sendable {
   func next() -> ArchiveItem {
     while true {
       if let batch = reading, index < batch.items.count {
+        // Moved out, not copied: the names and metadata change owner without reference counting.
+        var item = ArchiveItem.end(bytesRead: 0, entries: 0)
+        swap(&item, &batch.items[index])
         index += 1
-        return batch.items[index - 1]
+        return item
       }
       nextBatch()
     }
