@@ -73,10 +73,11 @@ final class ArchiveBatch {
 /// files they cost about the same). The packing thread sees exactly the sequence of entries,
 /// warnings, progress reports and errors it would see reading the archive itself, so the image and
 /// every message are the same. Memory is bounded: `depth` batches of `batchBytes` data bytes and
-/// at most `maxItems` items each; a file larger than a batch arrives in pieces.
+/// at most `maxItems` items each; a file larger than a batch arrives in pieces. Batches of 64 KiB
+/// (about 120 small files) cost the same time as 256 KiB ones and 0.6 MiB less peak RSS.
 final class ArchivePipeline: @unchecked Sendable {
-  static let batchBytes = 256 << 10
-  static let maxItems = 1024
+  static let batchBytes = 64 << 10
+  static let maxItems = 256
   static let depth = 3
   /// Data blocks at least this large are handed over in place (`ArchiveItem.dataInPlace`).
   static let inPlaceMinimum = 64 << 10
