@@ -1,6 +1,21 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Release builds of our modules skip the runtime exclusivity checks (`swift_beginAccess` on every
+// class property and global access was 4.5 % of convert's profile on small200k.tar); the compiler's
+// static checks still run, and debug builds (the tests) keep the dynamic ones. docs/MEMORY.md,
+// "Release flags and text order".
+let releaseSwift: [SwiftSetting] = [
+  .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
+// The functions `--help`, `convert` of a one-file tarball and `convert` of minbase execute
+// (scripts/text-order.sh writes the list), placed first in the release executable's text: resident
+// text is every 64 KiB fault-around window a run touches, and in link order those functions were
+// spread over 8.8 MiB of windows. A stale list costs memory, not correctness (names not found are
+// skipped).
+let textOrderFile = Context.packageDirectory + "/scripts/rosepack-text-order.txt"
+
 let package = Package(
   name: "rosepack",
   products: [
@@ -24,38 +39,44 @@ let package = Package(
     // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
     .target(name: "CChecksum"),
     // Byte sizes: the one grammar users write them in and the one way they are printed.
-    .target(name: "RoseSizes"),
+    .target(name: "RoseSizes", swiftSettings: releaseSwift),
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
-    .target(name: "RoseFS", dependencies: ["CChecksum", "CCrypto", "RoseSizes"]),
+    .target(
+      name: "RoseFS", dependencies: ["CChecksum", "CCrypto", "RoseSizes"],
+      swiftSettings: releaseSwift),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
-    .target(name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CRoseSystem"]),
+    .target(
+      name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CRoseSystem"],
+      swiftSettings: releaseSwift),
     // Partition tables and output encoders.
     .target(
       name: "RoseDisk",
       dependencies: [
         "CChecksum", "CZstd", "CCrypto", "CRoseSystem", "RoseSizes",
         .product(name: "SystemPackage", package: "swift-system"),
-      ]),
+      ], swiftSettings: releaseSwift),
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
       dependencies: [
         "RoseDisk", "RoseSizes", .product(name: "Mustache", package: "swift-mustache"),
-      ]),
+      ], swiftSettings: releaseSwift),
     // Other filesystems, made by their own tools (mke2fs, mkfs.erofs, mksquashfs, mkfs.btrfs,
     // mkfs.f2fs, mkfs.xfs, mkswap, mkfs.vfat + mtools) from a staged tree, unprivileged.
-    .target(name: "RoseMkfs", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseSizes"]),
+    .target(
+      name: "RoseMkfs", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseSizes"],
+      swiftSettings: releaseSwift),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
-    .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"]),
+    .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"], swiftSettings: releaseSwift),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
-    .target(name: "RoseMap"),
+    .target(name: "RoseMap", swiftSettings: releaseSwift),
     // The build pipeline: a recipe model in, a disk image and its outputs out (A/B slots, disk
     // planning, output encoders, publishing the output set). No flags, no terminal.
     .target(
       name: "RoseBuild",
       dependencies: [
         "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMkfs", "RoseSizes", "CRoseSystem",
-      ]),
+      ], swiftSettings: releaseSwift),
     .executableTarget(
       name: "rosepack",
       dependencies: [
@@ -64,6 +85,7 @@ let package = Package(
         .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
+      swiftSettings: releaseSwift,
       // The release binary's fixed memory (docs/MEMORY.md, "The fixed baseline"): the Swift runtime
       // and Foundation linked in (no dynamic libFoundation*.so, ICU and their relocations), by lld
       // with packed relative relocations (a few KiB of RELR instead of 1.9 MB of RELA that the loader
@@ -76,7 +98,9 @@ let package = Package(
         .unsafeFlags(
           [
             "-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
-            "-Xlinker", "--no-export-dynamic",
+            "-Xlinker", "--no-export-dynamic", "-Xlinker",
+            "--symbol-ordering-file=" + textOrderFile,
+            "-Xlinker", "--no-warn-symbol-ordering",
           ], .when(platforms: [.linux], configuration: .release)),
         .linkedLibrary("_FoundationICU", .when(platforms: [.linux], configuration: .release)),
         .linkedLibrary("CoreFoundation", .when(platforms: [.linux], configuration: .release)),

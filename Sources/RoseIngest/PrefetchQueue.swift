@@ -22,10 +22,10 @@ struct PrefetchFailure: Sendable {
 /// libarchive and libarchive's read callback, so that reading overlaps with packing on two cores.
 /// `ZstdPrefetcher` and `ReadAhead` differ only in how they fill a buffer (`fill`, called on the
 /// thread, one buffer at a time, in order). Memory is bounded by `depth` buffers of `chunk` bytes:
-/// 4 x 256 KiB, as much as libarchive's own 1 MiB read buffer; more ahead saved no time
-/// (docs/MEMORY.md, "The fixed baseline").
+/// 4 x 128 KiB; 4 x 256 KiB saved no time on minbase and cost 0.5 MiB of its peak, 4 x 64 KiB was
+/// 7 % slower (docs/MEMORY.md, "The fixed baseline" and "Release flags and text order").
 final class PrefetchQueue: @unchecked Sendable {
-  private let chunk = 256 << 10
+  private let chunk = 128 << 10
   private let depth = 4
   private let fill: (UnsafeMutableRawBufferPointer) -> PrefetchFill
   private let cond = NSCondition()
