@@ -18,12 +18,11 @@ import Foundation
 final class BlockStream {
   private(set) var image: ImageFile
   let checksum: RoseChecksum
-  // Packing thread only, once per block: no dynamic exclusivity checks (see DataWriter).
-  @exclusivity(unchecked) private(set) var nextBlock: UInt32
+  private(set) var nextBlock: UInt32
   /// The buffer being filled, and what each of its blocks records in the checksum spool.
-  @exclusivity(unchecked) private var staging: StagingWriter.Buffer
-  @exclusivity(unchecked) private var stagedBlocks = 0
-  @exclusivity(unchecked) private var stagingStart: UInt32
+  private var staging: StagingWriter.Buffer
+  private var stagedBlocks = 0
+  private var stagingStart: UInt32
   private let writer: StagingWriter
   /// The first write error (of the image or of the checksum spool), as seen by this thread. After it
   /// the staged blocks are dropped (the staging buffer stays usable, so callers that clean up through
@@ -313,7 +312,7 @@ final class StagingWriter: @unchecked Sendable {
 /// Per-block data checksums in a temporary file, 4 bytes per block, read back once in order.
 final class CRCSpool {
   private let file: UnsafeMutablePointer<FILE>
-  @exclusivity(unchecked) private var buffer: [UInt32] = []
+  private var buffer: [UInt32] = []
   /// errno of the first failed write of the spool (its temporary file sits on a disk that can fill).
   private var writeErrno: Int32 = 0
 

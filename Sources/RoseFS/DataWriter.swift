@@ -9,23 +9,21 @@ public final class DataWriter {
   let tails: TailPacker
   public let tailMax: Int
 
-  // The state below is touched on every write of every file (one thread): checked accesses cost
-  // about 5 % of converting 200,000 small files, and no access to it can overlap another.
   // State of the file being written.
-  @exclusivity(unchecked) private var ino: UInt32 = 0
-  @exclusivity(unchecked) private var size: UInt64 = 0
-  @exclusivity(unchecked) private var bodyEnd: UInt64 = 0
-  @exclusivity(unchecked) private var nextOffset: UInt64 = 0
-  @exclusivity(unchecked) private var open = false
-  @exclusivity(unchecked) private var inlineFile = false
-  @exclusivity(unchecked) private var extents: [Extent] = []
-  @exclusivity(unchecked) private var small: [UInt8] = []  // inline bytes or the tail bytes
+  private var ino: UInt32 = 0
+  private var size: UInt64 = 0
+  private var bodyEnd: UInt64 = 0
+  private var nextOffset: UInt64 = 0
+  private var open = false
+  private var inlineFile = false
+  private var extents: [Extent] = []
+  private var small: [UInt8] = []  // inline bytes or the tail bytes
   /// The tail or inline bytes, when they came in one piece: placed (or copied) as they arrived,
   /// without passing through `small`. Most small files arrive so, as one block of the input.
-  @exclusivity(unchecked) private var placedTail: TailRef?
-  @exclusivity(unchecked) private var placedInline: [UInt8]?
-  @exclusivity(unchecked) private var curLogical: UInt64 = .max
-  @exclusivity(unchecked) private var curFill = 0
+  private var placedTail: TailRef?
+  private var placedInline: [UInt8]?
+  private var curLogical: UInt64 = .max
+  private var curFill = 0
   private var dead: [(UInt32, UInt32)] = []  // released block ranges (start, count)
 
   init(stream: BlockStream, tails: TailPacker, tailMax: Int) {
@@ -275,14 +273,13 @@ final class TailPacker {
 
   let stream: BlockStream
   let cpVer: UInt64
-  // Packing thread only, once per small file: no dynamic exclusivity checks (see DataWriter).
-  @exclusivity(unchecked) private var open: [OpenBlock] = []
+  private var open: [OpenBlock] = []
   /// Payload buffers of written blocks, for the next blocks to open.
-  @exclusivity(unchecked) private var spare: [[UInt8]] = []
-  @exclusivity(unchecked) private var nextID: UInt32 = 0
+  private var spare: [[UInt8]] = []
+  private var nextID: UInt32 = 0
   /// The page of the last scan for blocks to write (`place`).
-  @exclusivity(unchecked) private var retiredThrough: UInt32 = .max
-  @exclusivity(unchecked) private(set) var addresses: [UInt32] = []  // by tail block id
+  private var retiredThrough: UInt32 = .max
+  private(set) var addresses: [UInt32] = []  // by tail block id
   private let maxOpen = 32
 
   init(stream: BlockStream, cpVer: UInt64) {

@@ -49,10 +49,9 @@ enum ArchiveItem {
 /// A batch of items and the data bytes they refer to, filled by the reading thread and read by the
 /// packing thread, then reused.
 final class ArchiveBatch {
-  // Touched per entry by one thread at a time: no dynamic exclusivity checks (see DataWriter).
-  @exclusivity(unchecked) var items: [ArchiveItem] = []
+  var items: [ArchiveItem] = []
   let bytes: UnsafeMutableRawBufferPointer
-  @exclusivity(unchecked) var used = 0
+  var used = 0
 
   init(byteCount: Int) {
     bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
@@ -93,13 +92,12 @@ final class ArchivePipeline: @unchecked Sendable {
   private var inPlaceIssued = 0
   private var inPlaceReleased = 0
 
-  // Reading thread only; touched per entry, so without dynamic exclusivity checks (see
-  // DataWriter).
-  @exclusivity(unchecked) private var filling: ArchiveBatch
+  // Reading thread only.
+  private var filling: ArchiveBatch
 
-  // Packing thread only, the same.
-  @exclusivity(unchecked) private var reading: ArchiveBatch?
-  @exclusivity(unchecked) private var index = 0
+  // Packing thread only.
+  private var reading: ArchiveBatch?
+  private var index = 0
 
   private let produce: (ArchivePipeline) -> Void
 
