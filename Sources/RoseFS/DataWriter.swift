@@ -18,6 +18,10 @@ public final class DataWriter {
   private var inlineFile = false
   private var extents: [Extent] = []
   private var small: [UInt8] = []  // inline bytes or the tail bytes
+  /// The tail or inline bytes, when they came in one piece: placed (or copied) as they arrived,
+  /// without passing through `small`. Most small files arrive so, as one block of the input.
+  private var placedTail: TailRef?
+  private var placedInline: [UInt8]?
   private var curLogical: UInt64 = .max
   private var curFill = 0
   private var dead: [(UInt32, UInt32)] = []  // released block ranges (start, count)
@@ -41,6 +45,8 @@ public final class DataWriter {
     // The buffer is reused file after file (a tail is copied out by `TailPacker.place`, inline
     // bytes by `finishFile`): no allocation per small file.
     small.removeAll(keepingCapacity: true)
+    placedTail = nil
+    placedInline = nil
     curLogical = .max
     curFill = 0
     let bs = UInt64(RoseLayout.blockSize)
@@ -83,6 +89,18 @@ public final class DataWriter {
         pos += UInt64(n)
         src += n
         if pos == blockEnd { try flushCurrent() }
+      } else if pos == bodyEnd && small.isEmpty && bytes.count - src == Int(size - bodyEnd) {
+        // The whole tail (or the whole inline file) in this one piece. The body's last block is
+        // written first, as `finishFile` would before placing the tail: the same block order.
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[src..<bytes.count])
+        if inlineFile {
+          placedInline = Array(piece)
+        } else {
+          try flushCurrent()
+          placedTail = try tails.place(piece, nid: ino / UInt32(RoseLayout.inodesPerPage))
+        }
+        pos += UInt64(piece.count)
+        src = bytes.count
       } else {
         let at = Int(pos - bodyEnd)
         if small.count < at { small.append(contentsOf: repeatElement(0, count: at - small.count)) }
@@ -133,6 +151,7 @@ public final class DataWriter {
     open = false
     try flushCurrent()
     if inlineFile {
+      if let placedInline { return FileContent(size: size, inline: placedInline) }
       if small.count < Int(size) {
         small.append(contentsOf: repeatElement(0, count: Int(size) - small.count))
       }
@@ -142,7 +161,9 @@ public final class DataWriter {
     }
     var content = FileContent(size: size, extents: extents)
     let tailLen = Int(size - bodyEnd)
-    if tailLen > 0 {
+    if let placedTail {
+      content.tail = placedTail
+    } else if tailLen > 0 {
       if small.count < tailLen {
         small.append(contentsOf: repeatElement(0, count: tailLen - small.count))
       }
@@ -207,16 +228,23 @@ public final class DataWriter {
 /// cleaner's scan of a block reads at most 65 pages, and so does the packer: a fragment joins an open
 /// block only when the block's range stays within the bound. At ingest the range is in provisional
 /// inode numbers; `ImageBuilder.boundTailPageRanges` checks it again in the final numbers.
+///
+/// `place` runs once per small file (most of a tarball of small files): the open blocks are values
+/// in one array (no reference counting in the best-fit scan), and a written block's payload buffer
+/// is reused by the next block without being zeroed, because only the `used` bytes are ever read
+/// (`flush` zero-fills the rest of the block as it writes it).
 final class TailPacker {
-  final class OpenBlock {
+  struct OpenBlock {
     let id: UInt32
-    var payload = [UInt8](repeating: 0, count: RoseLayout.blockSize)
+    /// `RoseLayout.blockSize` bytes; those from `used` on are stale and never read.
+    var payload: [UInt8]
     var used = 0
     /// Lowest and highest inode page (nid) among the block's fragments.
     var lowNid: UInt32
     var highNid: UInt32
-    init(id: UInt32, nid: UInt32) {
+    init(id: UInt32, nid: UInt32, payload: [UInt8]) {
       self.id = id
+      self.payload = payload
       lowNid = nid
       highNid = nid
     }
@@ -224,6 +252,19 @@ final class TailPacker {
     /// Whether a fragment of an inode in page `nid` keeps the block's page range within `bound`.
     func accepts(nid: UInt32, bound: UInt32) -> Bool {
       max(highNid, nid) - min(lowNid, nid) <= bound
+    }
+    /// Copies `bytes` to the end of the fragments; returns where they start.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, nid: UInt32) -> Int {
+      let at = used
+      if let src = bytes.baseAddress, bytes.count > 0 {
+        payload.withUnsafeMutableBytes { dst in
+          (dst.baseAddress! + at).copyMemory(from: src, byteCount: bytes.count)
+        }
+      }
+      used += bytes.count
+      lowNid = min(lowNid, nid)
+      highNid = max(highNid, nid)
+      return at
     }
   }
 
@@ -233,63 +274,80 @@ final class TailPacker {
   let stream: BlockStream
   let cpVer: UInt64
   private var open: [OpenBlock] = []
+  /// Payload buffers of written blocks, for the next blocks to open.
+  private var spare: [[UInt8]] = []
   private var nextID: UInt32 = 0
+  /// The page of the last scan for blocks to write (`place`).
+  private var retiredThrough: UInt32 = .max
   private(set) var addresses: [UInt32] = []  // by tail block id
   private let maxOpen = 32
 
   init(stream: BlockStream, cpVer: UInt64) {
     self.stream = stream
     self.cpVer = cpVer
+    open.reserveCapacity(maxOpen)
+  }
+
+  /// A new open block, on a reused payload buffer when there is one.
+  private func makeBlock(nid: UInt32) -> OpenBlock {
+    let payload = spare.popLast() ?? [UInt8](repeating: 0, count: RoseLayout.blockSize)
+    let b = OpenBlock(id: nextID, nid: nid, payload: payload)
+    nextID += 1
+    addresses.append(0)
+    return b
   }
 
   /// Places the last partial block of a file whose inode is in page `nid`.
   func place(_ bytes: [UInt8], nid: UInt32) throws -> TailRef {
+    try bytes.withUnsafeBytes { try place($0, nid: nid) }
+  }
+
+  /// Places the last partial block of a file whose inode is in page `nid` (at most a block).
+  func place(_ bytes: UnsafeRawBufferPointer, nid: UInt32) throws -> TailRef {
     let n = bytes.count
+    guard n <= RoseLayout.blockSize else { throw RoseFSError.corrupt("tail packer: \(n) bytes") }
     let bound = Self.maxPageRange
     // Inode numbers grow with the input: a block whose range can no longer take this page will
-    // take no later one either, so it is written now and its open slot freed.
-    if open.contains(where: { nid > $0.lowNid && nid - $0.lowNid > bound }) {
-      for b in open where nid > b.lowNid && nid - b.lowNid > bound { try flush(b) }
-      open.removeAll { nid > $0.lowNid && nid - $0.lowNid > bound }
+    // take no later one either, so it is written now and its open slot freed (in open order).
+    // Files of one inode page (most calls) find nothing new to write: a block opened since the
+    // last scan starts at that page, and a fragment only lowers a block's low page.
+    if nid != retiredThrough {
+      var i = 0
+      while i < open.count {
+        if nid > open[i].lowNid && nid - open[i].lowNid > bound {
+          try flush(open.remove(at: i))
+        } else {
+          i += 1
+        }
+      }
+      retiredThrough = nid
     }
-    var best: OpenBlock?
+    var best = -1
     var bestFree = Int.max
-    for b in open {
-      let f = b.free(adding: n)
-      if f >= 0 && f < bestFree && b.accepts(nid: nid, bound: bound) {
-        best = b
+    for j in open.indices {
+      let f = open[j].free(adding: n)
+      if f >= 0 && f < bestFree && open[j].accepts(nid: nid, bound: bound) {
+        best = j
         bestFree = f
       }
     }
-    if best == nil {
+    if best < 0 {
       if open.count >= maxOpen {
-        // Write out the fullest block to make room.
+        // Write out the fullest block (the first of the fullest) to make room.
         var fullest = 0
-        for (i, b) in open.enumerated() where b.used > open[fullest].used { fullest = i }
+        for j in open.indices where open[j].used > open[fullest].used { fullest = j }
         try flush(open.remove(at: fullest))
       }
-      let b = OpenBlock(id: nextID, nid: nid)
-      nextID += 1
-      addresses.append(0)
-      open.append(b)
-      best = b
+      open.append(makeBlock(nid: nid))
+      best = open.count - 1
     }
-    guard let b = best else { throw RoseFSError.corrupt("tail packer") }
-    let at = b.used
-    b.payload.withUnsafeMutableBytes { dst in
-      bytes.withUnsafeBytes {
-        (dst.baseAddress! + at).copyMemory(from: $0.baseAddress!, byteCount: n)
-      }
-    }
-    b.used += n
-    b.lowNid = min(b.lowNid, nid)
-    b.highNid = max(b.highNid, nid)
-    if b.free(adding: 1) < 0 {
+    let at = open[best].append(bytes, nid: nid)
+    let ref = TailRef(block: open[best].id, offset: UInt16(at), length: UInt16(n))
+    if open[best].free(adding: 1) < 0 {
       // Full: nothing more fits, write it now.
-      try flush(b)
-      open.removeAll { $0 === b }
+      try flush(open.remove(at: best))
     }
-    return TailRef(block: b.id, offset: UInt16(at), length: UInt16(n))
+    return ref
   }
 
   /// Places fragments moved out of blocks whose final page range is too wide, in the order given
@@ -305,21 +363,11 @@ final class TailPacker {
         try flush(c)
         current = nil
       }
-      let b: OpenBlock
-      if let c = current {
-        b = c
-      } else {
-        b = OpenBlock(id: nextID, nid: f.nid)
-        nextID += 1
-        addresses.append(0)
-        current = b
-      }
-      let at = b.used
-      b.payload.replaceSubrange(at..<at + f.bytes.count, with: f.bytes)
-      b.used += f.bytes.count
-      b.lowNid = min(b.lowNid, f.nid)
-      b.highNid = max(b.highNid, f.nid)
+      // Taken out of `current`, so that the payload is not shared when it is written to.
+      var b = current.take() ?? makeBlock(nid: f.nid)
+      let at = f.bytes.withUnsafeBytes { b.append($0, nid: f.nid) }
       refs.append(TailRef(block: b.id, offset: UInt16(at), length: UInt16(f.bytes.count)))
+      current = b
     }
     if let c = current { try flush(c) }
     return refs
@@ -328,20 +376,27 @@ final class TailPacker {
   /// A fragment whose file was replaced: its bytes are zeroed if its block is still open (the
   /// space is not reused; a written block keeps the dead bytes).
   func release(_ t: TailRef) {
-    guard let b = open.first(where: { $0.id == t.block }) else { return }
-    b.payload.replaceSubrange(
+    guard let i = open.firstIndex(where: { $0.id == t.block }) else { return }
+    open[i].payload.replaceSubrange(
       Int(t.offset)..<Int(t.offset) + Int(t.length), with: repeatElement(0, count: Int(t.length)))
   }
 
   func flushAll() throws {
-    for b in open.sorted(by: { $0.id < $1.id }) { try flush(b) }
+    let blocks = open.sorted { $0.id < $1.id }
     open = []
+    for b in blocks { try flush(b) }
   }
 
+  /// Writes `b` (its fragments, then zeros) and keeps its payload buffer for a later block.
   private func flush(_ b: OpenBlock) throws {
     let addr = stream.nextBlock
     let dst = stream.reserveNext()
-    b.payload.withUnsafeBytes { dst.copyMemory(from: $0) }
+    b.payload.withUnsafeBytes {
+      dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: b.used)
+    }
+    (dst.baseAddress! + b.used).initializeMemory(
+      as: UInt8.self, repeating: 0, count: RoseLayout.blockSize - b.used)
+    spare.append(b.payload)
     try stream.commit(dataChecksum: true)
     addresses[Int(b.id)] = addr
   }
@@ -368,13 +423,16 @@ extension ImageBuilder {
   func boundTailPageRanges(_ views: [HeadView]) throws {
     let perPage = UInt32(RoseLayout.inodesPerPage)
     // Two passes over the views rather than a list of inodes per block: memory follows the tail
-    // blocks (one entry each), not the files (issue 10).
-    var lowestPage: [UInt32: UInt32] = [:]
+    // blocks (4 bytes each, indexed by the block's sequence number: a dictionary cost 5 % of
+    // packing 200,000 small files), not the files (issue 10).
+    var lowestPage = [UInt32](repeating: .max, count: tails.addresses.count)
     for view in views {
       for inode in view.inodes.values {
-        guard inode.content.inline == nil, let tail = inode.content.tail else { continue }
+        guard inode.content.inline == nil, let tail = inode.content.tail,
+          Int(tail.block) < lowestPage.count
+        else { continue }
         let page = inode.ino / perPage
-        lowestPage[tail.block] = min(lowestPage[tail.block] ?? page, page)
+        lowestPage[Int(tail.block)] = min(lowestPage[Int(tail.block)], page)
       }
     }
     var moving: [Inode] = []
@@ -382,7 +440,8 @@ extension ImageBuilder {
     for view in views {
       for inode in view.inodes.values {
         guard inode.content.inline == nil, let tail = inode.content.tail,
-          let low = lowestPage[tail.block], inode.ino / perPage - low > TailPacker.maxPageRange,
+          Int(tail.block) < lowestPage.count,
+          inode.ino / perPage - lowestPage[Int(tail.block)] > TailPacker.maxPageRange,
           movingObjects.insert(ObjectIdentifier(inode)).inserted
         else { continue }
         moving.append(inode)

@@ -110,143 +110,274 @@ public final class ArchiveReader {
       }
       throw IngestError.notAnArchive(input: path, detail: message())
     }
+    // libarchive runs on a thread of its own from here on (`produce`); this thread builds the
+    // tree from what it hands over, in order. Every way out stops that thread before the
+    // handle is freed (the `defer` above it runs later).
+    let wantsProgress = progress != nil
+    let pipeline = ArchivePipeline { [self] out in
+      produce(a, into: out, position: position, wantsProgress: wantsProgress)
+    }
+    defer {
+      pipeline.stop {
+        prefetch?.cancel()
+        readAhead?.cancel()
+      }
+    }
+    try consume(pipeline, into: editor, at: prefix, total: total)
+  }
+
+  /// Applies the pipeline's items to `editor` until the archive's end or first error.
+  private func consume(
+    _ pipeline: ArchivePipeline, into editor: TreeEditor, at prefix: [UInt8], total: Int64?
+  ) throws {
+    while true {
+      switch pipeline.next() {
+      case .entry(let header):
+        try apply(header, from: pipeline, into: editor, at: prefix, total: total)
+      case .data, .dataProgress:
+        continue  // data of an entry that takes none (a hard link to a non-file): skipped
+      case .dataInPlace:
+        pipeline.release()
+      case .dataFailure(let e):
+        throw e
+      case .progress(let bytesRead, let entries):
+        progress?(IngestProgress(bytesRead: bytesRead, totalBytes: total, entries: entries))
+      case .warning(let w):
+        warnings.append(w)
+      case .failure(let e):
+        throw e
+      case .end(let bytesRead, let entries):
+        progress?(IngestProgress(bytesRead: bytesRead, totalBytes: total, entries: entries))
+        return
+      }
+    }
+  }
+
+  /// One entry into the tree; its data comes from the pipeline's data items that follow it.
+  private func apply(
+    _ header: ArchiveEntryHeader, from pipeline: ArchivePipeline, into editor: TreeEditor,
+    at prefix: [UInt8], total: Int64?
+  ) throws {
+    let raw = header.name
+    let name = ArchiveReader.prefixed(prefix, raw)
+    let size = header.size
+
+    func streamData(_ data: DataWriter) throws {
+      func write(_ bytes: UnsafeRawBufferPointer, at off: UInt64, streamOffset: Int64) throws {
+        do {
+          try data.write(bytes, at: off)
+        } catch let e as RoseFSError {
+          // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
+          if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: e) }
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: streamOffset, detail: "\(e)")
+        } catch {
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: streamOffset, detail: "\(error)")
+        }
+      }
+      while pipeline.nextIsData() {
+        switch pipeline.next() {
+        case .data(let off, let start, let count, let streamOffset):
+          try write(pipeline.bytes(start: start, count: count), at: off, streamOffset: streamOffset)
+        case .dataInPlace(let off, let bytes, let streamOffset):
+          defer { pipeline.release() }
+          try write(bytes, at: off, streamOffset: streamOffset)
+        case .dataProgress(let bytesRead, let entries):
+          progress?(IngestProgress(bytesRead: bytesRead, totalBytes: total, entries: entries))
+        case .dataFailure(let e):
+          // A read error inside the data: thrown from inside the file, as when reading here.
+          throw e
+        default:
+          return
+        }
+      }
+    }
+
+    switch header.kind {
+    case .hardLink(let target):
+      let t = ArchiveReader.prefixed(prefix, target)
+      let inode = try editor.hardLink(at: name, target: t, input: path)
+      // cpio (newc) stores the data with the last name of a hard-linked file.
+      if size > 0 && inode.kind == .regular {
+        try editor.stream(
+          into: inode, size: UInt64(size), path: name, input: path, fill: streamData)
+      }
+    case .directory:
+      try editor.directory(at: name, header.meta, input: path)
+    case .regular:
+      try editor.file(at: name, size: UInt64(size), header.meta, input: path, fill: streamData)
+    case .symlink(let target):
+      try editor.symlink(at: name, target: target, header.meta, input: path)
+    case .device(let kind, let major, let minor):
+      try editor.node(
+        at: name, kind: kind, header.meta, rdevMajor: major, rdevMinor: minor, input: path)
+    case .fifo:
+      try editor.node(at: name, kind: .fifo, header.meta, input: path)
+    case .socket:
+      try editor.node(at: name, kind: .socket, header.meta, input: path)
+    }
+  }
+
+  /// The reading thread: libarchive's loop, every entry and its data handed to `out` in order,
+  /// ending with `.end` or the first error (`.failure`), exactly where reading on the packing
+  /// thread would have thrown it.
+  private func produce(
+    _ a: OpaquePointer, into out: ArchivePipeline, position: () -> Int64, wantsProgress: Bool
+  ) {
+    func message() -> String {
+      archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
     var entries = 0
     var lastName: [UInt8]? = nil
     var paxRecovery: PaxHeaderScanner?
-    while true {
-      var entryPtr: OpaquePointer?
-      let r = archive_read_next_header(a, &entryPtr)
-      if r == ARCHIVE_EOF { break }
-      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) || entryPtr == nil {
-        if entries == 0 && archive_format(a) == 0 && archive_errno(a) == EILSEQ {
-          throw IngestError.notAnArchive(input: path, detail: message())
+    do {
+      while true {
+        var entryPtr: OpaquePointer?
+        let r = archive_read_next_header(a, &entryPtr)
+        if r == ARCHIVE_EOF { break }
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) || entryPtr == nil {
+          if entries == 0 && archive_format(a) == 0 && archive_errno(a) == EILSEQ {
+            throw IngestError.notAnArchive(input: path, detail: message())
+          }
+          throw IngestError.corruptArchive(
+            input: path, entry: lastName, offset: archive_filter_bytes(a, -1),
+            detail: (lastName == nil ? "" : "after this entry: ") + message())
         }
-        throw IngestError.corruptArchive(
-          input: path, entry: lastName, offset: archive_filter_bytes(a, -1),
-          detail: (lastName == nil ? "" : "after this entry: ") + message())
-      }
-      guard let entry = entryPtr else { break }
-      entries += 1
-      guard let pathPtr = archive_entry_pathname(entry) else {
-        throw IngestError.emptyName(
-          input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
-      }
-      let raw = ArchiveReader.bytes(pathPtr)
-      lastName = raw
-      if r == ARCHIVE_WARN {
-        warnings.append(ArchiveWarning(archive: path, entry: raw, message: message()))
-      }
-      if raw.isEmpty {
-        throw IngestError.emptyName(
-          input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
-      }
-      let name = ArchiveReader.prefixed(prefix, raw)
-      let meta = try metadata(entry, name: raw)
-      let hardlink = archive_entry_hardlink(entry).map { ArchiveReader.bytes($0) }
-      let hasSize = archive_entry_size_is_set(entry) != 0
-      let size = hasSize ? archive_entry_size(entry) : 0
-      if size < 0 {
-        throw IngestError.corruptArchive(
-          input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "negative size")
-      }
-
-      func streamData(_ data: DataWriter) throws {
-        var buf: UnsafeRawPointer?
-        var len = 0
-        var off: la_int64_t = 0
-        var sinceReport: Int64 = 0
-        while true {
-          let rr = archive_read_data_block(a, &buf, &len, &off)
-          if rr == ARCHIVE_EOF { break }
-          if rr != ARCHIVE_OK {
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
+        guard let entry = entryPtr else { break }
+        entries += 1
+        guard let pathPtr = archive_entry_pathname(entry) else {
+          throw IngestError.emptyName(
+            input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
+        }
+        let raw = ArchiveReader.bytes(pathPtr)
+        lastName = raw
+        if r == ARCHIVE_WARN {
+          guard out.emit(.warning(ArchiveWarning(archive: path, entry: raw, message: message())))
+          else { return }
+        }
+        if raw.isEmpty {
+          throw IngestError.emptyName(
+            input: path, position: "entry \(entries), byte \(archive_filter_bytes(a, -1))")
+        }
+        let meta = try metadata(entry, name: raw)
+        let hardlink = archive_entry_hardlink(entry).map { ArchiveReader.bytes($0) }
+        let hasSize = archive_entry_size_is_set(entry) != 0
+        let size = hasSize ? archive_entry_size(entry) : 0
+        if size < 0 {
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "negative size")
+        }
+        let kind: ArchiveEntryHeader.Kind
+        if let target = hardlink, !target.isEmpty {
+          kind = .hardLink(target)
+        } else {
+          let type = archive_entry_filetype(entry) & CA_IFMT
+          switch type {
+          case CA_IFDIR: kind = .directory
+          case CA_IFREG: kind = .regular
+          case CA_IFLNK:
+            var target = archive_entry_symlink(entry).map { ArchiveReader.bytes($0) } ?? []
+            if target.isEmpty {
+              // libarchive 3.6 drops a pax `linkpath` record when a SCHILY.xattr record is in
+              // the same extended header and the ustar linkname is empty: read the record
+              // ourselves.
+              if paxRecovery == nil { paxRecovery = PaxHeaderScanner(path: path) }
+              target =
+                paxRecovery?.record("linkpath", headerAt: archive_read_header_position(a)) ?? []
+            }
+            guard !target.isEmpty else {
+              throw IngestError.emptyName(
+                input: path, position: "symlink target of '\(Name.printable(raw))'")
+            }
+            kind = .symlink(target: target)
+          case CA_IFCHR, CA_IFBLK:
+            kind = .device(
+              type == CA_IFCHR ? .characterDevice : .blockDevice,
+              major: UInt32(truncatingIfNeeded: archive_entry_rdevmajor(entry)),
+              minor: UInt32(truncatingIfNeeded: archive_entry_rdevminor(entry)))
+          case CA_IFIFO: kind = .fifo
+          case CA_IFSOCK: kind = .socket
+          default:
+            throw IngestError.unsupportedType(
+              input: path, entry: raw, mode: UInt32(archive_entry_mode(entry)))
           }
-          guard len > 0, let b = buf else { continue }
-          guard off >= 0, UInt64(off) + UInt64(len) <= UInt64(size) else {
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: archive_filter_bytes(a, -1),
-              detail: "data at \(off)+\(len) lies past the entry size \(size)")
-          }
+        }
+        guard out.emit(.entry(ArchiveEntryHeader(name: raw, kind: kind, meta: meta, size: size)))
+        else { return }
+        // The data of a regular file, and of a hard link that carries some (cpio).
+        var streams = false
+        switch kind {
+        case .regular: streams = true
+        case .hardLink: streams = size > 0
+        default: break
+        }
+        if streams {
           do {
-            try data.write(UnsafeRawBufferPointer(start: b, count: len), at: UInt64(off))
-          } catch let e as RoseFSError {
-            // Writing the image failed (a full disk, an I/O error): the archive is not at fault.
-            if case .io = e { throw IngestError.image(input: path, entry: raw, underlying: e) }
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(e)")
+            guard
+              try streamData(
+                a, of: raw, size: size, entries: entries, into: out, position: position,
+                wantsProgress: wantsProgress)
+            else { return }
           } catch {
-            throw IngestError.corruptArchive(
-              input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: "\(error)")
-          }
-          sinceReport += Int64(len)
-          if sinceReport >= progressInterval, let progress {
-            sinceReport = 0
-            progress(
-              IngestProgress(
-                bytesRead: position(), totalBytes: total, entries: entries))
+            out.emit(.dataFailure(error))
+            return
           }
         }
+        // Skip data not consumed (e.g. a hard link entry with a body), surfacing corruption.
+        if archive_read_data_skip(a) < ARCHIVE_WARN {
+          throw IngestError.corruptArchive(
+            input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
+        }
+        // Every 256 entries: a report per entry costs more than reading a small entry.
+        if entries % ArchiveReader.progressEvery == 0 && wantsProgress {
+          guard out.emit(.progress(bytesRead: position(), entries: entries)) else { return }
+        }
       }
+      if entries == 0 && archive_format(a) == 0 {
+        throw IngestError.notAnArchive(input: path, detail: message())
+      }
+      out.emit(.end(bytesRead: position(), entries: entries))
+    } catch {
+      out.emit(.failure(error))
+    }
+  }
 
-      if let target = hardlink, !target.isEmpty {
-        let t = ArchiveReader.prefixed(prefix, target)
-        let inode = try editor.hardLink(at: name, target: t, input: path)
-        // cpio (newc) stores the data with the last name of a hard-linked file.
-        if size > 0 && inode.kind == .regular {
-          try editor.stream(
-            into: inode, size: UInt64(size), path: name, input: path, fill: streamData)
-        }
-      } else {
-        let type = archive_entry_filetype(entry) & CA_IFMT
-        switch type {
-        case CA_IFDIR:
-          try editor.directory(at: name, meta, input: path)
-        case CA_IFREG:
-          try editor.file(at: name, size: UInt64(size), meta, input: path, fill: streamData)
-        case CA_IFLNK:
-          var target = archive_entry_symlink(entry).map { ArchiveReader.bytes($0) } ?? []
-          if target.isEmpty {
-            // libarchive 3.6 drops a pax `linkpath` record when a SCHILY.xattr record is in the
-            // same extended header and the ustar linkname is empty: read the record ourselves.
-            if paxRecovery == nil { paxRecovery = PaxHeaderScanner(path: path) }
-            target =
-              paxRecovery?.record("linkpath", headerAt: archive_read_header_position(a)) ?? []
-          }
-          guard !target.isEmpty else {
-            throw IngestError.emptyName(
-              input: path, position: "symlink target of '\(Name.printable(raw))'")
-          }
-          try editor.symlink(at: name, target: target, meta, input: path)
-        case CA_IFCHR, CA_IFBLK:
-          try editor.node(
-            at: name, kind: type == CA_IFCHR ? .characterDevice : .blockDevice, meta,
-            rdevMajor: UInt32(truncatingIfNeeded: archive_entry_rdevmajor(entry)),
-            rdevMinor: UInt32(truncatingIfNeeded: archive_entry_rdevminor(entry)), input: path)
-        case CA_IFIFO:
-          try editor.node(at: name, kind: .fifo, meta, input: path)
-        case CA_IFSOCK:
-          try editor.node(at: name, kind: .socket, meta, input: path)
-        default:
-          throw IngestError.unsupportedType(
-            input: path, entry: raw, mode: UInt32(archive_entry_mode(entry)))
-        }
-      }
-      // Skip data not consumed (e.g. a hard link entry with a body), surfacing corruption.
-      if archive_read_data_skip(a) < ARCHIVE_WARN {
+  /// The reading thread: hands the current entry's data blocks to `out`. False when the packing
+  /// side has stopped; throws when libarchive fails inside the data.
+  private func streamData(
+    _ a: OpaquePointer, of raw: [UInt8], size: Int64, entries: Int, into out: ArchivePipeline,
+    position: () -> Int64, wantsProgress: Bool
+  ) throws -> Bool {
+    var buf: UnsafeRawPointer?
+    var len = 0
+    var off: la_int64_t = 0
+    var sinceReport: Int64 = 0
+    while true {
+      let rr = archive_read_data_block(a, &buf, &len, &off)
+      if rr == ARCHIVE_EOF { return true }
+      if rr != ARCHIVE_OK {
         throw IngestError.corruptArchive(
-          input: path, entry: raw, offset: archive_filter_bytes(a, -1), detail: message())
+          input: path, entry: raw, offset: archive_filter_bytes(a, -1),
+          detail: archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error")
       }
-      // Every 256 entries: a report per entry costs more than reading a small entry.
-      if entries % ArchiveReader.progressEvery == 0, let progress {
-        progress(IngestProgress(bytesRead: position(), totalBytes: total, entries: entries))
+      guard len > 0, let b = buf else { continue }
+      guard off >= 0, UInt64(off) + UInt64(len) <= UInt64(size) else {
+        throw IngestError.corruptArchive(
+          input: path, entry: raw, offset: archive_filter_bytes(a, -1),
+          detail: "data at \(off)+\(len) lies past the entry size \(size)")
+      }
+      guard
+        out.emitData(
+          UnsafeRawBufferPointer(start: b, count: len), at: UInt64(off),
+          streamOffset: archive_filter_bytes(a, -1))
+      else { return false }
+      sinceReport += Int64(len)
+      if sinceReport >= progressInterval && wantsProgress {
+        sinceReport = 0
+        guard out.emit(.dataProgress(bytesRead: position(), entries: entries)) else { return false }
       }
     }
-    if entries == 0 && archive_format(a) == 0 {
-      throw IngestError.notAnArchive(input: path, detail: message())
-    }
-    progress?(
-      IngestProgress(bytesRead: position(), totalBytes: total, entries: entries))
   }
 
   private func metadata(_ entry: OpaquePointer, name: [UInt8]) throws -> EntryMetadata {

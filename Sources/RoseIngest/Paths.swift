@@ -9,7 +9,8 @@ public enum ImagePath {
   /// An empty result is the root. Throws for `..` and components longer than 255 bytes.
   public static func components(_ path: [UInt8], input: String) throws -> [Name] {
     // Called once per archive entry: scanned through a buffer pointer (no per-byte bounds
-    // checks), one allocation for the list and one per component.
+    // checks), one allocation for the list and none for components of up to 15 bytes (`Name`
+    // keeps those inline).
     try path.withUnsafeBufferPointer { p in
       var out: [Name] = []
       out.reserveCapacity(4)
@@ -26,7 +27,7 @@ public enum ImagePath {
           } else if n > maxNameLength {
             throw IngestError.nameTooLong(input: input, entry: path, length: n)
           } else if n > 0 {
-            out.append(Name(Array(UnsafeBufferPointer(rebasing: p[start..<i]))))
+            out.append(Name(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: p[start..<i]))))
           }
           start = i + 1
         }
