@@ -105,6 +105,7 @@ def median_of(results):
 class Bench:
     def __init__(self, args):
         self.args = args
+        os.makedirs(args.work, exist_ok=True)  # --work may name a directory not made yet
         self.work = tempfile.mkdtemp(prefix="rosepack-scale-", dir=args.work)
         self.rosepack = os.path.abspath(args.rosepack)
         self.results = {"machine": machine(), "rosepack": self.rosepack, "datasets": [],

@@ -19,16 +19,32 @@ public struct Name: Hashable, Comparable, Sendable, CustomStringConvertible {
   public static let inlineCapacity = 15
 
   public init(_ bytes: [UInt8]) {
-    if bytes.count <= Name.inlineCapacity, !bytes.contains(0) {
-      var packed: (UInt64, UInt32, UInt16, UInt8) = (0, 0, 0, 0)
-      withUnsafeMutableBytes(of: &packed) { raw in
-        bytes.withUnsafeBytes { raw.copyMemory(from: $0) }
-      }
-      storage = .short(packed.0, packed.1, packed.2, packed.3)
+    if let short = bytes.withUnsafeBytes({ Name.packed($0) }) {
+      storage = short
     } else {
       storage = .long(bytes)
     }
   }
+
+  /// A name from bytes in a buffer (a path component being split, an entry's name in libarchive's
+  /// memory): a short name is packed straight from the buffer, with no array made and freed on the
+  /// way (ingest splits one path per archive entry).
+  public init(_ bytes: UnsafeRawBufferPointer) {
+    storage = Name.packed(bytes) ?? .long(Array(bytes))
+  }
+
+  /// The `short` form of `bytes`, or nil when they are too long for it or hold a NUL.
+  private static func packed(_ bytes: UnsafeRawBufferPointer) -> Storage? {
+    guard bytes.count <= Name.inlineCapacity, !bytes.contains(0) else { return nil }
+    var packed: (UInt64, UInt32, UInt16, UInt8) = (0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &packed) { raw in
+      if let src = bytes.baseAddress {
+        raw.baseAddress?.copyMemory(from: src, byteCount: bytes.count)
+      }
+    }
+    return .short(packed.0, packed.1, packed.2, packed.3)
+  }
+
   public init(_ string: String) { self.init(Array(string.utf8)) }
 
   /// The bytes as an array (a new array for short names: prefer `count` or `withBytes` in loops).
