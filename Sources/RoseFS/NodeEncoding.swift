@@ -1,3 +1,5 @@
+import CChecksum
+
 /// Encoders for the records inside inode slots and tree nodes (FORMAT.md sections 7 to 10).
 
 /// Inode flags (FORMAT.md section 7).
@@ -51,7 +53,21 @@ public enum InodeCore: OnDiskLayout {
 
 /// Directory name hash: plain CRC-32C of the 16 seed bytes followed by the name.
 public func nameHash(_ name: [UInt8], seed: [UInt8]) -> UInt32 {
-  crc32c(seed + name)
+  name.withUnsafeBytes { NameHasher(seed: seed).hash($0) }
+}
+
+/// `nameHash` for many names under one seed: the register after the seed is computed once, and a
+/// name is hashed from its bytes where they are (no `seed + name` array per name).
+struct NameHasher {
+  let seedState: UInt32
+
+  init(seed: [UInt8]) {
+    seedState = seed.withUnsafeBytes { rose_crc32c_update(0xFFFF_FFFF, $0.baseAddress, $0.count) }
+  }
+
+  func hash(_ name: UnsafeRawBufferPointer) -> UInt32 {
+    rose_crc32c_update(seedState, name.baseAddress, name.count) ^ 0xFFFF_FFFF
+  }
 }
 
 /// One directory entry with its key (hash << 32 | seq).
@@ -64,17 +80,28 @@ struct EncodedDirent {
 }
 
 /// Entries in key order with their seq numbers assigned (equal hashes numbered in name byte order).
+/// Sorting is of plain words, hash << 32 | position in name order, so equal hashes keep name order
+/// without a closure comparing names (the closure sort was 2.7 % of converting 200,000 small files).
 func sortedDirents(_ children: [(Name, UInt32, UInt8)], seed: [UInt8]) -> [EncodedDirent] {
-  var hashed = children.map { (nameHash($0.0.bytes, seed: seed), $0) }
-  hashed.sort { a, b in
-    a.0 != b.0 ? a.0 < b.0 : a.1.0 < b.1.0
+  var byName = children
+  if !byName.indices.dropFirst().allSatisfy({ !(byName[$0].0 < byName[$0 - 1].0) }) {
+    byName.sort { $0.0 < $1.0 }  // directory trees iterate in name order; other callers may not
   }
+  let hasher = NameHasher(seed: seed)
+  var keys = byName.indices.map { i in
+    UInt64(byName[i].0.withBytes { hasher.hash($0) }) << 32 | UInt64(i)
+  }
+  keys.sort()
   var out: [EncodedDirent] = []
-  out.reserveCapacity(hashed.count)
+  out.reserveCapacity(keys.count)
   var seq: UInt64 = 0
-  for (i, (h, c)) in hashed.enumerated() {
-    seq = (i > 0 && hashed[i - 1].0 == h) ? seq + 1 : 0
-    out.append(EncodedDirent(key: UInt64(h) << 32 | seq, ino: c.1, type: c.2, name: c.0.bytes))
+  var previousHash: UInt64 = 0
+  for (n, k) in keys.enumerated() {
+    let h = k >> 32
+    seq = (n > 0 && previousHash == h) ? seq + 1 : 0
+    previousHash = h
+    let c = byName[Int(k & 0xFFFF_FFFF)]
+    out.append(EncodedDirent(key: h << 32 | seq, ino: c.1, type: c.2, name: c.0.bytes))
   }
   return out
 }

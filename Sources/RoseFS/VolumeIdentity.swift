@@ -77,7 +77,7 @@ extension ImageBuilder {
       d.update(t.length)
     }
     d.update(UInt32(inode.children.count))
-    for (name, child) in inode.children.sorted(by: { $0.key < $1.key }) {
+    for (name, child) in inode.children {  // in name order (DirectoryEntries)
       d.update(field: name.bytes)
       d.update(child.ino)
     }
