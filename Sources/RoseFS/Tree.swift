@@ -371,10 +371,13 @@ final class InodeExtras {
   /// mtime's seconds when they do not fit `Inode.mtimeSeconds32`.
   var mtimeSecondsWide: Int64?
 
-  var isEmpty: Bool {
-    children.isEmpty && xattrs.isEmpty && rdevMajor == 0 && rdevMinor == 0 && atime == nil
-      && ctime == nil && mtimeSecondsWide == nil
+  /// Whether atime and ctime are all the record holds (it can shrink to an `InodeTimes`).
+  var holdsOnlyTimes: Bool {
+    children.isEmpty && xattrs.isEmpty && rdevMajor == 0 && rdevMinor == 0
+      && mtimeSecondsWide == nil
   }
+
+  var isEmpty: Bool { holdsOnlyTimes && atime == nil && ctime == nil }
 
   func copy() -> InodeExtras {
     let c = InodeExtras()
@@ -480,11 +483,21 @@ public final class Inode {
     guard let e = extras else { return }
     if e.isEmpty {
       side = nil
-    } else if e.children.isEmpty && e.xattrs.isEmpty && e.rdevMajor == 0 && e.rdevMinor == 0
-      && e.mtimeSecondsWide == nil
-    {
+    } else if e.holdsOnlyTimes {
       let m = mtime
       side = .times(InodeTimes(atime: e.atime ?? m, ctime: e.ctime ?? m))
+    }
+  }
+  /// Sets a rare field in the full record; set to its empty value, the field leaves the record,
+  /// and the record goes when nothing is left in it.
+  private func setRare<T: Equatable>(
+    _ field: ReferenceWritableKeyPath<InodeExtras, T>, _ value: T, empty: T
+  ) {
+    if value == empty {
+      extras?[keyPath: field] = empty
+      dropExtrasIfEmpty()
+    } else {
+      editExtras()[keyPath: field] = value
     }
   }
   /// Stores atime and ctime in the smallest form: nothing when both equal mtime, the times record
@@ -559,37 +572,16 @@ public final class Inode {
   /// Sorted by name, names unique.
   public var xattrs: [Xattr] {
     get { extras?.xattrs ?? [] }
-    set {
-      if newValue.isEmpty {
-        extras?.xattrs = []
-        dropExtrasIfEmpty()
-      } else {
-        editExtras().xattrs = newValue
-      }
-    }
+    set { setRare(\.xattrs, newValue, empty: []) }
   }
   /// Device number for character and block devices.
   public var rdevMajor: UInt32 {
     get { extras?.rdevMajor ?? 0 }
-    set {
-      if newValue == 0 {
-        extras?.rdevMajor = 0
-        dropExtrasIfEmpty()
-      } else {
-        editExtras().rdevMajor = newValue
-      }
-    }
+    set { setRare(\.rdevMajor, newValue, empty: 0) }
   }
   public var rdevMinor: UInt32 {
     get { extras?.rdevMinor ?? 0 }
-    set {
-      if newValue == 0 {
-        extras?.rdevMinor = 0
-        dropExtrasIfEmpty()
-      } else {
-        editExtras().rdevMinor = newValue
-      }
-    }
+    set { setRare(\.rdevMinor, newValue, empty: 0) }
   }
   /// Directories only. Edited in place (`_modify`), so adding a child does not copy the entries.
   public var children: DirectoryEntries {

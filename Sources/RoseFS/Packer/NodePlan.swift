@@ -214,22 +214,17 @@ extension ImageBuilder {
         for n in shared.nodes { plan.nodeSharers[n.nid, default: []].append(id) }
         return
       }
-      if !holdBytes {
-        var kept = a
+      var kept = a
+      if holdBytes {
+        auxByIno[inode.ino, default: []].append((a, [id]))
+      } else {
+        // One head shares nothing: keep the nids; `writeTreeNodes` builds the bytes again.
         kept.nodes = a.nodes.map { PendingNode(nid: $0.nid, bytes: []) }
         plan.rebuild.append((inode, nextNid))
-        nextNid = probe
-        plan.auxWithNodes[id] = kept
-        for n in kept.nodes {
-          plan.nodes.append(n)
-          plan.nodeOwner.append(id)
-        }
-        return
       }
       nextNid = probe
-      plan.auxWithNodes[id] = a
-      auxByIno[inode.ino, default: []].append((a, [id]))
-      for n in a.nodes {
+      plan.auxWithNodes[id] = kept
+      for n in kept.nodes {
         plan.nodes.append(n)
         plan.nodeOwner.append(id)
       }
