@@ -28,11 +28,11 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
   ],
   targets: [
-    // C system libraries (Debian: libarchive-dev, libzstd-dev, libssl-dev).
+    // C system libraries (Debian: libarchive-dev, libzstd-dev, nettle-dev).
     .systemLibrary(
       name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-    .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
     .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     // Linux calls and constants Swift's Glibc module leaves out (l*xattr, SEEK_DATA/SEEK_HOLE).
     .systemLibrary(name: "CRoseSystem"),
@@ -42,7 +42,7 @@ let package = Package(
     .target(name: "RoseSizes", swiftSettings: releaseSwift),
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
     .target(
-      name: "RoseFS", dependencies: ["CChecksum", "CCrypto", "RoseSizes"],
+      name: "RoseFS", dependencies: ["CChecksum", "CNettle", "RoseSizes"],
       swiftSettings: releaseSwift),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
     .target(
@@ -52,7 +52,7 @@ let package = Package(
     .target(
       name: "RoseDisk",
       dependencies: [
-        "CChecksum", "CZstd", "CCrypto", "CRoseSystem", "RoseSizes",
+        "CChecksum", "CZstd", "CNettle", "CRoseSystem", "RoseSizes",
         .product(name: "SystemPackage", package: "swift-system"),
       ], swiftSettings: releaseSwift),
     // Recipe schema, parser, validation, templates.

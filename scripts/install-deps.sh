@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(
   # build: C libraries
-  pkg-config libarchive-dev libzstd-dev libssl-dev
+  pkg-config libarchive-dev libzstd-dev nettle-dev
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools strace

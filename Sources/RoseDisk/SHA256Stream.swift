@@ -1,19 +1,18 @@
-import CCrypto
+import CNettle
 import CRoseSystem
 import Foundation
 
-/// Incremental SHA-256 over libcrypto's low-level interface (used by bmap and the manifest; no EVP
-/// set-up: see CCrypto's shim.h).
+/// Incremental SHA-256, nettle's (used by bmap and the manifest; see CNettle's shim.h).
 public final class SHA256Stream {
-  private var context = SHA256_CTX()
+  private var context = sha256_ctx()
 
   /// Starts a new digest.
-  public init() { SHA256_Init(&context) }
+  public init() { nettle_sha256_init(&context) }
 
   /// Feeds bytes.
   public func update(_ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-    SHA256_Update(&context, base, bytes.count)
+    nettle_sha256_update(&context, bytes.count, base)
   }
 
   /// Feeds bytes.
@@ -24,8 +23,8 @@ public final class SHA256Stream {
   /// Finishes and returns the 32-byte digest. The stream is reset and can be reused.
   public func finalize() -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
-    _ = digest.withUnsafeMutableBufferPointer { SHA256_Final($0.baseAddress, &context) }
-    SHA256_Init(&context)
+    // nettle's digest also starts the context over.
+    digest.withUnsafeMutableBufferPointer { nettle_sha256_digest(&context, 32, $0.baseAddress) }
     return digest
   }
 
@@ -34,12 +33,9 @@ public final class SHA256Stream {
 
   /// One-shot digest of a byte buffer.
   public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-    var digest = [UInt8](repeating: 0, count: 32)
-    digest.withUnsafeMutableBufferPointer { out in
-      _ = SHA256(
-        bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
-    }
-    return digest
+    let stream = SHA256Stream()
+    stream.update(bytes)
+    return stream.finalize()
   }
 
   /// One-shot digest of a byte array.

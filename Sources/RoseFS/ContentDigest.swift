@@ -1,20 +1,19 @@
-import CCrypto
+import CNettle
 
 /// SHA-256 (FIPS 180-4) over what a pack writes, for the default volume UUID (FORMAT.md section 3):
 /// two images with different content get different UUIDs, the same inputs the same one. The hash is
-/// libcrypto's low-level SHA-256 (no EVP set-up: see CCrypto's shim.h). The input is fed in many
-/// small fields (a few per inode, 4 bytes per data block), so updates gather into a fixed 4 KiB
-/// buffer and reach libcrypto a buffer at a time: one call per field would cost more than the
+/// nettle's (see CNettle's shim.h). The input is fed in many small fields (a few per inode, 4 bytes
+/// per data block), so updates gather into a fixed 4 KiB buffer and reach nettle a buffer at a time: one call per field would cost more than the
 /// hashing. Not copyable: it owns the buffer.
 struct ContentDigest: ~Copyable {
   private static let bufferSize = 4096
-  private var context = SHA256_CTX()
+  private var context = sha256_ctx()
   private let buffer: UnsafeMutableRawPointer
-  /// Bytes gathered at the start of `buffer`, not yet given to libcrypto.
+  /// Bytes gathered at the start of `buffer`, not yet given to nettle.
   private var pending = 0
 
   init() {
-    SHA256_Init(&context)
+    nettle_sha256_init(&context)
     buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
   }
 
@@ -24,7 +23,7 @@ struct ContentDigest: ~Copyable {
 
   private mutating func drain() {
     guard pending > 0 else { return }
-    SHA256_Update(&context, buffer, pending)
+    nettle_sha256_update(&context, pending, buffer)
     pending = 0
   }
 
@@ -32,7 +31,7 @@ struct ContentDigest: ~Copyable {
     guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
     if pending + bytes.count > Self.bufferSize { drain() }
     if bytes.count >= Self.bufferSize {
-      SHA256_Update(&context, base, bytes.count)
+      nettle_sha256_update(&context, bytes.count, base)
     } else {
       (buffer + pending).copyMemory(from: base, byteCount: bytes.count)
       pending += bytes.count
@@ -58,7 +57,7 @@ struct ContentDigest: ~Copyable {
   mutating func finalize() -> [UInt8] {
     drain()
     var out = [UInt8](repeating: 0, count: 32)
-    out.withUnsafeMutableBufferPointer { _ = SHA256_Final($0.baseAddress, &context) }
+    out.withUnsafeMutableBufferPointer { nettle_sha256_digest(&context, 32, $0.baseAddress) }
     return out
   }
 }
