@@ -16,6 +16,26 @@ let releaseSwift: [SwiftSetting] = [
 // skipped).
 let textOrderFile = Context.packageDirectory + "/scripts/rosepack-text-order.txt"
 
+// A C library the modules call: shared in debug builds (the tests link fast), its static archives in
+// release builds, so that the release executable loads no libarchive (nor the libxml2 and ICU 72 it
+// needs), nettle, zstd or fuse shared object; each cost its relocated tables and touched pages at
+// start (docs/MEMORY.md, "Static C libraries"). The module maps carry no `link` and the system
+// libraries no `pkgConfig`: SwiftPM would put their `-l` (the shared object) first on the release
+// link, and lld would then record it as needed whatever came after.
+func cLibrary(_ name: String, archives: [String]) -> [LinkerSetting] {
+  [
+    .linkedLibrary(name, .when(configuration: .debug)),
+    .unsafeFlags(archives.flatMap { ["-Xlinker", "-l:lib\($0).a"] }, .when(configuration: .release)),
+  ]
+}
+// libarchive's own dependencies (`pkg-config --static --libs libarchive`) but libxml2, which only its
+// xar reader calls: ArchiveReader does not register that reader, so no member needing it is linked.
+let libarchive = cLibrary(
+  "archive", archives: ["archive", "nettle", "acl", "lzma", "zstd", "lz4", "bz2", "z"])
+let libzstd = cLibrary("zstd", archives: ["zstd"])
+let libnettle = cLibrary("nettle", archives: ["nettle"])
+let libfuse = cLibrary("fuse3", archives: ["fuse3"])
+
 let package = Package(
   name: "rosepack",
   products: [
@@ -28,12 +48,12 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
   ],
   targets: [
-    // C system libraries (Debian: libarchive-dev, libzstd-dev, nettle-dev).
-    .systemLibrary(
-      name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-    .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-    .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
-    .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+    // C system libraries; headers from Debian's libarchive-dev, libzstd-dev, nettle-dev,
+    // libfuse3-dev. Their module maps link nothing: `cLibrary` below says how each is linked.
+    .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(name: "CNettle", providers: [.apt(["nettle-dev"])]),
+    .systemLibrary(name: "CFuse", providers: [.apt(["libfuse3-dev"])]),
     // Linux calls and constants Swift's Glibc module leaves out (l*xattr, SEEK_DATA/SEEK_HOLE).
     .systemLibrary(name: "CRoseSystem"),
     // CRC32C (SSE4.2) and CRC32 (IEEE, for GPT): the only hand-written C, because Swift cannot be as fast.
@@ -43,18 +63,18 @@ let package = Package(
     // The format: on-disk structures, builder, reader, fsck. Knows nothing of tarballs, recipes or disks.
     .target(
       name: "RoseFS", dependencies: ["CChecksum", "CNettle", "RoseSizes"],
-      swiftSettings: releaseSwift),
+      swiftSettings: releaseSwift, linkerSettings: libnettle),
     // Inputs (tarballs, directories, inline files) into the RoseFS tree model.
     .target(
       name: "RoseIngest", dependencies: ["RoseFS", "CArchive", "CZstd", "CRoseSystem"],
-      swiftSettings: releaseSwift),
+      swiftSettings: releaseSwift, linkerSettings: libarchive + libzstd),
     // Partition tables and output encoders.
     .target(
       name: "RoseDisk",
       dependencies: [
         "CChecksum", "CZstd", "CNettle", "CRoseSystem", "RoseSizes",
         .product(name: "SystemPackage", package: "swift-system"),
-      ], swiftSettings: releaseSwift),
+      ], swiftSettings: releaseSwift, linkerSettings: libzstd + libnettle),
     // Recipe schema, parser, validation, templates.
     .target(
       name: "RoseRecipe",
@@ -67,7 +87,9 @@ let package = Package(
       name: "RoseMkfs", dependencies: ["RoseFS", "RoseIngest", "RoseDisk", "RoseSizes"],
       swiftSettings: releaseSwift),
     // The FUSE low-level binding of a VolumeOperations (`rosepack mount`).
-    .target(name: "RoseMount", dependencies: ["RoseFS", "CFuse"], swiftSettings: releaseSwift),
+    .target(
+      name: "RoseMount", dependencies: ["RoseFS", "CFuse"], swiftSettings: releaseSwift,
+      linkerSettings: libfuse),
     // The block picture: `rosepack map` and the heat benchmark's heatmaps (one renderer, two callers).
     .target(name: "RoseMap", swiftSettings: releaseSwift),
     // The build pipeline: a recipe model in, a disk image and its outputs out (A/B slots, disk

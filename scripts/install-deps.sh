@@ -2,8 +2,10 @@
 # Installs the Debian packages rosepack builds against and its tests check with (idempotent).
 set -euo pipefail
 pkgs=(
-  # build: C libraries
-  pkg-config libarchive-dev libzstd-dev nettle-dev
+  # build: C libraries (debug builds link the shared objects; the release executable links the static
+  # archives, libarchive's dependencies with it: Package.swift, cLibrary)
+  pkg-config libarchive-dev libzstd-dev nettle-dev liblzma-dev libbz2-dev zlib1g-dev
+  liblz4-dev libacl1-dev
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools strace

@@ -4,8 +4,10 @@
 # (`--symbol-ordering-file`) so that they sit together at the start of the executable's text.
 # Resident text is every 64 KiB fault-around window a run touches; in plain link order the
 # executed functions (about 0.8 MiB) were spread over 8.8 MiB of windows (docs/MEMORY.md,
-# "Release flags and text order"). Re-run after large changes to what convert calls, then rebuild:
+# "Release flags and text order"). Re-run after large changes to what convert calls, then relink
+# (SwiftPM does not see the list as an input, so remove the executable to make it link again):
 #   swift build -c release --product rosepack && scripts/text-order.sh [BINARY]
+#   rm .build/release/rosepack && swift build -c release --product rosepack
 # Needs valgrind (callgrind lists every function executed, by its mangled name). Names defined more
 # than once in the binary (local value-witness and outlined helpers that every object file has
 # its own copy of) are left out: lld would place every object section holding such a name.
