@@ -99,11 +99,14 @@ let package = Package(
       dependencies: [
         "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMkfs", "RoseSizes", "CRoseSystem",
       ], swiftSettings: releaseSwift),
+    // Seeded mutations of RoseFS images, tar archives and recipes for the fuzz tests, which
+    // `rosepack debug-fuzz` runs its own commands on.
+    .target(name: "RoseFuzz", dependencies: ["RoseFS"], swiftSettings: releaseSwift),
     .executableTarget(
       name: "rosepack",
       dependencies: [
         "RoseBuild", "RoseFS", "RoseIngest", "RoseDisk", "RoseRecipe", "RoseMount", "RoseMap",
-        "RoseMkfs", "RoseSizes", "CRoseSystem",
+        "RoseMkfs", "RoseSizes", "RoseFuzz", "CRoseSystem",
         .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
