@@ -28,10 +28,14 @@ func cLibrary(_ name: String, archives: [String]) -> [LinkerSetting] {
     .unsafeFlags(archives.flatMap { ["-Xlinker", "-l:lib\($0).a"] }, .when(configuration: .release)),
   ]
 }
-// libarchive's own dependencies (`pkg-config --static --libs libarchive`) but libxml2, which only its
-// xar reader calls: ArchiveReader does not register that reader, so no member needing it is linked.
+// libarchive's own dependencies (`pkg-config --static --libs libarchive`), with libxml2's for its
+// xar reader.
 let libarchive = cLibrary(
-  "archive", archives: ["archive", "nettle", "acl", "lzma", "zstd", "lz4", "bz2", "z"])
+  "archive",
+  archives: [
+    "archive", "nettle", "acl", "lzma", "zstd", "lz4", "bz2", "z", "xml2", "icui18n", "icuuc",
+    "icudata",
+  ])
 let libzstd = cLibrary("zstd", archives: ["zstd"])
 let libnettle = cLibrary("nettle", archives: ["nettle"])
 let libfuse = cLibrary("fuse3", archives: ["fuse3"])

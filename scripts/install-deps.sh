@@ -5,7 +5,7 @@ pkgs=(
   # build: C libraries (debug builds link the shared objects; the release executable links the static
   # archives, libarchive's dependencies with it: Package.swift, cLibrary)
   pkg-config libarchive-dev libzstd-dev nettle-dev liblzma-dev libbz2-dev zlib1g-dev
-  liblz4-dev libacl1-dev
+  liblz4-dev libacl1-dev libxml2-dev libicu-dev
   # tests: independent tools that check our outputs and make test inputs
   libarchive-tools tar cpio zip unzip xz-utils bzip2 lz4 zstd gzip acl attr python3
   gdisk fdisk bmap-tools android-sdk-libsparse-utils dosfstools mtools strace

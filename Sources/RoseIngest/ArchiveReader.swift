@@ -75,17 +75,8 @@ public final class ArchiveReader {
       throw IngestError.invalid(input: path, detail: "libarchive: out of memory")
     }
     defer { archive_read_free(a) }
-    archive_read_support_filter_gzip(a)
-    archive_read_support_filter_xz(a)
-    archive_read_support_filter_lzma(a)
-    archive_read_support_filter_zstd(a)
-    archive_read_support_filter_bzip2(a)
-    archive_read_support_filter_lz4(a)
-    archive_read_support_filter_compress(a)
-    archive_read_support_format_tar(a)
-    archive_read_support_format_gnutar(a)
-    archive_read_support_format_cpio(a)
-    archive_read_support_format_zip(a)
+    ArchiveFormats.supportFilters(a)
+    ArchiveFormats.supportFormats(a)
     func message() -> String {
       archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
@@ -93,7 +84,8 @@ public final class ArchiveReader {
     let prefetch = ZstdPrefetcher.open(path: path)
     // Anything else is read from the file on a second thread (decompressed, if at all, in
     // libarchive on this one).
-    let readAhead = prefetch == nil ? ReadAhead.open(path: path) : nil
+    let readAhead =
+      prefetch == nil && !ArchiveFormats.needsSeeking(path: path) ? ReadAhead.open(path: path) : nil
     // Each thread holds its reader until told to stop: stop them on every way out.
     defer {
       prefetch?.cancel()

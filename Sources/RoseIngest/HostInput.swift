@@ -126,13 +126,7 @@ final class PaxHeaderScanner {
   init(path: String) {
     archive = archive_read_new()
     guard let a = archive else { return }
-    archive_read_support_filter_gzip(a)
-    archive_read_support_filter_xz(a)
-    archive_read_support_filter_lzma(a)
-    archive_read_support_filter_zstd(a)
-    archive_read_support_filter_bzip2(a)
-    archive_read_support_filter_lz4(a)
-    archive_read_support_filter_compress(a)
+    ArchiveFormats.supportFilters(a)
     archive_read_support_format_raw(a)
     var entry: OpaquePointer?
     if archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK

@@ -60,7 +60,7 @@ public enum IngestError: Error, CustomStringConvertible, Equatable {
       return "\(i): symlink \(Self.p(e)) has a target of \(n) bytes; at most 4095 are allowed"
     case .notAnArchive(let i, let d):
       return
-        "\(i): not an archive rosepack can read (\(d)). Inputs must be tar (ustar/pax/GNU), cpio or zip, optionally compressed with gzip, xz, zstd, bzip2 or lz4"
+        "\(i): not an archive rosepack can read (\(d)). Inputs must be \(ArchiveFormats.formatNames), optionally compressed with \(ArchiveFormats.filterNames)"
     case .corruptArchive(let i, let e, let off, let d):
       let at = e.map { " at entry \(Self.p($0))" } ?? ""
       return
