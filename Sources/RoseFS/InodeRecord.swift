@@ -164,37 +164,42 @@ public struct InodeRecord: Equatable, Sendable {
   /// As `encode(checksum:)`, into a reused buffer (resized to `nslots * 32` bytes).
   public func encode(into slot: inout [UInt8], checksum: RoseChecksum) {
     if slot.count != byteLength { slot = [UInt8](repeating: 0, count: byteLength) }
-    slot.withUnsafeMutableBytes { buf in
-      buf.initializeMemory(as: UInt8.self, repeating: 0)
-      var w = ByteWriter(buf)
-      typealias O = SlotOffset
-      w.put(mode, at: O.mode)
-      w.put(flags, at: O.flags)
-      w.put(uid, at: O.uid)
-      w.put(gid, at: O.gid)
-      w.put(nlink, at: O.nlink)
-      w.put(size, at: O.size)
-      for (t, s, ns) in [
-        (atime, O.atime, O.atimeNs), (mtime, O.mtime, O.mtimeNs), (ctime, O.ctime, O.ctimeNs),
-      ] {
-        w.put(t.seconds, at: s)
-        w.put(t.nanoseconds, at: ns)
-      }
-      w.put(ino, at: O.ino)
-      w.put(parent, at: O.parent)
-      w.put(xattrNid, at: O.xattrNid)
-      w.put(tailBlk, at: O.tailBlk)
-      w.put(treeRoot, at: O.treeRoot)
-      w.put(dataBlocks, at: O.blocks)
-      w.put(inlineLen, at: O.inlineLen)
-      w.put(xattrLen, at: O.xattrLen)
-      w.put(tailOff, at: O.tailOff)
-      w.put(nslots, at: O.nslots)
-      w.put(treeDepth, at: O.treeDepth)
-      w.put(bytes: inlineArea, paddedTo: inlineCapacity, at: O.inline)
-      let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: O.crc)
-      buf.storeBytes(of: crc.littleEndian, toByteOffset: O.crc, as: UInt32.self)
+    slot.withUnsafeMutableBytes { encode(into: $0, checksum: checksum) }
+  }
+
+  /// As `encode(checksum:)`, into the first `nslots * 32` bytes of `whole` (the bytes past them are
+  /// left as they are): the packer writes each inode straight into its page.
+  public func encode(into whole: UnsafeMutableRawBufferPointer, checksum: RoseChecksum) {
+    let buf = UnsafeMutableRawBufferPointer(rebasing: whole[0..<byteLength])
+    buf.initializeMemory(as: UInt8.self, repeating: 0)
+    var w = ByteWriter(buf)
+    typealias O = SlotOffset
+    w.put(mode, at: O.mode)
+    w.put(flags, at: O.flags)
+    w.put(uid, at: O.uid)
+    w.put(gid, at: O.gid)
+    w.put(nlink, at: O.nlink)
+    w.put(size, at: O.size)
+    for (t, s, ns) in [
+      (atime, O.atime, O.atimeNs), (mtime, O.mtime, O.mtimeNs), (ctime, O.ctime, O.ctimeNs),
+    ] {
+      w.put(t.seconds, at: s)
+      w.put(t.nanoseconds, at: ns)
     }
+    w.put(ino, at: O.ino)
+    w.put(parent, at: O.parent)
+    w.put(xattrNid, at: O.xattrNid)
+    w.put(tailBlk, at: O.tailBlk)
+    w.put(treeRoot, at: O.treeRoot)
+    w.put(dataBlocks, at: O.blocks)
+    w.put(inlineLen, at: O.inlineLen)
+    w.put(xattrLen, at: O.xattrLen)
+    w.put(tailOff, at: O.tailOff)
+    w.put(nslots, at: O.nslots)
+    w.put(treeDepth, at: O.treeDepth)
+    w.put(bytes: inlineArea, paddedTo: inlineCapacity, at: O.inline)
+    let crc = checksum.checksum(UnsafeRawBufferPointer(buf), zeroingFieldAt: O.crc)
+    buf.storeBytes(of: crc.littleEndian, toByteOffset: O.crc, as: UInt32.self)
   }
 
   /// `i_u[0 ..< inline_len]`, checked against the inline area and the inline xattrs.

@@ -322,6 +322,19 @@ public struct FileContent: Hashable, Sendable {
       }
     }
   }
+  /// Calls `body` with the inline bytes where they are (nil when in blocks): the packer reads every
+  /// small file's bytes several times, and `inline` makes an array of a pooled file's bytes each time.
+  func withInlineBytes<R>(_ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+    switch self.body {
+    case .inline(let bytes): return try bytes.withUnsafeBytes { try body($0) }
+    case .pooled(let chunk):
+      let n = Int(sizeField & 0xFFFF_FFFF)
+      return try body(UnsafeRawBufferPointer(start: chunk.base + Int(sizeField >> 32), count: n))
+    case .blocks: return try body(nil)
+    }
+  }
+  /// Bytes of the inline content (nil when in blocks), without copying them.
+  var inlineCount: Int? { withInlineBytes { $0?.count } }
   /// Whether the file is inline (`inline != nil`), without copying its bytes.
   public var isInline: Bool {
     if case .blocks = body { return false }

@@ -50,8 +50,14 @@ extension ImageBuilder {
     }
     let dataRuns = dataOwnerRuns(objects)
     let liveUnion = mergeRanges(live.flatMap { $0 })
-    let ssaRuns = summaryRuns(
-      runs + plannedRuns + dataRuns + tailOwnerRuns(objects), live: liveUnion)
+    // One array, filtered and deduplicated in place. Memory (issue 10): the concatenation, its
+    // filtered copy and the deduplicated copy were three arrays of every owner run at once, at the
+    // point of `finish` where the most is held.
+    let tailRuns = tailOwnerRuns(objects)
+    var ssaRuns: [OwnerRun] = []
+    ssaRuns.reserveCapacity(runs.count + plannedRuns.count + dataRuns.count + tailRuns.count)
+    for part in [runs, plannedRuns, dataRuns, tailRuns] { ssaRuns += part }
+    keepSummaryRuns(&ssaRuns, live: liveUnion)
     try stream.crcSpool.rewindForReading()
     var spoolPos: UInt32 = RoseLayout.mainStart
     for p in plan.blocks {
@@ -95,15 +101,26 @@ extension ImageBuilder {
       dataRuns: dataRuns, planned: plan.blocks.count)
   }
 
-  /// The SSA owners of the live blocks, sorted by address: runs of blocks that are
-  /// not live dropped, and the duplicate run a file cloned into another head (same ino, same extents)
+  /// The SSA owners of the live blocks, sorted by address (in place): runs of blocks that are not
+  /// live dropped, and the duplicate run a file cloned into another head (same ino, same extents)
   /// yields kept once.
-  func summaryRuns(_ runs: [OwnerRun], live: [(UInt32, UInt32)]) -> [OwnerRun] {
-    var out = runs.filter { rangeIntersects(live, $0.start, $0.count) }
-    out.sort { ($0.start, $0.count) < ($1.start, $1.count) }
-    return out.enumerated().compactMap { i, r in
-      i > 0 && out[i - 1].start == r.start && out[i - 1].count == r.count
-        && out[i - 1].owner == r.owner && out[i - 1].kind == r.kind ? nil : r
+  func keepSummaryRuns(_ runs: inout [OwnerRun], live: [(UInt32, UInt32)]) {
+    runs.removeAll { !rangeIntersects(live, $0.start, $0.count) }
+    runs.sort { ($0.start, $0.count) < ($1.start, $1.count) }
+    var kept = 0
+    for r in runs.indices {
+      let run = runs[r]
+      if kept > 0 {
+        let last = runs[kept - 1]
+        if last.start == run.start && last.count == run.count && last.owner == run.owner
+          && last.kind == run.kind
+        {
+          continue
+        }
+      }
+      runs[kept] = run
+      kept += 1
     }
+    runs.removeLast(runs.count - kept)
   }
 }

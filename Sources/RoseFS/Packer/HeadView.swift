@@ -41,6 +41,10 @@ struct HeadView {
     var values: some Sequence<Inode> { byIno.lazy.compactMap { $0 } }
     /// Every inode number present, ascending.
     var keys: some Sequence<UInt32> { byIno.lazy.compactMap { $0?.ino } }
+    /// Positions (`HeadView.position`), for splitting the table into ranges; each holds one inode
+    /// or none, in the order of `values`.
+    var positions: Range<Int> { byIno.indices }
+    func inode(atPosition p: Int) -> Inode? { byIno[p] }
   }
 
   var inodes = InodeTable()

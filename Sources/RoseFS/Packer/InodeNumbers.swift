@@ -13,11 +13,11 @@ extension ImageBuilder {
     switch inode.kind {
     case .directory:
       var n = 0
-      for name in inode.children.keys { n += InlineDirent.size + name.count }
+      for (name, _) in inode.children { n += InlineDirent.size + name.count }
       if n <= RoseLayout.maxInline { inlineBytes = n }
     case .regular, .symlink:
-      if let bytes = inode.content.inline {
-        inlineBytes = bytes.count
+      if let count = inode.content.inlineCount {
+        inlineBytes = count
       } else {
         let n = ExtentRecord.size * inode.content.extents.count
         if n <= RoseLayout.maxInline { inlineBytes = n }

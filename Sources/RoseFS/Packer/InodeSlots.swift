@@ -1,8 +1,10 @@
 /// Packer: the inode slot of an inode in one head (FORMAT.md section 7), as an `InodeRecord`.
 extension ImageBuilder {
   /// The `nslots * 32` bytes of an inode in one head (FORMAT.md section 7).
-  func encodeSlot(_ inode: Inode, view: HeadView, aux a: AuxNodes, into slot: inout [UInt8]) {
-    slotRecord(inode, view: view, aux: a).encode(into: &slot, checksum: checksum)
+  func encodeSlot(
+    _ inode: Inode, view: HeadView, aux a: AuxNodes, into slot: UnsafeMutableRawBufferPointer
+  ) {
+    slotRecord(inode, view: view, aux: a).encode(into: slot, checksum: checksum)
   }
 
   /// The inode as the packer fills it: the `i_u` area holds the content form's bytes from its start
