@@ -69,7 +69,9 @@ import Testing
     }
     #expect(finished, "the consumer did not finish within 20 s (deadlock)")
     guard finished else { return }
-    #expect(values == Array(0..<count))
+    let firstWrong = values.indices.first { values[$0] != $0 }
+    #expect(
+      values.count == count && firstWrong == nil, "out of order from index \(firstWrong ?? -1)")
     #expect(seen == Set(slots.map { ObjectIdentifier($0) }))
     #expect(ending == .done(count))
     // Asked again after the end, the queue answers the end again rather than waiting.
@@ -105,6 +107,8 @@ import Testing
     #expect(taken.wait(timeout: .now() + 0.3) == .timedOut, "a third slot was filled")
     queue.recycle(first)
     #expect(taken.wait(timeout: .now() + 10) == .success)
+    // One slot came back: one value more, not two.
+    #expect(taken.wait(timeout: .now() + 0.3) == .timedOut, "a recycled slot was filled twice")
     guard case .item(let third) = queue.next() else {
       Issue.record("a third item expected")
       return
