@@ -26,16 +26,22 @@ struct PrefetchFailure: Sendable {
 /// 0.5 MiB of its peak, 4 x 64 KiB was 7 % slower (docs/MEMORY.md, "The fixed baseline" and
 /// "Release flags and text order").
 final class PrefetchQueue: @unchecked Sendable {
-  private static let chunk = 128 << 10
-  private static let depth = 4
+  static let chunk = 128 << 10
+  /// Chunks filled ahead (for zstd, blocks decoded ahead: each at most 128 KiB).
+  static let depth = 4
 
-  /// One buffer, with what the thread put in it.
+  /// One block of input for libarchive, with the buffer it is usually in.
   final class Chunk {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(
-      byteCount: PrefetchQueue.chunk, alignment: 4096)
+    /// This chunk's own buffer (empty when the source hands out bytes it keeps elsewhere).
+    let buffer: UnsafeMutableRawBufferPointer
+    /// Where the bytes are: the buffer's start unless `fill` points elsewhere.
+    var start: UnsafeRawPointer?
     var count = 0
     /// Input bytes the source had consumed once this chunk was filled.
     var consumed: Int64 = 0
+    init(byteCount: Int) {
+      buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
+    }
     deinit { buffer.deallocate() }
   }
 
@@ -45,9 +51,8 @@ final class PrefetchQueue: @unchecked Sendable {
     var failure: PrefetchFailure?
   }
 
-  private let queue = RecyclingQueue<Chunk, Ending>(
-    items: (0..<PrefetchQueue.depth).map { _ in Chunk() })
-  private let fill: (UnsafeMutableRawBufferPointer) -> PrefetchFill
+  private let queue: RecyclingQueue<Chunk, Ending>
+  private let fill: (Chunk) -> PrefetchFill
   private let consumedNow: () -> Int64
 
   // libarchive's read callback only (the consumer side).
@@ -58,11 +63,16 @@ final class PrefetchQueue: @unchecked Sendable {
   /// libarchive's own count is of decompressed bytes).
   private var consumed: Int64 = 0
 
-  /// Starts the thread. `fill` is called there only; `consumed` right after each `fill`.
+  /// Starts the thread. `fill` is called there only, with a chunk whose `start` is its buffer's
+  /// (`chunkBytes` bytes; a source that keeps the bytes elsewhere sets `start` and asks for none);
+  /// `consumed` right after each `fill`.
   init(
-    fill: @escaping (UnsafeMutableRawBufferPointer) -> PrefetchFill,
+    chunkBytes: Int = PrefetchQueue.chunk,
+    fill: @escaping (Chunk) -> PrefetchFill,
     consumed: @escaping () -> Int64
   ) {
+    queue = RecyclingQueue(
+      items: (0..<PrefetchQueue.depth).map { _ in Chunk(byteCount: chunkBytes) })
     self.fill = fill
     self.consumedNow = consumed
     // The thread holds this queue (and so the source) until it returns.
@@ -72,7 +82,8 @@ final class PrefetchQueue: @unchecked Sendable {
   /// Runs on the thread until the input ends, fails, or the reader goes away.
   private func run() -> Ending {
     while let chunk = queue.take() {
-      let outcome = fill(chunk.buffer)
+      chunk.start = UnsafeRawPointer(chunk.buffer.baseAddress)
+      let outcome = fill(chunk)
       chunk.consumed = consumedNow()
       switch outcome {
       case .more(let n):
@@ -121,7 +132,7 @@ final class PrefetchQueue: @unchecked Sendable {
     case .item(let chunk):
       current = chunk
       consumed = chunk.consumed
-      out?.pointee = UnsafeRawPointer(chunk.buffer.baseAddress)
+      out?.pointee = chunk.start
       return chunk.count
     case .end(let ending):
       self.ending = ending

@@ -61,4 +61,58 @@ import Testing
     try ArchiveReader(path: dir + "/t.tar.zst").read(into: s.editor)
     #expect(s.editor.lookup("blob")?.content.size == 3_000_000)
   }
+
+  /// The prefetcher decodes into one ring that is also zstd's window: data that refers back most
+  /// of an 8 MiB window across the ring's wrap, several times over, then a skippable frame, a small
+  /// frame, and a frame with a 16 MiB window (the ring grows while libarchive may still hold
+  /// blocks of the old one) must all read back as the plain tarball does.
+  @Test func ringWrapsFramesAndWindowsKeepTheBytes() throws {
+    let dir = try tempDir("zst-ring")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      set -e; cd '\(dir)'; mkdir src
+      python3 - <<'PY'
+      import os, struct
+      r = os.urandom(6 << 20)
+      open('src/a', 'wb').write(r * 3)      # matches 6 MiB back, through every wrap
+      open('src/b', 'wb').write(os.urandom(200000))
+      s = os.urandom(5 << 20)
+      open('src/c', 'wb').write(s * 2 + r[:1000000])
+      PY
+      tar -cf t.tar -C src .
+      head -c 17000000 t.tar > p1; tail -c +17000001 t.tar | head -c 100000 > p2
+      tail -c +17100001 t.tar > p3
+      zstd -q -3 --long=23 -c p1 > t.tar.zst
+      python3 -c "import struct, sys; sys.stdout.buffer.write(struct.pack('<II', 0x184D2A53, 5) + b'skip!')" >> t.tar.zst
+      zstd -q -1 -c p2 >> t.tar.zst
+      zstd -q -3 --long=24 -c p3 >> t.tar.zst
+      """)
+    let plain = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar").read(into: plain.editor)
+    let zst = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar.zst").read(into: zst.editor)
+    let want = try describe(plain.editor.root, plain.builder.data)
+    let got = try describe(zst.editor.root, zst.builder.data)
+    #expect(want.count == 4, "\(want.keys.sorted())")
+    #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
+  }
+
+  /// A frame asking for a window over 128 MiB is refused (as zstd's streaming decoder and bsdtar
+  /// refuse it by default), with zstd's words, before anything is allocated for it.
+  @Test func aWindowOverTheLimitIsRefused() throws {
+    let dir = try tempDir("zst-window")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      set -e; cd '\(dir)'; mkdir src; head -c 100000 /dev/urandom > src/f
+      tar -cf - -C src . | zstd -q --long=28 -c > big.tar.zst
+      """)
+    let s = try Scratch()
+    #expect {
+      try ArchiveReader(path: dir + "/big.tar.zst").read(into: s.editor)
+    } throws: { error in
+      "\(error)".contains("Frame requires too much memory for decoding")
+    }
+  }
 }
