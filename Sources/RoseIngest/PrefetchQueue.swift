@@ -18,13 +18,14 @@ struct PrefetchFailure: Sendable {
   let message: String
 }
 
-/// A few buffers between a thread that reads (and, for zstd, decompresses) an input ahead of
-/// libarchive and libarchive's read callback, so that reading overlaps with packing on two cores.
-/// `ZstdPrefetcher` and `ReadAhead` differ only in how they fill a buffer (`fill`, called on the
-/// thread, one buffer at a time, in order); the hand-over is a `RecyclingQueue`. Memory is bounded
-/// by `depth` buffers of `chunk` bytes: 4 x 128 KiB; 4 x 256 KiB saved no time on minbase and cost
-/// 0.5 MiB of its peak, 4 x 64 KiB was 7 % slower (docs/MEMORY.md, "The fixed baseline" and
-/// "Release flags and text order").
+/// A few blocks of input between a thread that reads (and, for zstd, decompresses) an input ahead
+/// of libarchive and libarchive's read callback, so that reading overlaps with packing on two
+/// cores. `ZstdPrefetcher` and `ReadAhead` differ only in how they fill a chunk (`fill`, called on
+/// the thread, one chunk at a time, in order); the hand-over is a `RecyclingQueue`. `ReadAhead`
+/// reads into the chunks' own buffers, `depth` of `chunk` bytes: 4 x 128 KiB; 4 x 256 KiB saved no
+/// time on minbase and cost 0.5 MiB of its peak, 4 x 64 KiB was 7 % slower (docs/MEMORY.md, "The
+/// fixed baseline" and "Release flags and text order"). `ZstdPrefetcher` points each chunk at a
+/// block in its ring and needs no buffers here.
 final class PrefetchQueue: @unchecked Sendable {
   static let chunk = 128 << 10
   /// Chunks filled ahead (for zstd, blocks decoded ahead: each at most 128 KiB).
