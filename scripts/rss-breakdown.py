@@ -8,7 +8,11 @@ and the anonymous kinds ([heap], [stack], other anonymous mappings: thread stack
 arenas and large buffers). Private_Dirty is what the process alone pays; Rss includes clean shared
 file pages that another process may share.
 
-    scripts/rss-breakdown.py [--interval-ms N] [--json] -- rosepack convert in.tar.zst -o out.img --quiet
+    scripts/rss-breakdown.py [--interval-ms N] [--json] [--anon] -- rosepack convert in.tar.zst -o out.img --quiet
+
+--anon also lists each anonymous mapping of the peak sample (size and resident KiB, largest first),
+to tell the zstd window, buffers, thread stacks (each follows a 4 KiB guard page) and malloc's
+thread arenas apart.
 
 The sampler sees the peak only to within its interval; `/usr/bin/time -f %M` gives the exact peak.
 """
@@ -79,10 +83,14 @@ def main():
     args = sys.argv[1:]
     interval = 0.002
     as_json = False
+    list_anon = False
     while args and args[0] != "--":
         if args[0] == "--interval-ms":
             interval = float(args[1]) / 1000
             args = args[2:]
+        elif args[0] == "--anon":
+            list_anon = True
+            args = args[1:]
         elif args[0] == "--json":
             as_json = True
             args = args[1:]
@@ -114,6 +122,15 @@ def main():
         if g["Rss"] == 0:
             continue
         print(f"{name + ' ' + kind:60} {g['Rss']:8} {g['Private_Dirty']:9}")
+    if list_anon:
+        print(f"\nanonymous mappings at the peak: {'size KiB':>10} {'Rss KiB':>8}  (previous mapping)")
+        anon = [(i, m) for i, m in enumerate(best) if not m["path"] and m["Rss"] > 0]
+        for i, m in sorted(anon, key=lambda im: -im[1]["Rss"]):
+            before = best[i - 1] if i > 0 else None
+            guard = "after a guard page" if before and before["perms"] == "---p" and \
+                before["end"] == m["start"] else ""
+            size = (m["end"] - m["start"]) // 1024
+            print(f"  {m['start']:x} {m['perms']} {size:10} {m['Rss']:8}  {guard}")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ enum ArchiveItem {
   /// `count` bytes of the current entry's data for file offset `offset`, at `start` in the batch's
   /// bytes. `streamOffset`: where libarchive was in its input (for errors that name a position).
   case data(offset: UInt64, start: Int, count: Int, streamOffset: Int64)
-  /// A large block of the current entry's data, left in libarchive's memory: the reading thread
-  /// waits until the packing thread has written it and called `release` (copying it would cost
-  /// more than the wait, and for large files the reading thread has little else to do).
+  /// A large block of the current entry's data, left in libarchive's memory, valid until the next
+  /// call of `next`/`nextIsData`: the reading thread waits until the packing thread has moved past
+  /// it (copying it would cost more than the wait, and for large files the reading thread has
+  /// little else to do).
   case dataInPlace(offset: UInt64, bytes: UnsafeRawBufferPointer, streamOffset: Int64)
   /// A progress report inside a large file's data.
   case dataProgress(bytesRead: Int64, entries: Int)
@@ -72,8 +73,9 @@ final class ArchiveBatch {
 /// files they cost about the same). The packing thread sees exactly the sequence of entries,
 /// warnings, progress reports and errors it would see reading the archive itself, so the image and
 /// every message are the same. Memory is bounded: `depth` batches of `batchBytes` data bytes and
-/// at most `maxItems` items each; a file larger than a batch arrives in pieces. Batches of 64 KiB
-/// (about 120 small files) cost the same time as 256 KiB ones and about 0.5 MiB less peak RSS.
+/// at most `maxItems` items each (a `RecyclingQueue` of them); a file larger than a batch arrives
+/// in pieces. Batches of 64 KiB (about 120 small files) cost the same time as 256 KiB ones and
+/// about 0.5 MiB less peak RSS.
 final class ArchivePipeline: @unchecked Sendable {
   static let batchBytes = 64 << 10
   static let maxItems = 256
@@ -81,19 +83,15 @@ final class ArchivePipeline: @unchecked Sendable {
   /// Data blocks at least this large are handed over in place (`ArchiveItem.dataInPlace`).
   static let inPlaceMinimum = 64 << 10
 
-  private let cond = NSCondition()
-  private var free: [ArchiveBatch] = []
-  private var ready: [ArchiveBatch] = []
-  private var stopped = false
-  private var finished = false
-  private var producerWaiting = false
-  private var consumerWaiting = false
-  /// `dataInPlace` items handed over, and those the packing thread is done with.
-  private var inPlaceIssued = 0
-  private var inPlaceReleased = 0
+  /// The reading thread always ends its items with `.failure` or `.end`, so the queue's own end
+  /// carries nothing.
+  private let queue = RecyclingQueue<ArchiveBatch, Void>(
+    items: (1..<ArchivePipeline.depth).map { _ in
+      ArchiveBatch(byteCount: ArchivePipeline.batchBytes)
+    })
 
   // Reading thread only.
-  private var filling: ArchiveBatch
+  private var filling = ArchiveBatch(byteCount: ArchivePipeline.batchBytes)
 
   // Packing thread only.
   private var reading: ArchiveBatch?
@@ -105,15 +103,11 @@ final class ArchivePipeline: @unchecked Sendable {
   /// once the packing side has stopped (then `produce` should return at once).
   init(produce: @escaping (ArchivePipeline) -> Void) {
     self.produce = produce
-    for _ in 0..<Self.depth - 1 { free.append(ArchiveBatch(byteCount: Self.batchBytes)) }
-    filling = ArchiveBatch(byteCount: Self.batchBytes)
-    let thread = Thread { [self] in
-      self.produce(self)
-      self.handOver(last: true)
-    }
     // libarchive's readers and filters keep their state on the heap; 1 MiB is ample.
-    thread.stackSize = 1 << 20
-    thread.start()
+    queue.start(stackSize: 1 << 20) { [self] in
+      self.produce(self)
+      if !self.filling.items.isEmpty { self.queue.put(self.filling) }
+    }
   }
 
   // MARK: reading thread
@@ -121,7 +115,7 @@ final class ArchivePipeline: @unchecked Sendable {
   /// Appends `item`; false when the packing side has stopped.
   @discardableResult
   func emit(_ item: ArchiveItem) -> Bool {
-    if filling.items.count >= Self.maxItems && !handOver(last: false) { return false }
+    if filling.items.count >= Self.maxItems && !handOver() { return false }
     filling.items.append(item)
     return true
   }
@@ -136,7 +130,7 @@ final class ArchivePipeline: @unchecked Sendable {
     while done < bytes.count {
       var room = filling.bytes.count - filling.used
       if room == 0 || filling.items.count >= Self.maxItems {
-        guard handOver(last: false) else { return false }
+        guard handOver() else { return false }
         room = filling.bytes.count
       }
       let n = min(room, bytes.count - done)
@@ -151,54 +145,25 @@ final class ArchivePipeline: @unchecked Sendable {
     return true
   }
 
-  /// Hands `bytes` over where they are and waits until the packing thread has released them.
+  /// Hands `bytes` over where they are, as the last item of a batch, and waits until the packing
+  /// thread has moved past that batch (it has then written them).
   private func emitInPlace(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, streamOffset: Int64)
     -> Bool
   {
-    if filling.items.count >= Self.maxItems && !handOver(last: false) { return false }
+    if filling.items.count >= Self.maxItems && !handOver() { return false }
     filling.items.append(.dataInPlace(offset: offset, bytes: bytes, streamOffset: streamOffset))
-    inPlaceIssued += 1
-    guard handOver(last: false) else { return false }
-    cond.lock()
-    defer { cond.unlock() }
-    while inPlaceReleased < inPlaceIssued && !stopped {
-      producerWaiting = true
-      cond.wait()
-      producerWaiting = false
-    }
-    return !stopped
+    return handOver() && queue.waitUntilDrained()
   }
 
-  /// Queues the batch being filled and takes a free one (waiting while all are queued); `last`:
-  /// the reading thread is done. False when the packing side has stopped.
-  @discardableResult
-  private func handOver(last: Bool) -> Bool {
-    cond.lock()
-    defer { cond.unlock() }
-    if stopped {
-      if last { finishLocked() }
-      return false
-    }
-    ready.append(filling)
-    if consumerWaiting { cond.broadcast() }
-    if last {
-      finishLocked()
-      return true
-    }
-    while free.isEmpty && !stopped {
-      producerWaiting = true
-      cond.wait()
-      producerWaiting = false
-    }
-    if stopped { return false }
-    filling = free.removeLast()
+  /// Queues the batch being filled and takes a free one (waiting while all are queued). False
+  /// when the packing side has stopped.
+  private func handOver() -> Bool {
+    if queue.isStopped { return false }
+    queue.put(filling)
+    guard let batch = queue.take() else { return false }
+    filling = batch
     filling.reset()
     return true
-  }
-
-  private func finishLocked() {
-    finished = true
-    cond.broadcast()
   }
 
   // MARK: packing thread
@@ -237,44 +202,27 @@ final class ArchivePipeline: @unchecked Sendable {
     return UnsafeRawBufferPointer(rebasing: batch.bytes[start..<start + count])
   }
 
-  /// The packing thread is done with the bytes of the last `dataInPlace` item.
-  func release() {
-    cond.lock()
-    defer { cond.unlock() }
-    inPlaceReleased += 1
-    if producerWaiting { cond.broadcast() }
-  }
-
   private func nextBatch() {
-    // The items (names, metadata) are freed here rather than on the reading thread, which
-    // has libarchive's share of the work.
-    reading?.reset()
-    cond.lock()
-    defer { cond.unlock() }
     if let old = reading {
-      free.append(old)
+      // The items (names, metadata) are freed here rather than on the reading thread, which
+      // has libarchive's share of the work.
+      old.reset()
       reading = nil
-      if producerWaiting { cond.broadcast() }
+      queue.recycle(old)
     }
-    while ready.isEmpty {
+    switch queue.next() {
+    case .item(let batch):
+      reading = batch
+    case .end:
       // The reading thread always ends with `.failure` or `.end`, which the caller stops at; an
-      // empty queue after `finished` would be a bug: report it as the end rather than hang.
-      if finished {
-        let b = ArchiveBatch(byteCount: 0)
-        b.items = [
-          .failure(
-            IngestError.invalid(input: "archive", detail: "the reading thread stopped unexpectedly")
-          )
-        ]
-        reading = b
-        index = 0
-        return
-      }
-      consumerWaiting = true
-      cond.wait()
-      consumerWaiting = false
+      // empty queue after its end would be a bug: report it rather than hang.
+      let b = ArchiveBatch(byteCount: 0)
+      b.items = [
+        .failure(
+          IngestError.invalid(input: "archive", detail: "the reading thread stopped unexpectedly"))
+      ]
+      reading = b
     }
-    reading = ready.removeFirst()
     index = 0
   }
 
@@ -282,13 +230,8 @@ final class ArchivePipeline: @unchecked Sendable {
   /// the libarchive handle it used can be freed. Whatever is on its way to libarchive's read
   /// callback must be cancelled too, or the thread may wait for input forever.
   func stop(cancelling cancel: () -> Void) {
-    cond.lock()
-    stopped = true
-    cond.broadcast()
-    cond.unlock()
+    queue.cancel()
     cancel()
-    cond.lock()
-    while !finished { cond.wait() }
-    cond.unlock()
+    queue.waitUntilEnded()
   }
 }

@@ -126,10 +126,8 @@ public final class ArchiveReader {
       switch pipeline.next() {
       case .entry(let header):
         try apply(header, from: pipeline, into: editor, at: prefix, total: total)
-      case .data, .dataProgress:
+      case .data, .dataInPlace, .dataProgress:
         continue  // data of an entry that takes none (a hard link to a non-file): skipped
-      case .dataInPlace:
-        pipeline.release()
       case .dataFailure(let e):
         throw e
       case .progress(let bytesRead, let entries):
@@ -173,7 +171,6 @@ public final class ArchiveReader {
         case .data(let off, let start, let count, let streamOffset):
           try write(pipeline.bytes(start: start, count: count), at: off, streamOffset: streamOffset)
         case .dataInPlace(let off, let bytes, let streamOffset):
-          defer { pipeline.release() }
           try write(bytes, at: off, streamOffset: streamOffset)
         case .dataProgress(let bytesRead, let entries):
           progress?(IngestProgress(bytesRead: bytesRead, totalBytes: total, entries: entries))

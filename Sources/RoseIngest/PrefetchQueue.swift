@@ -18,41 +18,88 @@ struct PrefetchFailure: Sendable {
   let message: String
 }
 
-/// A few buffers between a thread that reads (and, for zstd, decompresses) an input ahead of
-/// libarchive and libarchive's read callback, so that reading overlaps with packing on two cores.
-/// `ZstdPrefetcher` and `ReadAhead` differ only in how they fill a buffer (`fill`, called on the
-/// thread, one buffer at a time, in order). Memory is bounded by `depth` buffers of `chunk` bytes:
-/// 4 x 128 KiB; 4 x 256 KiB saved no time on minbase and cost 0.5 MiB of its peak, 4 x 64 KiB was
-/// 7 % slower (docs/MEMORY.md, "The fixed baseline" and "Release flags and text order").
+/// A few blocks of input between a thread that reads (and, for zstd, decompresses) an input ahead
+/// of libarchive and libarchive's read callback, so that reading overlaps with packing on two
+/// cores. `ZstdPrefetcher` and `ReadAhead` differ only in how they fill a chunk (`fill`, called on
+/// the thread, one chunk at a time, in order); the hand-over is a `RecyclingQueue`. `ReadAhead`
+/// reads into the chunks' own buffers, `depth` of `chunk` bytes: 4 x 128 KiB; 4 x 256 KiB saved no
+/// time on minbase and cost 0.5 MiB of its peak, 4 x 64 KiB was 7 % slower (docs/MEMORY.md, "The
+/// fixed baseline" and "Release flags and text order"). `ZstdPrefetcher` points each chunk at a
+/// block in its ring and needs no buffers here.
 final class PrefetchQueue: @unchecked Sendable {
-  private let chunk = 128 << 10
-  private let depth = 4
-  private let fill: (UnsafeMutableRawBufferPointer) -> PrefetchFill
-  private let cond = NSCondition()
-  private var ready: [(buffer: UnsafeMutableRawBufferPointer, count: Int)] = []
-  private var free: [UnsafeMutableRawBufferPointer] = []
-  private var done = false
-  private var failure: PrefetchFailure?
-  private var stopped = false
-  private var current: UnsafeMutableRawBufferPointer?
-  /// Input bytes consumed so far, as `consumed` reported it after each buffer (progress against
-  /// the file size when libarchive's own count is of decompressed bytes).
-  private var consumed: Int64 = 0
+  static let chunk = 128 << 10
+  /// Chunks filled ahead (for zstd, blocks decoded ahead: each at most 128 KiB).
+  static let depth = 4
+
+  /// One block of input for libarchive, with the buffer it is usually in.
+  final class Chunk {
+    /// This chunk's own buffer (empty when the source hands out bytes it keeps elsewhere).
+    let buffer: UnsafeMutableRawBufferPointer
+    /// Where the bytes are: the buffer's start unless `fill` points elsewhere.
+    var start: UnsafeRawPointer?
+    var count = 0
+    /// Input bytes the source had consumed once this chunk was filled.
+    var consumed: Int64 = 0
+    init(byteCount: Int) {
+      buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
+    }
+    deinit { buffer.deallocate() }
+  }
+
+  /// How the thread ended: input bytes consumed, and the failure, if any.
+  struct Ending {
+    var consumed: Int64
+    var failure: PrefetchFailure?
+  }
+
+  private let queue: RecyclingQueue<Chunk, Ending>
+  private let fill: (Chunk) -> PrefetchFill
   private let consumedNow: () -> Int64
 
-  /// Starts the thread. `fill` is called there only; `consumed` right after each `fill`.
+  // libarchive's read callback only (the consumer side).
+  /// The chunk libarchive is reading: its bytes stay valid until the next callback.
+  private var current: Chunk?
+  private var ending: Ending?
+  /// Input bytes consumed as of the chunk libarchive reads (progress against the file size when
+  /// libarchive's own count is of decompressed bytes).
+  private var consumed: Int64 = 0
+
+  /// Starts the thread. `fill` is called there only, with a chunk whose `start` is its buffer's
+  /// (`chunkBytes` bytes; a source that keeps the bytes elsewhere sets `start` and asks for none);
+  /// `consumed` right after each `fill`.
   init(
-    fill: @escaping (UnsafeMutableRawBufferPointer) -> PrefetchFill,
+    chunkBytes: Int = PrefetchQueue.chunk,
+    fill: @escaping (Chunk) -> PrefetchFill,
     consumed: @escaping () -> Int64
   ) {
+    queue = RecyclingQueue(
+      items: (0..<PrefetchQueue.depth).map { _ in Chunk(byteCount: chunkBytes) })
     self.fill = fill
     self.consumedNow = consumed
-    for _ in 0..<depth {
-      free.append(UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096))
+    // The thread holds this queue (and so the source) until it returns.
+    queue.start(stackSize: 1 << 20) { [self] in run() }
+  }
+
+  /// Runs on the thread until the input ends, fails, or the reader goes away.
+  private func run() -> Ending {
+    while let chunk = queue.take() {
+      chunk.start = UnsafeRawPointer(chunk.buffer.baseAddress)
+      let outcome = fill(chunk)
+      chunk.consumed = consumedNow()
+      switch outcome {
+      case .more(let n):
+        chunk.count = n
+        queue.put(chunk)
+      case .end(let n, let failure):
+        chunk.count = n
+        if n > 0 { queue.put(chunk) } else { queue.recycle(chunk) }
+        return Ending(consumed: chunk.consumed, failure: failure)
+      case .failed(let failure):
+        queue.recycle(chunk)
+        return Ending(consumed: chunk.consumed, failure: failure)
+      }
     }
-    let thread = Thread { [self] in self.run() }
-    thread.stackSize = 1 << 20
-    thread.start()
+    return Ending(consumed: consumedNow(), failure: nil)
   }
 
   /// A regular file at `path`, opened for reading, or nil (a FIFO would block the open and
@@ -71,97 +118,32 @@ final class PrefetchQueue: @unchecked Sendable {
     return fd
   }
 
-  deinit {
-    cond.lock()
-    stopped = true
-    cond.broadcast()
-    while !done { cond.wait() }
-    cond.unlock()
-    for b in free { b.deallocate() }
-    for r in ready { r.buffer.deallocate() }
-    current?.deallocate()
-  }
-
   /// Stops the thread (which holds this queue strongly until it returns); the source and buffers
   /// go when the last reference does. Safe to call more than once.
-  func cancel() {
-    cond.lock()
-    stopped = true
-    cond.broadcast()
-    cond.unlock()
-  }
-
-  /// Runs on the thread until the input ends, fails, or the reader goes away.
-  private func run() {
-    while true {
-      cond.lock()
-      while free.isEmpty && !stopped { cond.wait() }
-      if stopped { return finish(nil) }
-      let buffer = free.removeLast()
-      cond.unlock()
-      let outcome = fill(buffer)
-      cond.lock()
-      consumed = consumedNow()
-      switch outcome {
-      case .more(let n), .end(let n, _):
-        if n > 0 {
-          ready.append((buffer, n))
-        } else {
-          free.append(buffer)
-        }
-      case .failed:
-        free.append(buffer)
-      }
-      switch outcome {
-      case .more:
-        cond.broadcast()
-        cond.unlock()
-      case .end(_, let failure):
-        finish(failure)
-      case .failed(let failure):
-        finish(failure)
-      }
-    }
-  }
-
-  /// Called with the lock held; releases it.
-  private func finish(_ failure: PrefetchFailure?) {
-    self.failure = failure
-    done = true
-    cond.broadcast()
-    cond.unlock()
-  }
+  func cancel() { queue.cancel() }
 
   /// The next block of input for libarchive: its bytes stay valid until the next call. Returns
-  /// 0 at the end, -1 with `failure` set on failure.
+  /// 0 at the end, -1 with `ending.failure` set on failure.
   private func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
-    cond.lock()
-    defer { cond.unlock() }
     if let c = current {
-      free.append(c)
+      queue.recycle(c)
       current = nil
-      cond.broadcast()
     }
-    while ready.isEmpty && !done { cond.wait() }
-    if ready.isEmpty { return failure == nil ? 0 : -1 }
-    let r = ready.removeFirst()
-    current = r.buffer
-    out?.pointee = UnsafeRawPointer(r.buffer.baseAddress)
-    return r.count
+    switch queue.next() {
+    case .item(let chunk):
+      current = chunk
+      consumed = chunk.consumed
+      out?.pointee = chunk.start
+      return chunk.count
+    case .end(let ending):
+      self.ending = ending
+      consumed = ending.consumed
+      return ending.failure == nil ? 0 : -1
+    }
   }
 
-  private var lockedFailure: PrefetchFailure? {
-    cond.lock()
-    defer { cond.unlock() }
-    return failure
-  }
-
-  /// Input bytes the thread has consumed so far.
-  var position: Int64 {
-    cond.lock()
-    defer { cond.unlock() }
-    return consumed
-  }
+  /// Input bytes consumed so far (read on the thread that calls libarchive).
+  var position: Int64 { consumed }
 
   /// Opens `a` on this queue (libarchive's client-reader callbacks).
   func attach(_ a: OpaquePointer) -> Int32 {
@@ -173,7 +155,7 @@ final class PrefetchQueue: @unchecked Sendable {
         let me = Unmanaged<PrefetchQueue>.fromOpaque(ctx).takeUnretainedValue()
         let n = me.next(buffer)
         if n < 0 {
-          let failure = me.lockedFailure
+          let failure = me.ending?.failure
           ca_set_error(archive, failure?.errno ?? EIO, failure?.message ?? "read failed")
           return -1
         }

@@ -19,7 +19,7 @@ final class ReadAhead {
       return nil
     }
     let source = ReadAhead(fd: fd)
-    return PrefetchQueue(fill: source.fill, consumed: { Int64(source.offset) })
+    return PrefetchQueue(fill: { source.fill($0.buffer) }, consumed: { Int64(source.offset) })
   }
 
   private init(fd: Int32) { self.fd = fd }

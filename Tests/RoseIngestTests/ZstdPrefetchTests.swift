@@ -61,4 +61,61 @@ import Testing
     try ArchiveReader(path: dir + "/t.tar.zst").read(into: s.editor)
     #expect(s.editor.lookup("blob")?.content.size == 3_000_000)
   }
+
+  /// The prefetcher decodes into one ring that is also zstd's window: a first frame with a 128 KiB
+  /// window (zstd's own ring rule gives it three 128 KiB blocks, fewer than the prefetch queue holds),
+  /// then data that refers back nearly all of an 8 MiB window across the ring's wraps, a skippable
+  /// frame, a small frame, and a frame with a larger window (the ring grows while libarchive may
+  /// still hold blocks of the old one) must all read back as the plain tarball does.
+  @Test func ringWrapsFramesAndWindowsKeepTheBytes() throws {
+    let dir = try tempDir("zst-ring")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      set -e; cd '\(dir)'; mkdir src
+      python3 - <<'PY'
+      import os
+      open('src/0', 'wb').write(os.urandom(3 << 20))
+      r = os.urandom((8 << 20) - (200 << 10))
+      open('src/a', 'wb').write(r * 3)      # matches 200 KiB short of the window, through wraps
+      open('src/b', 'wb').write(os.urandom(200000))
+      s = os.urandom(5 << 20)
+      open('src/c', 'wb').write(s * 2 + r[:1000000])
+      PY
+      tar -cf t.tar -C src 0 a b c
+      head -c 3000000 t.tar > p0; tail -c +3000001 t.tar | head -c 24000000 > p1
+      tail -c +27000001 t.tar | head -c 100000 > p2; tail -c +27100001 t.tar > p3
+      zstd -q -3 --zstd=wlog=17 -c p0 > t.tar.zst
+      zstd -q -3 --long=23 -c p1 >> t.tar.zst
+      python3 -c "import struct, sys; sys.stdout.buffer.write(struct.pack('<II', 0x184D2A53, 5) + b'skip!')" >> t.tar.zst
+      zstd -q -1 -c p2 >> t.tar.zst
+      zstd -q -3 --long=24 -c p3 >> t.tar.zst
+      """)
+    let plain = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar").read(into: plain.editor)
+    let zst = try Scratch()
+    try ArchiveReader(path: dir + "/t.tar.zst").read(into: zst.editor)
+    let want = try describe(plain.editor.root, plain.builder.data)
+    let got = try describe(zst.editor.root, zst.builder.data)
+    #expect(want.count == 5, "\(want.keys.sorted())")
+    #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
+  }
+
+  /// A frame asking for a window over 128 MiB is refused (as zstd's streaming decoder and bsdtar
+  /// refuse it by default), with zstd's words, before anything is allocated for it.
+  @Test func aWindowOverTheLimitIsRefused() throws {
+    let dir = try tempDir("zst-window")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try sh(
+      """
+      set -e; cd '\(dir)'; mkdir src; head -c 100000 /dev/urandom > src/f
+      tar -cf - -C src . | zstd -q --long=28 -c > big.tar.zst
+      """)
+    let s = try Scratch()
+    #expect {
+      try ArchiveReader(path: dir + "/big.tar.zst").read(into: s.editor)
+    } throws: { error in
+      "\(error)".contains("Frame requires too much memory for decoding")
+    }
+  }
 }
