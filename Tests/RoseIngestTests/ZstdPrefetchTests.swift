@@ -17,8 +17,9 @@ import Testing
     #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
   }
 
-  /// The prefetcher hands libarchive 256 KiB buffers: files that start, end and straddle buffer
-  /// edges, in a stream of two zstd frames (the second starting mid-file), must read back unchanged.
+  /// The prefetcher hands libarchive chunks of whole zstd blocks, up to 128 KiB, from its ring:
+  /// files that start, end and straddle chunk edges (the sizes are around multiples of 128 KiB), in a
+  /// stream of two zstd frames (the second starting mid-file), must read back unchanged.
   @Test func bufferAndFrameEdgesKeepTheBytes() throws {
     let dir = try tempDir("zst-edges")
     defer { try? FileManager.default.removeItem(atPath: dir) }
