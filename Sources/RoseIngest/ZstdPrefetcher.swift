@@ -31,6 +31,8 @@ final class ZstdPrefetcher {
   private var inStart = 0
   private var inEnd = 0
   private var offset: off_t = 0
+  /// The file offset of the next compressed byte to decode: progress, and where errors are.
+  private var consumed: Int { Int(offset) - (inEnd - inStart) }
   /// The ring, and where the next block goes.
   private var ring = UnsafeMutableRawBufferPointer(start: nil, count: 0)
   private var ringEnd = 0
@@ -57,7 +59,7 @@ final class ZstdPrefetcher {
     // Compressed bytes consumed, for progress against the file size.
     return PrefetchQueue(
       chunkBytes: 0, fill: source.fill,
-      consumed: { Int64(source.offset) - Int64(source.inEnd - source.inStart) })
+      consumed: { Int64(source.consumed) })
   }
 
   private init(fd: Int32, dctx: OpaquePointer) {
@@ -137,7 +139,7 @@ final class ZstdPrefetcher {
     }
     func zstdFailed(_ code: Int) -> PrefetchFill {
       let why = String(cString: ZSTD_getErrorName(code))
-      return failed("zstd: \(why) near compressed byte \(Int(offset) - (inEnd - inStart))")
+      return failed("zstd: \(why) near compressed byte \(consumed)")
     }
     // A frame that did not end is a truncated file, not the end of the archive: the bytes decoded
     // so far are handed over first.
@@ -169,7 +171,7 @@ final class ZstdPrefetcher {
           if header.windowSize > Self.windowMax {
             // zstd's words for `ZSTD_error_frameParameter_windowTooLarge`.
             return failed(
-              "zstd: Frame requires too much memory for decoding near compressed byte \(Int(offset) - (inEnd - inStart))"
+              "zstd: Frame requires too much memory for decoding near compressed byte \(consumed)"
             )
           }
           prepareRing(window: header.windowSize)

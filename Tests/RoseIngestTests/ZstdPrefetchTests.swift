@@ -7,13 +7,22 @@ import Testing
 /// zstd inputs are decompressed on a second thread: the tree must be the same as through libarchive's
 /// own filter, and a truncated or corrupt stream must be refused, never read as a shorter archive.
 @Suite struct ZstdPrefetchTests {
+  /// The trees read from a plain tarball and from its zstd form, described for comparison.
+  func readBoth(plain: String, zst: String) throws -> (
+    want: [String: String], got: [String: String]
+  ) {
+    let p = try Scratch()
+    try ArchiveReader(path: plain).read(into: p.editor)
+    let z = try Scratch()
+    try ArchiveReader(path: zst).read(into: z.editor)
+    return (
+      try describe(p.editor.root, p.builder.data), try describe(z.editor.root, z.builder.data)
+    )
+  }
+
   @Test func sameTreeAsUncompressed() throws {
-    let plain = try Scratch()
-    try ArchiveReader(path: try fixture.dir + "/pax.tar").read(into: plain.editor)
-    let zst = try Scratch()
-    try ArchiveReader(path: try fixture.dir + "/pax.tar.zst").read(into: zst.editor)
-    let want = try describe(plain.editor.root, plain.builder.data)
-    let got = try describe(zst.editor.root, zst.builder.data)
+    let (want, got) = try readBoth(
+      plain: try fixture.dir + "/pax.tar", zst: try fixture.dir + "/pax.tar.zst")
     #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
   }
 
@@ -31,12 +40,7 @@ import Testing
       half=$(( $(stat -c %s t.tar) / 2 + 12345 ))
       head -c $half t.tar | zstd -q -c > t.tar.zst; tail -c +$(( half + 1 )) t.tar | zstd -q -c >> t.tar.zst
       """)
-    let plain = try Scratch()
-    try ArchiveReader(path: dir + "/t.tar").read(into: plain.editor)
-    let zst = try Scratch()
-    try ArchiveReader(path: dir + "/t.tar.zst").read(into: zst.editor)
-    let want = try describe(plain.editor.root, plain.builder.data)
-    let got = try describe(zst.editor.root, zst.builder.data)
+    let (want, got) = try readBoth(plain: dir + "/t.tar", zst: dir + "/t.tar.zst")
     #expect(want.count == 9, "\(want.keys.sorted())")
     #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
   }
@@ -92,12 +96,7 @@ import Testing
       zstd -q -1 -c p2 >> t.tar.zst
       zstd -q -3 --long=24 -c p3 >> t.tar.zst
       """)
-    let plain = try Scratch()
-    try ArchiveReader(path: dir + "/t.tar").read(into: plain.editor)
-    let zst = try Scratch()
-    try ArchiveReader(path: dir + "/t.tar.zst").read(into: zst.editor)
-    let want = try describe(plain.editor.root, plain.builder.data)
-    let got = try describe(zst.editor.root, zst.builder.data)
+    let (want, got) = try readBoth(plain: dir + "/t.tar", zst: dir + "/t.tar.zst")
     #expect(want.count == 5, "\(want.keys.sorted())")
     #expect(diff(want, got).isEmpty, "\(diff(want, got).prefix(3))")
   }

@@ -39,12 +39,12 @@ extension ImageBuilder {
       return a
     }
 
-    /// Forms built from nid 0 (`withoutNodeBytes`), with every nid moved up by `base`: the forms
-    /// `buildAux` gives from nid `base`, apart from the node bytes. Only the tree root and the xattr
-    /// node hold nids outside the node bytes.
+    /// Forms built from nid 0 and without their node bytes (`withoutNodeBytes`), with every nid
+    /// moved up by `base`: the forms `buildAux` gives from nid `base`, apart from the node bytes.
+    /// Only the tree root and the xattr node hold nids outside the node bytes.
     func numbered(from base: UInt32) -> AuxNodes {
       var a = self
-      a.nodes = nodes.map { PendingNode(nid: $0.nid + base, bytes: []) }
+      for i in a.nodes.indices { a.nodes[i].nid += base }
       if flags & (InodeFlag.dirTree | InodeFlag.extentTree) != 0 { a.treeRoot += base }
       if flags & InodeFlag.xattrNode != 0 { a.xattrNid += base }
       return a
